@@ -1,0 +1,69 @@
+"""Walk a folder for media files: deterministic order, globs, and no links that leave the root."""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    path: Path
+    uri: str
+    kind: str
+    size: int
+    mtime_ns: int
+
+
+def _matches(rel: str, patterns: Sequence[str]) -> bool:
+    """fnmatch on the path relative to the root (`*` crosses folders); a pattern with no `/` also
+    matches the file name alone, so `*.png` means every PNG at any depth."""
+    name = rel.rsplit("/", 1)[-1]
+    return any(
+        fnmatch.fnmatchcase(rel, p) or ("/" not in p and fnmatch.fnmatchcase(name, p)) for p in patterns
+    )
+
+
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        path.resolve().relative_to(root)
+        return True
+    except (ValueError, OSError):
+        return False
+
+
+def walk(root: Path, include: Sequence[str] = (), exclude: Sequence[str] = ()) -> Iterator[SourceFile]:
+    """Yield image files under root in sorted order. Symbolic links are followed only while their
+    target stays inside the root; each real folder is visited once, so link loops end."""
+    root = root.resolve()
+    if root.is_file():
+        if root.suffix.lower() in IMAGE_EXTENSIONS:
+            st = root.stat()
+            yield SourceFile(root, str(root), "image", st.st_size, st.st_mtime_ns)
+        return
+    seen: set[str] = set()
+    for folder, dirs, files in os.walk(root, followlinks=True):
+        here = Path(folder)
+        real = os.path.realpath(folder)
+        if real in seen or not _inside(here, root):
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs.sort()
+        for name in sorted(files):
+            path = here / name
+            rel = path.relative_to(root).as_posix()
+            if path.suffix.lower() not in IMAGE_EXTENSIONS or not _inside(path, root):
+                continue
+            if (include and not _matches(rel, include)) or (exclude and _matches(rel, exclude)):
+                continue
+            try:
+                st = path.stat()
+            except OSError:
+                continue  # vanished or a dangling link
+            yield SourceFile(path, str(path), "image", st.st_size, st.st_mtime_ns)

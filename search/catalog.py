@@ -1,0 +1,319 @@
+"""The SQL catalog: items (source files), segments (units that own a vector) and their stored vectors.
+
+The catalog plus its stored vectors is the durable truth; FAISS files are a cache rebuilt from it.
+SQLite by default (WAL journal, synchronous=FULL: a committed batch survives a process kill and a power
+cut), any SQLAlchemy URL by setting. The schema is versioned with Alembic (search/migrations).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Item(Base):
+    __tablename__ = "items"
+    __table_args__ = {"sqlite_autoincrement": True}  # ids are never reused: API links stay unambiguous
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uri: Mapped[str] = mapped_column(String(4096), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    size: Mapped[int] = mapped_column(BigInteger)
+    mtime_ns: Mapped[int] = mapped_column(BigInteger)
+    content_hash: Mapped[str | None] = mapped_column(String(64))
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    error: Mapped[str | None] = mapped_column(Text)
+    meta: Mapped[dict | None] = mapped_column(JSON)
+    indexed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Segment(Base):
+    __tablename__ = "segments"
+    __table_args__ = {"sqlite_autoincrement": True}  # a reused id would hide a changed vector from FAISS
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), index=True)
+    space: Mapped[str] = mapped_column(String(16))
+    t_start: Mapped[float | None] = mapped_column(Float)
+    t_end: Mapped[float | None] = mapped_column(Float)
+    text: Mapped[str | None] = mapped_column(Text)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class State(Base):
+    """Key-value state; `generation` grows with every committed write, so readers see change cheaply."""
+
+    __tablename__ = "state"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger)
+
+
+INDEXED, FAILED = "indexed", "failed"
+
+
+@dataclass(frozen=True)
+class KnownFile:
+    id: int
+    size: int
+    mtime_ns: int
+    content_hash: str | None
+    status: str
+
+
+@dataclass
+class ItemRecord:
+    """One file's outcome, ready to write: vectors for an indexed file, an error for a failed one."""
+
+    uri: str
+    kind: str
+    size: int
+    mtime_ns: int
+    content_hash: str | None = None
+    width: int | None = None
+    height: int | None = None
+    error: str | None = None
+    vectors: np.ndarray | None = None
+    segments: list[dict] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What the vector index must do after a committed batch."""
+
+    added_ids: np.ndarray
+    added_vectors: np.ndarray
+    removed_ids: np.ndarray
+    generation: int
+
+
+@dataclass(frozen=True)
+class HitRow:
+    segment_id: int
+    item_id: int
+    uri: str
+    kind: str
+    width: int | None
+    height: int | None
+    t_start: float | None
+    t_end: float | None
+    text: str | None
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=FULL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+def _escape_like(prefix: str) -> str:
+    return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+class Catalog:
+    def __init__(self, url: str):
+        self.url = url
+        self.engine: Engine = create_engine(url)
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        with self.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def generation(self) -> int:
+        with Session(self.engine) as s:
+            return s.scalar(select(State.value).where(State.key == "generation")) or 0
+
+    def known_files(self) -> dict[str, KnownFile]:
+        q = select(Item.uri, Item.id, Item.size, Item.mtime_ns, Item.content_hash, Item.status)
+        with Session(self.engine) as s:
+            return {
+                r.uri: KnownFile(r.id, r.size, r.mtime_ns, r.content_hash, r.status) for r in s.execute(q)
+            }
+
+    def write(
+        self,
+        records: Sequence[ItemRecord],
+        touched: Sequence[tuple[int, int]] = (),
+        removed_uris: Sequence[str] = (),
+    ) -> WriteResult:
+        """Apply one batch in one transaction: the new segments with their vectors, and the ids of the
+        segments that no longer exist. `touched` are (item id, mtime_ns) of files whose content hash
+        proved unchanged."""
+        now = dt.datetime.now(dt.timezone.utc)
+        new_ids: list[int] = []
+        new_vecs: list[np.ndarray] = []
+        with Session(self.engine) as s, s.begin():
+            gone = self._drop_segments(s, [r.uri for r in records] + list(removed_uris))
+            if removed_uris:
+                s.execute(delete(Item).where(Item.uri.in_(removed_uris)))
+            for item_id, mtime_ns in touched:
+                s.execute(update(Item).where(Item.id == item_id).values(mtime_ns=mtime_ns))
+            for rec in records:
+                item_id = self._upsert_item(s, rec, now)
+                if rec.vectors is not None and len(rec.vectors):
+                    rows = [
+                        {"item_id": item_id, "vector": v.astype(np.float32).tobytes(), **extra}
+                        for v, extra in zip(rec.vectors, rec.segments, strict=True)
+                    ]
+                    ids = s.scalars(insert(Segment).returning(Segment.id, sort_by_parameter_order=True), rows)
+                    new_ids.extend(ids)
+                    new_vecs.append(rec.vectors)
+            generation = self._bump(s)
+        vecs = np.concatenate(new_vecs).astype(np.float32) if new_vecs else np.zeros((0, 0), np.float32)
+        return WriteResult(np.asarray(new_ids, np.int64), vecs, np.asarray(gone, np.int64), generation)
+
+    def _drop_segments(self, s: Session, uris: Sequence[str]) -> list[int]:
+        if not uris:
+            return []
+        item_ids = select(Item.id).where(Item.uri.in_(uris))
+        gone = list(s.scalars(select(Segment.id).where(Segment.item_id.in_(item_ids))))
+        if gone:
+            s.execute(delete(Segment).where(Segment.id.in_(gone)))
+        return gone
+
+    @staticmethod
+    def _upsert_item(s: Session, rec: ItemRecord, now: dt.datetime) -> int:
+        values = {
+            "kind": rec.kind,
+            "size": rec.size,
+            "mtime_ns": rec.mtime_ns,
+            "content_hash": rec.content_hash,
+            "width": rec.width,
+            "height": rec.height,
+            "status": FAILED if rec.error else INDEXED,
+            "error": rec.error,
+            "indexed_at": now,
+        }
+        item_id = s.scalar(select(Item.id).where(Item.uri == rec.uri))
+        if item_id is None:
+            return s.scalar(insert(Item).returning(Item.id), {"uri": rec.uri, **values})
+        s.execute(update(Item).where(Item.id == item_id).values(**values))
+        return item_id
+
+    @staticmethod
+    def _bump(s: Session) -> int:
+        row = s.get(State, "generation")
+        if row is None:
+            row = State(key="generation", value=0)
+            s.add(row)
+        row.value += 1
+        return row.value
+
+    def all_segment_ids(self) -> np.ndarray:
+        with Session(self.engine) as s:
+            return np.fromiter(s.scalars(select(Segment.id)), np.int64)
+
+    def segment_ids(self, kind: str | None = None, path_prefix: str | None = None) -> np.ndarray:
+        q = select(Segment.id).join(Item, Item.id == Segment.item_id).where(Item.status == INDEXED)
+        if kind:
+            q = q.where(Item.kind == kind)
+        if path_prefix:
+            q = q.where(Item.uri.like(_escape_like(path_prefix) + "%", escape="\\"))
+        with Session(self.engine) as s:
+            return np.fromiter(s.scalars(q), np.int64)
+
+    def vectors(
+        self, ids: Sequence[int] | None = None, chunk: int = 10_000
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Stored vectors as (ids, (n, dim) float32), in id order, chunk by chunk."""
+        wanted = None if ids is None else sorted(int(i) for i in ids)
+        last = -1
+        with Session(self.engine) as s:
+            while True:
+                q = select(Segment.id, Segment.vector).order_by(Segment.id).limit(chunk)
+                if wanted is None:
+                    rows = s.execute(q.where(Segment.id > last)).all()
+                else:
+                    part, wanted = wanted[:chunk], wanted[chunk:]
+                    rows = s.execute(q.where(Segment.id.in_(part))).all() if part else []
+                if not rows:
+                    return
+                last = rows[-1].id
+                yield (
+                    np.array([r.id for r in rows], np.int64),
+                    np.stack([np.frombuffer(r.vector, np.float32) for r in rows]),
+                )
+
+    def hits(self, segment_ids: Sequence[int]) -> dict[int, HitRow]:
+        """Catalog rows of indexed segments; ids no longer in the catalog are simply absent."""
+        if not len(segment_ids):
+            return {}
+        q = (
+            select(
+                Segment.id,
+                Segment.item_id,
+                Item.uri,
+                Item.kind,
+                Item.width,
+                Item.height,
+                Segment.t_start,
+                Segment.t_end,
+                Segment.text,
+            )
+            .join(Item, Item.id == Segment.item_id)
+            .where(Segment.id.in_([int(i) for i in segment_ids]), Item.status == INDEXED)
+        )
+        with Session(self.engine) as s:
+            return {r.id: HitRow(r.id, *r[1:]) for r in s.execute(q)}
+
+    def item(self, item_id: int) -> Item | None:
+        with Session(self.engine, expire_on_commit=False) as s:
+            return s.get(Item, item_id)
+
+    def counts(self) -> dict[str, int]:
+        with Session(self.engine) as s:
+            by_status = dict(s.execute(select(Item.status, func.count()).group_by(Item.status)).all())
+            segments = s.scalar(select(func.count()).select_from(Segment)) or 0
+        return {
+            "indexed": by_status.get(INDEXED, 0),
+            "failed": by_status.get(FAILED, 0),
+            "segments": segments,
+        }
+
+    def failures(self, limit: int = 50) -> list[tuple[str, str]]:
+        q = select(Item.uri, Item.error).where(Item.status == FAILED).order_by(Item.uri).limit(limit)
+        with Session(self.engine) as s:
+            return [(r.uri, r.error or "") for r in s.execute(q)]

@@ -1,0 +1,61 @@
+"""Settings: one typed object, read from arguments or MMSEARCH_* environment variables, passed in."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_MODEL = "ViT-B-32-256"
+DEFAULT_PRETRAINED = "datacomp_s34b_b86k"
+
+
+class ModelSettings(BaseModel):
+    """Which model embeds images and text.
+
+    `name` is an open_clip model name (with `pretrained` a tag or a checkpoint file) or the path of a
+    local model folder written by `mmsearch train`. Left unset, an existing index reopens with the model
+    it was made with and a new index uses the default model.
+    """
+
+    name: str | None = None
+    pretrained: str | None = None
+    random_weights: bool = False
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    batch_size: int = Field(32, ge=1, le=4096)
+    threads: int | None = Field(None, ge=1, description="torch intra-op threads; None keeps torch's choice")
+
+
+class IndexerSettings(BaseModel):
+    batch_size: int = Field(32, ge=1, le=4096)
+    decode_workers: int = Field(2, ge=1, le=64)
+    max_image_pixels: int = Field(100_000_000, ge=1, description="larger images are refused as bombs")
+    max_file_bytes: int = Field(200 * 2**20, ge=1)
+    include: list[str] = Field(default_factory=list, description="glob patterns on paths under the root")
+    exclude: list[str] = Field(default_factory=list)
+    save_every_s: float = Field(30.0, gt=0, description="how often the FAISS cache is saved mid-run")
+
+
+class ApiSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    max_upload_bytes: int = Field(20 * 2**20, ge=1)
+    max_k: int = Field(200, ge=1)
+    thumbnail_px: int = Field(256, ge=16, le=2048)
+
+
+class Settings(BaseSettings):
+    """Everything configurable. Nested groups read e.g. MMSEARCH_MODEL__NAME."""
+
+    model_config = SettingsConfigDict(env_prefix="MMSEARCH_", env_nested_delimiter="__", extra="ignore")
+
+    index_dir: Path = Path("mmsearch-index")
+    database_url: str | None = Field(None, description="SQLAlchemy URL; default: SQLite in index_dir")
+    model: ModelSettings = Field(default_factory=ModelSettings)
+    indexer: IndexerSettings = Field(default_factory=IndexerSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
+
+    def catalog_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.index_dir / 'catalog.sqlite').resolve()}"
