@@ -39,7 +39,8 @@ def _inside(path: Path, root: Path) -> bool:
 
 def walk(root: Path, include: Sequence[str] = (), exclude: Sequence[str] = ()) -> Iterator[SourceFile]:
     """Yield image files under root in sorted order. Symbolic links are followed only while their
-    target stays inside the root; each real folder is visited once, so link loops end."""
+    target stays inside the root; each real folder is visited once (by its real path when it has one),
+    so link loops end and no file is indexed twice."""
     root = root.resolve()
     if root.is_file():
         if root.suffix.lower() in IMAGE_EXTENSIONS:
@@ -54,7 +55,7 @@ def walk(root: Path, include: Sequence[str] = (), exclude: Sequence[str] = ()) -
             dirs[:] = []
             continue
         seen.add(real)
-        dirs.sort()
+        dirs.sort(key=lambda d: (os.path.islink(os.path.join(folder, d)), d))  # real folders win over links
         for name in sorted(files):
             path = here / name
             rel = path.relative_to(root).as_posix()

@@ -1,19 +1,37 @@
-"""mmsearch's engine: encode, store and search images (and later video moments and speech) in one space."""
+"""mmsearch's engine: encode, store and search images (and later video moments and speech) in one space.
 
-from search.config import IndexerSettings, ModelSettings, Settings
-from search.engine import Engine, Filters, Hit
-from search.errors import (
-    ConfigError,
-    IndexStateError,
-    InvalidQueryError,
-    MediaError,
-    MediaTooLargeError,
-    MMSearchError,
-    ModelMismatchError,
-    ModelUnavailableError,
-    NotFoundError,
-)
-from search.models import Encoder, ModelSpec
+Names are imported lazily, so `import search.config` or `search.errors` does not load torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+_EXPORTS = {
+    "Settings": "search.config",
+    "ModelSettings": "search.config",
+    "IndexerSettings": "search.config",
+    "Engine": "search.engine",
+    "Filters": "search.engine",
+    "Hit": "search.engine",
+    "Encoder": "search.models",
+    "ModelSpec": "search.models",
+    **{
+        name: "search.errors"
+        for name in (
+            "MMSearchError",
+            "ConfigError",
+            "ModelUnavailableError",
+            "ModelMismatchError",
+            "IndexStateError",
+            "InvalidQueryError",
+            "NotFoundError",
+            "MediaError",
+            "MediaTooLargeError",
+        )
+    },
+}
 
 __all__ = [
     "ConfigError",
@@ -34,3 +52,25 @@ __all__ = [
     "NotFoundError",
     "Settings",
 ]
+
+if TYPE_CHECKING:
+    from search.config import IndexerSettings, ModelSettings, Settings
+    from search.engine import Engine, Filters, Hit
+    from search.errors import (
+        ConfigError,
+        IndexStateError,
+        InvalidQueryError,
+        MediaError,
+        MediaTooLargeError,
+        MMSearchError,
+        ModelMismatchError,
+        ModelUnavailableError,
+        NotFoundError,
+    )
+    from search.models import Encoder, ModelSpec
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'search' has no attribute {name!r}")

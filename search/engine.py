@@ -109,7 +109,7 @@ class Engine:
         return list(hits.values())
 
     def item(self, item_id: int) -> Item:
-        item = self.store.catalog.item(item_id)
+        item = self.store.catalog.item(item_id) if 0 < item_id < 2**63 else None
         if item is None:
             raise NotFoundError(f"no item with id {item_id}")
         return item

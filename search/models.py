@@ -20,6 +20,11 @@ log = logging.getLogger(__name__)
 
 RANDOM_SEED = 0
 LOCAL_CONFIG = "open_clip_config.json"
+MODEL_CONFIGS = Path(__file__).with_name("model_configs")
+
+# Our own small architectures (e.g. mmsearch-tiny, the model tests and the offline demo train) join
+# open_clip's registry, so they build by name like any built-in.
+open_clip.add_model_config(MODEL_CONFIGS)
 
 
 @dataclass(frozen=True)

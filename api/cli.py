@@ -1,0 +1,340 @@
+"""`mmsearch`: index, search, inspect, serve, train and benchmark from the command line."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+from search.config import Settings
+from search.errors import MMSearchError
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks that print measured ratios.")
+app.add_typer(bench_app, name="bench")
+out = Console()
+err = Console(stderr=True)
+
+IndexDir = Annotated[
+    Path | None, typer.Option("--index-dir", "-i", help="Index folder [env MMSEARCH_INDEX_DIR]")
+]
+Model = Annotated[
+    str | None,
+    typer.Option("--model", "-m", help="open_clip model name or local model folder (default: the index's)"),
+]
+Pretrained = Annotated[str | None, typer.Option(help="Pretrained tag or checkpoint file for --model")]
+RandomWeights = Annotated[bool, typer.Option("--random-weights", help="Random weights (speed tests only)")]
+Device = Annotated[str | None, typer.Option(help="auto, cpu, cuda or mps")]
+
+
+def settings_from(
+    index_dir: Path | None = None,
+    model: str | None = None,
+    pretrained: str | None = None,
+    random_weights: bool = False,
+    device: str | None = None,
+    **indexer: object,
+) -> Settings:
+    """Environment and defaults first, then whatever was given on the command line."""
+    s = Settings()
+    updates: dict = {}
+    if index_dir is not None:
+        updates["index_dir"] = index_dir
+    chosen = {"name": model, "pretrained": pretrained, "device": device}
+    model_updates = {k: v for k, v in chosen.items() if v is not None}
+    if random_weights:
+        model_updates["random_weights"] = True
+    if model_updates:
+        updates["model"] = s.model.model_copy(update=model_updates)
+    indexer_updates = {k: v for k, v in indexer.items() if v not in (None, [], ())}
+    if indexer_updates:
+        updates["indexer"] = s.indexer.model_copy(update=indexer_updates)
+    return Settings.model_validate({**s.model_dump(), **updates}) if updates else s
+
+
+def open_engine(settings: Settings, create: bool = False):
+    from search.engine import Engine  # torch and open_clip load here, not for --help
+
+    with err.status(f"loading model and index {settings.index_dir} ..."):
+        return Engine.open(settings, create=create)
+
+
+class RateColumn(ProgressColumn):
+    def render(self, task) -> Text:
+        return Text(f"{task.speed:.1f} img/s" if task.speed else "-- img/s", style="cyan")
+
+
+@app.command()
+def index(
+    path: Annotated[Path, typer.Argument(exists=True, help="Folder (or file) to index")],
+    index_dir: IndexDir = None,
+    model: Model = None,
+    pretrained: Pretrained = None,
+    random_weights: RandomWeights = False,
+    device: Device = None,
+    include: Annotated[list[str] | None, typer.Option(help="Glob of paths to index (repeatable)")] = None,
+    exclude: Annotated[list[str] | None, typer.Option(help="Glob of paths to skip (repeatable)")] = None,
+    prune: Annotated[bool, typer.Option(help="Drop catalog entries of deleted files under PATH")] = False,
+    batch_size: Annotated[int | None, typer.Option(help="Images per encoder batch")] = None,
+    workers: Annotated[int | None, typer.Option(help="Decode worker threads")] = None,
+) -> None:
+    """Index the images under PATH (incremental: unchanged files are skipped)."""
+    from indexer import index_folder
+
+    s = settings_from(
+        index_dir,
+        model,
+        pretrained,
+        random_weights,
+        device,
+        include=include or [],
+        exclude=exclude or [],
+        batch_size=batch_size,
+        decode_workers=workers,
+    )
+    engine = open_engine(s, create=True)
+    columns = (TextColumn("indexing"), BarColumn(), MofNCompleteColumn(), RateColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=err, transient=True) as progress:
+        task = progress.add_task("index", total=None)
+        report = index_folder(
+            path,
+            engine.encoder,
+            engine.store,
+            s.indexer,
+            prune=prune,
+            on_progress=lambda done, total: progress.update(task, completed=done, total=total),
+        )
+    rate = report.indexed / report.seconds if report.seconds else 0.0
+    out.print(
+        f"indexed {report.indexed}, skipped {report.skipped}, failed {report.failed}, "
+        f"removed {report.removed} in {report.seconds:.1f} s ({rate:.1f} images/s)"
+    )
+    for uri, reason in report.errors[:20]:
+        err.print(f"[yellow]failed[/] {uri}: {reason}")
+    if len(report.errors) > 20:
+        err.print(f"... and {len(report.errors) - 20} more (see `mmsearch info --failures`)")
+
+
+@app.command()
+def search(
+    query: Annotated[str | None, typer.Argument(help="Text query")] = None,
+    image: Annotated[Path | None, typer.Option("--image", exists=True, help="Image query file")] = None,
+    k: Annotated[int, typer.Option("-k", min=1, max=10_000, help="Number of hits")] = 10,
+    min_score: Annotated[float | None, typer.Option(help="Drop hits scoring below this")] = None,
+    kind: Annotated[str | None, typer.Option(help="Only items of this kind (image, video, audio)")] = None,
+    path_prefix: Annotated[str | None, typer.Option(help="Only files whose path starts with this")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+    index_dir: IndexDir = None,
+    model: Model = None,
+    pretrained: Pretrained = None,
+    device: Device = None,
+) -> None:
+    """Search by text or by image (--image FILE)."""
+    from search.engine import Filters
+    from search.errors import InvalidQueryError
+
+    if (query is None) == (image is None):
+        raise InvalidQueryError("give either a text query or --image FILE")
+    filters = Filters(kind, str(Path(path_prefix).resolve()) if path_prefix else None, min_score)
+    s = settings_from(index_dir, model, pretrained, device=device)
+    engine = open_engine(s)
+    if image is not None:
+        from indexer.media import decode_image
+
+        decoded = decode_image(image.read_bytes(), s.indexer.max_image_pixels)
+        hits = engine.search_image(decoded.image, k, filters)
+    else:
+        hits = engine.search_text(query or "", k, filters)
+    if as_json:
+        out.print_json(json.dumps([h.to_dict() for h in hits]))
+        return
+    table = Table("#", "score", "kind", "path", "size", box=None)
+    for rank, h in enumerate(hits, 1):
+        size = f"{h.width}x{h.height}" if h.width else ""
+        table.add_row(str(rank), f"{h.score:.3f}", h.kind, h.uri, size)
+    out.print(table if hits else "no hits")
+
+
+@app.command()
+def info(
+    index_dir: IndexDir = None,
+    failures: Annotated[bool, typer.Option("--failures", help="List the files that failed")] = False,
+) -> None:
+    """Show the index's model, counts and failures."""
+    from search.catalog import Catalog
+    from search.store import read_manifest
+
+    s = settings_from(index_dir)
+    manifest = read_manifest(s.index_dir)
+    if manifest is None:
+        raise MMSearchError(f"no index at {s.index_dir}")
+    catalog = Catalog(s.catalog_url())
+    m = manifest["model"]
+    out.print(f"index    {s.index_dir.resolve()}")
+    out.print(
+        f"model    {m['name']} {m['pretrained'] or ''}{' (random weights)' if m['random_weights'] else ''}"
+        f" dim={m['dim']} fingerprint={m['fingerprint']}"
+    )
+    counts = catalog.counts()
+    out.print(
+        f"items    {counts['indexed']} indexed, {counts['failed']} failed; {counts['segments']} vectors"
+    )
+    limit = 1000 if failures else 5
+    for uri, reason in catalog.failures(limit):
+        out.print(f"  failed {uri}: {reason}")
+    catalog.close()
+
+
+@app.command()
+def reindex(index_dir: IndexDir = None) -> None:
+    """Rebuild the FAISS file from the vectors stored in the catalog."""
+    engine = open_engine(settings_from(index_dir))
+    out.print(f"rebuilt the vector index: {engine.store.rebuild()} vectors")
+
+
+@app.command()
+def serve(
+    index_dir: IndexDir = None,
+    host: Annotated[str | None, typer.Option(help="Bind address")] = None,
+    port: Annotated[int | None, typer.Option(help="Port")] = None,
+    model: Model = None,
+    device: Device = None,
+) -> None:
+    """Serve the HTTP API and its docs (/docs)."""
+    import uvicorn
+
+    from api.app import create_app
+
+    s = settings_from(index_dir, model, device=device)
+    s = s.model_copy(
+        update={"api": s.api.model_copy(update={k: v for k, v in {"host": host, "port": port}.items() if v})}
+    )
+    uvicorn.run(create_app(s), host=s.api.host, port=s.api.port)
+
+
+@app.command()
+def synth(
+    out_dir: Annotated[Path, typer.Argument(help="Folder to write images and captions.csv into")],
+    per_class: Annotated[int, typer.Option(min=1, help="Images per colour x shape class")] = 20,
+    seed: Annotated[int, typer.Option(help="Seed (use another one for held-out data)")] = 0,
+    size: Annotated[int, typer.Option(min=16, help="Image side in pixels")] = 128,
+    fmt: Annotated[str, typer.Option("--format", help="png or jpg")] = "png",
+) -> None:
+    """Write the synthetic captioned shapes dataset (for training, tests and the offline demo)."""
+    from search.synthetic import generate
+
+    pairs = generate(out_dir, per_class, seed=seed, size=size, fmt=fmt)
+    out.print(f"wrote {len(pairs)} images and {out_dir / 'captions.csv'}")
+
+
+@app.command()
+def train(
+    captions: Annotated[
+        Path, typer.Argument(exists=True, help="CSV (path,caption) or JSONL of image-caption pairs")
+    ],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Model folder to write")],
+    base: Annotated[
+        str,
+        typer.Option(
+            help="Model to start from: mmsearch-tiny, an open_clip name, or local-dir:PATH to fine-tune"
+        ),
+    ] = "mmsearch-tiny",
+    pretrained: Pretrained = None,
+    epochs: Annotated[int | None, typer.Option(min=1)] = None,
+    batch_size: Annotated[int | None, typer.Option(min=2)] = None,
+    lr: Annotated[float | None, typer.Option(min=0.0)] = None,
+    seed: Annotated[int | None, typer.Option()] = None,
+) -> None:
+    """Train or fine-tune a CLIP model contrastively; the folder it writes works with --model."""
+    from dataclasses import replace
+
+    from search.train import TrainConfig, load_pairs
+    from search.train import train as run_training
+
+    given = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed}
+    config = replace(
+        TrainConfig(model=base, pretrained=pretrained), **{k: v for k, v in given.items() if v is not None}
+    )
+    pairs = load_pairs(captions)
+    with Progress(
+        TextColumn("training"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]}"),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("train", total=config.epochs, loss="--")
+        saved = run_training(
+            pairs,
+            out_dir,
+            config,
+            on_epoch=lambda e, loss: progress.update(task, completed=e, loss=f"{loss:.3f}"),
+        )
+    out.print(f"trained on {len(pairs)} pairs; model folder {saved} (use --model {saved})")
+
+
+@bench_app.command("index")
+def bench_index_cmd(
+    images: Annotated[int, typer.Option(min=1, help="Number of camera-size JPEGs")] = 256,
+    size: Annotated[str, typer.Option(help="JPEG size WxH")] = "1600x1200",
+    image_dir: Annotated[Path | None, typer.Option(help="Keep the generated JPEGs here for reuse")] = None,
+    model: Annotated[str, typer.Option("--model", "-m")] = "ViT-B-32",
+    pretrained: Pretrained = None,
+    batch_size: Annotated[int, typer.Option(min=1)] = 32,
+    workers: Annotated[int, typer.Option(min=1)] = 2,
+    device: Device = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Pipeline throughput (JPEG files -> committed vectors) / model-only throughput, in one run."""
+    from dataclasses import asdict
+
+    from indexer.bench import bench_index
+
+    w, h = (int(v) for v in size.lower().split("x"))
+    s = settings_from(
+        None, model, pretrained, pretrained is None, device, batch_size=batch_size, decode_workers=workers
+    )
+    s = s.model_copy(update={"model": s.model.model_copy(update={"batch_size": batch_size})})
+    with err.status("benchmarking ..."):
+        result = bench_index(s, images, image_dir, (w, h))
+    if as_json:
+        out.print_json(data=asdict(result))
+        return
+    table = Table(box=None, show_header=False)
+    for key, value in asdict(result).items():
+        table.add_row(key, str(value))
+    out.print(table)
+    out.print(
+        f"pipeline {result.pipeline_ips:.1f} images/s / model-only {result.model_only_ips:.1f} images/s "
+        f"= [bold]{result.ratio:.2f}[/]"
+    )
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        app()
+    except MMSearchError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

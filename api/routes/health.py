@@ -1,0 +1,43 @@
+"""Liveness and what is loaded: GET /health."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+
+from api.deps import EngineDep
+from api.errors import error_responses
+from search import IndexStateError
+
+router = APIRouter(tags=["health"])
+log = logging.getLogger("api")
+
+
+class HealthOut(BaseModel):
+    status: str
+    items: int = Field(description="indexed items")
+    failed: int = Field(description="items that could not be indexed")
+    segments: int
+    vectors: int = Field(description="vectors in the search index")
+    model: str
+
+
+@router.get(
+    "/health", summary="Health and index size", response_model=HealthOut, responses=error_responses(503)
+)
+def health(engine: EngineDep) -> HealthOut:
+    try:
+        info = engine.info()
+    except Exception as exc:
+        log.exception("health check failed")
+        raise IndexStateError(f"the index is unavailable ({type(exc).__name__})") from exc
+    return HealthOut(
+        status="ok",
+        items=info.get("indexed", 0),
+        failed=info.get("failed", 0),
+        segments=info.get("segments", 0),
+        vectors=info.get("vectors", 0),
+        model=engine.encoder.spec.label(),
+    )

@@ -1,0 +1,180 @@
+"""Item endpoints: a catalog row, and a JPEG thumbnail of an indexed image.
+
+Files are found only through the catalog (the uri the indexer recorded for an item id); nothing in the
+request names a path. Thumbnails are re-encoded JPEGs, never the file's own bytes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import stat
+import threading
+from collections import OrderedDict
+from pathlib import Path as FsPath
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from pydantic import BaseModel, Field
+
+from api.deps import EngineDep, SettingsDep
+from api.errors import error_responses
+from indexer.media import decode_image
+from search import MediaError, NotFoundError
+from search.catalog import INDEXED
+
+router = APIRouter(tags=["items"])
+
+MAX_ID = 2**63 - 1  # catalog ids are 64-bit; a larger number could not be a key
+ItemId = Annotated[int, Path(ge=1, le=MAX_ID, description="the item's catalog id")]
+CACHE_CONTROL = "public, max-age=3600"
+JPEG_QUALITY = 85
+
+
+class ItemOut(BaseModel):
+    id: int
+    uri: str
+    kind: str
+    size: int = Field(description="file size in bytes")
+    mtime_ns: int
+    content_hash: str | None = Field(None, description="SHA-256 of the file")
+    width: int | None = None
+    height: int | None = None
+    status: str = Field(description="'indexed' or 'failed'")
+    error: str | None = Field(None, description="why indexing failed")
+    indexed_at: dt.datetime | None = None
+    meta: dict | None = None
+    thumbnail_url: str | None = Field(None, description="only for indexed images")
+
+
+class ThumbnailCache:
+    """A small LRU of generated JPEGs, keyed by (item id, size, file size, file mtime)."""
+
+    def __init__(self, max_bytes: int = 16 * 2**20, max_entries: int = 512):
+        self.max_bytes, self.max_entries = max_bytes, max_entries
+        self._data: OrderedDict[tuple, bytes] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple) -> bytes | None:
+        with self._lock:
+            data = self._data.get(key)
+            if data is not None:
+                self._data.move_to_end(key)
+            return data
+
+    def put(self, key: tuple, data: bytes) -> None:
+        if len(data) > self.max_bytes:
+            return
+        with self._lock:
+            old = self._data.pop(key, None)
+            self._bytes -= len(old) if old is not None else 0
+            self._data[key] = data
+            self._bytes += len(data)
+            while self._bytes > self.max_bytes or len(self._data) > self.max_entries:
+                _, dropped = self._data.popitem(last=False)
+                self._bytes -= len(dropped)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+async def get_thumbnails(request: Request) -> ThumbnailCache:
+    return request.app.state.thumbnails
+
+
+ThumbnailsDep = Annotated[ThumbnailCache, Depends(get_thumbnails)]
+
+
+@router.get(
+    "/items/{item_id}",
+    summary="One catalog item",
+    response_model=ItemOut,
+    responses=error_responses(404, 422, 503),
+)
+def get_item(request: Request, engine: EngineDep, item_id: ItemId) -> ItemOut:
+    item = engine.item(item_id)
+    root = request.scope.get("root_path", "").rstrip("/")
+    has_thumb = item.status == INDEXED and item.kind == "image"
+    return ItemOut(
+        id=item.id,
+        uri=item.uri,
+        kind=item.kind,
+        size=item.size,
+        mtime_ns=item.mtime_ns,
+        content_hash=item.content_hash,
+        width=item.width,
+        height=item.height,
+        status=item.status,
+        error=item.error,
+        indexed_at=item.indexed_at,
+        meta=item.meta,
+        thumbnail_url=f"{root}/items/{item.id}/thumbnail" if has_thumb else None,
+    )
+
+
+def _etag_matches(header: str | None, etag: str) -> bool:
+    if not header:
+        return False
+    tags = [t.strip().removeprefix("W/") for t in header.split(",")]
+    return "*" in tags or etag in tags
+
+
+def make_thumbnail(data: bytes, size: int, max_pixels: int) -> bytes:
+    """A JPEG whose longer side is at most `size` (never enlarged), EXIF orientation applied."""
+    image = decode_image(data, max_pixels, min_side=size).image
+    image.thumbnail((size, size))
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=JPEG_QUALITY)
+    return out.getvalue()
+
+
+@router.get(
+    "/items/{item_id}/thumbnail",
+    summary="A JPEG thumbnail of an indexed image",
+    response_class=Response,
+    responses={
+        200: {"content": {"image/jpeg": {}}, "description": "the thumbnail"},
+        304: {"description": "not modified (If-None-Match)"},
+        **error_responses(404, 422, 503),
+    },
+)
+def thumbnail(
+    request: Request,
+    engine: EngineDep,
+    settings: SettingsDep,
+    cache: ThumbnailsDep,
+    item_id: ItemId,
+    size: Annotated[
+        int | None, Query(ge=16, le=2048, description="longest side in pixels (default: the server's)")
+    ] = None,
+) -> Response:
+    size = size or settings.api.thumbnail_px
+    item = engine.item(item_id)
+    if item.status != INDEXED or item.kind != "image":
+        raise NotFoundError(f"item {item_id} has no thumbnail (kind {item.kind}, status {item.status})")
+    path = FsPath(item.uri)
+    try:
+        st = path.stat() if path.is_absolute() else None
+    except OSError:
+        st = None
+    if st is None or not stat.S_ISREG(st.st_mode):
+        raise NotFoundError(f"the file of item {item_id} is no longer on disk")
+    etag = f'"{item_id}-{size}-{st.st_size}-{st.st_mtime_ns}"'
+    headers = {"Cache-Control": CACHE_CONTROL, "ETag": etag}
+    if _etag_matches(request.headers.get("if-none-match"), etag):
+        return Response(status_code=304, headers=headers)
+    key = (item_id, size, st.st_size, st.st_mtime_ns)
+    jpeg = cache.get(key)
+    if jpeg is None:
+        limit = settings.indexer.max_file_bytes
+        try:
+            with path.open("rb") as f:
+                data = f.read(limit + 1)
+            if len(data) > limit:
+                raise MediaError(f"file is over the limit of {limit} bytes")
+            jpeg = make_thumbnail(data, size, settings.indexer.max_image_pixels)
+        except (OSError, MediaError) as exc:
+            raise NotFoundError(f"the file of item {item_id} can no longer be read as an image") from exc
+        cache.put(key, jpeg)
+    return Response(jpeg, media_type="image/jpeg", headers=headers)

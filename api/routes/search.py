@@ -1,0 +1,172 @@
+"""Search endpoints: text query (GET /search) and image query (POST /search/image)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from api.deps import EngineDep, SettingsDep
+from api.errors import error_responses
+from indexer.media import decode_image
+from search import Filters, Hit, InvalidQueryError, MediaTooLargeError
+
+router = APIRouter(tags=["search"])
+
+Kind = Literal["image", "video", "audio"]
+DEFAULT_K = 10
+MAX_QUERY_CHARS = 1000
+
+
+class HitOut(BaseModel):
+    item_id: int
+    segment_id: int
+    uri: str = Field(description="where the item's file is (as indexed)")
+    kind: str
+    score: float = Field(description="cosine similarity to the query, in [-1, 1]; higher is closer")
+    width: int | None = None
+    height: int | None = None
+    t_start: float | None = Field(None, description="start of the moment in seconds (video, audio)")
+    t_end: float | None = None
+    text: str | None = Field(None, description="transcript of the moment (speech)")
+    thumbnail_url: str
+    item_url: str
+
+
+class SearchOut(BaseModel):
+    query: str | None = Field(description="the query text; null for an image query")
+    k: int
+    took_ms: float = Field(description="server time for decoding, encoding and searching")
+    hits: list[HitOut] = Field(description="best first, one per item, at most k")
+
+
+class UploadOut(BaseModel):
+    filename: str | None
+    content_type: str | None
+    bytes: int
+    width: int = Field(description="after EXIF orientation")
+    height: int
+
+
+class ImageSearchOut(SearchOut):
+    image: UploadOut
+
+
+@dataclass(frozen=True)
+class SearchParams:
+    k: int
+    filters: Filters
+
+
+async def search_params(
+    settings: SettingsDep,
+    k: Annotated[
+        int | None,
+        Query(ge=1, description=f"number of hits, 1 to the server's max_k (default {DEFAULT_K})"),
+    ] = None,
+    min_score: Annotated[
+        float | None, Query(ge=-1.0, le=1.0, allow_inf_nan=False, description="drop hits scoring lower")
+    ] = None,
+    kind: Annotated[Kind | None, Query(description="only items of this kind")] = None,
+    path_prefix: Annotated[
+        str | None, Query(min_length=1, max_length=4096, description="only items whose uri starts with this")
+    ] = None,
+) -> SearchParams:
+    max_k = settings.api.max_k
+    if k is None:
+        k = min(DEFAULT_K, max_k)
+    elif k > max_k:
+        raise RequestValidationError(
+            [
+                {
+                    "type": "less_than_equal",
+                    "loc": ("query", "k"),
+                    "msg": f"Input should be less than or equal to {max_k}",
+                    "input": k,
+                }
+            ]
+        )
+    return SearchParams(k, Filters(kind=kind, path_prefix=path_prefix, min_score=min_score))
+
+
+SearchParamsDep = Annotated[SearchParams, Depends(search_params)]
+
+
+def hits_out(request: Request, hits: list[Hit]) -> list[HitOut]:
+    root = request.scope.get("root_path", "").rstrip("/")
+    return [
+        HitOut(
+            **h.to_dict(),
+            thumbnail_url=f"{root}/items/{h.item_id}/thumbnail",
+            item_url=f"{root}/items/{h.item_id}",
+        )
+        for h in hits
+    ]
+
+
+@router.get(
+    "/search",
+    summary="Search by text",
+    response_model=SearchOut,
+    responses=error_responses(400, 422, 503),
+)
+def search_text(
+    request: Request,
+    engine: EngineDep,
+    params: SearchParamsDep,
+    q: Annotated[str, Query(max_length=MAX_QUERY_CHARS, description="what to look for, in words")],
+) -> SearchOut:
+    # A sync endpoint: FastAPI runs it in the threadpool, so encoding never blocks the event loop.
+    if not q.strip():
+        raise InvalidQueryError("the query text q is empty")
+    start = time.perf_counter()
+    hits = engine.search_text(q, params.k, params.filters)
+    took = (time.perf_counter() - start) * 1000
+    return SearchOut(query=q, k=params.k, took_ms=round(took, 3), hits=hits_out(request, hits))
+
+
+@router.post(
+    "/search/image",
+    summary="Search by example image",
+    response_model=ImageSearchOut,
+    responses=error_responses(400, 413, 422, 503),
+)
+async def search_image(
+    request: Request,
+    engine: EngineDep,
+    settings: SettingsDep,
+    params: SearchParamsDep,
+    file: Annotated[UploadFile, File(description="the example image (JPEG, PNG, WebP, GIF, BMP, TIFF)")],
+) -> ImageSearchOut:
+    limit = settings.api.max_upload_bytes
+    data = await file.read(limit + 1)  # never more than the limit in memory
+    if len(data) > limit:
+        raise MediaTooLargeError(f"the upload is over the limit of {limit} bytes")
+    max_pixels = settings.indexer.max_image_pixels
+
+    def work():
+        start = time.perf_counter()
+        # Decoded as the indexer decodes (same reduced JPEG scale), so a file finds itself at ~1.0.
+        decoded = decode_image(data, max_pixels, min_side=engine.encoder.image_size)
+        hits = engine.search_image(decoded.image, params.k, params.filters)
+        return decoded, hits, (time.perf_counter() - start) * 1000
+
+    decoded, hits, took = await run_in_threadpool(work)
+    return ImageSearchOut(
+        query=None,
+        k=params.k,
+        took_ms=round(took, 3),
+        hits=hits_out(request, hits),
+        image=UploadOut(
+            filename=file.filename,
+            content_type=file.content_type,
+            bytes=len(data),
+            width=decoded.width,
+            height=decoded.height,
+        ),
+    )

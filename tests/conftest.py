@@ -1,0 +1,51 @@
+"""Shared fixtures: small random-weight models for plumbing, generated images, fresh index folders."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no hub here: fail fast instead of waiting on the network
+
+import open_clip
+
+from search import Engine, Settings
+
+# A two-layer random ViT for plumbing tests: it builds in a blink, and unlike a random ResNet this small
+# (every pair of images > 0.996 alike) it keeps distinct images apart.
+open_clip.add_model_config(Path(__file__).with_name("model_configs"))
+TINY = {"name": "test-vit", "random_weights": True, "device": "cpu"}
+
+
+def make_settings(tmp: Path, **model: object) -> Settings:
+    return Settings(index_dir=tmp / "index", model={**TINY, **model})
+
+
+def write_images(folder: Path, n: int, size: tuple[int, int] = (96, 72), seed: int = 0) -> list[Path]:
+    """n distinct noisy colour JPEGs named img-000.jpg ..."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    paths = []
+    for i in range(n):
+        pixels = rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)
+        pixels[..., i % 3] = 255 - i * 3 % 255
+        path = folder / f"img-{i:03d}.jpg"
+        Image.fromarray(pixels).save(path, "JPEG", quality=90)
+        paths.append(path)
+    return paths
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return make_settings(tmp_path)
+
+
+@pytest.fixture
+def engine(settings: Settings):
+    eng = Engine.open(settings, create=True)
+    yield eng
+    eng.close()

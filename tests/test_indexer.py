@@ -1,0 +1,151 @@
+"""Incremental, prunable and resumable indexing; walking folders safely."""
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from indexer import index_folder
+from indexer.sources import walk
+from search import Engine
+from search.store import Store
+from tests.conftest import make_settings, write_images
+
+
+def test_second_run_embeds_nothing_and_changes_are_picked_up(tmp_path: Path, engine, settings):
+    folder = tmp_path / "photos"
+    paths = write_images(folder, 10)
+    first = index_folder(folder, engine.encoder, engine.store, settings.indexer)
+    assert (first.indexed, first.skipped, first.failed) == (10, 0, 0)
+    again = index_folder(folder, engine.encoder, engine.store, settings.indexer)
+    assert (again.indexed, again.skipped) == (0, 10)
+
+    os.utime(paths[0], ns=(time.time_ns(), time.time_ns() + 10**9))  # touched, same bytes
+    Image.new("RGB", (96, 72), "purple").save(paths[1], "JPEG")  # new content
+    item_id = engine.store.catalog.known_files()[str(paths[1])].id
+    old_segment = list(engine.store.catalog.segment_ids(path_prefix=str(paths[1])))
+    third = index_folder(folder, engine.encoder, engine.store, settings.indexer)
+    assert (third.indexed, third.skipped) == (1, 9)
+    new_segment = list(engine.store.catalog.segment_ids(path_prefix=str(paths[1])))
+    assert new_segment != old_segment and engine.store.catalog.known_files()[str(paths[1])].id == item_id
+    _, vecs = next(engine.store.catalog.vectors(new_segment))
+    purple = engine.encoder.encode_images([Image.open(paths[1]).convert("RGB")])
+    assert float(vecs[0] @ purple[0]) > 0.999, "the stored vector is the new content's"
+    assert len(engine.store.vectors) == 10 and old_segment[0] not in set(engine.store.vectors.ids())
+
+    paths[2].unlink()
+    kept = index_folder(folder, engine.encoder, engine.store, settings.indexer)
+    assert kept.removed == 0 and engine.info()["indexed"] == 10
+    pruned = index_folder(folder, engine.encoder, engine.store, settings.indexer, prune=True)
+    assert pruned.removed == 1 and engine.info()["indexed"] == 9 and len(engine.store.vectors) == 9
+    assert all(h.uri != str(paths[2]) for h in engine.search_text("anything", k=20))
+
+
+def test_prune_only_touches_the_given_root(tmp_path: Path, engine, settings):
+    a, b = write_images(tmp_path / "a", 3), write_images(tmp_path / "ab", 3, seed=1)
+    index_folder(tmp_path / "a", engine.encoder, engine.store, settings.indexer)
+    index_folder(tmp_path / "ab", engine.encoder, engine.store, settings.indexer)
+    a[0].unlink()
+    report = index_folder(tmp_path / "a", engine.encoder, engine.store, settings.indexer, prune=True)
+    assert report.removed == 1 and engine.info()["indexed"] == 5
+    assert {h.uri for h in engine.search_text("x", k=10)} == {str(p) for p in a[1:] + b}
+
+
+def test_walk_globs_and_links_that_leave_the_root(tmp_path: Path):
+    root = tmp_path / "root"
+    write_images(root / "keep", 2)
+    write_images(root / "skip", 2)
+    (root / "notes.txt").write_text("not media")
+    outside = write_images(tmp_path / "outside", 2)
+    (root / "escape").symlink_to(tmp_path / "outside")
+    (root / "escape.jpg").symlink_to(outside[0])
+    (root / "inner").symlink_to(root / "keep")
+    (root / "keep" / "loop").symlink_to(root)
+    found = [f.path.relative_to(root).as_posix() for f in walk(root)]
+    assert not any(p.startswith("escape") for p in found)
+    assert found == ["keep/img-000.jpg", "keep/img-001.jpg", "skip/img-000.jpg", "skip/img-001.jpg"]
+    only = [f.path.name for f in walk(root, include=["keep/*"])]
+    assert only == ["img-000.jpg", "img-001.jpg"]
+    assert all("skip" not in f.uri for f in walk(root, exclude=["skip/*"]))
+    assert len(list(walk(root, exclude=["*.jpg"]))) == 0
+
+
+def _dump(index_dir: Path) -> tuple[list, list]:
+    with sqlite3.connect(index_dir / "catalog.sqlite") as db:
+        items = db.execute(
+            "select id, uri, size, mtime_ns, content_hash, width, height, status from items order by id"
+        ).fetchall()
+        segments = db.execute("select id, item_id, space, vector from segments order by id").fetchall()
+    return items, segments
+
+
+def _generation(index_dir: Path) -> int:
+    try:
+        with sqlite3.connect(f"file:{index_dir / 'catalog.sqlite'}?mode=ro", uri=True, timeout=1) as db:
+            row = db.execute("select value from state where key = 'generation'").fetchone()
+            return row[0] if row else 0
+    except sqlite3.Error:
+        return 0
+
+
+def _index_cmd(folder: Path, index_dir: Path) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "api.cli",
+        "index",
+        str(folder),
+        "--index-dir",
+        str(index_dir),
+        "--model",
+        "mmsearch-tiny",
+        "--random-weights",
+        "--batch-size",
+        "2",
+        "--workers",
+        "1",
+    ]
+
+
+def test_sigkill_mid_run_then_rerun_equals_an_uninterrupted_run(tmp_path: Path):
+    folder = tmp_path / "photos"
+    write_images(folder, 199, size=(64, 48))
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff broken")
+    killed_dir, clean_dir = tmp_path / "killed", tmp_path / "clean"
+
+    proc = subprocess.Popen(
+        _index_cmd(folder, killed_dir), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 120
+    while _generation(killed_dir) < 3 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    committed = _generation(killed_dir)
+    assert 3 <= committed < 100, f"the kill must land mid-run (generation {committed} of 100)"
+
+    # Right after the kill, opening the index reconciles the vector cache with the catalog.
+    settings = make_settings(tmp_path).model_copy(update={"index_dir": killed_dir})
+    engine = Engine.open(settings)
+    assert set(engine.store.vectors.ids()) == set(engine.store.catalog.all_segment_ids())
+    engine.close()
+
+    subprocess.run(_index_cmd(folder, killed_dir), check=True, capture_output=True)
+    subprocess.run(_index_cmd(folder, clean_dir), check=True, capture_output=True)
+    (k_items, k_segs), (c_items, c_segs) = _dump(killed_dir), _dump(clean_dir)
+    assert k_items == c_items and len(k_items) == 200
+    assert [s[:3] for s in k_segs] == [s[:3] for s in c_segs]
+    k_vecs = np.stack([np.frombuffer(s[3], np.float32) for s in k_segs])
+    c_vecs = np.stack([np.frombuffer(s[3], np.float32) for s in c_segs])
+    np.testing.assert_allclose(k_vecs, c_vecs, atol=1e-5)
+    for index_dir in (killed_dir, clean_dir):
+        s = settings.model_copy(update={"index_dir": index_dir})
+        store = Store.open(s, Engine.open(s).encoder.record())
+        assert sorted(store.vectors.ids()) == [s[0] for s in c_segs]
+        store.close()

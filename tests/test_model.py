@@ -1,0 +1,74 @@
+"""Model loading: local folders, explicit random weights, clear errors, no mixing of models."""
+
+from pathlib import Path
+
+import numpy as np
+import open_clip
+import pytest
+from PIL import Image
+
+from indexer import index_folder
+from search import Engine, ModelSpec
+from search.errors import ConfigError, ModelMismatchError, ModelUnavailableError
+from search.models import Encoder
+from search.train import save_model
+from tests.conftest import make_settings, write_images
+
+
+@pytest.fixture(scope="module")
+def model_folder(tmp_path_factory) -> Path:
+    model = open_clip.create_model("mmsearch-tiny")  # random init, saved as a local model folder
+    return save_model(
+        model, open_clip.get_model_config("mmsearch-tiny"), tmp_path_factory.mktemp("m") / "tiny"
+    )
+
+
+def test_local_folder_loads_the_saved_weights(model_folder: Path):
+    a = Encoder(ModelSpec(str(model_folder)).normalised())
+    b = Encoder(ModelSpec(str(model_folder)).normalised())
+    texts = a.encode_texts(["a red circle", "a blue square"])
+    assert texts.shape == (2, 64) and texts.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(texts, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(texts, b.encode_texts(["a red circle", "a blue square"]), atol=1e-6)
+    img = a.encode_images([Image.new("RGB", (50, 40), "red")])
+    assert img.shape == (1, 64)
+
+
+def test_folder_without_weights_is_refused(tmp_path: Path, model_folder: Path):
+    empty = tmp_path / "noweights"
+    empty.mkdir()
+    (empty / "open_clip_config.json").write_text((model_folder / "open_clip_config.json").read_text())
+    with pytest.raises(ModelUnavailableError, match="no weights"):
+        Encoder(ModelSpec(str(empty)).normalised())
+
+
+def test_never_silently_random():
+    with pytest.raises(ConfigError, match="pretrained"):
+        Encoder(ModelSpec("mmsearch-tiny"))
+    with pytest.raises(ModelUnavailableError, match="unknown model"):
+        Encoder(ModelSpec("no-such-model", "x"))
+
+
+def test_unreachable_hub_weights_say_how_to_use_a_local_checkpoint():
+    # The test environment is offline (HF_HUB_OFFLINE=1 in conftest), as CI is.
+    with pytest.raises(ModelUnavailableError, match="local checkpoint"):
+        Encoder(ModelSpec("ViT-B-32", "laion2b_s34b_b79k"))
+
+
+def test_an_index_refuses_another_model(tmp_path: Path, model_folder: Path):
+    folder = tmp_path / "photos"
+    write_images(folder, 3)
+    settings = make_settings(tmp_path, name=str(model_folder), random_weights=False)
+    engine = Engine.open(settings, create=True)
+    index_folder(folder, engine.encoder, engine.store, settings.indexer)
+    engine.close()
+
+    reopened = Engine.open(make_settings(tmp_path, name=None, random_weights=False))  # the index's model
+    assert reopened.encoder.spec.local_dir == model_folder and len(reopened.search_text("a", k=3)) == 3
+    reopened.close()
+    with pytest.raises(ModelMismatchError, match="was made with"):
+        Engine.open(make_settings(tmp_path))  # random weights of the same architecture
+    with pytest.raises(ModelMismatchError):
+        Engine.open(
+            make_settings(tmp_path, name="ViT-B-32", pretrained="laion2b_s34b_b79k", random_weights=False)
+        )
