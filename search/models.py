@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import socket
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
 import numpy as np
 import open_clip
 import torch
+from huggingface_hub import constants as hub_constants
 from PIL import Image
 
 from search.config import DEFAULT_MODEL, DEFAULT_PRETRAINED, ModelSettings
@@ -94,6 +97,19 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def _hub_offline_if_unreachable(timeout: float = 3.0) -> None:
+    """Put the hub client in offline mode when its host cannot be reached. Otherwise an offline machine
+    waits about a minute in the client's retries before failing, even when the weights are cached."""
+    if hub_constants.HF_HUB_OFFLINE:
+        return
+    host = urlparse(hub_constants.ENDPOINT).hostname or "huggingface.co"
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+    except OSError:
+        log.warning("cannot reach %s: using locally cached weights only", host)
+        hub_constants.HF_HUB_OFFLINE = True
+
+
 def pick_device(requested: str) -> torch.device:
     if requested != "auto":
         return torch.device(requested)
@@ -127,6 +143,8 @@ def _load(spec: ModelSpec, device: torch.device) -> tuple[torch.nn.Module, Calla
         raise ConfigError(f"model {spec.name} needs a pretrained tag or checkpoint (or random weights)")
     else:
         pretrained = spec.pretrained
+        if not Path(pretrained).is_file():
+            _hub_offline_if_unreachable()
     try:
         model, _, preprocess = open_clip.create_model_and_transforms(
             spec.name, pretrained=pretrained, precision=precision, device=device

@@ -1,0 +1,53 @@
+# Two commands do all set-up on a fresh machine:
+#   make run   index the sample data in data/ and serve the API and web page on http://127.0.0.1:8000
+#   make test  install the project with its test tools into .venv and run the whole suite
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 8000
+DEMO := .cache/demo
+SHAPES_MODEL := .cache/models/shapes
+
+.PHONY: run test lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+# The default pretrained model needs its weights once from the model hub. Where they cannot be
+# fetched (offline), the demo says so and trains the small shapes model on synthetic data instead.
+run: $(STAMP)
+	@if $(BIN)/mmsearch index data --index-dir $(DEMO)/pretrained; then \
+		index=$(DEMO)/pretrained; \
+	else \
+		echo; \
+		echo "The default pretrained weights could not be fetched (no network?)."; \
+		echo "Running the offline demo: training the small shapes model on synthetic data (about a minute)."; \
+		echo; \
+		[ -f $(SHAPES_MODEL)/open_clip_config.json ] || { \
+			$(BIN)/mmsearch synth $(DEMO)/train --per-class 24 --seed 0 && \
+			$(BIN)/mmsearch train $(DEMO)/train/captions.csv --out $(SHAPES_MODEL); } && \
+		$(BIN)/mmsearch index data --index-dir $(DEMO)/shapes --model $(SHAPES_MODEL) && \
+		index=$(DEMO)/shapes; \
+	fi && \
+	echo "Try: $(BIN)/mmsearch search 'a red circle' --index-dir $$index" && \
+	echo "Serving http://$(HOST):$(PORT) (API docs at /docs); Ctrl-C stops." && \
+	$(BIN)/mmsearch serve --index-dir $$index --host $(HOST) --port $(PORT)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q --durations=10
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+bench: $(STAMP)
+	$(BIN)/mmsearch bench index --images 256
+
+clean:
+	rm -rf .cache $(VENV)
