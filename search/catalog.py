@@ -30,6 +30,7 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    literal,
     select,
     update,
 )
@@ -39,6 +40,11 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
+# 64-bit ids everywhere but SQLite, where only INTEGER PRIMARY KEY is the rowid that AUTOINCREMENT needs
+# (SQLite integers are 64-bit anyway).
+Id = BigInteger().with_variant(Integer, "sqlite")
+
+
 class Base(DeclarativeBase):
     pass
 
@@ -46,7 +52,7 @@ class Base(DeclarativeBase):
 class Item(Base):
     __tablename__ = "items"
     __table_args__ = {"sqlite_autoincrement": True}  # ids are never reused: API links stay unambiguous
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
     uri: Mapped[str] = mapped_column(String(4096), unique=True)
     kind: Mapped[str] = mapped_column(String(16))
     size: Mapped[int] = mapped_column(BigInteger)
@@ -63,8 +69,8 @@ class Item(Base):
 class Segment(Base):
     __tablename__ = "segments"
     __table_args__ = {"sqlite_autoincrement": True}  # a reused id would hide a changed vector from FAISS
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), index=True)
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    item_id: Mapped[int] = mapped_column(Id, ForeignKey("items.id", ondelete="CASCADE"), index=True)
     space: Mapped[str] = mapped_column(String(16))
     t_start: Mapped[float | None] = mapped_column(Float)
     t_end: Mapped[float | None] = mapped_column(Float)
@@ -300,8 +306,10 @@ class Catalog:
             return {r.id: HitRow(r.id, *r[1:]) for r in s.execute(q)}
 
     def item(self, item_id: int) -> Item | None:
+        # Compared as BIGINT: ids are 32-bit on PostgreSQL, where a larger id must find nothing, not fail.
+        q = select(Item).where(Item.id == literal(item_id, BigInteger))
         with Session(self.engine, expire_on_commit=False) as s:
-            return s.get(Item, item_id)
+            return s.scalar(q)
 
     def counts(self) -> dict[str, int]:
         with Session(self.engine) as s:

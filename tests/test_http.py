@@ -486,6 +486,8 @@ def test_openapi_and_docs(client):
         assert path in spec["paths"]
     assert "HitOut" in spec["components"]["schemas"]
     assert client.get("/docs").status_code == 200
+    root = client.get("/", follow_redirects=False)
+    assert root.status_code == 307 and root.headers["location"] == "/docs"
 
 
 def test_unknown_route_and_method(client):

@@ -94,6 +94,10 @@ def _generation(index_dir: Path) -> int:
         return 0
 
 
+# One torch thread: a model this small spends two threads' time in synchronisation.
+ONE_THREAD = {**os.environ, "MMSEARCH_MODEL__THREADS": "1"}
+
+
 def _index_cmd(folder: Path, index_dir: Path) -> list[str]:
     return [
         sys.executable,
@@ -120,7 +124,7 @@ def test_sigkill_mid_run_then_rerun_equals_an_uninterrupted_run(tmp_path: Path):
     killed_dir, clean_dir = tmp_path / "killed", tmp_path / "clean"
 
     proc = subprocess.Popen(
-        _index_cmd(folder, killed_dir), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        _index_cmd(folder, killed_dir), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ONE_THREAD
     )
     deadline = time.monotonic() + 120
     while _generation(killed_dir) < 3 and proc.poll() is None and time.monotonic() < deadline:
@@ -131,13 +135,14 @@ def test_sigkill_mid_run_then_rerun_equals_an_uninterrupted_run(tmp_path: Path):
     assert 3 <= committed < 100, f"the kill must land mid-run (generation {committed} of 100)"
 
     # Right after the kill, opening the index reconciles the vector cache with the catalog.
-    settings = make_settings(tmp_path).model_copy(update={"index_dir": killed_dir})
+    settings = make_settings(tmp_path, name=None, random_weights=False)  # the index's own model
+    settings = settings.model_copy(update={"index_dir": killed_dir})
     engine = Engine.open(settings)
     assert set(engine.store.vectors.ids()) == set(engine.store.catalog.all_segment_ids())
     engine.close()
 
-    subprocess.run(_index_cmd(folder, killed_dir), check=True, capture_output=True)
-    subprocess.run(_index_cmd(folder, clean_dir), check=True, capture_output=True)
+    subprocess.run(_index_cmd(folder, killed_dir), check=True, capture_output=True, env=ONE_THREAD)
+    subprocess.run(_index_cmd(folder, clean_dir), check=True, capture_output=True, env=ONE_THREAD)
     (k_items, k_segs), (c_items, c_segs) = _dump(killed_dir), _dump(clean_dir)
     assert k_items == c_items and len(k_items) == 200
     assert [s[:3] for s in k_segs] == [s[:3] for s in c_segs]

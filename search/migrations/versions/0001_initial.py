@@ -8,6 +8,8 @@ Create Date: 2026-11-22
 import sqlalchemy as sa
 from alembic import op
 
+Id = sa.BigInteger().with_variant(sa.Integer, "sqlite")  # SQLite's AUTOINCREMENT needs INTEGER PRIMARY KEY
+
 revision = "0001"
 down_revision = None
 branch_labels = None
@@ -17,7 +19,7 @@ depends_on = None
 def upgrade() -> None:
     op.create_table(
         "items",
-        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("id", Id, primary_key=True),
         sa.Column("uri", sa.String(4096), nullable=False, unique=True),
         sa.Column("kind", sa.String(16), nullable=False),
         sa.Column("size", sa.BigInteger, nullable=False),
@@ -33,9 +35,9 @@ def upgrade() -> None:
     )
     op.create_table(
         "segments",
-        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("id", Id, primary_key=True),
         sa.Column(
-            "item_id", sa.Integer, sa.ForeignKey("items.id", ondelete="CASCADE"), nullable=False, index=True
+            "item_id", Id, sa.ForeignKey("items.id", ondelete="CASCADE"), nullable=False, index=True
         ),
         sa.Column("space", sa.String(16), nullable=False),
         sa.Column("t_start", sa.Float),
