@@ -9,11 +9,13 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from indexer import index_folder
 from indexer.sources import walk
 from search import Engine
+from search.errors import IndexStateError
 from search.store import Store
 from tests.conftest import make_settings, write_images
 
@@ -154,3 +156,20 @@ def test_sigkill_mid_run_then_rerun_equals_an_uninterrupted_run(tmp_path: Path):
         store = Store.open(s, Engine.open(s).encoder.record())
         assert sorted(store.vectors.ids()) == [s[0] for s in c_segs]
         store.close()
+
+
+def test_an_open_engine_sees_what_another_writer_commits(tmp_path: Path, settings):
+    serving = Engine.open(settings, create=True)
+    writer = Engine.open(settings)
+    folder = tmp_path / "photos"
+    paths = write_images(folder, 4)
+    assert serving.search_text("x", k=10) == []
+    index_folder(folder, writer.encoder, writer.store, settings.indexer)
+    assert {h.uri for h in serving.search_text("x", k=10)} == {str(p) for p in paths}
+    paths[0].unlink()
+    index_folder(folder, writer.encoder, writer.store, settings.indexer, prune=True)
+    assert len(serving.search_text("x", k=10)) == 3 and len(serving.store.vectors) == 3
+    with writer.store.writer(), pytest.raises(IndexStateError, match="another process"):
+        index_folder(folder, serving.encoder, serving.store, settings.indexer)
+    serving.close()
+    writer.close()
