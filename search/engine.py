@@ -57,7 +57,7 @@ class Engine:
 
     @classmethod
     def open(cls, settings: Settings, create: bool = False) -> Engine:
-        spec = resolve_model(settings)
+        spec = resolve_model(settings, create)
         m = settings.model
         encoder = Encoder(spec, m.device, m.batch_size, m.threads)
         return cls(encoder, Store.open(settings, encoder.record(), create=create))

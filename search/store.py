@@ -39,9 +39,16 @@ def read_manifest(folder: Path) -> dict | None:
     return manifest
 
 
-def resolve_model(settings: Settings) -> ModelSpec:
-    """The model to use for an index: the one it records, unless another is asked for (an error)."""
+def _no_index(folder: Path) -> IndexStateError:
+    return IndexStateError(f"no index at {folder}: run `mmsearch index PATH` first")
+
+
+def resolve_model(settings: Settings, create: bool = False) -> ModelSpec:
+    """The model to use for an index: the one it records, unless another is asked for (an error).
+    Without `create`, a missing index is an error before any model is loaded."""
     manifest = read_manifest(settings.index_dir)
+    if manifest is None and not create:
+        raise _no_index(settings.index_dir)
     asked = settings.model.name is not None or settings.model.random_weights
     if manifest is None or asked:
         spec = ModelSpec.from_settings(settings.model)
@@ -78,7 +85,7 @@ class Store:
         manifest = read_manifest(folder)
         if manifest is None:
             if not create:
-                raise IndexStateError(f"no index at {folder}: run `mmsearch index PATH` first")
+                raise _no_index(folder)
             folder.mkdir(parents=True, exist_ok=True)
             manifest = {
                 "format": FORMAT,

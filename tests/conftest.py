@@ -49,3 +49,17 @@ def engine(settings: Settings):
     eng = Engine.open(settings, create=True)
     yield eng
     eng.close()
+
+
+@pytest.fixture(scope="session")
+def shapes_model(tmp_path_factory) -> Path:
+    """mmsearch-tiny trained on the synthetic shapes (seed 0), as `mmsearch train` does: about a minute."""
+    from search.synthetic import generate
+    from search.train import TrainConfig, train
+
+    data = tmp_path_factory.mktemp("shapes-train")
+    pairs = generate(data, per_class=SHAPES_TRAIN_PER_CLASS, seed=0)
+    return train(pairs, data.parent / "shapes-model", TrainConfig())
+
+
+SHAPES_TRAIN_PER_CLASS = 40

@@ -36,9 +36,7 @@ def upgrade() -> None:
     op.create_table(
         "segments",
         sa.Column("id", Id, primary_key=True),
-        sa.Column(
-            "item_id", Id, sa.ForeignKey("items.id", ondelete="CASCADE"), nullable=False, index=True
-        ),
+        sa.Column("item_id", Id, sa.ForeignKey("items.id", ondelete="CASCADE"), nullable=False, index=True),
         sa.Column("space", sa.String(16), nullable=False),
         sa.Column("t_start", sa.Float),
         sa.Column("t_end", sa.Float),

@@ -1,0 +1,93 @@
+"""The `mmsearch` command, run as a user runs it: a real process, its output and its exit code."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from search.synthetic import class_of, generate
+
+pytestmark = pytest.mark.slow
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "200"}
+
+
+def mmsearch(*args: str | Path, ok: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run(
+        [sys.executable, "-m", "api.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=300,
+    )
+    if ok:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+@pytest.fixture(scope="module")
+def indexed(shapes_model: Path, tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    generate(root / "shapes", per_class=2, seed=3)
+    (root / "shapes" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    index_dir = root / "index"
+    first = mmsearch("index", root / "shapes", "--index-dir", index_dir, "--model", shapes_model)
+    assert "indexed 60, skipped 0, failed 1" in first.stdout
+    assert "broken.png" in first.stderr
+    return root, index_dir
+
+
+def test_second_index_run_skips_everything(indexed):
+    root, index_dir = indexed
+    again = mmsearch("index", root / "shapes", "--index-dir", index_dir)
+    assert "indexed 0, skipped 61, failed 0" in again.stdout
+
+
+def test_search_by_text_and_by_image_as_json(indexed):
+    root, index_dir = indexed
+    hits = json.loads(
+        mmsearch("search", "a red circle", "-k", "2", "--json", "--index-dir", index_dir).stdout
+    )
+    assert [class_of(h["uri"]) for h in hits] == [("red", "circle")] * 2
+    assert hits[0]["score"] >= hits[1]["score"] and hits[0]["kind"] == "image"
+    query = root / "shapes" / "blue-star-0001.png"
+    by_image = json.loads(mmsearch("search", "--image", query, "--json", "-k", "1", "-i", index_dir).stdout)
+    assert by_image[0]["uri"] == str(query) and by_image[0]["score"] > 0.99
+
+
+def test_table_output_and_info(indexed):
+    _, index_dir = indexed
+    table = mmsearch("search", "a yellow square", "-k", "3", "--index-dir", index_dir).stdout
+    assert table.count("yellow-square") >= 2 and "score" in table
+    info = mmsearch("info", "--failures", "--index-dir", index_dir).stdout
+    assert "60 indexed, 1 failed" in info and "broken.png" in info and "not an image" in info
+
+
+def test_reindex_rebuilds_a_lost_vector_file(indexed):
+    _, index_dir = indexed
+    (index_dir / "vectors.faiss").unlink()
+    assert "60 vectors" in mmsearch("reindex", "--index-dir", index_dir).stdout
+    assert (index_dir / "vectors.faiss").exists()
+    hits = json.loads(mmsearch("search", "a green cross", "--json", "-k", "1", "-i", index_dir).stdout)
+    assert class_of(hits[0]["uri"]) == ("green", "cross")
+
+
+def test_errors_are_one_clear_line_and_exit_2(indexed, tmp_path: Path):
+    root, index_dir = indexed
+    missing = mmsearch("search", "x", "--index-dir", tmp_path / "nowhere", ok=False)
+    assert missing.returncode == 2 and "no index at" in missing.stderr and "Traceback" not in missing.stderr
+    other = mmsearch(
+        "index",
+        root / "shapes",
+        "--index-dir",
+        index_dir,
+        "--model",
+        "mmsearch-tiny",
+        "--random-weights",
+        ok=False,
+    )
+    assert other.returncode == 2 and "was made with" in other.stderr
+    neither = mmsearch("search", "--index-dir", index_dir, ok=False)
+    assert neither.returncode == 2 and "either a text query or --image" in neither.stderr

@@ -1,0 +1,148 @@
+"""Fast tests of the training inputs: caption files, the synthetic dataset, and one tiny training run."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import open_clip
+import pytest
+import torch
+
+from search import synthetic
+from search.train import CONFIG_FILE, WEIGHTS_FILE, TrainConfig, load_pairs, train
+
+
+def _image(folder: Path, name: str) -> Path:
+    path = folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    synthetic.render("red", "circle", random.Random(0), size=16).save(path)
+    return path
+
+
+# --------------------------------------------------------------------------- load_pairs
+
+
+def test_load_pairs_csv_resolves_paths_relative_to_the_file(tmp_path: Path) -> None:
+    a, b = _image(tmp_path, "a.png"), _image(tmp_path, "sub/b.png")
+    (tmp_path / "caps.csv").write_text('path,caption\na.png,a red circle\nsub/b.png,"a dog, running"\n')
+    assert load_pairs(tmp_path / "caps.csv") == [(a, "a red circle"), (b, "a dog, running")]
+
+
+def test_load_pairs_jsonl(tmp_path: Path) -> None:
+    a = _image(tmp_path, "a.png")
+    rows = [{"path": "a.png", "caption": "a red circle"}, None, {"path": "a.png", "caption": "x"}]
+    lines = [json.dumps(r) if r else "" for r in rows]
+    (tmp_path / "caps.jsonl").write_text("\n".join(lines) + "\n")
+    assert load_pairs(tmp_path / "caps.jsonl") == [(a, "a red circle"), (a, "x")]
+
+
+def test_load_pairs_skips_blank_csv_lines(tmp_path: Path) -> None:
+    a = _image(tmp_path, "a.png")
+    (tmp_path / "caps.csv").write_text("path,caption\n\na.png,one\n\n")
+    assert load_pairs(tmp_path / "caps.csv") == [(a, "one")]
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "where"),
+    [
+        ("caps.csv", "file,text\na.png,x\n", ":1:"),
+        ("caps.csv", "path,caption\na.png,ok\na.png,\n", ":3:"),
+        ("caps.csv", "path,caption\na.png,ok\na.png,x,extra\n", ":3:"),
+        ("caps.csv", "path,caption\na.png,ok\nmissing.png,x\n", ":3: image not found"),
+        ("caps.jsonl", '{"path": "a.png", "caption": "ok"}\n{"path": "a.png"\n', ":2: invalid JSON"),
+        ("caps.jsonl", '{"path": "a.png", "caption": "ok"}\n\n{"path": "a.png"}\n', ":3:"),
+        ("caps.jsonl", '{"path": "a.png", "caption": "ok"}\n["a.png", "x"]\n', ":2:"),
+        ("caps.jsonl", '{"path": "missing.png", "caption": "x"}\n', ":1: image not found"),
+        ("caps.csv", "path,caption\n", "no image-caption pairs"),
+    ],
+)
+def test_load_pairs_rejects_bad_rows_naming_file_and_line(
+    tmp_path: Path, name: str, text: str, where: str
+) -> None:
+    _image(tmp_path, "a.png")
+    (tmp_path / name).write_text(text)
+    with pytest.raises(ValueError, match=name.replace(".", r"\.")) as err:
+        load_pairs(tmp_path / name)
+    assert where in str(err.value)
+
+
+# --------------------------------------------------------------------------- synthetic data
+
+
+def test_generate_is_deterministic_per_seed(tmp_path: Path) -> None:
+    first = synthetic.generate(tmp_path / "a", per_class=2, seed=3, size=32)
+    again = synthetic.generate(tmp_path / "b", per_class=2, seed=3, size=32)
+    other = synthetic.generate(tmp_path / "c", per_class=2, seed=4, size=32)
+    assert len(first) == 2 * len(synthetic.COLOURS) * len(synthetic.SHAPES)
+    assert [p.name for p, _ in first] == [p.name for p, _ in again] == [p.name for p, _ in other]
+    assert all(p.read_bytes() == q.read_bytes() for (p, _), (q, _) in zip(first, again, strict=True))
+    assert (tmp_path / "a" / "captions.csv").read_bytes() == (tmp_path / "b" / "captions.csv").read_bytes()
+    assert all(p.read_bytes() != q.read_bytes() for (p, _), (q, _) in zip(first, other, strict=True))
+
+
+def test_generate_writes_a_captions_file_that_load_pairs_reads(tmp_path: Path) -> None:
+    pairs = synthetic.generate(tmp_path, per_class=1, seed=0, size=24, fmt="jpg")
+    assert load_pairs(tmp_path / "captions.csv") == pairs
+    assert (tmp_path / "captions.csv").read_text().splitlines()[0] == "path,caption"
+    for path, text in pairs:
+        assert path.suffix == ".jpg"
+        assert text == synthetic.caption(*synthetic.class_of(path))
+
+
+def test_class_of_round_trips_every_class(tmp_path: Path) -> None:
+    pairs = synthetic.generate(tmp_path, per_class=1, seed=0, size=16)
+    assert sorted(synthetic.class_of(p) for p, _ in pairs) == sorted(synthetic.classes())
+    assert synthetic.class_of("x/y/purple-star-0012.jpg") == ("purple", "star")
+    for bad in ("img-000.jpg", "pink-circle-0001.png", "red-blob-0001.png", "red-circle.png"):
+        with pytest.raises(ValueError):
+            synthetic.class_of(bad)
+
+
+def test_render_accepts_both_rng_kinds_deterministically() -> None:
+    a = synthetic.render("blue", "star", random.Random(7), size=40)
+    b = synthetic.render("blue", "star", random.Random(7), size=40)
+    c = synthetic.render("blue", "star", np.random.default_rng(7), size=40)
+    d = synthetic.render("blue", "star", np.random.default_rng(7), size=40)
+    assert a.mode == "RGB" and a.size == (40, 40)
+    assert a.tobytes() == b.tobytes() and c.tobytes() == d.tobytes()
+    with pytest.raises(ValueError):
+        synthetic.render("pink", "star", random.Random(0))
+
+
+def test_caption() -> None:
+    assert synthetic.caption("red", "circle") == "a red circle"
+    with pytest.raises(ValueError):
+        synthetic.caption("red", "blob")
+
+
+# --------------------------------------------------------------------------- training (tiny smoke run)
+
+
+def test_train_writes_a_local_dir_model_open_clip_loads(tmp_path: Path) -> None:
+    pairs = synthetic.generate(tmp_path / "data", per_class=1, seed=0, size=32)
+    epochs: list[tuple[int, float]] = []
+    config = TrainConfig(epochs=2, batch_size=16, seed=0)
+    out = train(pairs, tmp_path / "model", config, on_epoch=lambda e, loss: epochs.append((e, loss)))
+    assert out == (tmp_path / "model").resolve()
+    assert [e for e, _ in epochs] == [1, 2] and all(np.isfinite(loss) for _, loss in epochs)
+    assert sorted(p.name for p in out.iterdir()) == sorted([CONFIG_FILE, WEIGHTS_FILE])
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp dirs left
+
+    model, _, preprocess = open_clip.create_model_and_transforms(f"local-dir:{out}")
+    tokenizer = open_clip.get_tokenizer(f"local-dir:{out}")
+    model.eval()
+    with torch.no_grad():
+        image = model.encode_image(preprocess(synthetic.render("red", "star", random.Random(1))).unsqueeze(0))
+        text = model.encode_text(tokenizer(["a red star"]))
+    assert image.shape == text.shape and torch.isfinite(image).all()
+
+    # Same seed, same weights; training again into the same folder replaces it.
+    same = train(pairs, tmp_path / "same", config)
+    assert (same / WEIGHTS_FILE).read_bytes() == (out / WEIGHTS_FILE).read_bytes()
+    weights = (out / WEIGHTS_FILE).read_bytes()
+    again = train(pairs, out, TrainConfig(epochs=1, batch_size=16, seed=1))
+    assert again == out and (out / WEIGHTS_FILE).read_bytes() != weights
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
