@@ -15,6 +15,7 @@ import open_clip
 import torch
 from huggingface_hub import constants as hub_constants
 from PIL import Image
+from torchvision.transforms import Compose, Normalize
 
 from search.config import DEFAULT_MODEL, DEFAULT_PRETRAINED, ModelSettings
 from search.errors import ConfigError, ModelUnavailableError
@@ -158,6 +159,38 @@ def _load(spec: ModelSpec, device: torch.device) -> tuple[torch.nn.Module, Calla
     return model, preprocess, open_clip.get_tokenizer(spec.name)
 
 
+class FastTail:
+    """The model's own preprocessing, with its ToTensor + Normalize tail done in one numpy pass.
+
+    torchvision spends about 10 ms per 224 px image in those two steps on a small CPU, as much as
+    decoding the JPEG; this takes under 1 ms and gives the same numbers (to float32 rounding). The
+    resize and crop steps stay the model's own.
+    """
+
+    def __init__(self, transform: Callable):
+        *self.head, to_tensor, normalize = transform.transforms
+        if not isinstance(normalize, Normalize) or "ToTensor" not in type(to_tensor).__name__:
+            raise TypeError("not a resize / crop / to-tensor / normalize transform")
+        self.tail = Compose([to_tensor, normalize])
+        std, mean = np.asarray(normalize.std, np.float32), np.asarray(normalize.mean, np.float32)
+        self.scale, self.offset = 1.0 / (255.0 * std), -mean / std
+
+    def __call__(self, image: Image.Image) -> torch.Tensor:
+        for step in self.head:
+            image = step(image)
+        if not isinstance(image, Image.Image) or image.mode != "RGB":
+            return self.tail(image)
+        pixels = np.asarray(image, np.float32) * self.scale + self.offset
+        return torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))
+
+
+def fast_preprocess(transform: Callable) -> Callable:
+    try:
+        return FastTail(transform)
+    except (AttributeError, TypeError, ValueError):
+        return transform
+
+
 class Encoder:
     """Owns device, dtype, preprocessing and batching; outputs (n, dim) float32 unit vectors."""
 
@@ -169,7 +202,8 @@ class Encoder:
         self.spec = spec
         self.device = pick_device(device)
         self.batch_size = batch_size
-        self.model, self.preprocess, self.tokenizer = _load(spec, self.device)
+        self.model, transform, self.tokenizer = _load(spec, self.device)
+        self.preprocess = fast_preprocess(transform)
         self.model.eval()
         self.dtype = next(self.model.parameters()).dtype
         self.image_size = _image_size(self.model)

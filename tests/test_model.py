@@ -72,3 +72,19 @@ def test_an_index_refuses_another_model(tmp_path: Path, model_folder: Path):
         Engine.open(
             make_settings(tmp_path, name="ViT-B-32", pretrained="laion2b_s34b_b79k", random_weights=False)
         )
+
+
+def test_fast_preprocess_gives_the_models_own_numbers():
+    encoder = Encoder(ModelSpec("test-vit", random_weights=True))
+    _, _, reference = open_clip.create_model_and_transforms("test-vit")
+    rng = np.random.default_rng(0)
+    images = [
+        Image.fromarray(rng.integers(0, 255, (300, 400, 3), dtype=np.uint8)),
+        Image.fromarray(rng.integers(0, 255, (90, 40), dtype=np.uint8), "L"),
+        Image.new("RGBA", (64, 64), (10, 200, 30, 128)),
+    ]
+    assert type(encoder.preprocess).__name__ == "FastTail"
+    for image in images:
+        fast, ref = encoder.preprocess(image), reference(image)
+        assert fast.shape == ref.shape == (3, 32, 32) and fast.dtype == ref.dtype
+        assert float((fast - ref).abs().max()) < 1e-5
