@@ -20,8 +20,9 @@ from sqlalchemy import create_engine, inspect, make_url, text
 
 from indexer import index_folder
 from search import Engine, Filters, Settings
-from search.catalog import MIGRATIONS, Catalog, ItemRecord
+from search.catalog import MIGRATIONS, Catalog
 from tests.conftest import TINY, write_images
+from tests.test_catalog import record
 
 PG_URL = os.environ.get("MMSEARCH_TEST_PG_URL", "")
 
@@ -58,14 +59,6 @@ def catalog(pg_url: str) -> Iterator[Catalog]:
     cat = Catalog(pg_url)
     yield cat
     cat.close()
-
-
-def record(uri: str, vec: float = 1.0, error: str | None = None) -> ItemRecord:
-    rec = ItemRecord(uri, "image", 10, 20, content_hash="h" + uri, width=4, height=3, error=error)
-    if error is None:
-        rec.vectors = np.full((1, 4), vec, np.float32)
-        rec.segments = [{"space": "image"}]
-    return rec
 
 
 def test_migration_creates_the_schema_at_head(pg_url: str):
