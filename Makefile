@@ -30,7 +30,7 @@ run: $(STAMP)
 		echo "Running the offline demo: training the small shapes model on synthetic data (about a minute)."; \
 		echo; \
 		[ -f $(SHAPES_MODEL)/open_clip_config.json ] || { \
-			$(BIN)/mmsearch synth $(DEMO)/train --per-class 24 --seed 0 && \
+			$(BIN)/mmsearch synth $(DEMO)/train --per-class 60 --seed 0 && \
 			$(BIN)/mmsearch train $(DEMO)/train/captions.csv --out $(SHAPES_MODEL); } && \
 		$(BIN)/mmsearch index data --index-dir $(DEMO)/shapes --model $(SHAPES_MODEL) && \
 		index=$(DEMO)/shapes; \

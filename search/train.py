@@ -51,7 +51,7 @@ class TrainConfig:
 
     model: str = "mmsearch-tiny"
     pretrained: str | None = None
-    epochs: int = 20
+    epochs: int = 15
     batch_size: int = 30
     lr: float = 3e-3
     weight_decay: float = 0.05
@@ -305,22 +305,34 @@ def save_model(model: torch.nn.Module, model_cfg: dict[str, Any], out_dir: Path)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
     try:
+        tmp.chmod(0o755)  # mkdtemp makes an owner-only folder
         preprocess_cfg = dict(getattr(model.visual, "preprocess_cfg", {}))
         config = {"model_cfg": model_cfg, "preprocess_cfg": preprocess_cfg}
         (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         save_file(state, str(tmp / WEIGHTS_FILE))
-        old = None
-        if out_dir.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
-            out_dir.rename(old / out_dir.name)
-        tmp.rename(out_dir)
+        (tmp / WEIGHTS_FILE).chmod(0o644)  # safetensors writes owner-only files
+        _replace_dir(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
     return out_dir
+
+
+def _replace_dir(new: Path, target: Path) -> None:
+    """Rename ``new`` to ``target``, moving an existing ``target`` aside first and deleting it after."""
+    if not target.exists():
+        new.rename(target)
+        return
+    aside = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+    target.rename(aside / target.name)
+    try:
+        new.rename(target)
+    except BaseException:
+        (aside / target.name).rename(target)  # put the previous model back
+        aside.rmdir()
+        raise
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 def train(
