@@ -77,7 +77,8 @@ def bench_index(
     encoder = Encoder.from_settings(settings.model)
     cfg: IndexerSettings = settings.indexer
     with tempfile.TemporaryDirectory(prefix="mmsearch-bench-") as tmp:
-        paths = camera_jpegs(image_dir or Path(tmp) / "images", n, size)
+        folder = (image_dir or Path(tmp)) / f"camera-{size[0]}x{size[1]}-{n}"  # exactly n files
+        paths = camera_jpegs(folder, n, size)
         batch = [
             decode_image(p.read_bytes(), cfg.max_image_pixels, encoder.image_size).image
             for p in paths[: cfg.batch_size]
