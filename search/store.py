@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import threading
 from collections.abc import Iterator, Sequence
@@ -21,6 +22,8 @@ from search.config import Settings
 from search.errors import IndexStateError, ModelMismatchError
 from search.models import ModelSpec
 from search.vectors import VectorIndex
+
+log = logging.getLogger(__name__)
 
 FORMAT = 1
 MANIFEST, VECTORS, LOCK = "manifest.json", "vectors.faiss", "write.lock"
@@ -100,8 +103,11 @@ class Store:
         if (folder / VECTORS).exists():
             try:
                 vectors, generation = VectorIndex.load(folder / VECTORS, dim)
-            except (IndexStateError, RuntimeError):
-                vectors, generation = VectorIndex(dim), -1  # a cache: rebuilt below from the catalog
+            except (IndexStateError, RuntimeError) as exc:
+                log.warning(
+                    "rebuilding the unreadable vector cache %s from the catalog: %s", folder / VECTORS, exc
+                )
+                vectors, generation = VectorIndex(dim), -1
         store = cls(folder, Catalog(settings.catalog_url()), vectors, manifest)
         store.generation = generation
         store.refresh()

@@ -173,3 +173,15 @@ def test_an_open_engine_sees_what_another_writer_commits(tmp_path: Path, setting
         index_folder(folder, serving.encoder, serving.store, settings.indexer)
     serving.close()
     writer.close()
+
+
+def test_a_corrupt_vector_cache_is_rebuilt_from_the_catalog(tmp_path: Path, engine, settings):
+    paths = write_images(tmp_path / "photos", 5)
+    index_folder(tmp_path / "photos", engine.encoder, engine.store, settings.indexer)
+    engine.close()
+    (settings.index_dir / "vectors.faiss").write_bytes(b"MMSVEC1\n" + b"\0" * 8 + b"garbage")
+    reopened = Engine.open(settings)
+    assert len(reopened.store.vectors) == 5
+    top = reopened.search_image(Image.open(paths[3]), k=1)[0]
+    assert top.uri == str(paths[3])
+    reopened.close()

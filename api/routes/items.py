@@ -96,21 +96,9 @@ def get_item(request: Request, engine: EngineDep, item_id: ItemId) -> ItemOut:
     item = engine.item(item_id)
     root = request.scope.get("root_path", "").rstrip("/")
     has_thumb = item.status == INDEXED and item.kind == "image"
-    return ItemOut(
-        id=item.id,
-        uri=item.uri,
-        kind=item.kind,
-        size=item.size,
-        mtime_ns=item.mtime_ns,
-        content_hash=item.content_hash,
-        width=item.width,
-        height=item.height,
-        status=item.status,
-        error=item.error,
-        indexed_at=item.indexed_at,
-        meta=item.meta,
-        thumbnail_url=f"{root}/items/{item.id}/thumbnail" if has_thumb else None,
-    )
+    out = ItemOut.model_validate(item, from_attributes=True)
+    out.thumbnail_url = f"{root}/items/{item.id}/thumbnail" if has_thumb else None
+    return out
 
 
 def _etag_matches(header: str | None, etag: str) -> bool:
