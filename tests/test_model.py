@@ -68,8 +68,10 @@ def test_an_index_refuses_another_model(tmp_path: Path, model_folder: Path):
     reopened.close()
     with pytest.raises(ModelMismatchError, match="was made with"):
         Engine.open(make_settings(tmp_path))  # random weights of the same architecture
-    hub_tag = make_settings(tmp_path, name="ViT-B-32", pretrained="laion2b_s34b_b79k", random_weights=False)
-    with pytest.raises(ModelMismatchError):  # offline-ok: refused by fingerprint before any download
+    # Refused by fingerprint before any download.
+    tag = "laion2b_s34b_b79k"
+    hub_tag = make_settings(tmp_path, name="ViT-B-32", pretrained=tag, random_weights=False)
+    with pytest.raises(ModelMismatchError):
         Engine.open(hub_tag)
 
 
