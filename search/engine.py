@@ -94,18 +94,7 @@ class Engine:
             row = rows.get(seg_id)
             if row is None or row.item_id in hits:
                 continue
-            hits[row.item_id] = Hit(
-                row.item_id,
-                seg_id,
-                row.uri,
-                row.kind,
-                score,
-                row.width,
-                row.height,
-                row.t_start,
-                row.t_end,
-                row.text,
-            )
+            hits[row.item_id] = Hit(score=score, **asdict(row))
         return list(hits.values())
 
     def item(self, item_id: int) -> Item:

@@ -7,6 +7,7 @@ import logging
 import socket
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -68,6 +69,7 @@ class ModelSpec:
             return f"{self.name} (random weights)"
         return f"{self.name}:{self.pretrained}" if self.pretrained else self.name
 
+    @cached_property
     def fingerprint(self) -> str:
         """Identifies the weights: tag for hub weights, content hash for local files, seed for random."""
         if self.random_weights:
@@ -209,7 +211,7 @@ class Encoder:
         self.image_size = _image_size(self.model)
         with torch.inference_mode():
             self.dim = int(self.model.encode_text(self.tokenizer(["probe"]).to(self.device)).shape[-1])
-        self.fingerprint = spec.fingerprint()
+        self.fingerprint = spec.fingerprint
 
     @classmethod
     def from_settings(cls, s: ModelSettings) -> Encoder:

@@ -56,7 +56,7 @@ def resolve_model(settings: Settings, create: bool = False) -> ModelSpec:
     if manifest is None or asked:
         spec = ModelSpec.from_settings(settings.model)
         if manifest is not None:
-            check_model(manifest, spec.fingerprint(), spec.label(), settings.index_dir)
+            check_model(manifest, spec.fingerprint, spec.label(), settings.index_dir)
         return spec
     m = manifest["model"]
     return ModelSpec(m["name"], m["pretrained"], m["random_weights"])
