@@ -3,8 +3,10 @@ commit catalog rows and vectors together per batch.
 
 Decoding (file read, hash, JPEG decode at reduced scale, preprocessing) runs in a thread pool ahead of
 the model, so the encoder always has a batch ready; Pillow, hashlib and torch release the GIL while they
-work. Every batch is one catalog transaction, so a killed run loses at most the batch in flight, and the
-next run skips what was committed (size + mtime, then content hash) and finishes the rest.
+work. Video and audio files are read by media worker processes (keyframes, sound, Whisper transcripts;
+see indexer/isolate.py), whose thread just waits for the answer. Every batch is one catalog transaction,
+and a file's segments are always written together, so a killed run loses at most the batch in flight, and
+the next run skips what was committed (size + mtime, then content hash) and finishes the rest.
 """
 
 from __future__ import annotations
@@ -14,18 +16,25 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
+from PIL import Image
 
+from indexer.isolate import MediaWorkers
 from indexer.media import decode_image
-from indexer.sources import SourceFile, walk
-from search.catalog import INDEXED, ItemRecord, KnownFile
-from search.config import IndexerSettings
+from indexer.sources import ALL_KINDS, SourceFile, walk
+from indexer.worker import MediaExtract, MediaRequest
+from search.catalog import IMAGE_SPACE, INDEXED, TEXT_SPACE, ItemRecord, KnownFile
+from search.config import IndexerSettings, SpeechSettings, VideoSettings
 from search.errors import MediaError
 from search.models import Encoder
 from search.store import Store
+
+KEYFRAME_THUMBNAIL_PX = 384
 
 ProgressFn = Callable[[int, int], None]
 
@@ -43,16 +52,31 @@ class IndexReport:
 
 @dataclass
 class _Decoded:
-    """A worker's result for one file: pixels to encode, an unchanged hash, or an error."""
+    """A worker's result for one file: what to encode, an unchanged hash, or an error.
+
+    `segments` has one entry per vector: first one per tensor in `pixels`, then one per text in `texts`.
+    """
 
     src: SourceFile
     content_hash: str | None = None
-    pixels: torch.Tensor | None = None
+    pixels: list[torch.Tensor] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
+    segments: list[dict] = field(default_factory=list)
     width: int | None = None
     height: int | None = None
+    meta: dict | None = None
     error: str | None = None
     unchanged_id: int | None = None  # catalog id of a file whose content hash proved unchanged
     seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class _Media:
+    """What reading video and audio needs, besides the file."""
+
+    workers: MediaWorkers
+    video: VideoSettings
+    speech: SpeechSettings
 
 
 @dataclass
@@ -81,25 +105,90 @@ def plan(files: Iterable[SourceFile], known: dict[str, KnownFile], root: Path, p
     return _Plan(todo, skipped, removed)
 
 
-def _decode(src: SourceFile, known: KnownFile | None, encoder: Encoder, cfg: IndexerSettings) -> _Decoded:
+def _decode(
+    src: SourceFile, known: KnownFile | None, encoder: Encoder, cfg: IndexerSettings, media: _Media
+) -> _Decoded:
     start = time.perf_counter()
     out = _Decoded(src)
     try:
-        if src.size > cfg.max_file_bytes:
-            raise MediaError(f"file is {src.size} bytes, over the limit of {cfg.max_file_bytes}")
-        data = src.path.read_bytes()
-        out.content_hash = hashlib.sha256(data).hexdigest()
-        if known is not None and known.status == INDEXED and known.content_hash == out.content_hash:
-            out.unchanged_id = known.id
+        if src.kind == "image":
+            _decode_image(out, known, encoder, cfg)
         else:
-            img = decode_image(data, cfg.max_image_pixels, min_side=encoder.image_size)
-            out.pixels, out.width, out.height = encoder.preprocess(img.image), img.width, img.height
+            _decode_media(out, known, encoder, cfg, media)
     except MediaError as exc:
         out.error = str(exc)
     except OSError as exc:
         out.error = f"cannot read file: {exc.strerror or exc}"
     out.seconds = time.perf_counter() - start
     return out
+
+
+def _unchanged(out: _Decoded, known: KnownFile | None) -> bool:
+    if known is not None and known.status == INDEXED and known.content_hash == out.content_hash:
+        out.unchanged_id = known.id
+        return True
+    return False
+
+
+def _decode_image(out: _Decoded, known: KnownFile | None, encoder: Encoder, cfg: IndexerSettings) -> None:
+    if out.src.size > cfg.max_file_bytes:
+        raise MediaError(f"file is {out.src.size} bytes, over the limit of {cfg.max_file_bytes}")
+    data = out.src.path.read_bytes()
+    out.content_hash = hashlib.sha256(data).hexdigest()
+    if _unchanged(out, known):
+        return
+    img = decode_image(data, cfg.max_image_pixels, min_side=encoder.image_size)
+    out.pixels, out.width, out.height = [encoder.preprocess(img.image)], img.width, img.height
+    out.segments = [{"space": IMAGE_SPACE}]
+
+
+def _decode_media(
+    out: _Decoded, known: KnownFile | None, encoder: Encoder, cfg: IndexerSettings, media: _Media
+) -> None:
+    src = out.src
+    if src.size == 0:
+        raise MediaError("empty file")
+    if src.size > cfg.max_media_bytes:
+        raise MediaError(f"file is {src.size} bytes, over the limit of {cfg.max_media_bytes}")
+    with src.path.open("rb") as f:
+        out.content_hash = hashlib.file_digest(f, "sha256").hexdigest()
+    if _unchanged(out, known):
+        return
+    request = MediaRequest(
+        str(src.path),
+        src.kind,
+        media.video,
+        media.speech,
+        frame_side=max(encoder.image_size, KEYFRAME_THUMBNAIL_PX),
+        thumbnail_px=KEYFRAME_THUMBNAIL_PX,
+    )
+    with media.workers.one() as worker:
+        extract = worker.extract(request)
+    _take_extract(out, extract, encoder)
+
+
+def _take_extract(out: _Decoded, extract: MediaExtract, encoder: Encoder) -> None:
+    """Keyframes become image-space segments; utterances, cut to fit the text tower, text-space ones."""
+    out.width, out.height, out.meta = extract.width, extract.height, extract.meta
+    for scene, thumbnail in zip(extract.scenes, extract.thumbnails, strict=True):
+        out.pixels.append(encoder.preprocess(Image.fromarray(scene.image)))
+        out.segments.append(
+            {"space": IMAGE_SPACE, "t_start": scene.t_start, "t_end": scene.t_end, "thumbnail": thumbnail}
+        )
+    for said in extract.speech:
+        for text, t_start, t_end in _pieces(encoder.split_text(said.text), said.t_start, said.t_end):
+            out.texts.append(text)
+            out.segments.append({"space": TEXT_SPACE, "t_start": t_start, "t_end": t_end, "text": text})
+
+
+def _pieces(pieces: list[str], t_start: float, t_end: float) -> Iterator[tuple[str, float, float]]:
+    """Each piece with the part of the utterance's time span its characters take up."""
+    total = sum(len(p) for p in pieces) or 1
+    done = 0
+    for piece in pieces:
+        a, done = done, done + len(piece)
+        span = t_end - t_start
+        yield piece, round(t_start + span * a / total, 3), round(t_start + span * done / total, 3)
 
 
 def _ahead(
@@ -127,13 +216,19 @@ def index_folder(
     cfg: IndexerSettings,
     prune: bool = False,
     on_progress: ProgressFn | None = None,
+    video: VideoSettings | None = None,
+    speech: SpeechSettings | None = None,
 ) -> IndexReport:
-    """Bring the index up to date with the image files under root."""
+    """Bring the index up to date with the image, video and audio files under root (audio files only
+    when speech is enabled: sound is all they have)."""
     started = time.perf_counter()
     report = IndexReport()
-    with store.writer():
+    speech = speech or SpeechSettings()
+    kinds = ALL_KINDS if speech.enabled else ALL_KINDS - {"audio"}
+    media = _Media(MediaWorkers(cfg.media_workers, cfg.media_timeout_s), video or VideoSettings(), speech)
+    with store.writer(), closing(media.workers):
         known = store.catalog.known_files()
-        work = plan(walk(root, cfg.include, cfg.exclude), known, root, prune)
+        work = plan(walk(root, cfg.include, cfg.exclude, kinds), known, root, prune)
         report.skipped = work.skipped
         if work.removed:
             store.write([], removed_uris=work.removed)
@@ -141,7 +236,7 @@ def index_folder(
         batcher = _Batcher(encoder, store, report, cfg.save_every_s)
         done = 0
         with ThreadPoolExecutor(cfg.decode_workers, thread_name_prefix="decode") as pool:
-            fn = lambda src: _decode(src, known.get(src.uri), encoder, cfg)  # noqa: E731
+            fn = lambda src: _decode(src, known.get(src.uri), encoder, cfg, media)  # noqa: E731
             for item in _ahead(pool, fn, work.todo, depth=cfg.batch_size * 3):
                 report.stages["decode"] += item.seconds
                 batcher.add(item)
@@ -166,7 +261,7 @@ class _Batcher:
         self.last_save = time.perf_counter()
 
     def __len__(self) -> int:
-        return sum(item.pixels is not None for item in self.items)
+        return sum(len(item.pixels) + len(item.texts) for item in self.items)
 
     def add(self, item: _Decoded) -> None:
         self.items.append(item)
@@ -175,12 +270,13 @@ class _Batcher:
         if not self.items:
             return
         items, self.items = self.items, []
-        to_encode = [i for i in items if i.pixels is not None]
         t0 = time.perf_counter()
-        vectors = self.encoder.encode_pixels(torch.stack([i.pixels for i in to_encode])) if to_encode else []
+        pixels = [p for item in items for p in item.pixels]
+        images = self.encoder.encode_pixels(torch.stack(pixels)) if pixels else None
+        texts = self.encoder.encode_texts([t for item in items for t in item.texts])
         t1 = time.perf_counter()
         records, touched = [], []
-        by_uri = dict(zip((i.src.uri for i in to_encode), vectors, strict=True))
+        next_image = next_text = 0
         for item in items:
             src = item.src
             if item.unchanged_id is not None:
@@ -195,9 +291,15 @@ class _Batcher:
                 item.width,
                 item.height,
                 error=item.error,
+                meta=item.meta,
             )
             if item.error is None:
-                rec.vectors, rec.segments = by_uri[src.uri][None, :], [{"space": "image"}]
+                n_img, n_txt = len(item.pixels), len(item.texts)
+                parts = [images[next_image : next_image + n_img]] if n_img else []
+                parts += [texts[next_text : next_text + n_txt]] if n_txt else []
+                next_image, next_text = next_image + n_img, next_text + n_txt
+                rec.vectors = np.concatenate(parts) if parts else None
+                rec.segments = item.segments
                 self.report.indexed += 1
             else:
                 self.report.failed += 1

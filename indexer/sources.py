@@ -9,6 +9,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
+VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi"})
+AUDIO_EXTENSIONS = frozenset({".wav", ".mp3", ".flac", ".m4a", ".ogg", ".opus"})
+KIND_BY_EXTENSION = {
+    **dict.fromkeys(IMAGE_EXTENSIONS, "image"),
+    **dict.fromkeys(VIDEO_EXTENSIONS, "video"),
+    **dict.fromkeys(AUDIO_EXTENSIONS, "audio"),
+}
+ALL_KINDS = frozenset({"image", "video", "audio"})
 
 
 @dataclass(frozen=True)
@@ -37,15 +45,21 @@ def _inside(path: Path, root: Path) -> bool:
         return False
 
 
-def walk(root: Path, include: Sequence[str] = (), exclude: Sequence[str] = ()) -> Iterator[SourceFile]:
-    """Yield image files under root in sorted order. Symbolic links are followed only while their
-    target stays inside the root; each real folder is visited once (by its real path when it has one),
-    so link loops end and no file is indexed twice."""
+def walk(
+    root: Path,
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    kinds: frozenset[str] = ALL_KINDS,
+) -> Iterator[SourceFile]:
+    """Yield media files of the given kinds under root in sorted order. Symbolic links are followed
+    only while their target stays inside the root; each real folder is visited once (by its real path
+    when it has one), so link loops end and no file is indexed twice."""
     root = root.resolve()
     if root.is_file():
-        if root.suffix.lower() in IMAGE_EXTENSIONS:
+        kind = KIND_BY_EXTENSION.get(root.suffix.lower())
+        if kind in kinds:
             st = root.stat()
-            yield SourceFile(root, str(root), "image", st.st_size, st.st_mtime_ns)
+            yield SourceFile(root, str(root), kind, st.st_size, st.st_mtime_ns)
         return
     seen: set[str] = set()
     for folder, dirs, files in os.walk(root, followlinks=True):
@@ -59,7 +73,8 @@ def walk(root: Path, include: Sequence[str] = (), exclude: Sequence[str] = ()) -
         for name in sorted(files):
             path = here / name
             rel = path.relative_to(root).as_posix()
-            if path.suffix.lower() not in IMAGE_EXTENSIONS or not _inside(path, root):
+            kind = KIND_BY_EXTENSION.get(path.suffix.lower())
+            if kind not in kinds or not _inside(path, root):
                 continue
             if (include and not _matches(rel, include)) or (exclude and _matches(rel, exclude)):
                 continue
@@ -67,4 +82,4 @@ def walk(root: Path, include: Sequence[str] = (), exclude: Sequence[str] = ()) -
                 st = path.stat()
             except OSError:
                 continue  # vanished or a dangling link
-            yield SourceFile(path, str(path), "image", st.st_size, st.st_mtime_ns)
+            yield SourceFile(path, str(path), kind, st.st_size, st.st_mtime_ns)

@@ -71,11 +71,12 @@ class Segment(Base):
     __table_args__ = {"sqlite_autoincrement": True}  # a reused id would hide a changed vector from FAISS
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     item_id: Mapped[int] = mapped_column(Id, ForeignKey("items.id", ondelete="CASCADE"), index=True)
-    space: Mapped[str] = mapped_column(String(16))
+    space: Mapped[str] = mapped_column(String(16), index=True)
     t_start: Mapped[float | None] = mapped_column(Float)
     t_end: Mapped[float | None] = mapped_column(Float)
     text: Mapped[str | None] = mapped_column(Text)
     vector: Mapped[bytes] = mapped_column(LargeBinary)
+    thumbnail: Mapped[bytes | None] = mapped_column(LargeBinary)  # JPEG of a video keyframe
 
 
 class State(Base):
@@ -87,6 +88,8 @@ class State(Base):
 
 
 INDEXED, FAILED = "indexed", "failed"
+IMAGE_SPACE, TEXT_SPACE = "image", "text"  # what a segment's vector was made from (pictures or words)
+SPACES = (IMAGE_SPACE, TEXT_SPACE)
 
 
 @dataclass(frozen=True)
@@ -110,8 +113,9 @@ class ItemRecord:
     width: int | None = None
     height: int | None = None
     error: str | None = None
+    meta: dict | None = None
     vectors: np.ndarray | None = None
-    segments: list[dict] = field(default_factory=list)
+    segments: list[dict] = field(default_factory=list)  # per vector: space, t_start, t_end, text, thumbnail
 
 
 @dataclass(frozen=True)
@@ -120,6 +124,7 @@ class WriteResult:
 
     added_ids: np.ndarray
     added_vectors: np.ndarray
+    added_spaces: list[str]
     removed_ids: np.ndarray
     generation: int
 
@@ -132,9 +137,11 @@ class HitRow:
     kind: str
     width: int | None
     height: int | None
+    space: str
     t_start: float | None
     t_end: float | None
     text: str | None
+    has_thumbnail: bool
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
@@ -191,6 +198,7 @@ class Catalog:
         now = dt.datetime.now(dt.timezone.utc)
         new_ids: list[int] = []
         new_vecs: list[np.ndarray] = []
+        new_spaces: list[str] = []
         with Session(self.engine) as s, s.begin():
             gone = self._drop_segments(s, [r.uri for r in records] + list(removed_uris))
             if removed_uris:
@@ -207,9 +215,12 @@ class Catalog:
                     ids = s.scalars(insert(Segment).returning(Segment.id, sort_by_parameter_order=True), rows)
                     new_ids.extend(ids)
                     new_vecs.append(rec.vectors)
+                    new_spaces.extend(extra["space"] for extra in rec.segments)
             generation = self._bump(s)
         vecs = np.concatenate(new_vecs).astype(np.float32) if new_vecs else np.zeros((0, 0), np.float32)
-        return WriteResult(np.asarray(new_ids, np.int64), vecs, np.asarray(gone, np.int64), generation)
+        return WriteResult(
+            np.asarray(new_ids, np.int64), vecs, new_spaces, np.asarray(gone, np.int64), generation
+        )
 
     def _drop_segments(self, s: Session, uris: Sequence[str]) -> list[int]:
         if not uris:
@@ -231,6 +242,7 @@ class Catalog:
             "height": rec.height,
             "status": FAILED if rec.error else INDEXED,
             "error": rec.error,
+            "meta": rec.meta,
             "indexed_at": now,
         }
         item_id = s.scalar(select(Item.id).where(Item.uri == rec.uri))
@@ -251,6 +263,14 @@ class Catalog:
     def all_segment_ids(self) -> np.ndarray:
         with Session(self.engine) as s:
             return np.fromiter(s.scalars(select(Segment.id)), np.int64)
+
+    def segment_ids_by_space(self) -> dict[str, np.ndarray]:
+        q = select(Segment.space, Segment.id).order_by(Segment.space, Segment.id)
+        out: dict[str, list[int]] = {space: [] for space in SPACES}
+        with Session(self.engine) as s:
+            for space, seg_id in s.execute(q):
+                out.setdefault(space, []).append(seg_id)
+        return {space: np.asarray(ids, np.int64) for space, ids in out.items()}
 
     def segment_ids(self, kind: str | None = None, path_prefix: str | None = None) -> np.ndarray:
         q = select(Segment.id).join(Item, Item.id == Segment.item_id).where(Item.status == INDEXED)
@@ -295,15 +315,38 @@ class Catalog:
                 Item.kind,
                 Item.width,
                 Item.height,
+                Segment.space,
                 Segment.t_start,
                 Segment.t_end,
                 Segment.text,
+                Segment.thumbnail.is_not(None),
             )
             .join(Item, Item.id == Segment.item_id)
             .where(Segment.id.in_([int(i) for i in segment_ids]), Item.status == INDEXED)
         )
         with Session(self.engine) as s:
-            return {r.id: HitRow(r.id, *r[1:]) for r in s.execute(q)}
+            return {r[0]: HitRow(*r) for r in s.execute(q)}
+
+    def thumbnail(self, segment_id: int) -> bytes | None:
+        """The stored keyframe JPEG of a segment of an indexed item."""
+        q = (
+            select(Segment.thumbnail)
+            .join(Item, Item.id == Segment.item_id)
+            .where(Segment.id == literal(segment_id, BigInteger), Item.status == INDEXED)
+        )
+        with Session(self.engine) as s:
+            return s.scalar(q)
+
+    def first_keyframe(self, item_id: int) -> int | None:
+        """The id of an item's first segment with a stored thumbnail (a video's poster frame)."""
+        q = (
+            select(Segment.id)
+            .where(Segment.item_id == literal(item_id, BigInteger), Segment.thumbnail.is_not(None))
+            .order_by(Segment.t_start, Segment.id)
+            .limit(1)
+        )
+        with Session(self.engine) as s:
+            return s.scalar(q)
 
     def item(self, item_id: int) -> Item | None:
         # Compared as BIGINT: ids are 32-bit on PostgreSQL, where a larger id must find nothing, not fail.

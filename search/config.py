@@ -36,6 +36,38 @@ class IndexerSettings(BaseModel):
     include: list[str] = Field(default_factory=list, description="glob patterns on paths under the root")
     exclude: list[str] = Field(default_factory=list)
     save_every_s: float = Field(30.0, gt=0, description="how often the FAISS cache is saved mid-run")
+    max_media_bytes: int = Field(50 * 2**30, ge=1, description="larger video and audio files are refused")
+    media_workers: int = Field(1, ge=1, le=64, description="child processes that decode video and audio")
+    media_timeout_s: float = Field(
+        120.0, gt=0, description="a media worker silent for this long is killed; the file is recorded"
+    )
+
+
+class VideoSettings(BaseModel):
+    """Keyframes: a new one at each scene change, at least one every `max_gap_s`, at most `max_keyframes`."""
+
+    scene_threshold: float = Field(
+        27.0, gt=0, le=255, description="mean HSV change (0-255) between frames that starts a scene"
+    )
+    min_scene_s: float = Field(0.5, ge=0, description="cuts closer than this to the last one are ignored")
+    max_gap_s: float = Field(10.0, gt=0, description="floor: a keyframe at least this often")
+    max_keyframes: int = Field(64, ge=1, le=10_000, description="ceiling per video; weakest cuts go first")
+
+
+class SpeechSettings(BaseModel):
+    """Transcription with faster-whisper, in the text space of the search model."""
+
+    enabled: bool = True
+    model: str = Field(
+        "base", description="a faster-whisper size (tiny.en, base, small, ...) or a local folder"
+    )
+    language: str | None = Field(None, description="ISO code; None detects it (English-only models: en)")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    compute_type: str = Field(
+        "auto", description="auto: int8 on CPU, float16 on CUDA; or any CTranslate2 type"
+    )
+    vad: bool = Field(True, description="skip non-speech with Silero VAD (no hallucinated text on silence)")
+    beam_size: int = Field(1, ge=1, le=16, description="1 (greedy) is ~2x faster on CPU than 5")
 
 
 class ApiSettings(BaseModel):
@@ -55,6 +87,8 @@ class Settings(BaseSettings):
     database_url: str | None = Field(None, description="SQLAlchemy URL; default: SQLite in index_dir")
     model: ModelSettings = Field(default_factory=ModelSettings)
     indexer: IndexerSettings = Field(default_factory=IndexerSettings)
+    video: VideoSettings = Field(default_factory=VideoSettings)
+    speech: SpeechSettings = Field(default_factory=SpeechSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
 
     def catalog_url(self) -> str:

@@ -2,35 +2,61 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 from PIL import Image
 
-from search.catalog import Item
+from search.catalog import IMAGE_SPACE, TEXT_SPACE, Item
 from search.config import Settings
 from search.errors import InvalidQueryError, NotFoundError
+from search.fusion import BACKGROUND_SAMPLE, BACKGROUND_TEXTS, Scale
 from search.models import Encoder
 from search.store import Store, resolve_model
 
 KINDS = ("image", "video", "audio")
+OVERFETCH = 4  # segments fetched per wanted item, growing by this factor while items are missing
+MAX_MOMENTS = 3  # moments kept per hit
+
+
+@dataclass(frozen=True)
+class Moment:
+    """One segment of an item that matched: the whole picture, a video scene, or an utterance."""
+
+    segment_id: int
+    space: str  # "image" (a picture or keyframe) or "text" (a transcript)
+    score: float  # the ranking score (see Hit.score)
+    similarity: float  # cosine similarity to the query
+    t_start: float | None = None
+    t_end: float | None = None
+    text: str | None = None
+    has_thumbnail: bool = False
 
 
 @dataclass(frozen=True)
 class Hit:
+    """One item, ranked by its best moment; its fields repeat that moment's."""
+
     item_id: int
     segment_id: int
     uri: str
     kind: str
-    score: float
+    score: float  # cosine similarity, or a calibrated z-score when a text query spans both spaces
+    similarity: float
+    space: str
     width: int | None = None
     height: int | None = None
     t_start: float | None = None
     t_end: float | None = None
     text: str | None = None
+    has_thumbnail: bool = False
+    moments: tuple[Moment, ...] = ()
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+MOMENT_FIELDS = tuple(f.name for f in fields(Moment))
 
 
 @dataclass(frozen=True)
@@ -54,6 +80,8 @@ class Engine:
     def __init__(self, encoder: Encoder, store: Store):
         self.encoder = encoder
         self.store = store
+        self._backgrounds: dict[str, tuple[int, np.ndarray]] = {}
+        self._text_background: np.ndarray | None = None
 
     @classmethod
     def open(cls, settings: Settings, create: bool = False) -> Engine:
@@ -63,15 +91,28 @@ class Engine:
         return cls(encoder, Store.open(settings, encoder.record(), create=create))
 
     def search_text(self, query: str, k: int = 10, filters: Filters | None = None) -> list[Hit]:
+        """What is seen (images, keyframes) and what is said (transcripts), fused (search/fusion.py)."""
         query = query.strip()
         if not query:
             raise InvalidQueryError("the query text is empty")
-        return self.search_vector(self.encoder.encode_texts([query])[0], k, filters)
+        vector = self.encoder.encode_texts([query])[0]
+        return self.search_vectors({IMAGE_SPACE: vector, TEXT_SPACE: vector}, k, filters)
 
     def search_image(self, image: Image.Image, k: int = 10, filters: Filters | None = None) -> list[Hit]:
+        """Images and video keyframes that look like the example."""
         return self.search_vector(self.encoder.encode_images([image])[0], k, filters)
 
     def search_vector(self, vector: np.ndarray, k: int = 10, filters: Filters | None = None) -> list[Hit]:
+        """A query vector in the picture space (an image embedding, or a text one to skip speech)."""
+        return self.search_vectors({IMAGE_SPACE: vector}, k, filters)
+
+    def search_vectors(
+        self, queries: dict[str, np.ndarray], k: int = 10, filters: Filters | None = None
+    ) -> list[Hit]:
+        """Top-k items for per-space query vectors, one hit per item with its best moments.
+
+        Items own several segments (scenes, utterances), so segments are over-fetched until k items
+        are found or every space is exhausted."""
         if k < 1:
             raise InvalidQueryError("k must be at least 1")
         filters = filters or Filters()
@@ -80,22 +121,83 @@ class Engine:
             allowed = self.store.catalog.segment_ids(filters.kind, filters.path_prefix)
             if not len(allowed):
                 return []
-        scores, ids = self.store.search(vector[None, :], k, allowed)
-        return self._hits(scores[0], ids[0], filters.min_score)[:k]
+        self.store.refresh()
+        spaces = {s: q for s, q in queries.items() if len(self.store.vectors.get(s, ()))}
+        scales = self._scales(spaces) if len(spaces) > 1 else {}
+        fetch = k * OVERFETCH + 8
+        while True:
+            found, exhausted = [], True
+            for space, query in spaces.items():
+                scores, ids = self.store.search(space, query[None, :], fetch, allowed)
+                valid = ids[0] >= 0
+                last = scores[0][valid][-1] if valid.any() else None
+                below = filters.min_score is not None and last is not None and last < filters.min_score
+                exhausted &= bool(int(valid.sum()) < fetch or below)
+                calibrated = scales[space](scores[0]) if space in scales else scores[0]
+                found += zip(calibrated[valid], scores[0][valid], ids[0][valid], strict=True)
+            hits = self._hits(found, filters.min_score)
+            if len(hits) >= k or exhausted:
+                return hits[:k]
+            fetch *= OVERFETCH
 
-    def _hits(self, scores: np.ndarray, ids: np.ndarray, min_score: float | None) -> list[Hit]:
-        """Check every FAISS id against the catalog and keep the best segment of each item."""
-        found = [(float(s), int(i)) for s, i in zip(scores, ids, strict=True) if i >= 0]
+    def _scales(self, queries: dict[str, np.ndarray]) -> dict[str, Scale]:
+        return {space: Scale.of(self._background(space) @ q) for space, q in queries.items()}
+
+    def _background(self, space: str) -> np.ndarray:
+        """A random sample of the space's vectors (plus everyday sentences for the word space), kept
+        until the catalog changes."""
+        generation = self.store.generation
+        cached = self._backgrounds.get(space)
+        if cached is None or cached[0] != generation:
+            sample = self.store.sample(space, BACKGROUND_SAMPLE)
+            if space == TEXT_SPACE:
+                if self._text_background is None:
+                    self._text_background = self.encoder.encode_texts(list(BACKGROUND_TEXTS))
+                sample = np.concatenate([sample, self._text_background])
+            cached = self._backgrounds[space] = (generation, sample)
+        return cached[1]
+
+    def _hits(self, found: list[tuple[float, float, int]], min_score: float | None) -> list[Hit]:
+        """Check every FAISS id against the catalog and group segments per item, best first."""
         if min_score is not None:
-            found = [(s, i) for s, i in found if s >= min_score]
-        rows = self.store.catalog.hits([i for _, i in found])
-        hits: dict[int, Hit] = {}
-        for score, seg_id in found:
-            row = rows.get(seg_id)
-            if row is None or row.item_id in hits:
+            found = [f for f in found if f[1] >= min_score]
+        found.sort(key=lambda f: -f[0])
+        rows = self.store.catalog.hits([int(i) for _, _, i in found])
+        moments: dict[int, list[Moment]] = {}
+        for score, similarity, seg_id in found:
+            row = rows.get(int(seg_id))
+            if row is None:
                 continue
-            hits[row.item_id] = Hit(score=score, **asdict(row))
-        return list(hits.values())
+            per_item = moments.setdefault(row.item_id, [])
+            if len(per_item) < MAX_MOMENTS:
+                per_item.append(
+                    Moment(
+                        row.segment_id,
+                        row.space,
+                        float(score),
+                        float(similarity),
+                        row.t_start,
+                        row.t_end,
+                        row.text,
+                        row.has_thumbnail,
+                    )
+                )
+        hits = []
+        for item_id, item_moments in moments.items():  # dicts keep insertion order: best item first
+            best = item_moments[0]
+            row = rows[best.segment_id]
+            hits.append(
+                Hit(
+                    item_id=item_id,
+                    uri=row.uri,
+                    kind=row.kind,
+                    width=row.width,
+                    height=row.height,
+                    moments=tuple(item_moments),
+                    **{f: getattr(best, f) for f in MOMENT_FIELDS},
+                )
+            )
+        return hits
 
     def item(self, item_id: int) -> Item:
         item = self.store.catalog.item(item_id) if 0 < item_id < 2**63 else None
@@ -107,7 +209,8 @@ class Engine:
         return {
             "index": str(self.store.folder),
             "model": self.store.manifest["model"],
-            "vectors": len(self.store.vectors),
+            "vectors": len(self.store),
+            "vectors_by_space": {space: len(v) for space, v in self.store.vectors.items()},
             **self.store.catalog.counts(),
         }
 

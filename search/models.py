@@ -4,22 +4,20 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import socket
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from functools import cached_property
 from pathlib import Path
-from urllib.parse import urlparse
 
 import numpy as np
 import open_clip
 import torch
-from huggingface_hub import constants as hub_constants
 from PIL import Image
 from torchvision.transforms import Compose, Normalize
 
 from search.config import DEFAULT_MODEL, DEFAULT_PRETRAINED, ModelSettings
 from search.errors import ConfigError, ModelUnavailableError
+from search.hub import offline_if_unreachable
 
 log = logging.getLogger(__name__)
 
@@ -100,19 +98,6 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _hub_offline_if_unreachable(timeout: float = 3.0) -> None:
-    """Put the hub client in offline mode when its host cannot be reached. Otherwise an offline machine
-    waits about a minute in the client's retries before failing, even when the weights are cached."""
-    if hub_constants.HF_HUB_OFFLINE:
-        return
-    host = urlparse(hub_constants.ENDPOINT).hostname or "huggingface.co"
-    try:
-        socket.create_connection((host, 443), timeout=timeout).close()
-    except OSError:
-        log.warning("cannot reach %s: using locally cached weights only", host)
-        hub_constants.HF_HUB_OFFLINE = True
-
-
 def pick_device(requested: str) -> torch.device:
     if requested != "auto":
         return torch.device(requested)
@@ -147,7 +132,7 @@ def _load(spec: ModelSpec, device: torch.device) -> tuple[torch.nn.Module, Calla
     else:
         pretrained = spec.pretrained
         if not Path(pretrained).is_file():
-            _hub_offline_if_unreachable()
+            offline_if_unreachable()
     try:
         model, _, preprocess = open_clip.create_model_and_transforms(
             spec.name, pretrained=pretrained, precision=precision, device=device
@@ -242,6 +227,26 @@ class Encoder:
             tokens = self.tokenizer(list(texts[start : start + self.batch_size])).to(self.device)
             out.append(self.model.encode_text(tokens, normalize=True).float().cpu())
         return _unit(torch.cat(out)) if out else np.zeros((0, self.dim), np.float32)
+
+    def token_count(self, text: str) -> int:
+        """Tokens the text tower reads for `text`, start and end markers not counted."""
+        if hasattr(self.tokenizer, "encode"):  # open_clip's own BPE tokenizer
+            return len(self.tokenizer.encode(text))
+        return len(self.tokenizer.tokenizer(text, add_special_tokens=False)["input_ids"])  # HF tokenizers
+
+    def split_text(self, text: str) -> list[str]:
+        """Runs of whole words that each fit the text tower's context; the tower cuts longer texts off."""
+        limit = max(1, getattr(self.tokenizer, "context_length", 77) - 2)
+        pieces: list[str] = []
+        current: list[str] = []
+        for word in text.split():
+            if current and self.token_count(" ".join([*current, word])) > limit:
+                pieces.append(" ".join(current))
+                current = []
+            current.append(word)
+        if current:
+            pieces.append(" ".join(current))
+        return pieces
 
 
 def _unit(x: torch.Tensor) -> np.ndarray:

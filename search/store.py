@@ -1,7 +1,10 @@
 """Store: one index folder (manifest, catalog, vector cache) kept in agreement.
 
 Layout: manifest.json (format version, the model that made the vectors), catalog.sqlite (unless the
-catalog lives at another SQLAlchemy URL) and vectors.faiss (a cache of the catalog's stored vectors).
+catalog lives at another SQLAlchemy URL) and one FAISS file per vector space, vectors-image.faiss and
+vectors-text.faiss (caches of the catalog's stored vectors). Pictures (images, video keyframes) and words
+(transcripts) keep separate indexes: their scores against a query live on different scales, so the
+engine searches each and fuses the results (docs/search.md).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from search.catalog import Catalog, ItemRecord
+from search.catalog import SPACES, Catalog, ItemRecord
 from search.config import Settings
 from search.errors import IndexStateError, ModelMismatchError
 from search.models import ModelSpec
@@ -25,8 +28,12 @@ from search.vectors import VectorIndex
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1
-MANIFEST, VECTORS, LOCK = "manifest.json", "vectors.faiss", "write.lock"
+FORMAT = 2
+MANIFEST, LOCK = "manifest.json", "write.lock"
+
+
+def vectors_file(folder: Path, space: str) -> Path:
+    return folder / f"vectors-{space}.faiss"
 
 
 def read_manifest(folder: Path) -> dict | None:
@@ -74,12 +81,14 @@ def check_model(manifest: dict, fingerprint: str, label: str, folder: Path) -> N
 
 
 class Store:
-    def __init__(self, folder: Path, catalog: Catalog, vectors: VectorIndex, manifest: dict):
+    def __init__(
+        self, folder: Path, catalog: Catalog, vectors: dict[str, VectorIndex], manifest: dict, generation: int
+    ):
         self.folder = folder
         self.catalog = catalog
-        self.vectors = vectors
+        self.vectors = vectors  # one index per space
         self.manifest = manifest
-        self.generation = -1
+        self.generation = generation
         self._mutex = threading.RLock()
 
     @classmethod
@@ -99,42 +108,45 @@ class Store:
             _write_json(folder / MANIFEST, manifest)
         check_model(manifest, model_record["fingerprint"], model_record["name"], folder)
         dim = manifest["model"]["dim"]
-        vectors, generation = VectorIndex(dim), -1
-        if (folder / VECTORS).exists():
-            try:
-                vectors, generation = VectorIndex.load(folder / VECTORS, dim)
-            except (IndexStateError, RuntimeError) as exc:
-                log.warning(
-                    "rebuilding the unreadable vector cache %s from the catalog: %s", folder / VECTORS, exc
-                )
-                vectors, generation = VectorIndex(dim), -1
-        store = cls(folder, Catalog(settings.catalog_url()), vectors, manifest)
-        store.generation = generation
+        loaded = {space: _load_vectors(vectors_file(folder, space), dim) for space in SPACES}
+        generations = {g for _, g in loaded.values()}
+        # The caches are used only when all were saved at one generation; else all are reconciled.
+        generation = generations.pop() if len(generations) == 1 else -1
+        vectors = {space: index for space, (index, _) in loaded.items()}
+        store = cls(folder, Catalog(settings.catalog_url()), vectors, manifest, generation)
         store.refresh()
         return store
 
+    def __len__(self) -> int:
+        return sum(len(v) for v in self.vectors.values())
+
     def refresh(self) -> bool:
-        """Bring the vector cache up to the catalog if another process (or a crash) left it behind."""
+        """Bring the vector caches up to the catalog if another process (or a crash) left them behind."""
         with self._mutex:
             generation = self.catalog.generation()
             if generation == self.generation:
                 return False
-            in_catalog, in_index = self.catalog.all_segment_ids(), self.vectors.ids()
-            self.vectors.remove(np.setdiff1d(in_index, in_catalog))
-            missing = np.setdiff1d(in_catalog, in_index)
-            for ids, vecs in self.catalog.vectors(missing):
-                self.vectors.add(ids, vecs)
+            for space, in_catalog in self.catalog.segment_ids_by_space().items():
+                index = self.vectors.setdefault(space, VectorIndex(self.dim))
+                in_index = index.ids()
+                index.remove(np.setdiff1d(in_index, in_catalog))
+                for ids, vecs in self.catalog.vectors(np.setdiff1d(in_catalog, in_index)):
+                    index.add(ids, vecs)
             self.generation = generation
             return True
+
+    @property
+    def dim(self) -> int:
+        return self.manifest["model"]["dim"]
 
     def rebuild(self) -> int:
         """Drop the vector cache and build it again from the stored vectors."""
         with self._mutex:
-            self.vectors = VectorIndex(self.vectors.dim)
+            self.vectors = {space: VectorIndex(self.dim) for space in SPACES}
             self.generation = -1
             self.refresh()
             self.save()
-            return len(self.vectors)
+            return len(self)
 
     def write(
         self,
@@ -146,18 +158,31 @@ class Store:
         with self._mutex:
             self.refresh()
             result = self.catalog.write(records, touched, removed_uris)
-            self.vectors.remove(result.removed_ids)
-            self.vectors.add(result.added_ids, result.added_vectors)
+            for index in self.vectors.values():
+                index.remove(result.removed_ids)
+            spaces = np.asarray(result.added_spaces)
+            for space in set(result.added_spaces):
+                rows = spaces == space
+                index = self.vectors.setdefault(space, VectorIndex(self.dim))
+                index.add(result.added_ids[rows], result.added_vectors[rows])
             self.generation = result.generation
 
-    def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None):
+    def search(self, space: str, queries: np.ndarray, k: int, allowed: np.ndarray | None = None):
+        """Top-k (scores, segment ids) per query among one space's vectors."""
         with self._mutex:
             self.refresh()
-            return self.vectors.search(queries, k, allowed)
+            return self.vectors[space].search(queries, k, allowed)
+
+    def sample(self, space: str, n: int, seed: int = 0) -> np.ndarray:
+        """Up to n of a space's vectors, drawn at random (a fixed seed: the same sample per generation)."""
+        with self._mutex:
+            self.refresh()
+            return self.vectors[space].sample(n, seed)
 
     def save(self) -> None:
         with self._mutex:
-            self.vectors.save(self.folder / VECTORS, self.generation)
+            for space, index in self.vectors.items():
+                index.save(vectors_file(self.folder, space), self.generation)
 
     @contextmanager
     def writer(self) -> Iterator[None]:
@@ -174,6 +199,17 @@ class Store:
 
     def close(self) -> None:
         self.catalog.close()
+
+
+def _load_vectors(path: Path, dim: int) -> tuple[VectorIndex, int]:
+    """A saved vector cache and its generation; an absent or unreadable one is empty, at generation -1."""
+    if not path.exists():
+        return VectorIndex(dim), -1
+    try:
+        return VectorIndex.load(path, dim)
+    except (IndexStateError, RuntimeError) as exc:
+        log.warning("rebuilding the unreadable vector cache %s from the catalog: %s", path, exc)
+        return VectorIndex(dim), -1
 
 
 def _write_json(path: Path, data: dict) -> None:

@@ -45,6 +45,14 @@ class VectorIndex:
             return 0
         return int(self.index.remove_ids(faiss.IDSelectorBatch(np.ascontiguousarray(ids, np.int64))))
 
+    def sample(self, n: int, seed: int = 0) -> np.ndarray:
+        """Up to n stored vectors drawn at random without replacement, (m, dim) float32."""
+        ids = self.ids()
+        if len(ids) == 0:
+            return np.zeros((0, self.dim), np.float32)
+        pick = np.random.default_rng(seed).choice(ids, size=min(n, len(ids)), replace=False)
+        return self.index.reconstruct_batch(np.sort(pick))
+
     def search(
         self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:

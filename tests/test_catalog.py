@@ -3,9 +3,11 @@
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import inspect, text
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import create_engine, inspect, text
 
-from search.catalog import Catalog, ItemRecord
+from search.catalog import MIGRATIONS, Catalog, ItemRecord
 
 
 def record(uri: str, vec: float = 1.0, error: str | None = None) -> ItemRecord:
@@ -19,11 +21,33 @@ def record(uri: str, vec: float = 1.0, error: str | None = None) -> ItemRecord:
 def test_schema_is_versioned_by_alembic(tmp_path: Path):
     catalog = Catalog(f"sqlite:///{tmp_path}/c.sqlite")
     with catalog.engine.connect() as conn:
-        assert conn.execute(text("select version_num from alembic_version")).scalar() == "0001"
+        assert conn.execute(text("select version_num from alembic_version")).scalar() == "0002"
         assert conn.execute(text("pragma journal_mode")).scalar() == "wal"
         assert conn.execute(text("pragma synchronous")).scalar() == 2  # FULL
     assert {"items", "segments", "state"} <= set(inspect(catalog.engine).get_table_names())
     Catalog(f"sqlite:///{tmp_path}/c.sqlite")  # reopening migrates nothing and fails nothing
+
+
+def test_a_version_1_catalog_upgrades_in_place_keeping_its_rows(tmp_path: Path):
+    url = f"sqlite:///{tmp_path}/c.sqlite"
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    old = create_engine(url)
+    with old.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0001")
+        conn.execute(
+            text(
+                "insert into items (uri, kind, size, mtime_ns, status, indexed_at) "
+                "values ('a', 'image', 1, 2, 'indexed', '2026-01-01')"
+            )
+        )
+        conn.execute(text("insert into segments (item_id, space, vector) values (1, 'image', x'0000803f')"))
+    old.dispose()
+    catalog = Catalog(url)
+    assert "thumbnail" in {c["name"] for c in inspect(catalog.engine).get_columns("segments")}
+    assert catalog.segment_ids_by_space()["image"].tolist() == [1]
+    assert catalog.thumbnail(1) is None and catalog.hits([1])[1].space == "image"
 
 
 def test_write_replaces_segments_and_never_reuses_ids(tmp_path: Path):

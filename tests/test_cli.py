@@ -67,9 +67,9 @@ def test_table_output_and_info(indexed):
 
 def test_reindex_rebuilds_a_lost_vector_file(indexed):
     _, index_dir = indexed
-    (index_dir / "vectors.faiss").unlink()
+    (index_dir / "vectors-image.faiss").unlink()
     assert "60 vectors" in mmsearch("reindex", "--index-dir", index_dir).stdout
-    assert (index_dir / "vectors.faiss").exists()
+    assert (index_dir / "vectors-image.faiss").exists()
     hits = json.loads(mmsearch("search", "a green cross", "--json", "-k", "1", "-i", index_dir).stdout)
     assert class_of(hits[0]["uri"]) == ("green", "cross")
 

@@ -39,13 +39,13 @@ def test_second_run_embeds_nothing_and_changes_are_picked_up(tmp_path: Path, eng
     _, vecs = next(engine.store.catalog.vectors(new_segment))
     purple = engine.encoder.encode_images([Image.open(paths[1]).convert("RGB")])
     assert float(vecs[0] @ purple[0]) > 0.999, "the stored vector is the new content's"
-    assert len(engine.store.vectors) == 10 and old_segment[0] not in set(engine.store.vectors.ids())
+    assert len(engine.store) == 10 and old_segment[0] not in set(engine.store.vectors["image"].ids())
 
     paths[2].unlink()
     kept = index_folder(folder, engine.encoder, engine.store, settings.indexer)
     assert kept.removed == 0 and engine.info()["indexed"] == 10
     pruned = index_folder(folder, engine.encoder, engine.store, settings.indexer, prune=True)
-    assert pruned.removed == 1 and engine.info()["indexed"] == 9 and len(engine.store.vectors) == 9
+    assert pruned.removed == 1 and engine.info()["indexed"] == 9 and len(engine.store) == 9
     assert all(h.uri != str(paths[2]) for h in engine.search_text("anything", k=20))
 
 
@@ -140,7 +140,7 @@ def test_sigkill_mid_run_then_rerun_equals_an_uninterrupted_run(tmp_path: Path):
     settings = make_settings(tmp_path, name=None, random_weights=False)  # the index's own model
     settings = settings.model_copy(update={"index_dir": killed_dir})
     engine = Engine.open(settings)
-    assert set(engine.store.vectors.ids()) == set(engine.store.catalog.all_segment_ids())
+    assert set(engine.store.vectors["image"].ids()) == set(engine.store.catalog.all_segment_ids())
     engine.close()
 
     subprocess.run(_index_cmd(folder, killed_dir), check=True, capture_output=True, env=ONE_THREAD)
@@ -154,7 +154,7 @@ def test_sigkill_mid_run_then_rerun_equals_an_uninterrupted_run(tmp_path: Path):
     for index_dir in (killed_dir, clean_dir):
         s = settings.model_copy(update={"index_dir": index_dir})
         store = Store.open(s, Engine.open(s).encoder.record())
-        assert sorted(store.vectors.ids()) == [s[0] for s in c_segs]
+        assert sorted(store.vectors["image"].ids()) == [s[0] for s in c_segs]
         store.close()
 
 
@@ -168,7 +168,7 @@ def test_an_open_engine_sees_what_another_writer_commits(tmp_path: Path, setting
     assert {h.uri for h in serving.search_text("x", k=10)} == {str(p) for p in paths}
     paths[0].unlink()
     index_folder(folder, writer.encoder, writer.store, settings.indexer, prune=True)
-    assert len(serving.search_text("x", k=10)) == 3 and len(serving.store.vectors) == 3
+    assert len(serving.search_text("x", k=10)) == 3 and len(serving.store) == 3
     with writer.store.writer(), pytest.raises(IndexStateError, match="another process"):
         index_folder(folder, serving.encoder, serving.store, settings.indexer)
     serving.close()
@@ -179,9 +179,9 @@ def test_a_corrupt_vector_cache_is_rebuilt_from_the_catalog(tmp_path: Path, engi
     paths = write_images(tmp_path / "photos", 5)
     index_folder(tmp_path / "photos", engine.encoder, engine.store, settings.indexer)
     engine.close()
-    (settings.index_dir / "vectors.faiss").write_bytes(b"MMSVEC1\n" + b"\0" * 8 + b"garbage")
+    (settings.index_dir / "vectors-image.faiss").write_bytes(b"MMSVEC1\n" + b"\0" * 8 + b"garbage")
     reopened = Engine.open(settings)
-    assert len(reopened.store.vectors) == 5
+    assert len(reopened.store) == 5
     top = reopened.search_image(Image.open(paths[3]), k=1)[0]
     assert top.uri == str(paths[3])
     reopened.close()

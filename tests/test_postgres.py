@@ -172,7 +172,7 @@ def test_index_search_prune_and_reopen_through_the_engine(tmp_path: Path, pg_url
 
     first = index_folder(folder, engine.encoder, engine.store, settings.indexer)
     assert (first.indexed, first.skipped, first.failed) == (6, 0, 1)
-    assert engine.info()["indexed"] == 6 and engine.info()["failed"] == 1 and len(engine.store.vectors) == 6
+    assert engine.info()["indexed"] == 6 and engine.info()["failed"] == 1 and len(engine.store) == 6
     assert [uri for uri, _ in engine.store.catalog.failures()] == [str(folder / "broken.jpg")]
     for path in paths:
         (top,) = engine.search_image(Image.open(path).convert("RGB"), k=1)
@@ -192,7 +192,7 @@ def test_index_search_prune_and_reopen_through_the_engine(tmp_path: Path, pg_url
 
     paths[2].unlink()
     pruned = index_folder(folder, engine.encoder, engine.store, settings.indexer, prune=True)
-    assert pruned.removed == 1 and engine.info()["indexed"] == 5 and len(engine.store.vectors) == 5
+    assert pruned.removed == 1 and engine.info()["indexed"] == 5 and len(engine.store) == 5
     assert all(h.uri != str(paths[2]) for h in engine.search_text("anything", k=20))
     query = Image.open(paths[3]).convert("RGB")
     expected = [(h.segment_id, h.uri) for h in engine.search_image(query, k=5)]
@@ -201,15 +201,15 @@ def test_index_search_prune_and_reopen_through_the_engine(tmp_path: Path, pg_url
 
     # Reopened, the FAISS cache saved in the index folder agrees with the catalog, vector for vector.
     reopened = Engine.open(settings)
-    assert sorted(reopened.store.vectors.ids()) == catalog_ids
+    assert sorted(reopened.store.vectors["image"].ids()) == catalog_ids
     ids, stored = next(reopened.store.catalog.vectors())
-    cached = np.stack([reopened.store.vectors.index.reconstruct(int(i)) for i in ids])
+    cached = np.stack([reopened.store.vectors["image"].index.reconstruct(int(i)) for i in ids])
     np.testing.assert_array_equal(cached, stored)
     assert [(h.segment_id, h.uri) for h in reopened.search_image(query, k=5)] == expected
     reopened.close()
 
     # The catalog is the truth: another index folder on the same database rebuilds its cache from it.
     elsewhere = Engine.open(settings.model_copy(update={"index_dir": tmp_path / "other"}), create=True)
-    assert sorted(elsewhere.store.vectors.ids()) == catalog_ids
+    assert sorted(elsewhere.store.vectors["image"].ids()) == catalog_ids
     assert [(h.segment_id, h.uri) for h in elsewhere.search_image(query, k=5)] == expected
     elsewhere.close()

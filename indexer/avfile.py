@@ -1,0 +1,174 @@
+"""Read video and audio files with PyAV: keyframes with the scenes they stand for, and the sound as
+16 kHz mono for speech recognition, in one pass over the file.
+
+Only local files in plain containers are opened. FFmpeg gets a Python file object, so no URL or protocol
+(`concat:`, `http:`, ...) is ever parsed, and the demuxer is chosen by the file's extension instead of
+by probing its content, so a playlist (HLS, ffconcat) named .mp4 is read as a broken MP4, never followed.
+This module runs inside a media worker process (indexer/isolate.py): a decoder crash costs one file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import av
+import numpy as np
+
+from indexer.scenes import SceneDetector, signature
+from search.config import VideoSettings
+from search.errors import MediaError
+
+CONTAINERS = {
+    ".mp4": "mov",
+    ".m4v": "mov",
+    ".mov": "mov",
+    ".m4a": "mov",
+    ".mkv": "matroska",
+    ".webm": "matroska",
+    ".avi": "avi",
+    ".wav": "wav",
+    ".mp3": "mp3",
+    ".flac": "flac",
+    ".ogg": "ogg",
+    ".opus": "ogg",
+}
+SPEECH_RATE = 16_000
+MAX_BAD_PACKETS = 100  # a stream that keeps failing to decode is given up on
+
+
+@dataclass
+class Scene:
+    t_start: float
+    t_end: float
+    image: np.ndarray  # RGB uint8, the scene's keyframe
+
+
+@dataclass
+class MediaRead:
+    duration: float
+    width: int | None = None
+    height: int | None = None
+    scenes: list[Scene] = field(default_factory=list)
+    audio: np.ndarray | None = None  # float32 mono at SPEECH_RATE; None when there is no sound track
+    audio_start: float = 0.0  # where the sound track starts, in seconds
+    meta: dict = field(default_factory=dict)
+
+
+def _rgb_size(width: int, height: int, short_side: int) -> tuple[int, int]:
+    scale = min(1.0, short_side / max(1, min(width, height)))
+    return max(2, round(width * scale / 2) * 2), max(2, round(height * scale / 2) * 2)
+
+
+class _VideoTrack:
+    def __init__(self, stream, origin: float, cfg: VideoSettings, short_side: int):
+        self.stream, self.origin, self.short_side = stream, origin, short_side
+        self.detector = SceneDetector(cfg.scene_threshold, cfg.min_scene_s, cfg.max_gap_s, cfg.max_keyframes)
+        rate = stream.average_rate or stream.guessed_rate
+        self.frame_s = float(1 / rate) if rate else 0.04
+        self.frames = 0
+        self.end = 0.0
+
+    def take(self, frame) -> None:
+        t = (frame.time - self.origin) if frame.time is not None else self.frames * self.frame_s
+        t = max(0.0, t)
+        self.frames += 1
+        self.end = max(self.end, t + self.frame_s)
+        strength = self.detector.wants(t, signature(frame))
+        if strength is not None:
+            width, height = _rgb_size(frame.width, frame.height, self.short_side)
+            self.detector.add(t, strength, frame.to_ndarray(width=width, height=height, format="rgb24"))
+
+    def scenes(self, duration: float) -> list[Scene]:
+        keys = self.detector.keyframes()
+        ends = [k.t for k in keys[1:]] + [duration]
+        return [Scene(round(k.t, 3), round(end, 3), k.image) for k, end in zip(keys, ends, strict=True)]
+
+
+class _AudioTrack:
+    def __init__(self, stream, origin: float):
+        self.stream = stream
+        self.resampler = av.AudioResampler(format="flt", layout="mono", rate=SPEECH_RATE)
+        self.chunks: list[np.ndarray] = []
+        self.start: float | None = None
+        self.origin = origin
+
+    def take(self, frame) -> None:
+        if self.start is None:
+            self.start = max(0.0, (frame.time or 0.0) - self.origin)
+        for out in self.resampler.resample(frame):
+            self.chunks.append(out.to_ndarray().reshape(-1))
+
+    def samples(self) -> np.ndarray:
+        for out in self.resampler.resample(None):
+            self.chunks.append(out.to_ndarray().reshape(-1))
+        return np.concatenate(self.chunks) if self.chunks else np.zeros(0, np.float32)
+
+
+def read_media(
+    path: Path,
+    kind: str,
+    video: VideoSettings,
+    frame_side: int,
+    want_audio: bool,
+    progress: Callable[[], None] = lambda: None,
+) -> MediaRead:
+    """Keyframes (videos) and sound (when `want_audio`) of one file, decoded in a single pass."""
+    fmt = CONTAINERS.get(path.suffix.lower())
+    if fmt is None:
+        raise MediaError(f"unsupported file type {path.suffix!r}")
+    try:
+        with path.open("rb") as f, av.open(f, format=fmt, options={"enable_drefs": "0"}) as container:
+            return _read(container, fmt, kind, video, frame_side, want_audio, progress)
+    except av.FFmpegError as exc:
+        raise MediaError(f"cannot read the file as {fmt}: {exc}") from exc
+
+
+def _read(container, fmt, kind, video, frame_side, want_audio, progress) -> MediaRead:
+    origin = (container.start_time or 0) / av.time_base
+    vtrack = atrack = None
+    if kind == "video":
+        if not container.streams.video:
+            raise MediaError("the file has no video stream")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        vtrack = _VideoTrack(stream, origin, video, frame_side)
+    if want_audio and container.streams.audio:
+        atrack = _AudioTrack(container.streams.audio[0], origin)
+    if kind == "audio" and atrack is None:
+        raise MediaError("the file has no audio stream")
+    tracks = {t.stream.index: t for t in (vtrack, atrack) if t is not None}
+    bad: dict[int, int] = dict.fromkeys(tracks, 0)
+    last_error = ""
+    for n, packet in enumerate(container.demux([t.stream for t in tracks.values()])):
+        track = tracks[packet.stream.index]
+        try:
+            for frame in packet.decode():
+                track.take(frame)
+        except av.FFmpegError as exc:  # one damaged packet is skipped; a stream that keeps failing ends
+            bad[packet.stream.index] += 1
+            last_error = str(exc)
+            if bad[packet.stream.index] > MAX_BAD_PACKETS:
+                raise MediaError(f"too many undecodable packets: {exc}") from exc
+        if n % 64 == 0:
+            progress()
+    if vtrack is not None and vtrack.frames == 0:
+        raise MediaError(f"no decodable video frames{': ' + last_error if last_error else ''}")
+    out = MediaRead(duration=0.0, meta={"container": fmt})
+    if atrack is not None:
+        out.audio = atrack.samples()
+        out.audio_start = atrack.start or 0.0
+        out.meta["audio_codec"] = atrack.stream.codec_context.name
+    audio_end = out.audio_start + len(out.audio) / SPEECH_RATE if out.audio is not None else 0.0
+    out.duration = round(max(vtrack.end if vtrack else 0.0, audio_end), 3)
+    if vtrack is not None:
+        out.width, out.height = vtrack.stream.codec_context.width, vtrack.stream.codec_context.height
+        out.scenes = vtrack.scenes(out.duration)
+        out.meta["video_codec"] = vtrack.stream.codec_context.name
+        out.meta["fps"] = round(1 / vtrack.frame_s, 3)
+        out.meta["frames"] = vtrack.frames
+    if out.duration <= 0:
+        raise MediaError("the file holds no decodable audio or video")
+    out.meta["duration"] = out.duration
+    return out

@@ -1,0 +1,83 @@
+"""Speech to timed text with faster-whisper (CTranslate2): int8 on CPU, float16 on CUDA by default."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from search.config import SpeechSettings
+from search.errors import ModelUnavailableError
+
+SAMPLE_RATE = 16_000
+
+
+@dataclass(frozen=True)
+class Utterance:
+    t_start: float
+    t_end: float
+    text: str
+
+
+def _device(requested: str) -> str:
+    if requested != "auto":
+        return requested
+    import ctranslate2
+
+    return "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
+
+
+class Transcriber:
+    """Loads the Whisper model on first use and keeps it for the life of the worker."""
+
+    def __init__(self, settings: SpeechSettings):
+        self.settings = settings
+        self._model = None
+
+    def _load(self):
+        from faster_whisper import WhisperModel
+
+        s = self.settings
+        device = _device(s.device)
+        compute = s.compute_type if s.compute_type != "auto" else ("float16" if device == "cuda" else "int8")
+        local = Path(s.model).expanduser()
+        if not local.is_dir():
+            from search.hub import offline_if_unreachable
+
+            offline_if_unreachable()
+        try:
+            return WhisperModel(
+                str(local) if local.is_dir() else s.model, device=device, compute_type=compute
+            )
+        except Exception as exc:  # hub, file and CTranslate2 errors come in many types
+            raise ModelUnavailableError(
+                f"cannot load the speech model {s.model!r} ({type(exc).__name__}: {exc}). Without network "
+                "access, point MMSEARCH_SPEECH__MODEL at a local faster-whisper model folder, or set "
+                "MMSEARCH_SPEECH__ENABLED=false to index without speech."
+            ) from exc
+
+    def transcribe(
+        self, audio: np.ndarray, offset: float = 0.0, progress: Callable[[], None] = lambda: None
+    ) -> list[Utterance]:
+        """Timed utterances in 16 kHz mono float32 audio; no speech gives an empty list."""
+        if len(audio) < SAMPLE_RATE // 10:
+            return []
+        if self._model is None:
+            self._model = self._load()
+        s = self.settings
+        segments, _ = self._model.transcribe(
+            audio,
+            language=s.language,
+            beam_size=s.beam_size,
+            vad_filter=s.vad,
+            condition_on_previous_text=False,  # one misheard segment must not derail the rest
+        )
+        out = []
+        for seg in segments:
+            progress()
+            text = seg.text.strip()
+            if text:
+                out.append(Utterance(round(seg.start + offset, 3), round(seg.end + offset, 3), text))
+        return out
