@@ -49,11 +49,15 @@ def settings_from(
     pretrained: str | None = None,
     random_weights: bool = False,
     device: str | None = None,
+    speech: dict | None = None,
     **indexer: object,
 ) -> Settings:
     """Environment and defaults first, then whatever was given on the command line."""
     s = Settings()
     updates: dict = {}
+    speech_updates = {k: v for k, v in (speech or {}).items() if v is not None}
+    if speech_updates:
+        updates["speech"] = s.speech.model_copy(update=speech_updates)
     if index_dir is not None:
         updates["index_dir"] = index_dir
     chosen = {"name": model, "pretrained": pretrained, "device": device}
@@ -77,7 +81,27 @@ def open_engine(settings: Settings, create: bool = False):
 
 class RateColumn(ProgressColumn):
     def render(self, task) -> Text:
-        return Text(f"{task.speed:.1f} img/s" if task.speed else "-- img/s", style="cyan")
+        return Text(f"{task.speed:.1f} files/s" if task.speed else "-- files/s", style="cyan")
+
+
+def clock(seconds: float) -> str:
+    """mm:ss, or h:mm:ss from an hour on."""
+    whole = int(seconds)
+    h, rest = divmod(whole, 3600)
+    m, sec = divmod(rest, 60)
+    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m:02d}:{sec:02d}"
+
+
+def _where(hit) -> str:
+    return f"{clock(hit.t_start)}-{clock(hit.t_end)}" if hit.t_start is not None else ""
+
+
+def _what(hit) -> str:
+    if hit.text:
+        return f'said: "{hit.text[:60]}{"..." if len(hit.text) > 60 else ""}"'
+    if hit.kind == "video":
+        return "seen (keyframe)"
+    return f"{hit.width}x{hit.height}" if hit.width else ""
 
 
 @app.command()
@@ -93,8 +117,14 @@ def index(
     prune: Annotated[bool, typer.Option(help="Drop catalog entries of deleted files under PATH")] = False,
     batch_size: Annotated[int | None, typer.Option(help="Images per encoder batch")] = None,
     workers: Annotated[int | None, typer.Option(help="Decode worker threads")] = None,
+    speech: Annotated[
+        bool | None, typer.Option("--speech/--no-speech", help="Transcribe audio files and sound tracks")
+    ] = None,
+    speech_model: Annotated[
+        str | None, typer.Option(help="faster-whisper size (tiny.en, base, small, ...) or local folder")
+    ] = None,
 ) -> None:
-    """Index the images under PATH (incremental: unchanged files are skipped)."""
+    """Index the images, videos and audio under PATH (incremental: unchanged files are skipped)."""
     from indexer import index_folder
 
     s = settings_from(
@@ -103,6 +133,7 @@ def index(
         pretrained,
         random_weights,
         device,
+        speech={"enabled": speech, "model": speech_model},
         include=include or [],
         exclude=exclude or [],
         batch_size=batch_size,
@@ -119,11 +150,13 @@ def index(
             s.indexer,
             prune=prune,
             on_progress=lambda done, total: progress.update(task, completed=done, total=total),
+            video=s.video,
+            speech=s.speech,
         )
     rate = report.indexed / report.seconds if report.seconds else 0.0
     out.print(
         f"indexed {report.indexed}, skipped {report.skipped}, failed {report.failed}, "
-        f"removed {report.removed} in {report.seconds:.1f} s ({rate:.1f} images/s)"
+        f"removed {report.removed} in {report.seconds:.1f} s ({rate:.1f} files/s)"
     )
     for uri, reason in report.errors[:20]:
         err.print(f"[yellow]failed[/] {uri}: {reason}")
@@ -164,10 +197,9 @@ def search(
     if as_json:
         out.print_json(json.dumps([h.to_dict() for h in hits]))
         return
-    table = Table("#", "score", "kind", "path", "size", box=None)
+    table = Table("#", "score", "kind", "path", "when", "what", box=None)
     for rank, h in enumerate(hits, 1):
-        size = f"{h.width}x{h.height}" if h.width else ""
-        table.add_row(str(rank), f"{h.score:.3f}", h.kind, h.uri, size)
+        table.add_row(str(rank), f"{h.score:.3f}", h.kind, h.uri, _where(h), _what(h))
     out.print(table if hits else "no hits")
 
 

@@ -31,6 +31,7 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    or_,
     select,
     update,
 )
@@ -326,6 +327,23 @@ class Catalog:
         )
         with Session(self.engine) as s:
             return {r[0]: HitRow(*r) for r in s.execute(q)}
+
+    def word_candidates(self, words: Sequence[str], limit: int) -> np.ndarray:
+        """Ids of transcript segments of indexed items that contain any of the words (case-insensitive).
+        A scan with LIKE: full-text indexes (FTS5, PostgreSQL tsvector) are the way up from here."""
+        if not words:
+            return np.zeros(0, np.int64)
+        lowered = func.lower(Segment.text)
+        q = (
+            select(Segment.id)
+            .join(Item, Item.id == Segment.item_id)
+            .where(Segment.space == TEXT_SPACE, Item.status == INDEXED)
+            .where(or_(*(lowered.like(f"%{_escape_like(w)}%", escape="\\") for w in words)))
+            .order_by(Segment.id)
+            .limit(limit)
+        )
+        with Session(self.engine) as s:
+            return np.fromiter(s.scalars(q), np.int64)
 
     def thumbnail(self, segment_id: int) -> bytes | None:
         """The stored keyframe JPEG of a segment of an indexed item."""

@@ -10,7 +10,7 @@ from PIL import Image
 from search.catalog import IMAGE_SPACE, TEXT_SPACE, Item
 from search.config import Settings
 from search.errors import InvalidQueryError, NotFoundError
-from search.fusion import BACKGROUND_SAMPLE, BACKGROUND_TEXTS, Scale
+from search.fusion import BACKGROUND_SAMPLE, BACKGROUND_TEXTS, LEXICAL_WEIGHT, Scale, terms, word_match
 from search.models import Encoder
 from search.store import Store, resolve_model
 
@@ -60,6 +60,15 @@ MOMENT_FIELDS = tuple(f.name for f in fields(Moment))
 
 
 @dataclass(frozen=True)
+class _Candidates:
+    """One space's candidate segments for a query, with their cosine similarities."""
+
+    space: str
+    ids: np.ndarray
+    similarity: np.ndarray
+
+
+@dataclass(frozen=True)
 class Filters:
     kind: str | None = None
     path_prefix: str | None = None
@@ -80,7 +89,7 @@ class Engine:
     def __init__(self, encoder: Encoder, store: Store):
         self.encoder = encoder
         self.store = store
-        self._backgrounds: dict[str, tuple[int, np.ndarray]] = {}
+        self._backgrounds: dict[str, tuple[int, np.ndarray, list[frozenset[str]]]] = {}
         self._text_background: np.ndarray | None = None
 
     @classmethod
@@ -96,7 +105,7 @@ class Engine:
         if not query:
             raise InvalidQueryError("the query text is empty")
         vector = self.encoder.encode_texts([query])[0]
-        return self.search_vectors({IMAGE_SPACE: vector, TEXT_SPACE: vector}, k, filters)
+        return self.search_vectors({IMAGE_SPACE: vector, TEXT_SPACE: vector}, k, filters, words=query)
 
     def search_image(self, image: Image.Image, k: int = 10, filters: Filters | None = None) -> list[Hit]:
         """Images and video keyframes that look like the example."""
@@ -107,12 +116,16 @@ class Engine:
         return self.search_vectors({IMAGE_SPACE: vector}, k, filters)
 
     def search_vectors(
-        self, queries: dict[str, np.ndarray], k: int = 10, filters: Filters | None = None
+        self,
+        queries: dict[str, np.ndarray],
+        k: int = 10,
+        filters: Filters | None = None,
+        words: str | None = None,
     ) -> list[Hit]:
         """Top-k items for per-space query vectors, one hit per item with its best moments.
 
-        Items own several segments (scenes, utterances), so segments are over-fetched until k items
-        are found or every space is exhausted."""
+        `words` adds the word match to transcript scores. Items own several segments (scenes,
+        utterances), so segments are over-fetched until k items are found or every space is exhausted."""
         if k < 1:
             raise InvalidQueryError("k must be at least 1")
         filters = filters or Filters()
@@ -123,49 +136,88 @@ class Engine:
                 return []
         self.store.refresh()
         spaces = {s: q for s, q in queries.items() if len(self.store.vectors.get(s, ()))}
-        scales = self._scales(spaces) if len(spaces) > 1 else {}
+        query_terms = terms(words) if words else frozenset()
         fetch = k * OVERFETCH + 8
         while True:
-            found, exhausted = [], True
+            found: list[_Candidates] = []
+            exhausted = True
             for space, query in spaces.items():
                 scores, ids = self.store.search(space, query[None, :], fetch, allowed)
                 valid = ids[0] >= 0
-                last = scores[0][valid][-1] if valid.any() else None
+                got = _Candidates(space, ids[0][valid], scores[0][valid])
+                last = got.similarity[-1] if len(got.ids) else None
                 below = filters.min_score is not None and last is not None and last < filters.min_score
-                exhausted &= bool(int(valid.sum()) < fetch or below)
-                calibrated = scales[space](scores[0]) if space in scales else scores[0]
-                found += zip(calibrated[valid], scores[0][valid], ids[0][valid], strict=True)
-            hits = self._hits(found, filters.min_score)
+                exhausted &= bool(len(got.ids) < fetch or below)
+                if space == TEXT_SPACE and query_terms:
+                    got = self._add_word_matches(got, query, query_terms, fetch, allowed)
+                found.append(got)
+            hits = self._hits(found, spaces, query_terms, filters.min_score)
             if len(hits) >= k or exhausted:
                 return hits[:k]
             fetch *= OVERFETCH
 
-    def _scales(self, queries: dict[str, np.ndarray]) -> dict[str, Scale]:
-        return {space: Scale.of(self._background(space) @ q) for space, q in queries.items()}
+    def _add_word_matches(
+        self, got: _Candidates, query: np.ndarray, query_terms: frozenset[str], fetch: int, allowed
+    ) -> _Candidates:
+        """Transcripts that hold query words join the nearest ones, whatever their cosine."""
+        extra = self.store.catalog.word_candidates(sorted(query_terms), fetch)
+        extra = np.setdiff1d(extra, got.ids)
+        if allowed is not None:
+            extra = extra[np.isin(extra, allowed)]
+        if not len(extra):
+            return got
+        similarity = self.store.vectors_of(TEXT_SPACE, extra) @ query
+        return _Candidates(
+            got.space, np.concatenate([got.ids, extra]), np.concatenate([got.similarity, similarity])
+        )
 
-    def _background(self, space: str) -> np.ndarray:
-        """A random sample of the space's vectors (plus everyday sentences for the word space), kept
-        until the catalog changes."""
+    def _background(self, space: str) -> tuple[np.ndarray, list[frozenset[str]]]:
+        """A random sample of the space's vectors (plus everyday sentences for the word space) and, in
+        the word space, their terms; kept until the catalog changes."""
         generation = self.store.generation
         cached = self._backgrounds.get(space)
         if cached is None or cached[0] != generation:
-            sample = self.store.sample(space, BACKGROUND_SAMPLE)
+            ids, vectors = self.store.sample(space, BACKGROUND_SAMPLE)
+            texts: list[frozenset[str]] = []
             if space == TEXT_SPACE:
                 if self._text_background is None:
                     self._text_background = self.encoder.encode_texts(list(BACKGROUND_TEXTS))
-                sample = np.concatenate([sample, self._text_background])
-            cached = self._backgrounds[space] = (generation, sample)
-        return cached[1]
+                rows = self.store.catalog.hits(ids)
+                texts = [terms(rows[int(i)].text or "") if int(i) in rows else frozenset() for i in ids]
+                texts += [terms(t) for t in BACKGROUND_TEXTS]
+                vectors = np.concatenate([vectors, self._text_background])
+            cached = self._backgrounds[space] = (generation, vectors, texts)
+        return cached[1], cached[2]
 
-    def _hits(self, found: list[tuple[float, float, int]], min_score: float | None) -> list[Hit]:
-        """Check every FAISS id against the catalog and group segments per item, best first."""
+    def _hits(
+        self,
+        found: list[_Candidates],
+        spaces: dict[str, np.ndarray],
+        query_terms: frozenset[str],
+        min_score: float | None,
+    ) -> list[Hit]:
+        """Score candidates (word match in the word space; calibration when spaces mix), check every id
+        against the catalog, and group segments per item, best first."""
+        rows = self.store.catalog.hits([int(i) for c in found for i in c.ids])
+        scored: list[tuple[float, float, int]] = []
+        for c in found:
+            score = c.similarity.astype(np.float32)
+            if c.space == TEXT_SPACE and query_terms:
+                texts = [terms(rows[int(i)].text or "") if int(i) in rows else frozenset() for i in c.ids]
+                score = score + LEXICAL_WEIGHT * word_match(query_terms, texts)
+            if len(spaces) > 1:
+                background, background_texts = self._background(c.space)
+                reference = background @ spaces[c.space]
+                if c.space == TEXT_SPACE and query_terms:
+                    reference = reference + LEXICAL_WEIGHT * word_match(query_terms, background_texts)
+                score = Scale.of(reference)(score)
+            scored += zip(score.tolist(), c.similarity.tolist(), c.ids.tolist(), strict=True)
         if min_score is not None:
-            found = [f for f in found if f[1] >= min_score]
-        found.sort(key=lambda f: -f[0])
-        rows = self.store.catalog.hits([int(i) for _, _, i in found])
+            scored = [f for f in scored if f[1] >= min_score]
+        scored.sort(key=lambda f: -f[0])
         moments: dict[int, list[Moment]] = {}
-        for score, similarity, seg_id in found:
-            row = rows.get(int(seg_id))
+        for score, similarity, seg_id in scored:
+            row = rows.get(seg_id)
             if row is None:
                 continue
             per_item = moments.setdefault(row.item_id, [])
@@ -174,8 +226,8 @@ class Engine:
                     Moment(
                         row.segment_id,
                         row.space,
-                        float(score),
-                        float(similarity),
+                        score,
+                        similarity,
                         row.t_start,
                         row.t_end,
                         row.text,

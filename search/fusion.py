@@ -1,5 +1,10 @@
 """Fusing one text query's results from the picture space and the word space.
 
+In the word space a transcript's raw score is hybrid: its cosine similarity to the query plus
+LEXICAL_WEIGHT times the share of the query's words it contains (lower-cased, a plural's "s" dropped,
+common stop words ignored). What was said is often searched by the very words said, and a text tower
+trained on captions can rank unfamiliar sentences poorly; the word match keeps those found.
+
 A text query scores against image vectors (text-to-image cosine, typically 0.1 to 0.35 for CLIP) and
 against transcript vectors (text-to-text cosine, typically 0.5 to 1.0): sorting raw scores together would
 let speech win every time. Rank fusion (RRF) fails the other way: each space's best hit gets the same
@@ -13,11 +18,14 @@ See docs/search.md.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 BACKGROUND_SAMPLE = 1024
+LEXICAL_WEIGHT = 1.0  # a transcript holding every query word gains as much as a cosine of 1.0
 MAD_TO_SIGMA = 1.4826
 MIN_SCALE = 1e-3
 
@@ -83,3 +91,70 @@ class Scale:
         median = float(np.median(background_scores))
         mad = float(np.median(np.abs(background_scores - median)))
         return cls(median, max(MAD_TO_SIGMA * mad, MIN_SCALE))
+
+
+STOP_WORDS = frozenset(
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "but",
+        "by",
+        "for",
+        "from",
+        "has",
+        "have",
+        "he",
+        "her",
+        "his",
+        "i",
+        "in",
+        "is",
+        "it",
+        "its",
+        "of",
+        "on",
+        "or",
+        "our",
+        "she",
+        "so",
+        "that",
+        "the",
+        "their",
+        "them",
+        "there",
+        "they",
+        "this",
+        "to",
+        "was",
+        "we",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "who",
+        "will",
+        "with",
+        "you",
+        "your",
+    ]
+)
+WORD = re.compile(r"\w+")
+
+
+def terms(text: str) -> frozenset[str]:
+    """The words that count for a word match."""
+    words = (w.lower() for w in WORD.findall(text))
+    return frozenset(w[:-1] if len(w) > 3 and w.endswith("s") else w for w in words if w not in STOP_WORDS)
+
+
+def word_match(query_terms: frozenset[str], texts: Sequence[frozenset[str]]) -> np.ndarray:
+    """For each text's terms, the share of the query's terms it contains."""
+    if not query_terms:
+        return np.zeros(len(texts), np.float32)
+    return np.array([len(query_terms & t) / len(query_terms) for t in texts], np.float32).reshape(-1)

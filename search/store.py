@@ -173,11 +173,15 @@ class Store:
             self.refresh()
             return self.vectors[space].search(queries, k, allowed)
 
-    def sample(self, space: str, n: int, seed: int = 0) -> np.ndarray:
-        """Up to n of a space's vectors, drawn at random (a fixed seed: the same sample per generation)."""
+    def sample(self, space: str, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """Up to n of a space's (ids, vectors), drawn at random (a fixed seed: the same sample each time)."""
         with self._mutex:
             self.refresh()
             return self.vectors[space].sample(n, seed)
+
+    def vectors_of(self, space: str, ids: np.ndarray) -> np.ndarray:
+        with self._mutex:
+            return self.vectors[space].vectors(ids)
 
     def save(self) -> None:
         with self._mutex:

@@ -200,7 +200,7 @@ def bad_media(folder: Path) -> dict[str, str]:
     """Write :data:`BAD_MEDIA` into ``folder``; returns {file name: what it is}."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    shots = [shot_of("red", "circle", 1.0), shot_of("blue", "star", 1.0)]
+    shots = [shot_of("green", "star", 1.0), shot_of("blue", "circle", 1.0)]
     whole = write_video(folder / "noaudio.mp4", shots).read_bytes()
     write_audio(folder / "silent.wav", silence(3.0), 16000)
     blobs = {

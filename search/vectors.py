@@ -45,13 +45,17 @@ class VectorIndex:
             return 0
         return int(self.index.remove_ids(faiss.IDSelectorBatch(np.ascontiguousarray(ids, np.int64))))
 
-    def sample(self, n: int, seed: int = 0) -> np.ndarray:
-        """Up to n stored vectors drawn at random without replacement, (m, dim) float32."""
+    def sample(self, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """Up to n stored (ids, vectors) drawn at random without replacement."""
         ids = self.ids()
+        pick = np.sort(np.random.default_rng(seed).choice(ids, size=min(n, len(ids)), replace=False))
+        return pick, self.vectors(pick)
+
+    def vectors(self, ids: np.ndarray) -> np.ndarray:
+        """The stored vectors of these ids, (len(ids), dim) float32."""
         if len(ids) == 0:
             return np.zeros((0, self.dim), np.float32)
-        pick = np.random.default_rng(seed).choice(ids, size=min(n, len(ids)), replace=False)
-        return self.index.reconstruct_batch(np.sort(pick))
+        return self.index.reconstruct_batch(np.ascontiguousarray(ids, np.int64))
 
     def search(
         self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None

@@ -9,24 +9,20 @@ from __future__ import annotations
 import http.client
 import io
 import json
-import threading
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
-import uvicorn
 from PIL import Image
 
 from api.app import MULTIPART_SLACK, create_app
 from indexer import index_folder
 from search import Engine, Settings
-from tests.conftest import TINY
+from tests.conftest import TINY, serve
 
 SMALL_UPLOAD = 4096
 
@@ -92,26 +88,6 @@ def index(tmp_path_factory) -> Iterator[Index]:
     vanished.unlink()
     yield Index(settings, engine, root, files, broken, vanished, report.indexed)
     engine.close()
-
-
-@contextmanager
-def serve(app) -> Iterator[str]:
-    """Run the app under uvicorn in a thread on a free loopback port; yield its base URL."""
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
-    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        assert thread.is_alive(), "uvicorn exited during startup"
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(30)
-        assert not thread.is_alive(), "uvicorn did not shut down"
 
 
 @pytest.fixture(scope="session")

@@ -1,13 +1,16 @@
-"""Item endpoints: a catalog row, and a JPEG thumbnail of an indexed image.
+"""Item endpoints: a catalog row, a JPEG thumbnail, the media file itself (with HTTP range requests, so
+a video element can seek), and stored keyframe thumbnails of segments.
 
-Files are found only through the catalog (the uri the indexer recorded for an item id); nothing in the
-request names a path. Thumbnails are re-encoded JPEGs, never the file's own bytes.
+Files are found only through the catalog (the uri the indexer recorded for an indexed item id); nothing
+in the request names a path. Thumbnails are re-encoded JPEGs, never the file's own bytes.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import io
+import mimetypes
+import os
 import stat
 import threading
 from collections import OrderedDict
@@ -15,6 +18,8 @@ from pathlib import Path as FsPath
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi.responses import FileResponse
+from PIL import Image
 from pydantic import BaseModel, Field
 
 from api.deps import EngineDep, SettingsDep
@@ -28,6 +33,21 @@ router = APIRouter(tags=["items"])
 MAX_ID = 2**63 - 1  # catalog ids are 64-bit; a larger number could not be a key
 ItemId = Annotated[int, Path(ge=1, le=MAX_ID, description="the item's catalog id")]
 CACHE_CONTROL = "public, max-age=3600"
+# Spelled out: the system's mime.types may lack the newer ones, and a browser needs them to play.
+MEDIA_TYPES = {
+    ".mp4": "video/mp4",
+    ".m4v": "video/mp4",
+    ".mov": "video/quicktime",
+    ".mkv": "video/x-matroska",
+    ".webm": "video/webm",
+    ".avi": "video/x-msvideo",
+    ".wav": "audio/wav",
+    ".mp3": "audio/mpeg",
+    ".flac": "audio/flac",
+    ".m4a": "audio/mp4",
+    ".ogg": "audio/ogg",
+    ".opus": "audio/ogg",
+}
 JPEG_QUALITY = 85
 
 
@@ -44,7 +64,8 @@ class ItemOut(BaseModel):
     error: str | None = Field(None, description="why indexing failed")
     indexed_at: dt.datetime | None = None
     meta: dict | None = None
-    thumbnail_url: str | None = Field(None, description="only for indexed images")
+    thumbnail_url: str | None = Field(None, description="indexed images and videos (first keyframe)")
+    media_url: str | None = Field(None, description="the file itself, for indexed items")
 
 
 class ThumbnailCache:
@@ -95,9 +116,10 @@ ThumbnailsDep = Annotated[ThumbnailCache, Depends(get_thumbnails)]
 def get_item(request: Request, engine: EngineDep, item_id: ItemId) -> ItemOut:
     item = engine.item(item_id)
     root = request.scope.get("root_path", "").rstrip("/")
-    has_thumb = item.status == INDEXED and item.kind == "image"
+    indexed = item.status == INDEXED
     out = ItemOut.model_validate(item, from_attributes=True)
-    out.thumbnail_url = f"{root}/items/{item.id}/thumbnail" if has_thumb else None
+    out.thumbnail_url = f"{root}/items/{item.id}/thumbnail" if indexed and item.kind != "audio" else None
+    out.media_url = f"{root}/items/{item.id}/media" if indexed else None
     return out
 
 
@@ -106,6 +128,20 @@ def _etag_matches(header: str | None, etag: str) -> bool:
         return False
     tags = [t.strip().removeprefix("W/") for t in header.split(",")]
     return "*" in tags or etag in tags
+
+
+def _indexed_file(item, item_id: int) -> tuple[FsPath, os.stat_result]:
+    """The item's file, if it is still a regular file where the indexer found it."""
+    if item.status != INDEXED:
+        raise NotFoundError(f"item {item_id} is not indexed (status {item.status})")
+    path = FsPath(item.uri)
+    try:
+        st = path.stat() if path.is_absolute() else None
+    except OSError:
+        st = None
+    if st is None or not stat.S_ISREG(st.st_mode):
+        raise NotFoundError(f"the file of item {item_id} is no longer on disk")
+    return path, st
 
 
 def make_thumbnail(data: bytes, size: int, max_pixels: int) -> bytes:
@@ -139,15 +175,13 @@ def thumbnail(
 ) -> Response:
     size = size or settings.api.thumbnail_px
     item = engine.item(item_id)
+    if item.status == INDEXED and item.kind == "video":
+        segment_id = engine.store.catalog.first_keyframe(item_id)
+        if segment_id is not None:
+            return _keyframe(request, engine, segment_id, size)
     if item.status != INDEXED or item.kind != "image":
         raise NotFoundError(f"item {item_id} has no thumbnail (kind {item.kind}, status {item.status})")
-    path = FsPath(item.uri)
-    try:
-        st = path.stat() if path.is_absolute() else None
-    except OSError:
-        st = None
-    if st is None or not stat.S_ISREG(st.st_mode):
-        raise NotFoundError(f"the file of item {item_id} is no longer on disk")
+    path, st = _indexed_file(item, item_id)
     etag = f'"{item_id}-{size}-{st.st_size}-{st.st_mtime_ns}"'
     headers = {"Cache-Control": CACHE_CONTROL, "ETag": etag}
     if _etag_matches(request.headers.get("if-none-match"), etag):
@@ -166,3 +200,65 @@ def thumbnail(
             raise NotFoundError(f"the file of item {item_id} can no longer be read as an image") from exc
         cache.put(key, jpeg)
     return Response(jpeg, media_type="image/jpeg", headers=headers)
+
+
+@router.get(
+    "/items/{item_id}/media",
+    summary="The item's file, with HTTP range requests (206) so players can seek",
+    response_class=FileResponse,
+    responses={
+        200: {"description": "the whole file"},
+        206: {"description": "the requested byte range"},
+        416: {"description": "the range is outside the file"},
+        **error_responses(404, 422, 503),
+    },
+)
+def media(engine: EngineDep, item_id: ItemId) -> FileResponse:
+    item = engine.item(item_id)
+    path, st = _indexed_file(item, item_id)
+    suffix = path.suffix.lower()
+    media_type = MEDIA_TYPES.get(suffix) or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    return FileResponse(
+        path,
+        media_type=media_type,
+        stat_result=st,
+        content_disposition_type="inline",
+        filename=path.name,
+        headers={"Cache-Control": "private, max-age=60", "X-Content-Type-Options": "nosniff"},
+    )
+
+
+SegmentId = Annotated[int, Path(ge=1, le=MAX_ID, description="the segment's catalog id")]
+
+
+def _keyframe(request: Request, engine, segment_id: int, size: int | None = None) -> Response:
+    # A segment never changes: new content gets new segment ids, so its thumbnail caches forever.
+    jpeg = engine.store.catalog.thumbnail(segment_id)
+    if jpeg is None:
+        raise NotFoundError(f"segment {segment_id} has no thumbnail")
+    etag = f'"seg-{segment_id}-{size or 0}"'
+    headers = {"Cache-Control": "public, max-age=31536000, immutable", "ETag": etag}
+    if _etag_matches(request.headers.get("if-none-match"), etag):
+        return Response(status_code=304, headers=headers)
+    if size is not None:
+        image = Image.open(io.BytesIO(jpeg))
+        if max(image.size) > size:
+            image.thumbnail((size, size))
+            out = io.BytesIO()
+            image.save(out, "JPEG", quality=JPEG_QUALITY)
+            jpeg = out.getvalue()
+    return Response(jpeg, media_type="image/jpeg", headers=headers)
+
+
+@router.get(
+    "/segments/{segment_id}/thumbnail",
+    summary="The stored keyframe of a video moment",
+    response_class=Response,
+    responses={
+        200: {"content": {"image/jpeg": {}}, "description": "the keyframe"},
+        304: {"description": "not modified (If-None-Match)"},
+        **error_responses(404, 422, 503),
+    },
+)
+def segment_thumbnail(request: Request, engine: EngineDep, segment_id: SegmentId) -> Response:
+    return _keyframe(request, engine, segment_id)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
@@ -15,6 +15,7 @@ from api.deps import EngineDep, SettingsDep
 from api.errors import error_responses
 from indexer.media import decode_image
 from search import Filters, Hit, InvalidQueryError, MediaTooLargeError
+from search.engine import Moment
 
 router = APIRouter(tags=["search"])
 
@@ -23,19 +24,42 @@ DEFAULT_K = 10
 MAX_QUERY_CHARS = 1000
 
 
+SCORE_DOC = (
+    "ranking score, higher is closer: the cosine similarity, or, when a text query spans pictures and "
+    "speech, a calibrated z-score (how far the match stands out from that space's background; "
+    "see docs/search.md)"
+)
+
+
+class MomentOut(BaseModel):
+    segment_id: int
+    space: str = Field(description="'image' (a picture or video keyframe) or 'text' (speech transcript)")
+    score: float = Field(description=SCORE_DOC)
+    similarity: float = Field(description="cosine similarity to the query, in [-1, 1]")
+    t_start: float | None = Field(None, description="start of the moment in seconds (video, audio)")
+    t_end: float | None = Field(None, description="end of the moment in seconds")
+    text: str | None = Field(None, description="what is said in the moment (speech)")
+    thumbnail_url: str | None = Field(None, description="a picture of the moment, when there is one")
+    media_url: str = Field(description="the file, opened at the moment's start (#t=seconds)")
+
+
 class HitOut(BaseModel):
     item_id: int
-    segment_id: int
+    segment_id: int = Field(description="the best moment's segment")
     uri: str = Field(description="where the item's file is (as indexed)")
     kind: str
-    score: float = Field(description="cosine similarity to the query, in [-1, 1]; higher is closer")
+    score: float = Field(description=SCORE_DOC)
+    similarity: float = Field(description="cosine similarity of the best moment, in [-1, 1]")
+    space: str = Field(description="the best moment's space: 'image' or 'text'")
     width: int | None = None
     height: int | None = None
-    t_start: float | None = Field(None, description="start of the moment in seconds (video, audio)")
+    t_start: float | None = Field(None, description="start of the best moment in seconds (video, audio)")
     t_end: float | None = None
-    text: str | None = Field(None, description="transcript of the moment (speech)")
-    thumbnail_url: str
+    text: str | None = Field(None, description="transcript of the best moment (speech)")
+    thumbnail_url: str | None = Field(None, description="a picture of the best moment or of the item")
+    media_url: str = Field(description="the file, opened at the best moment (#t=seconds)")
     item_url: str
+    moments: list[MomentOut] = Field(description="the item's best matching moments, best first (at most 3)")
 
 
 class SearchOut(BaseModel):
@@ -97,16 +121,42 @@ async def search_params(
 SearchParamsDep = Annotated[SearchParams, Depends(search_params)]
 
 
+def _media_url(root: str, item_id: int, t_start: float | None) -> str:
+    url = f"{root}/items/{item_id}/media"
+    return f"{url}#t={t_start:g}" if t_start is not None else url
+
+
+def _thumbnail_url(root: str, hit: Hit, moment: Moment) -> str | None:
+    if moment.has_thumbnail:
+        return f"{root}/segments/{moment.segment_id}/thumbnail"
+    if hit.kind == "audio":
+        return None
+    return f"{root}/items/{hit.item_id}/thumbnail"  # the image itself, or a video's first keyframe
+
+
 def hits_out(request: Request, hits: list[Hit]) -> list[HitOut]:
     root = request.scope.get("root_path", "").rstrip("/")
-    return [
-        HitOut(
-            **h.to_dict(),
-            thumbnail_url=f"{root}/items/{h.item_id}/thumbnail",
-            item_url=f"{root}/items/{h.item_id}",
+    out = []
+    for h in hits:
+        moments = [
+            MomentOut(
+                **asdict(m),
+                thumbnail_url=_thumbnail_url(root, h, m),
+                media_url=_media_url(root, h.item_id, m.t_start),
+            )
+            for m in h.moments
+        ]
+        fields = {k: v for k, v in h.to_dict().items() if k not in ("moments", "has_thumbnail")}
+        out.append(
+            HitOut(
+                **fields,
+                thumbnail_url=moments[0].thumbnail_url,
+                media_url=moments[0].media_url,
+                item_url=f"{root}/items/{h.item_id}",
+                moments=moments,
+            )
         )
-        for h in hits
-    ]
+    return out
 
 
 @router.get(
