@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import stat
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,4 +83,6 @@ def walk(
                 st = path.stat()
             except OSError:
                 continue  # vanished or a dangling link
+            if not stat.S_ISREG(st.st_mode):
+                continue  # a FIFO or device would block the reader
             yield SourceFile(path, str(path), kind, st.st_size, st.st_mtime_ns)

@@ -73,6 +73,7 @@ class Transcriber:
             beam_size=s.beam_size,
             vad_filter=s.vad,
             condition_on_previous_text=False,  # one misheard segment must not derail the rest
+            temperature=0.0,  # no sampled fallback: the same file always gives the same transcript
         )
         out = []
         for seg in segments:

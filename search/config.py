@@ -67,7 +67,7 @@ class SpeechSettings(BaseModel):
         "auto", description="auto: int8 on CPU, float16 on CUDA; or any CTranslate2 type"
     )
     vad: bool = Field(True, description="skip non-speech with Silero VAD (no hallucinated text on silence)")
-    beam_size: int = Field(1, ge=1, le=16, description="1 (greedy) is ~2x faster on CPU than 5")
+    beam_size: int = Field(5, ge=1, le=16, description="5 finds better transcripts; 1 (greedy) is faster")
 
 
 class ApiSettings(BaseModel):

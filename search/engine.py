@@ -10,7 +10,7 @@ from PIL import Image
 from search.catalog import IMAGE_SPACE, TEXT_SPACE, Item
 from search.config import Settings
 from search.errors import InvalidQueryError, NotFoundError
-from search.fusion import BACKGROUND_SAMPLE, BACKGROUND_TEXTS, LEXICAL_WEIGHT, Scale, terms, word_match
+from search.fusion import BACKGROUND_SAMPLE, BACKGROUND_TEXTS, WORD_MATCH_Z, Scale, terms, word_match
 from search.models import Encoder
 from search.store import Store, resolve_model
 
@@ -89,7 +89,7 @@ class Engine:
     def __init__(self, encoder: Encoder, store: Store):
         self.encoder = encoder
         self.store = store
-        self._backgrounds: dict[str, tuple[int, np.ndarray, list[frozenset[str]]]] = {}
+        self._backgrounds: dict[str, tuple[int, np.ndarray]] = {}
         self._text_background: np.ndarray | None = None
 
     @classmethod
@@ -171,23 +171,19 @@ class Engine:
             got.space, np.concatenate([got.ids, extra]), np.concatenate([got.similarity, similarity])
         )
 
-    def _background(self, space: str) -> tuple[np.ndarray, list[frozenset[str]]]:
-        """A random sample of the space's vectors (plus everyday sentences for the word space) and, in
-        the word space, their terms; kept until the catalog changes."""
+    def _background(self, space: str) -> np.ndarray:
+        """A random sample of the space's vectors (plus everyday sentences for the word space), kept
+        until the catalog changes."""
         generation = self.store.generation
         cached = self._backgrounds.get(space)
         if cached is None or cached[0] != generation:
-            ids, vectors = self.store.sample(space, BACKGROUND_SAMPLE)
-            texts: list[frozenset[str]] = []
+            _, sample = self.store.sample(space, BACKGROUND_SAMPLE)
             if space == TEXT_SPACE:
                 if self._text_background is None:
                     self._text_background = self.encoder.encode_texts(list(BACKGROUND_TEXTS))
-                rows = self.store.catalog.hits(ids)
-                texts = [terms(rows[int(i)].text or "") if int(i) in rows else frozenset() for i in ids]
-                texts += [terms(t) for t in BACKGROUND_TEXTS]
-                vectors = np.concatenate([vectors, self._text_background])
-            cached = self._backgrounds[space] = (generation, vectors, texts)
-        return cached[1], cached[2]
+                sample = np.concatenate([sample, self._text_background])
+            cached = self._backgrounds[space] = (generation, sample)
+        return cached[1]
 
     def _hits(
         self,
@@ -196,21 +192,17 @@ class Engine:
         query_terms: frozenset[str],
         min_score: float | None,
     ) -> list[Hit]:
-        """Score candidates (word match in the word space; calibration when spaces mix), check every id
-        against the catalog, and group segments per item, best first."""
+        """Score candidates (calibrated in the word space, and everywhere when spaces mix; plus the word
+        match for transcripts), check every id against the catalog, and group segments per item."""
         rows = self.store.catalog.hits([int(i) for c in found for i in c.ids])
         scored: list[tuple[float, float, int]] = []
         for c in found:
             score = c.similarity.astype(np.float32)
+            if c.space == TEXT_SPACE or len(spaces) > 1:
+                score = Scale.of(self._background(c.space) @ spaces[c.space])(score)
             if c.space == TEXT_SPACE and query_terms:
                 texts = [terms(rows[int(i)].text or "") if int(i) in rows else frozenset() for i in c.ids]
-                score = score + LEXICAL_WEIGHT * word_match(query_terms, texts)
-            if len(spaces) > 1:
-                background, background_texts = self._background(c.space)
-                reference = background @ spaces[c.space]
-                if c.space == TEXT_SPACE and query_terms:
-                    reference = reference + LEXICAL_WEIGHT * word_match(query_terms, background_texts)
-                score = Scale.of(reference)(score)
+                score = score + WORD_MATCH_Z * word_match(query_terms, texts)
             scored += zip(score.tolist(), c.similarity.tolist(), c.ids.tolist(), strict=True)
         if min_score is not None:
             scored = [f for f in scored if f[1] >= min_score]

@@ -1,9 +1,5 @@
 """Fusing one text query's results from the picture space and the word space.
 
-In the word space a transcript's raw score is hybrid: its cosine similarity to the query plus
-LEXICAL_WEIGHT times the share of the query's words it contains (lower-cased, a plural's "s" dropped,
-common stop words ignored). What was said is often searched by the very words said, and a text tower
-trained on captions can rank unfamiliar sentences poorly; the word match keeps those found.
 
 A text query scores against image vectors (text-to-image cosine, typically 0.1 to 0.35 for CLIP) and
 against transcript vectors (text-to-text cosine, typically 0.5 to 1.0): sorting raw scores together would
@@ -13,7 +9,11 @@ becomes a robust z-score, (score - median) / (1.4826 * MAD), against the query's
 sample of that space (random stored vectors, plus a fixed set of everyday sentences for the word space so
 that a small collection of transcripts still has a background). A hit that stands out from its space's
 background ranks high whichever space it came from; the best of a space that has no real match does not.
-See docs/search.md.
+
+A transcript's calibrated score then gains WORD_MATCH_Z times the share of the query's words it holds
+(lower-cased, a plural's "s" dropped, common stop words ignored): what was said is often searched by the
+very words said, and a text tower trained on captions can rank unfamiliar sentences poorly. Added in
+z units, the bonus means the same for every model. See docs/search.md.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 BACKGROUND_SAMPLE = 1024
-LEXICAL_WEIGHT = 1.0  # a transcript holding every query word gains as much as a cosine of 1.0
+WORD_MATCH_Z = 8.0  # a transcript holding every query word stands out by 8 more robust sigmas
 MAD_TO_SIGMA = 1.4826
 MIN_SCALE = 1e-3
 

