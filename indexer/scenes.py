@@ -1,9 +1,9 @@
 """Keyframe choice: a content detector on tiny frames, with a floor and a ceiling.
 
-The detector follows PySceneDetect's ContentDetector (mean absolute change of the colour channels
-between consecutive frames, threshold 27 on a 0-255 scale, a minimum scene length), but reads the
-decoder's own Y/U/V planes subsampled to ~64 pixels wide instead of converting each frame: that costs
-microseconds per frame, so every frame can be compared and cuts land on the exact frame.
+The detector follows PySceneDetect's ContentDetector: the mean absolute change of hue, saturation and
+value between consecutive frames (0-255 each), a cut at 27 or more, a minimum scene length. Instead of
+converting whole frames it subsamples the decoder's own Y/U/V planes to ~64 pixels wide and converts
+only those: microseconds per frame, so every frame is compared and cuts land on the exact frame.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from PIL import Image
 
 PLANAR_8BIT = frozenset({"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p"})
 PROBE_WIDTH = 64
@@ -24,18 +25,20 @@ class Keyframe:
 
 
 def signature(frame) -> np.ndarray:
-    """A small float32 stack of the frame's Y, U, V channels (about 64 pixels wide)."""
-    if frame.format.name in PLANAR_8BIT:
-        planes = []
-        for plane in frame.planes[:3]:
-            rows = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, : plane.width]
-            step = max(1, plane.width // PROBE_WIDTH)
-            planes.append(rows[::step, ::step])
-        h = min(p.shape[0] for p in planes)
-        w = min(p.shape[1] for p in planes)
-        return np.stack([p[:h, :w] for p in planes]).astype(np.float32)
-    height = max(1, round(frame.height * PROBE_WIDTH / max(1, frame.width)))
-    return signature(frame.reformat(width=PROBE_WIDTH, height=height, format="yuv444p"))
+    """The frame's hue, saturation and value, (h, w, 3) float32, about 64 pixels wide."""
+    if frame.format.name not in PLANAR_8BIT:
+        height = max(1, round(frame.height * PROBE_WIDTH / max(1, frame.width)))
+        frame = frame.reformat(width=PROBE_WIDTH, height=height, format="yuv444p")
+    planes = []
+    for plane in frame.planes[:3]:
+        rows = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, : plane.width]
+        planes.append(rows[:: max(1, plane.width // PROBE_WIDTH), :: max(1, plane.width // PROBE_WIDTH)])
+    h, w = min(p.shape[0] for p in planes), min(p.shape[1] for p in planes)
+    y, u, v = (p[:h, :w].astype(np.float32) for p in planes)
+    u, v = u - 128.0, v - 128.0
+    rgb = np.stack([y + 1.402 * v, y - 0.344136 * u - 0.714136 * v, y + 1.772 * u], axis=-1)
+    hsv = Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8), "RGB").convert("HSV")
+    return np.asarray(hsv, np.float32)
 
 
 class SceneDetector:
