@@ -224,8 +224,10 @@ def info(
         f" dim={m['dim']} fingerprint={m['fingerprint']}"
     )
     counts = catalog.counts()
+    spaces = ", ".join(f"{len(ids)} {space}" for space, ids in catalog.segment_ids_by_space().items())
     out.print(
-        f"items    {counts['indexed']} indexed, {counts['failed']} failed; {counts['segments']} vectors"
+        f"items    {counts['indexed']} indexed, {counts['failed']} failed; "
+        f"{counts['segments']} vectors ({spaces})"
     )
     limit = 1000 if failures else 5
     for uri, reason in catalog.failures(limit):

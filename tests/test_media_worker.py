@@ -82,3 +82,23 @@ def test_a_playlist_named_mp4_is_never_followed(tmp_path, engine, settings):
         assert report.failed == 2 and all("cannot read the file" in why for _, why in report.errors)
         with pytest.raises(BlockingIOError):
             listener.accept()  # nobody connected
+
+
+def test_a_changed_video_is_indexed_again_and_its_old_moments_are_gone(tmp_path, engine, settings):
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    path = write_video(folder / "clip.mp4", [shot_of("red", "circle", 1.0), shot_of("blue", "star", 1.0)])
+    index_folder(folder, engine.encoder, engine.store, settings.indexer, speech=NO_SPEECH)
+    old = set(engine.store.catalog.all_segment_ids())
+    shots = [shot_of("green", "square", 0.6), shot_of("red", "cross", 0.8), shot_of("blue", "star", 1.0)]
+    write_video(path, shots)
+    os.utime(path, ns=(time.time_ns(), time.time_ns() + 10**9))
+    report = index_folder(folder, engine.encoder, engine.store, settings.indexer, speech=NO_SPEECH)
+    assert (report.indexed, report.skipped) == (1, 0)
+    rows = engine.store.catalog.hits(engine.store.catalog.all_segment_ids())
+    assert not old & set(rows) and sorted((r.t_start, r.t_end) for r in rows.values()) == [
+        (0.0, 0.6),
+        (0.6, 1.4),
+        (1.4, 2.4),
+    ]
+    assert len(engine.store) == 3
