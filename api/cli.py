@@ -338,7 +338,6 @@ def bench_index_cmd(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Pipeline throughput (JPEG files -> committed vectors) / model-only throughput, in one run."""
-    from dataclasses import asdict
 
     from indexer.bench import bench_index
 
@@ -349,16 +348,11 @@ def bench_index_cmd(
     s = s.model_copy(update={"model": s.model.model_copy(update={"batch_size": batch_size})})
     with err.status("benchmarking ..."):
         result = bench_index(s, images, image_dir, (w, h))
-    if as_json:
-        out.print_json(data=asdict(result))
-        return
-    table = Table(box=None, show_header=False)
-    for key, value in asdict(result).items():
-        table.add_row(key, str(value))
-    out.print(table)
-    out.print(
+    _print_bench(
+        result,
+        as_json,
         f"pipeline {result.pipeline_ips:.1f} images/s / model-only {result.model_only_ips:.1f} images/s "
-        f"= [bold]{result.ratio:.2f}[/]"
+        f"= [bold]{result.ratio:.2f}[/]",
     )
 
 
@@ -374,7 +368,6 @@ def bench_media_cmd(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Keyframe extraction and speech transcription speed (x real time) on generated media, in one run."""
-    from dataclasses import asdict
 
     from indexer.bench import bench_media
 
@@ -382,6 +375,18 @@ def bench_media_cmd(
     s = settings_from(speech={"model": speech_model})
     with err.status("benchmarking ..."):
         result = bench_media(s, videos, seconds, (w, h), media_dir)
+    _print_bench(
+        result,
+        as_json,
+        f"keyframes [bold]{result.keyframes_x_realtime:.1f}x[/] real time, "
+        f"speech [bold]{result.speech_x_realtime:.1f}x[/] real time",
+    )
+
+
+def _print_bench(result, as_json: bool, summary: str) -> None:
+    """A benchmark's fields as JSON, or as a table followed by its one-line summary."""
+    from dataclasses import asdict
+
     if as_json:
         out.print_json(data=asdict(result))
         return
@@ -389,10 +394,7 @@ def bench_media_cmd(
     for key, value in asdict(result).items():
         table.add_row(key, str(value))
     out.print(table)
-    out.print(
-        f"keyframes [bold]{result.keyframes_x_realtime:.1f}x[/] real time, "
-        f"speech [bold]{result.speech_x_realtime:.1f}x[/] real time"
-    )
+    out.print(summary)
 
 
 def main() -> None:
