@@ -204,6 +204,54 @@ def search(
 
 
 @app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="A question about the collection, in plain language")],
+    kind: Annotated[str | None, typer.Option(help="Only items of this kind (image, video, audio)")] = None,
+    path_prefix: Annotated[str | None, typer.Option(help="Only files whose path starts with this")] = None,
+    backend: Annotated[
+        str | None, typer.Option(help="local, openai or anthropic [MMSEARCH_ANSWER__BACKEND]")
+    ] = None,
+    vlm: Annotated[
+        str | None, typer.Option("--vlm", help="VLM name or folder [MMSEARCH_ANSWER__MODEL]")
+    ] = None,
+    base_url: Annotated[str | None, typer.Option(help="Server URL for openai/anthropic backends")] = None,
+    index_dir: IndexDir = None,
+) -> None:
+    """Answer a question from the collection with a vision-language model, streaming, then list the
+    hits it cites."""
+    from pydantic import ValidationError
+
+    from search.answer import Answer, Answerer
+    from search.config import AnswerSettings
+    from search.engine import Filters
+    from search.errors import ConfigError
+
+    s = settings_from(index_dir)
+    chosen = {k: v for k, v in {"backend": backend, "model": vlm, "base_url": base_url}.items() if v}
+    try:
+        answer_settings = AnswerSettings.model_validate({**s.answer.model_dump(), **chosen})
+    except ValidationError as exc:
+        raise ConfigError(f"invalid answer settings: {exc.errors()[0]['msg']}") from None
+    s = s.model_copy(update={"answer": answer_settings})
+    engine = open_engine(s)
+    answerer = Answerer(engine, s.answer)
+    filters = Filters(kind, str(Path(path_prefix).resolve()) if path_prefix else None)
+    result = None
+    for piece in answerer.stream(question, filters):
+        if isinstance(piece, Answer):
+            result = piece
+        else:
+            out.print(piece, end="", highlight=False, markup=False)
+    out.print()
+    if result is None or not result.citations:
+        return
+    table = Table("#", "kind", "path", "when", "what", box=None, title="cited")
+    for e in result.citations:
+        table.add_row(f"[{e.number}]", e.hit.kind, e.hit.uri, _where(e.hit), _what(e.hit))
+    out.print(table)
+
+
+@app.command()
 def info(
     index_dir: IndexDir = None,
     failures: Annotated[bool, typer.Option("--failures", help="List the files that failed")] = False,

@@ -15,6 +15,8 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from search.errors import (
+    BackendError,
+    BackendTimeoutError,
     ConfigError,
     IndexStateError,
     InvalidQueryError,
@@ -38,6 +40,8 @@ STATUS: dict[type[MMSearchError], int] = {
     ModelMismatchError: 503,
     IndexStateError: 503,
     ModelUnavailableError: 503,
+    BackendError: 502,
+    BackendTimeoutError: 504,
 }
 
 

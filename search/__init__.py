@@ -29,11 +29,15 @@ _EXPORTS = {
             "NotFoundError",
             "MediaError",
             "MediaTooLargeError",
+            "BackendError",
+            "BackendTimeoutError",
         )
     },
 }
 
 __all__ = [
+    "BackendError",
+    "BackendTimeoutError",
     "ConfigError",
     "Encoder",
     "Engine",
@@ -57,6 +61,8 @@ if TYPE_CHECKING:
     from search.config import IndexerSettings, ModelSettings, Settings
     from search.engine import Engine, Filters, Hit
     from search.errors import (
+        BackendError,
+        BackendTimeoutError,
         ConfigError,
         IndexStateError,
         InvalidQueryError,

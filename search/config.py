@@ -70,6 +70,32 @@ class SpeechSettings(BaseModel):
     beam_size: int = Field(5, ge=1, le=16, description="5 finds better transcripts; 1 (greedy) is faster")
 
 
+class AnswerSettings(BaseModel):
+    """Answers from a vision-language model over the top hits (search/answer.py, search/vlm/).
+
+    `local` runs a transformers image-text-to-text model in-process (default SmolVLM-256M-Instruct: the
+    smallest current instruction-tuned VLM that transformers loads by name, a few seconds per answer on
+    a CPU); `openai` talks to any OpenAI-compatible chat-completions server (OpenAI, vLLM, Ollama,
+    llama.cpp); `anthropic` to Anthropic's Messages API. Server backends need `model`; their key comes
+    from `api_key` or the SDK's own environment variable (OPENAI_API_KEY, ANTHROPIC_API_KEY).
+    """
+
+    backend: Literal["local", "openai", "anthropic"] = "local"
+    model: str | None = Field(None, description="model name or local folder; local default SmolVLM-256M")
+    base_url: str | None = Field(None, description="server URL for openai/anthropic (None: the vendor's)")
+    api_key: str | None = Field(None, repr=False)
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    max_evidence: int = Field(8, ge=1, le=50, description="hits numbered in the prompt")
+    max_images: int = Field(4, ge=0, le=20, description="pictures sent with the prompt")
+    image_px: int = Field(448, ge=64, le=2048, description="longer side of each picture sent")
+    max_prompt_chars: int = Field(8000, ge=500, description="bound on the prompt's text")
+    max_tokens: int = Field(512, ge=1, le=8192, description="bound on the answer's length")
+    timeout_s: float = Field(120.0, gt=0, description="for the first token and between tokens")
+    min_relevance: float = Field(
+        2.0, description="calibrated score (robust sigmas over the background) a hit needs to be evidence"
+    )
+
+
 class ApiSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
@@ -89,6 +115,7 @@ class Settings(BaseSettings):
     indexer: IndexerSettings = Field(default_factory=IndexerSettings)
     video: VideoSettings = Field(default_factory=VideoSettings)
     speech: SpeechSettings = Field(default_factory=SpeechSettings)
+    answer: AnswerSettings = Field(default_factory=AnswerSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
 
     def catalog_url(self) -> str:

@@ -99,13 +99,18 @@ class Engine:
         encoder = Encoder(spec, m.device, m.batch_size, m.threads)
         return cls(encoder, Store.open(settings, encoder.record(), create=create))
 
-    def search_text(self, query: str, k: int = 10, filters: Filters | None = None) -> list[Hit]:
-        """What is seen (images, keyframes) and what is said (transcripts), fused (search/fusion.py)."""
+    def search_text(
+        self, query: str, k: int = 10, filters: Filters | None = None, calibrate: bool = False
+    ) -> list[Hit]:
+        """What is seen (images, keyframes) and what is said (transcripts), fused (search/fusion.py).
+        `calibrate` gives calibrated scores even when only one space takes part."""
         query = query.strip()
         if not query:
             raise InvalidQueryError("the query text is empty")
         vector = self.encoder.encode_texts([query])[0]
-        return self.search_vectors({IMAGE_SPACE: vector, TEXT_SPACE: vector}, k, filters, words=query)
+        return self.search_vectors(
+            {IMAGE_SPACE: vector, TEXT_SPACE: vector}, k, filters, words=query, calibrate=calibrate
+        )
 
     def search_image(self, image: Image.Image, k: int = 10, filters: Filters | None = None) -> list[Hit]:
         """Images and video keyframes that look like the example."""
@@ -121,6 +126,7 @@ class Engine:
         k: int = 10,
         filters: Filters | None = None,
         words: str | None = None,
+        calibrate: bool = False,
     ) -> list[Hit]:
         """Top-k items for per-space query vectors, one hit per item with its best moments.
 
@@ -151,7 +157,7 @@ class Engine:
                 if space == TEXT_SPACE and query_terms:
                     got = self._add_word_matches(got, query, query_terms, fetch, allowed)
                 found.append(got)
-            hits = self._hits(found, spaces, query_terms, filters.min_score)
+            hits = self._hits(found, spaces, query_terms, filters.min_score, calibrate or len(spaces) > 1)
             if len(hits) >= k or exhausted:
                 return hits[:k]
             fetch *= OVERFETCH
@@ -191,6 +197,7 @@ class Engine:
         spaces: dict[str, np.ndarray],
         query_terms: frozenset[str],
         min_score: float | None,
+        calibrate: bool,
     ) -> list[Hit]:
         """Score candidates (calibrated in the word space, and everywhere when spaces mix; plus the word
         match for transcripts), check every id against the catalog, and group segments per item."""
@@ -198,7 +205,7 @@ class Engine:
         scored: list[tuple[float, float, int]] = []
         for c in found:
             score = c.similarity.astype(np.float32)
-            if c.space == TEXT_SPACE or len(spaces) > 1:
+            if c.space == TEXT_SPACE or calibrate:
                 score = Scale.of(self._background(c.space) @ spaces[c.space])(score)
             if c.space == TEXT_SPACE and query_terms:
                 texts = [terms(rows[int(i)].text or "") if int(i) in rows else frozenset() for i in c.ids]

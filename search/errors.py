@@ -35,3 +35,11 @@ class MediaError(MMSearchError):
 
 class MediaTooLargeError(MediaError):
     """A file or image exceeds a configured size limit."""
+
+
+class BackendError(MMSearchError):
+    """A vision-language model backend failed or answered with an error."""
+
+
+class BackendTimeoutError(BackendError):
+    """A vision-language model backend did not answer in time."""

@@ -121,12 +121,12 @@ async def search_params(
 SearchParamsDep = Annotated[SearchParams, Depends(search_params)]
 
 
-def _media_url(root: str, item_id: int, t_start: float | None) -> str:
+def media_url(root: str, item_id: int, t_start: float | None) -> str:
     url = f"{root}/items/{item_id}/media"
     return f"{url}#t={t_start:g}" if t_start is not None else url
 
 
-def _thumbnail_url(root: str, hit: Hit, moment: Moment) -> str | None:
+def thumbnail_url(root: str, hit: Hit, moment: Moment) -> str | None:
     if moment.has_thumbnail:
         return f"{root}/segments/{moment.segment_id}/thumbnail"
     if hit.kind == "audio":
@@ -141,8 +141,8 @@ def hits_out(request: Request, hits: list[Hit]) -> list[HitOut]:
         moments = [
             MomentOut(
                 **asdict(m),
-                thumbnail_url=_thumbnail_url(root, h, m),
-                media_url=_media_url(root, h.item_id, m.t_start),
+                thumbnail_url=thumbnail_url(root, h, m),
+                media_url=media_url(root, h.item_id, m.t_start),
             )
             for m in h.moments
         ]

@@ -1,0 +1,198 @@
+"""Answers with citations: question -> search -> numbered evidence -> prompt -> VLM -> cited answer.
+
+Evidence is the top hits whose calibrated score (robust sigmas above the background, search/fusion.py)
+reaches `min_relevance`; when none does, the answer says the collection has nothing on it and no model
+is called. The prompt is bounded: at most `max_evidence` hits, `max_images` pictures of at most
+`image_px`, `max_prompt_chars` of text. The model is asked to cite evidence as [1], [2] ...; the
+citations are parsed back and mapped to items, segments and timestamps.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from search.config import AnswerSettings
+from search.engine import Engine, Filters, Hit
+from search.errors import ConfigError, InvalidQueryError, MediaError
+from search.vlm.base import ImagePart, Prompt, TextPart, VLMBackend
+
+SYSTEM = (
+    "You answer questions about the user's own media collection (pictures, video scenes and what is "
+    "said in recordings) using only the numbered evidence given. After each claim, cite the evidence "
+    "that supports it by its number in square brackets, like [1] or [2][3]. If the evidence does not "
+    "answer the question, say so plainly. Be brief."
+)
+NOTHING_FOUND = "The collection has nothing that matches this question, so there is no answer to give."
+SNIPPET_CHARS = 300
+JPEG_QUALITY = 85
+CITATION = re.compile(r"\[(\d+(?:\s*(?:,|-|\u2013)\s*\d+)*)\]")
+
+
+@dataclass(frozen=True)
+class Evidence:
+    number: int  # [number] in the prompt and the answer
+    hit: Hit
+    image: bytes | None = None  # the JPEG sent to the model, if any
+
+
+@dataclass
+class Answer:
+    question: str
+    text: str
+    evidence: list[Evidence]
+    citations: list[Evidence] = field(default_factory=list)  # cited evidence, in order of first citation
+    unknown_citations: list[int] = field(default_factory=list)  # [n] that name no evidence
+    answered: bool = True  # False when nothing relevant was found and no model was asked
+    backend: str | None = None
+
+
+def cited_numbers(text: str) -> list[int]:
+    """Evidence numbers cited as [1], [1, 3], [2-4] or [1][2], in order of first appearance."""
+    seen: list[int] = []
+    for match in CITATION.finditer(text):
+        for part in match.group(1).split(","):
+            bounds = [int(b) for b in re.split(r"\s*[-\u2013]\s*", part.strip())]
+            numbers = (
+                range(bounds[0], bounds[-1] + 1)
+                if len(bounds) == 2 and bounds[1] - bounds[0] < 50
+                else bounds
+            )
+            seen += [n for n in numbers if n not in seen]
+    return seen
+
+
+def cite(text: str, evidence: list[Evidence]) -> tuple[list[Evidence], list[int]]:
+    by_number = {e.number: e for e in evidence}
+    numbers = cited_numbers(text)
+    return [by_number[n] for n in numbers if n in by_number], [n for n in numbers if n not in by_number]
+
+
+def _clock(seconds: float) -> str:
+    m, s = divmod(int(seconds), 60)
+    return f"{m:02d}:{s:02d}"
+
+
+def describe(e: Evidence) -> str:
+    """One line of evidence as the model reads it."""
+    h = e.hit
+    where = f" at {_clock(h.t_start)}-{_clock(h.t_end)}" if h.t_start is not None else ""
+    what = {"image": "a picture", "video": "a video", "audio": "a recording"}.get(h.kind, h.kind)
+    line = f"[{e.number}] {what} ({Path(h.uri).name}){where}"
+    if h.text:
+        snippet = h.text if len(h.text) <= SNIPPET_CHARS else h.text[:SNIPPET_CHARS] + "..."
+        line += f', where someone says: "{snippet}"'
+    elif e.image is not None:
+        line += ", shown in the picture that follows"
+    return line
+
+
+class Answerer:
+    def __init__(self, engine: Engine, settings: AnswerSettings, backend: VLMBackend | None = None):
+        self.engine = engine
+        self.settings = settings
+        self._backend = backend
+
+    @property
+    def backend(self) -> VLMBackend:
+        if self._backend is None:
+            self._backend = make_backend(self.settings)
+        return self._backend
+
+    def evidence(self, question: str, filters: Filters | None = None) -> list[Evidence]:
+        if not question.strip():
+            raise InvalidQueryError("the question is empty")
+        s = self.settings
+        hits = self.engine.search_text(question, k=s.max_evidence, filters=filters, calibrate=True)
+        relevant = [h for h in hits if h.score >= s.min_relevance]
+        out, images = [], 0
+        for number, hit in enumerate(relevant, 1):
+            image = self._picture(hit) if images < s.max_images else None
+            images += image is not None
+            out.append(Evidence(number, hit, image))
+        return out
+
+    def _picture(self, hit: Hit) -> bytes | None:
+        """A JPEG of the hit's picture (the image, or the scene's keyframe), at most image_px."""
+        if hit.space != "image":
+            return None
+        try:
+            if hit.has_thumbnail:
+                data = self.engine.store.catalog.thumbnail(hit.segment_id)
+            else:
+                data = Path(hit.uri).read_bytes()
+            if data is None:
+                return None
+            from indexer.media import decode_image
+
+            image = decode_image(data, 100_000_000, min_side=self.settings.image_px).image
+        except (OSError, MediaError):
+            return None  # the file changed or vanished since it was indexed: text-only evidence
+        image.thumbnail((self.settings.image_px, self.settings.image_px))
+        out = io.BytesIO()
+        image.save(out, "JPEG", quality=JPEG_QUALITY)
+        return out.getvalue()
+
+    def prompt(self, question: str, evidence: list[Evidence]) -> Prompt:
+        budget = self.settings.max_prompt_chars - len(SYSTEM) - len(question) - 200
+        parts: list[TextPart | ImagePart] = [TextPart(f"Question: {question}\n\nEvidence:")]
+        for e in evidence:
+            line = describe(e)
+            if len(line) > budget:
+                break
+            budget -= len(line)
+            parts.append(TextPart(line))
+            if e.image is not None:
+                parts.append(ImagePart(e.image))
+        parts.append(TextPart("Answer the question from this evidence, citing it by number."))
+        return Prompt(SYSTEM, tuple(parts), self.settings.max_tokens)
+
+    def stream(
+        self, question: str, filters: Filters | None = None, evidence: list[Evidence] | None = None
+    ) -> Iterator[str | Answer]:
+        """Text deltas as the model writes them, then the finished Answer. `evidence` found earlier by
+        `self.evidence()` saves searching again."""
+        question = question.strip()
+        if not question:
+            raise InvalidQueryError("the question is empty")
+        if evidence is None:
+            evidence = self.evidence(question, filters)
+        if not evidence:
+            yield NOTHING_FOUND
+            yield Answer(question, NOTHING_FOUND, [], answered=False)
+            return
+        backend = self.backend
+        pieces = []
+        for delta in backend.stream(self.prompt(question, evidence), self.settings.timeout_s):
+            pieces.append(delta)
+            yield delta
+        text = "".join(pieces).strip()
+        citations, unknown = cite(text, evidence)
+        yield Answer(question, text, evidence, citations, unknown, backend=backend.name)
+
+    def answer(
+        self, question: str, filters: Filters | None = None, evidence: list[Evidence] | None = None
+    ) -> Answer:
+        *_, answer = self.stream(question, filters, evidence)
+        return answer
+
+
+def make_backend(settings: AnswerSettings) -> VLMBackend:
+    if settings.backend == "local":
+        from search.vlm.local import LocalBackend
+
+        return LocalBackend(settings.model, settings.device)
+    if not settings.model:
+        raise ConfigError(
+            f"the {settings.backend} answer backend needs a model name (MMSEARCH_ANSWER__MODEL)"
+        )
+    if settings.backend == "openai":
+        from search.vlm.openai_compat import OpenAICompatBackend
+
+        return OpenAICompatBackend(settings.model, settings.base_url, settings.api_key)
+    from search.vlm.anthropic_api import AnthropicBackend
+
+    return AnthropicBackend(settings.model, settings.base_url, settings.api_key)

@@ -1,0 +1,1 @@
+"""Vision-language model backends: a prompt of text and images in, a stream of answer text out."""
