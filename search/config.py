@@ -70,6 +70,16 @@ class SpeechSettings(BaseModel):
     beam_size: int = Field(5, ge=1, le=16, description="5 finds better transcripts; 1 (greedy) is faster")
 
 
+class SearchSettings(BaseModel):
+    """Two-stage ranking: approximate top-`candidates` -> exact rescoring with the stored float32 vectors
+    (when the FAISS index is approximate) -> optional reranking of the top `rerank_depth` hits."""
+
+    candidates: int = Field(100, ge=1, le=100_000, description="first-stage hits rescored exactly")
+    rerank_model: str | None = Field(None, description="open_clip name or local folder of a reranker model")
+    rerank_pretrained: str | None = Field(None, description="its pretrained tag or checkpoint file")
+    rerank_depth: int = Field(50, ge=1, le=10_000, description="hits the reranker reorders")
+
+
 class AnswerSettings(BaseModel):
     """Answers from a vision-language model over the top hits (search/answer.py, search/vlm/).
 
@@ -115,6 +125,7 @@ class Settings(BaseSettings):
     indexer: IndexerSettings = Field(default_factory=IndexerSettings)
     video: VideoSettings = Field(default_factory=VideoSettings)
     speech: SpeechSettings = Field(default_factory=SpeechSettings)
+    search: SearchSettings = Field(default_factory=SearchSettings)
     answer: AnswerSettings = Field(default_factory=AnswerSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
 

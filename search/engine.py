@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
 
 from search.catalog import IMAGE_SPACE, TEXT_SPACE, Item
-from search.config import Settings
+from search.config import SearchSettings, Settings
 from search.errors import InvalidQueryError, NotFoundError
 from search.fusion import BACKGROUND_SAMPLE, BACKGROUND_TEXTS, WORD_MATCH_Z, Scale, terms, word_match
-from search.models import Encoder
+from search.models import Encoder, ModelSpec
 from search.store import Store, resolve_model
+
+if TYPE_CHECKING:
+    from search.rerank import Reranker
 
 KINDS = ("image", "video", "audio")
 OVERFETCH = 4  # segments fetched per wanted item, growing by this factor while items are missing
@@ -86,9 +90,17 @@ class Filters:
 class Engine:
     """Opens an index folder with the model that made it and answers text and image queries."""
 
-    def __init__(self, encoder: Encoder, store: Store):
+    def __init__(
+        self,
+        encoder: Encoder,
+        store: Store,
+        search: SearchSettings | None = None,
+        reranker: Reranker | None = None,
+    ):
         self.encoder = encoder
         self.store = store
+        self.search_settings = search or SearchSettings()
+        self.reranker = reranker
         self._backgrounds: dict[str, tuple[int, np.ndarray]] = {}
         self._text_background: np.ndarray | None = None
 
@@ -97,7 +109,14 @@ class Engine:
         spec = resolve_model(settings, create)
         m = settings.model
         encoder = Encoder(spec, m.device, m.batch_size, m.threads)
-        return cls(encoder, Store.open(settings, encoder.record(), create=create))
+        store = Store.open(settings, encoder.record(), create=create)
+        reranker = None
+        if settings.search.rerank_model:
+            from search.rerank import ClipReranker
+
+            second = ModelSpec(settings.search.rerank_model, settings.search.rerank_pretrained).normalised()
+            reranker = ClipReranker(Encoder(second, m.device, m.batch_size, m.threads), store.catalog)
+        return cls(encoder, store, settings.search, reranker)
 
     def search_text(
         self, query: str, k: int = 10, filters: Filters | None = None, calibrate: bool = False
@@ -108,9 +127,15 @@ class Engine:
         if not query:
             raise InvalidQueryError("the query text is empty")
         vector = self.encoder.encode_texts([query])[0]
-        return self.search_vectors(
-            {IMAGE_SPACE: vector, TEXT_SPACE: vector}, k, filters, words=query, calibrate=calibrate
+        depth = max(k, self.search_settings.rerank_depth) if self.reranker else k
+        hits = self.search_vectors(
+            {IMAGE_SPACE: vector, TEXT_SPACE: vector}, depth, filters, words=query, calibrate=calibrate
         )
+        if self.reranker is not None and hits:
+            from search.rerank import rerank
+
+            hits = rerank(hits, self.reranker.scores(query, hits))
+        return hits[:k]
 
     def search_image(self, image: Image.Image, k: int = 10, filters: Filters | None = None) -> list[Hit]:
         """Images and video keyframes that look like the example."""
@@ -148,9 +173,13 @@ class Engine:
             found: list[_Candidates] = []
             exhausted = True
             for space, query in spaces.items():
-                scores, ids = self.store.search(space, query[None, :], fetch, allowed)
+                exact = self.store.vectors[space].exact
+                wanted = fetch if exact else max(fetch, self.search_settings.candidates)
+                scores, ids = self.store.search(space, query[None, :], wanted, allowed)
                 valid = ids[0] >= 0
                 got = _Candidates(space, ids[0][valid], scores[0][valid])
+                if not exact:
+                    got = self._rescore(got, query)
                 last = got.similarity[-1] if len(got.ids) else None
                 below = filters.min_score is not None and last is not None and last < filters.min_score
                 exhausted &= bool(len(got.ids) < fetch or below)
@@ -161,6 +190,17 @@ class Engine:
             if len(hits) >= k or exhausted:
                 return hits[:k]
             fetch *= OVERFETCH
+
+    def _rescore(self, got: _Candidates, query: np.ndarray) -> _Candidates:
+        """Exact inner products from the catalog's stored float32 vectors, best first: an approximate
+        index only has to find the candidates, not order them."""
+        chunks = list(self.store.catalog.vectors(got.ids))  # ids gone from the catalog drop out here
+        if not chunks:
+            return _Candidates(got.space, got.ids[:0], got.similarity[:0])
+        ids = np.concatenate([c[0] for c in chunks])
+        similarity = np.concatenate([c[1] for c in chunks]) @ query
+        order = np.argsort(-similarity, kind="stable")
+        return _Candidates(got.space, ids[order], similarity[order])
 
     def _add_word_matches(
         self, got: _Candidates, query: np.ndarray, query_terms: frozenset[str], fetch: int, allowed

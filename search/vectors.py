@@ -29,6 +29,12 @@ class VectorIndex:
     def __len__(self) -> int:
         return int(self.index.ntotal)
 
+    @property
+    def exact(self) -> bool:
+        """Whether scores are exact inner products (a flat index), not approximations."""
+        inner = faiss.downcast_index(self.index.index) if hasattr(self.index, "index") else self.index
+        return isinstance(inner, faiss.IndexFlat)
+
     def ids(self) -> np.ndarray:
         return faiss.vector_to_array(self.index.id_map).astype(np.int64)
 

@@ -1,0 +1,71 @@
+"""Second-stage rerankers: a stronger scorer reorders the first stage's best hits.
+
+A reranker gives each hit a score for the query; the engine re-sorts the pictures among the top
+`depth` hits by it. Transcript hits keep their places: a picture model's text-to-text score does not
+compare with its text-to-image score, and the fused order of seen vs said (search/fusion.py) stays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from search.catalog import IMAGE_SPACE, Catalog
+from search.engine import Hit
+from search.errors import MediaError
+from search.models import Encoder
+
+
+class Reranker(Protocol):
+    name: str
+
+    def scores(self, query: str, hits: Sequence[Hit]) -> np.ndarray:
+        """One score per hit, higher is better; NaN for a hit it cannot score."""
+        ...
+
+
+class ClipReranker:
+    """A second open_clip/SigLIP model (typically larger than the index's) scoring each picture hit
+    against the query text with its own towers: the image file, or the stored keyframe of a scene."""
+
+    def __init__(self, encoder: Encoder, catalog: Catalog, max_pixels: int = 100_000_000):
+        self.encoder, self.catalog, self.max_pixels = encoder, catalog, max_pixels
+        self.name = f"clip:{encoder.spec.label()}"
+
+    def scores(self, query: str, hits: Sequence[Hit]) -> np.ndarray:
+        from indexer.media import decode_image
+
+        out = np.full(len(hits), np.nan, np.float32)
+        images, where = [], []
+        for i, hit in enumerate(hits):
+            if hit.space != IMAGE_SPACE:
+                continue
+            try:
+                data = (
+                    self.catalog.thumbnail(hit.segment_id)
+                    if hit.has_thumbnail
+                    else Path(hit.uri).read_bytes()
+                )
+                if data is None:
+                    continue
+                images.append(decode_image(data, self.max_pixels, min_side=self.encoder.image_size).image)
+                where.append(i)
+            except (OSError, MediaError):
+                continue  # changed or gone since indexing: it keeps its first-stage place
+        if images:
+            query_vector = self.encoder.encode_texts([query])[0]
+            out[where] = self.encoder.encode_images(images) @ query_vector
+        return out
+
+
+def rerank(hits: list[Hit], scores: np.ndarray) -> list[Hit]:
+    """Re-sort the hits that have a score among the places they hold; the others stay put."""
+    slots = [i for i, s in enumerate(scores) if not np.isnan(s)]
+    order = sorted(slots, key=lambda i: -scores[i])
+    out = list(hits)
+    for slot, source in zip(slots, order, strict=True):
+        out[slot] = hits[source]
+    return out
