@@ -1,8 +1,11 @@
 """Answers with citations: question -> search -> numbered evidence -> prompt -> VLM -> cited answer.
 
 Evidence is the top hits whose calibrated score (robust sigmas above the background, search/fusion.py)
-reaches `min_relevance`; when none does, the answer says the collection has nothing on it and no model
-is called. The prompt is bounded: at most `max_evidence` hits, `max_images` pictures of at most
+reaches `min_relevance` (and whose cosine reaches `min_similarity`, if set); when none does, the answer
+says the collection has nothing on it and no model is called. The calibrated score says how much a hit
+stands out from the collection, not how relevant it is in absolute terms: in a large collection the best
+of many unrelated hits still stands out a little, so `min_similarity` is the stricter, model-specific
+gate. The prompt is bounded: at most `max_evidence` hits, `max_images` pictures of at most
 `image_px`, `max_prompt_chars` of text. The model is asked to cite evidence as [1], [2] ...; the
 citations are parsed back and mapped to items, segments and timestamps.
 """
@@ -107,7 +110,8 @@ class Answerer:
             raise InvalidQueryError("the question is empty")
         s = self.settings
         hits = self.engine.search_text(question, k=s.max_evidence, filters=filters, calibrate=True)
-        relevant = [h for h in hits if h.score >= s.min_relevance]
+        floor = s.min_similarity if s.min_similarity is not None else -1.0
+        relevant = [h for h in hits if h.score >= s.min_relevance and h.similarity >= floor]
         out, images = [], 0
         for number, hit in enumerate(relevant, 1):
             image = self._picture(hit) if images < s.max_images else None

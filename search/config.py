@@ -102,7 +102,10 @@ class AnswerSettings(BaseModel):
     max_tokens: int = Field(512, ge=1, le=8192, description="bound on the answer's length")
     timeout_s: float = Field(120.0, gt=0, description="for the first token and between tokens")
     min_relevance: float = Field(
-        2.0, description="calibrated score (robust sigmas over the background) a hit needs to be evidence"
+        1.0, description="calibrated score (robust sigmas over the background) a hit needs to be evidence"
+    )
+    min_similarity: float | None = Field(
+        None, ge=-1, le=1, description="and a cosine floor, model-specific (e.g. 0.2 for CLIP text->image)"
     )
 
 
