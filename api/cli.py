@@ -123,9 +123,22 @@ def index(
     speech_model: Annotated[
         str | None, typer.Option(help="faster-whisper size (tiny.en, base, small, ...) or local folder")
     ] = None,
+    key: Annotated[str | None, typer.Option(help="Manifest: the key column (default id, sku, key)")] = None,
+    images: Annotated[
+        str | None, typer.Option(help="Manifest: the image column (default images, image)")
+    ] = None,
+    text: Annotated[
+        list[str] | None,
+        typer.Option(help="Manifest: columns embedded as text (default title, name, description)"),
+    ] = None,
+    root: Annotated[
+        Path | None, typer.Option(help="Manifest: absolute image paths must be under this")
+    ] = None,
 ) -> None:
-    """Index the images, videos and audio under PATH (incremental: unchanged files are skipped)."""
+    """Index the images, videos and audio under PATH, or the products a manifest (CSV, JSONL, Parquet)
+    lists (incremental: unchanged files and rows are skipped)."""
     from indexer import index_folder
+    from indexer.manifest import Columns, index_manifest, is_manifest
 
     s = settings_from(
         index_dir,
@@ -143,16 +156,23 @@ def index(
     columns = (TextColumn("indexing"), BarColumn(), MofNCompleteColumn(), RateColumn(), TimeRemainingColumn())
     with Progress(*columns, console=err, transient=True) as progress:
         task = progress.add_task("index", total=None)
-        report = index_folder(
-            path,
-            engine.encoder,
-            engine.store,
-            s.indexer,
-            prune=prune,
-            on_progress=lambda done, total: progress.update(task, completed=done, total=total),
-            video=s.video,
-            speech=s.speech,
-        )
+        on_progress = lambda done, total: progress.update(task, completed=done, total=total)  # noqa: E731
+        if is_manifest(path):
+            chosen = Columns(key, images, tuple(text) if text else None)
+            report = index_manifest(
+                path, engine.encoder, engine.store, s.indexer, chosen, root, on_progress=on_progress
+            )
+        else:
+            report = index_folder(
+                path,
+                engine.encoder,
+                engine.store,
+                s.indexer,
+                prune=prune,
+                on_progress=on_progress,
+                video=s.video,
+                speech=s.speech,
+            )
     rate = report.indexed / report.seconds if report.seconds else 0.0
     out.print(
         f"indexed {report.indexed}, skipped {report.skipped}, failed {report.failed}, "
@@ -172,6 +192,12 @@ def search(
     min_score: Annotated[float | None, typer.Option(help="Drop hits scoring below this")] = None,
     kind: Annotated[str | None, typer.Option(help="Only items of this kind (image, video, audio)")] = None,
     path_prefix: Annotated[str | None, typer.Option(help="Only files whose path starts with this")] = None,
+    where: Annotated[
+        str | None, typer.Option(help="Filter, e.g. 'category = \"shoes\" and price < 50' (docs/filters.md)")
+    ] = None,
+    collapse: Annotated[
+        float | None, typer.Option(min=0.0, max=1.0, help="Keep one of pictures at least this alike")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
     index_dir: IndexDir = None,
     model: Model = None,
@@ -184,16 +210,16 @@ def search(
 
     if (query is None) == (image is None):
         raise InvalidQueryError("give either a text query or --image FILE")
-    filters = Filters(kind, str(Path(path_prefix).resolve()) if path_prefix else None, min_score)
+    filters = Filters(kind, str(Path(path_prefix).resolve()) if path_prefix else None, min_score, where)
     s = settings_from(index_dir, model, pretrained, device=device)
     engine = open_engine(s)
     if image is not None:
         from indexer.media import decode_image
 
         decoded = decode_image(image.read_bytes(), s.indexer.max_image_pixels)
-        hits = engine.search_image(decoded.image, k, filters)
+        hits = engine.search_image(decoded.image, k, filters, collapse=collapse)
     else:
-        hits = engine.search_text(query or "", k, filters)
+        hits = engine.search_text(query or "", k, filters, collapse=collapse)
     if as_json:
         out.print_json(json.dumps([h.to_dict() for h in hits]))
         return
@@ -249,6 +275,30 @@ def ask(
     for e in result.citations:
         table.add_row(f"[{e.number}]", e.hit.kind, e.hit.uri, _where(e.hit), _what(e.hit))
     out.print(table)
+
+
+@app.command()
+def dedup(
+    threshold: Annotated[float, typer.Option(min=0.0, max=1.0, help="Pictures at least this alike")] = 0.95,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the groups as JSON")] = False,
+    csv_out: Annotated[Path | None, typer.Option("--csv", help="Write the groups to this CSV file")] = None,
+    index_dir: IndexDir = None,
+) -> None:
+    """Group duplicates: exact copies (same content hash) and near-identical images."""
+    from search.dedup import find_duplicates, groups_to_json, write_csv
+
+    engine = open_engine(settings_from(index_dir))
+    groups = find_duplicates(engine.store, threshold)
+    if csv_out is not None:
+        write_csv(groups, csv_out)
+    if as_json:
+        out.print_json(groups_to_json(groups))
+        return
+    for n, group in enumerate(groups, 1):
+        out.print(f"[bold]group {n}[/] {group.kind} (>= {group.min_similarity:.3f} alike)")
+        for member in group.members:
+            out.print(f"  {member.uri}", highlight=False)
+    out.print(f"{len(groups)} groups, {sum(len(g.members) for g in groups)} items")
 
 
 @app.command()

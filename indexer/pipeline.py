@@ -65,6 +65,7 @@ class _Decoded:
     width: int | None = None
     height: int | None = None
     meta: dict | None = None
+    fields: dict | None = None  # user metadata (a manifest row)
     error: str | None = None
     unchanged_id: int | None = None  # catalog id of a file whose content hash proved unchanged
     seconds: float = 0.0
@@ -292,6 +293,7 @@ class _Batcher:
                 item.height,
                 error=item.error,
                 meta=item.meta,
+                fields=item.fields,
             )
             if item.error is None:
                 n_img, n_txt = len(item.pixels), len(item.texts)

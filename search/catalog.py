@@ -21,6 +21,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     String,
@@ -37,6 +38,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.sql.elements import ColumnElement
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -63,7 +65,8 @@ class Item(Base):
     height: Mapped[int | None] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(16), index=True)
     error: Mapped[str | None] = mapped_column(Text)
-    meta: Mapped[dict | None] = mapped_column(JSON)
+    meta: Mapped[dict | None] = mapped_column(JSON)  # what the indexer found: duration, codecs, ...
+    fields: Mapped[dict | None] = mapped_column(JSON)  # what the user gave: a manifest row's typed values
     indexed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
 
 
@@ -78,6 +81,27 @@ class Segment(Base):
     text: Mapped[str | None] = mapped_column(Text)
     vector: Mapped[bytes] = mapped_column(LargeBinary)
     thumbnail: Mapped[bytes | None] = mapped_column(LargeBinary)  # JPEG of a video keyframe
+
+
+class ItemField(Base):
+    """One user field of an item, typed: numbers in `num` (compared as numbers), the rest in `text`."""
+
+    __tablename__ = "item_fields"
+    __table_args__ = (Index("ix_item_fields_name_num", "name", "num"),)
+    item_id: Mapped[int] = mapped_column(Id, ForeignKey("items.id", ondelete="CASCADE"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    num: Mapped[float | None] = mapped_column(Float)
+    text: Mapped[str | None] = mapped_column(Text)
+
+
+class Tag(Base):
+    """A label on an item with its score, e.g. from zero-shot classification; filterable as `tag`."""
+
+    __tablename__ = "tags"
+    item_id: Mapped[int] = mapped_column(Id, ForeignKey("items.id", ondelete="CASCADE"), primary_key=True)
+    label: Mapped[str] = mapped_column(String(256), primary_key=True, index=True)
+    score: Mapped[float] = mapped_column(Float)
+    source: Mapped[str] = mapped_column(String(64))
 
 
 class State(Base):
@@ -115,6 +139,7 @@ class ItemRecord:
     height: int | None = None
     error: str | None = None
     meta: dict | None = None
+    fields: dict | None = None  # user metadata (a manifest row): str, int, float or bool values
     vectors: np.ndarray | None = None
     segments: list[dict] = field(default_factory=list)  # per vector: space, t_start, t_end, text, thumbnail
 
@@ -152,6 +177,13 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=30000")
     cur.close()
+
+
+def _typed(item_id: int, name: str, value: object) -> dict:
+    """A field row: numbers (and booleans, as 0/1) in `num`, everything else as text."""
+    if isinstance(value, bool | int | float):
+        return {"item_id": item_id, "name": name, "num": float(value), "text": None}
+    return {"item_id": item_id, "name": name, "num": None, "text": str(value)}
 
 
 def _escape_like(prefix: str) -> str:
@@ -244,12 +276,18 @@ class Catalog:
             "status": FAILED if rec.error else INDEXED,
             "error": rec.error,
             "meta": rec.meta,
+            "fields": rec.fields,
             "indexed_at": now,
         }
         item_id = s.scalar(select(Item.id).where(Item.uri == rec.uri))
         if item_id is None:
-            return s.scalar(insert(Item).returning(Item.id), {"uri": rec.uri, **values})
-        s.execute(update(Item).where(Item.id == item_id).values(**values))
+            item_id = s.scalar(insert(Item).returning(Item.id), {"uri": rec.uri, **values})
+        else:
+            s.execute(update(Item).where(Item.id == item_id).values(**values))
+            s.execute(delete(ItemField).where(ItemField.item_id == item_id))
+        rows = [_typed(item_id, k, v) for k, v in (rec.fields or {}).items() if v is not None]
+        if rows:
+            s.execute(insert(ItemField), rows)
         return item_id
 
     @staticmethod
@@ -273,12 +311,18 @@ class Catalog:
                 out.setdefault(space, []).append(seg_id)
         return {space: np.asarray(ids, np.int64) for space, ids in out.items()}
 
-    def segment_ids(self, kind: str | None = None, path_prefix: str | None = None) -> np.ndarray:
+    def segment_ids(
+        self, kind: str | None = None, path_prefix: str | None = None, where: ColumnElement | None = None
+    ) -> np.ndarray:
+        """Segments of indexed items that pass the filters; `where` is a condition on Item
+        (search/filters.py)."""
         q = select(Segment.id).join(Item, Item.id == Segment.item_id).where(Item.status == INDEXED)
         if kind:
             q = q.where(Item.kind == kind)
         if path_prefix:
             q = q.where(Item.uri.like(_escape_like(path_prefix) + "%", escape="\\"))
+        if where is not None:
+            q = q.where(where)
         with Session(self.engine) as s:
             return np.fromiter(s.scalars(q), np.int64)
 

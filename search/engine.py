@@ -11,6 +11,7 @@ from PIL import Image
 from search.catalog import IMAGE_SPACE, TEXT_SPACE, Item
 from search.config import SearchSettings, Settings
 from search.errors import InvalidQueryError, NotFoundError
+from search.filters import parse as parse_filter
 from search.fusion import BACKGROUND_SAMPLE, BACKGROUND_TEXTS, WORD_MATCH_Z, Scale, terms, word_match
 from search.models import Encoder, ModelSpec
 from search.store import Store, resolve_model
@@ -18,7 +19,7 @@ from search.store import Store, resolve_model
 if TYPE_CHECKING:
     from search.rerank import Reranker
 
-KINDS = ("image", "video", "audio")
+KINDS = ("image", "video", "audio", "product")
 OVERFETCH = 4  # segments fetched per wanted item, growing by this factor while items are missing
 MAX_MOMENTS = 3  # moments kept per hit
 
@@ -77,14 +78,17 @@ class Filters:
     kind: str | None = None
     path_prefix: str | None = None
     min_score: float | None = None
+    where: str | None = None  # the filter language (search/filters.py), e.g. 'category = "shoes"'
 
     def __post_init__(self) -> None:
         if self.kind is not None and self.kind not in KINDS:
             raise InvalidQueryError(f"kind must be one of {', '.join(KINDS)}, not {self.kind!r}")
+        if self.where:
+            parse_filter(self.where)  # a bad filter fails here, before any search
 
     @property
     def restricts_ids(self) -> bool:
-        return bool(self.kind or self.path_prefix)
+        return bool(self.kind or self.path_prefix or (self.where and self.where.strip()))
 
 
 class Engine:
@@ -119,15 +123,23 @@ class Engine:
         return cls(encoder, store, settings.search, reranker)
 
     def search_text(
-        self, query: str, k: int = 10, filters: Filters | None = None, calibrate: bool = False
+        self,
+        query: str,
+        k: int = 10,
+        filters: Filters | None = None,
+        calibrate: bool = False,
+        collapse: float | None = None,
     ) -> list[Hit]:
         """What is seen (images, keyframes) and what is said (transcripts), fused (search/fusion.py).
-        `calibrate` gives calibrated scores even when only one space takes part."""
+        `calibrate` gives calibrated scores even when only one space takes part; `collapse` keeps one of
+        pictures at least that alike (near-duplicates)."""
         query = query.strip()
         if not query:
             raise InvalidQueryError("the query text is empty")
         vector = self.encoder.encode_texts([query])[0]
         depth = max(k, self.search_settings.rerank_depth) if self.reranker else k
+        if collapse is not None:
+            depth *= 2  # room for the duplicates collapsed away
         hits = self.search_vectors(
             {IMAGE_SPACE: vector, TEXT_SPACE: vector}, depth, filters, words=query, calibrate=calibrate
         )
@@ -135,11 +147,27 @@ class Engine:
             from search.rerank import rerank
 
             hits = rerank(hits, self.reranker.scores(query, hits))
-        return hits[:k]
+        return self._collapse(hits, collapse)[:k]
 
-    def search_image(self, image: Image.Image, k: int = 10, filters: Filters | None = None) -> list[Hit]:
+    def search_image(
+        self, image: Image.Image, k: int = 10, filters: Filters | None = None, collapse: float | None = None
+    ) -> list[Hit]:
         """Images and video keyframes that look like the example."""
-        return self.search_vector(self.encoder.encode_images([image])[0], k, filters)
+        vector = self.encoder.encode_images([image])[0]
+        hits = self.search_vector(vector, k * 2 if collapse is not None else k, filters)
+        return self._collapse(hits, collapse)[:k]
+
+    def _collapse(self, hits: list[Hit], threshold: float | None) -> list[Hit]:
+        """Keep the best of each set of pictures at least `threshold` alike (search/dedup.py)."""
+        if threshold is None or not hits:
+            return hits
+        from search.dedup import collapse
+
+        vectors = np.zeros((len(hits), self.store.dim), np.float32)  # transcripts: never collapsed
+        pictures = [i for i, h in enumerate(hits) if h.space == IMAGE_SPACE]
+        ids = np.array([hits[i].segment_id for i in pictures], np.int64)
+        vectors[pictures] = self.store.vectors_of(IMAGE_SPACE, ids)
+        return collapse(hits, vectors, threshold)
 
     def search_vector(self, vector: np.ndarray, k: int = 10, filters: Filters | None = None) -> list[Hit]:
         """A query vector in the picture space (an image embedding, or a text one to skip speech)."""
@@ -162,7 +190,8 @@ class Engine:
         filters = filters or Filters()
         allowed = None
         if filters.restricts_ids:
-            allowed = self.store.catalog.segment_ids(filters.kind, filters.path_prefix)
+            condition = parse_filter(filters.where) if filters.where else None
+            allowed = self.store.catalog.segment_ids(filters.kind, filters.path_prefix, condition)
             if not len(allowed):
                 return []
         self.store.refresh()

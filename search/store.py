@@ -179,6 +179,14 @@ class Store:
             self.refresh()
             return self.vectors[space].sample(n, seed)
 
+    def neighbours(self, space: str, ids: np.ndarray, radius: float):
+        """FAISS range search from these stored vectors: (lims, scores, ids) of every vector scoring
+        above `radius` with each (see faiss.Index.range_search)."""
+        with self._mutex:
+            self.refresh()
+            index = self.vectors[space]
+            return index.index.range_search(index.vectors(ids), radius)
+
     def vectors_of(self, space: str, ids: np.ndarray) -> np.ndarray:
         with self._mutex:
             return self.vectors[space].vectors(ids)

@@ -63,7 +63,8 @@ class ItemOut(BaseModel):
     status: str = Field(description="'indexed' or 'failed'")
     error: str | None = Field(None, description="why indexing failed")
     indexed_at: dt.datetime | None = None
-    meta: dict | None = None
+    meta: dict | None = Field(None, description="what the indexer found (duration, codecs, ...)")
+    fields: dict | None = Field(None, description="what a manifest gave: typed product fields")
     thumbnail_url: str | None = Field(None, description="indexed images and videos (first keyframe)")
     media_url: str | None = Field(None, description="the file itself, for indexed items")
 

@@ -19,7 +19,7 @@ from search.engine import Moment
 
 router = APIRouter(tags=["search"])
 
-Kind = Literal["image", "video", "audio"]
+Kind = Literal["image", "video", "audio", "product"]
 DEFAULT_K = 10
 MAX_QUERY_CHARS = 1000
 
@@ -85,6 +85,7 @@ class ImageSearchOut(SearchOut):
 class SearchParams:
     k: int
     filters: Filters
+    collapse: float | None = None
 
 
 async def search_params(
@@ -99,6 +100,18 @@ async def search_params(
     kind: Annotated[Kind | None, Query(description="only items of this kind")] = None,
     path_prefix: Annotated[
         str | None, Query(min_length=1, max_length=4096, description="only items whose uri starts with this")
+    ] = None,
+    where: Annotated[
+        str | None,
+        Query(
+            max_length=2000,
+            description='a filter, e.g. `category = "shoes" and price < 50` or `tag in [red, blue]` '
+            "(docs/filters.md)",
+        ),
+    ] = None,
+    collapse: Annotated[
+        float | None,
+        Query(ge=0.0, le=1.0, allow_inf_nan=False, description="keep one of pictures at least this alike"),
     ] = None,
 ) -> SearchParams:
     max_k = settings.api.max_k
@@ -115,7 +128,8 @@ async def search_params(
                 }
             ]
         )
-    return SearchParams(k, Filters(kind=kind, path_prefix=path_prefix, min_score=min_score))
+    filters = Filters(kind=kind, path_prefix=path_prefix, min_score=min_score, where=where)
+    return SearchParams(k, filters, collapse)
 
 
 SearchParamsDep = Annotated[SearchParams, Depends(search_params)]
@@ -175,7 +189,7 @@ def search_text(
     if not q.strip():
         raise InvalidQueryError("the query text q is empty")
     start = time.perf_counter()
-    hits = engine.search_text(q, params.k, params.filters)
+    hits = engine.search_text(q, params.k, params.filters, collapse=params.collapse)
     took = (time.perf_counter() - start) * 1000
     return SearchOut(query=q, k=params.k, took_ms=round(took, 3), hits=hits_out(request, hits))
 
@@ -203,7 +217,7 @@ async def search_image(
         start = time.perf_counter()
         # Decoded as the indexer decodes (same reduced JPEG scale), so a file finds itself at ~1.0.
         decoded = decode_image(data, max_pixels, min_side=engine.encoder.image_size)
-        hits = engine.search_image(decoded.image, params.k, params.filters)
+        hits = engine.search_image(decoded.image, params.k, params.filters, collapse=params.collapse)
         return decoded, hits, (time.perf_counter() - start) * 1000
 
     decoded, hits, took = await run_in_threadpool(work)

@@ -1,0 +1,184 @@
+"""The filter language: `category = "shoes" and price < 50`, parsed with lark and compiled to SQL.
+
+    expr       := term ("or" term)*
+    term       := factor ("and" factor)*
+    factor     := "not" factor | "(" expr ")" | comparison
+    comparison := field op value | field ["not"] "in" "[" value, ... "]"
+    op         := = | != | < | <= | > | >= | ~ (contains, any case) | ^= (starts with)
+    value      := 12 | -3.5 | "text" | 'text' | 2024-05-01 | true | false | bare_word
+
+Built-in fields: `kind`, `path` (the file's path), `size` (bytes), `width`, `height`, `duration`
+(seconds), `indexed` and `modified` (dates), `tag` (a label on the item). Any other name is a user
+field from a manifest: numbers compare as numbers, text as text (so `price < 50` never compares
+"100" < "50" as strings). A comparison with a field an item does not have is false for that item.
+The compiled condition selects catalog items; the engine turns it into the segment ids FAISS may
+return (a pre-filter: a filtered top-k is never starved).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from functools import cache
+
+from lark import Lark, Token, Transformer, v_args
+from lark.exceptions import LarkError, VisitError
+from sqlalchemy import and_, exists, false, func, not_, or_, select, true
+from sqlalchemy.sql.elements import ColumnElement
+
+from search.catalog import Item, ItemField, Tag
+from search.errors import InvalidQueryError
+
+GRAMMAR = r"""
+?start: expr
+?expr: term (_OR term)*        -> any_of
+?term: factor (_AND factor)*   -> all_of
+?factor: _NOT factor           -> negate
+       | "(" expr ")"
+       | comparison
+comparison: FIELD OP value              -> compare
+          | FIELD _IN "[" [value ("," value)*] "]"        -> one_of
+          | FIELD _NOT _IN "[" [value ("," value)*] "]"   -> none_of
+?value: SIGNED_NUMBER  -> number
+      | STRING         -> string
+      | DATE           -> date
+      | WORD           -> word
+_OR: /or\b/i
+_AND: /and\b/i
+_NOT: /not\b/i
+_IN: /in\b/i
+OP: "!=" | "<=" | ">=" | "^=" | "=" | "<" | ">" | "~"
+FIELD.-1: /[A-Za-z_][A-Za-z0-9_]*/
+WORD.-2: /[A-Za-z_][A-Za-z0-9_.\-]*/
+DATE.2: /\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2})?)?/
+STRING: /"(\\.|[^"\\])*"/ | /'(\\.|[^'\\])*'/
+%import common.SIGNED_NUMBER
+%import common.WS
+%ignore WS
+"""
+
+NUMERIC_COLUMNS = {"size": Item.size, "width": Item.width, "height": Item.height}
+COMPARE = {
+    "=": lambda a, b: a == b,
+    "!=": lambda a, b: a != b,
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
+}
+MAX_CHARS = 2000
+
+
+@cache
+def _parser() -> Lark:
+    return Lark(GRAMMAR, parser="lalr")
+
+
+def _unquote(text: str) -> str:
+    return text[1:-1].encode("utf-8").decode("unicode_escape") if "\\" in text else text[1:-1]
+
+
+@v_args(inline=True)
+class _Compile(Transformer):
+    """Parse tree -> SQLAlchemy condition on Item."""
+
+    def number(self, tok: Token) -> float:
+        return float(tok)
+
+    def string(self, tok: Token) -> str:
+        return _unquote(str(tok))
+
+    def date(self, tok: Token) -> dt.datetime:
+        return dt.datetime.fromisoformat(str(tok)).replace(tzinfo=dt.timezone.utc)
+
+    def word(self, tok: Token) -> str | bool:
+        lowered = str(tok).lower()
+        return {"true": True, "false": False}.get(lowered, str(tok))
+
+    def any_of(self, *conditions: ColumnElement) -> ColumnElement:
+        return or_(*conditions)
+
+    def all_of(self, *conditions: ColumnElement) -> ColumnElement:
+        return and_(*conditions)
+
+    def negate(self, condition: ColumnElement) -> ColumnElement:
+        return not_(condition)
+
+    def compare(self, field: Token, op: Token, value) -> ColumnElement:
+        return _comparison(str(field), str(op), value)
+
+    def one_of(self, field: Token, *values) -> ColumnElement:
+        values = [v for v in values if v is not None]
+        return or_(*(_comparison(str(field), "=", v) for v in values)) if values else false()
+
+    def none_of(self, field: Token, *values) -> ColumnElement:
+        return not_(self.one_of(field, *values))
+
+
+def _text_op(column, op: str, value: str) -> ColumnElement:
+    if op == "~":
+        return func.lower(column).contains(value.lower(), autoescape=True)
+    if op == "^=":
+        return column.startswith(value, autoescape=True)
+    return COMPARE[op](column, value)
+
+
+def _need(kind: type | tuple[type, ...], field: str, op: str, value, what: str) -> None:
+    if not isinstance(value, kind):
+        raise InvalidQueryError(f"{field} {op} {value!r}: {field} takes {what}")
+
+
+def _comparison(field: str, op: str, value) -> ColumnElement:
+    name = field.lower()
+    if name in ("kind", "path"):
+        _need(str, field, op, value, "text")
+        return _text_op(Item.kind if name == "kind" else Item.uri, op, value)
+    if op in ("~", "^=") and not isinstance(value, str):
+        raise InvalidQueryError(f"{field} {op} needs text, not {value!r}")
+    if name in NUMERIC_COLUMNS:
+        _need(float, field, op, value, "a number")
+        return COMPARE[op](NUMERIC_COLUMNS[name], value)
+    if name == "duration":
+        _need(float, field, op, value, "a number of seconds")
+        return COMPARE[op](Item.meta["duration"].as_float(), value)
+    if name in ("indexed", "modified"):
+        _need(dt.datetime, field, op, value, "a date like 2024-05-01")
+        if name == "indexed":
+            return COMPARE[op](Item.indexed_at, value)
+        return COMPARE[op](Item.mtime_ns, int(value.timestamp() * 1e9))
+    if name == "tag":
+        _need(str, field, op, value, "a label")
+        if op not in ("=", "!="):
+            raise InvalidQueryError(f"tag {op}: tags compare with =, !=, in and not in")
+        has = exists(select(Tag.item_id).where(Tag.item_id == Item.id, Tag.label == value))
+        return has if op == "=" else not_(has)
+    return _user_field(field, op, value)
+
+
+def _user_field(field: str, op: str, value) -> ColumnElement:
+    if isinstance(value, bool):
+        value = float(value)
+    if isinstance(value, dt.datetime):
+        value = value.date().isoformat() if value.time() == dt.time(0) else value.isoformat()
+    column = ItemField.num if isinstance(value, float) else ItemField.text
+    condition = COMPARE[op](column, value) if op in COMPARE else _text_op(column, op, value)
+    # An item without the field matches no comparison on it, `!=` included: it has no value to differ.
+    return exists(
+        select(ItemField.item_id).where(ItemField.item_id == Item.id, ItemField.name == field, condition)
+    )
+
+
+def parse(expression: str) -> ColumnElement:
+    """A filter expression -> a condition on catalog items. Raises InvalidQueryError with the position."""
+    if len(expression) > MAX_CHARS:
+        raise InvalidQueryError(f"the filter is over {MAX_CHARS} characters")
+    if not expression.strip():
+        return true()
+    try:
+        return _Compile().transform(_parser().parse(expression))
+    except VisitError as exc:
+        if isinstance(exc.orig_exc, InvalidQueryError):
+            raise exc.orig_exc from None
+        raise InvalidQueryError(f"invalid filter {expression!r}: {exc.orig_exc}") from None
+    except LarkError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise InvalidQueryError(f"invalid filter {expression!r}: {first}") from None
