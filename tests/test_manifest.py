@@ -6,6 +6,7 @@ import csv
 import json
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 from PIL import Image
@@ -54,11 +55,21 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
     return path
 
 
-@pytest.fixture(params=["csv", "jsonl"])
+def write_parquet(path: Path, rows: list[dict]) -> Path:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.Table.from_pylist(rows), path)
+    return path
+
+
+WRITERS = {"csv": write_csv, "jsonl": write_jsonl, "parquet": write_parquet}
+
+
+@pytest.fixture(params=list(WRITERS))
 def catalogue(request, tmp_path: Path, engine, settings):
     rows = products(tmp_path)
-    write = write_csv if request.param == "csv" else write_jsonl
-    manifest = write(tmp_path / f"products.{request.param}", rows)
+    manifest = WRITERS[request.param](tmp_path / f"products.{request.param}", rows)
     report = index_manifest(manifest, engine.encoder, engine.store, settings.indexer)
     assert (report.indexed, report.failed) == (N, 0), report.errors[:3]
     return manifest, rows
@@ -150,3 +161,22 @@ def test_manifest_columns_must_exist(tmp_path):
 def test_bad_filters_are_clear_errors(engine, where):
     with pytest.raises(InvalidQueryError):
         Filters(where=where)
+
+
+def test_filters_and_fields_over_http(tmp_path, engine, settings):
+    from api.app import create_app
+    from tests.conftest import serve
+
+    manifest = write_csv(tmp_path / "p.csv", products(tmp_path)[:30])
+    index_manifest(manifest, engine.encoder, engine.store, settings.indexer)
+    with serve(create_app(settings, engine)) as url, httpx.Client(base_url=url, timeout=30) as client:
+        where = "price >= 100 and category = hats"
+        r = client.get("/search", params={"q": "poster", "k": 50, "where": where})
+        assert r.status_code == 200
+        hits = r.json()["hits"]
+        fields = [client.get(h["item_url"]).json()["fields"] for h in hits]
+        assert sorted((f["sku"], f["price"]) for f in fields) == [("SKU-0020", 105), ("SKU-0026", 135)]
+        bad = client.get("/search", params={"q": "poster", "where": "price <"})
+        assert bad.status_code == 400 and "invalid filter" in bad.json()["error"]
+        kinds = client.get("/search", params={"q": "poster", "kind": "product", "k": 3}).json()["hits"]
+        assert [h["kind"] for h in kinds] == ["product"] * 3
