@@ -198,26 +198,40 @@ def search(
     collapse: Annotated[
         float | None, typer.Option(min=0.0, max=1.0, help="Keep one of pictures at least this alike")
     ] = None,
+    weight: Annotated[float, typer.Option(help="Weight of the text next to --image or --like")] = 1.0,
+    negative: Annotated[
+        list[str] | None, typer.Option("--not", help="Push down what matches this text (repeatable)")
+    ] = None,
+    not_weight: Annotated[float, typer.Option(help="Weight of each --not term")] = 0.5,
+    like: Annotated[int | None, typer.Option(help="More like this indexed item (its id)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
     index_dir: IndexDir = None,
     model: Model = None,
     pretrained: Pretrained = None,
     device: Device = None,
 ) -> None:
-    """Search by text or by image (--image FILE)."""
-    from search.engine import Filters
+    """Search by text, by image (--image FILE), or both composed: `--image dress.jpg "red" --weight 0.3
+    --not striped`, `--like 42 "in blue"`."""
+    from search.engine import Filters, Term
     from search.errors import InvalidQueryError
 
-    if (query is None) == (image is None):
-        raise InvalidQueryError("give either a text query or --image FILE")
+    if query is None and image is None and like is None:
+        raise InvalidQueryError("give a text query, --image FILE or --like ITEM_ID")
     filters = Filters(kind, str(Path(path_prefix).resolve()) if path_prefix else None, min_score, where)
     s = settings_from(index_dir, model, pretrained, device=device)
     engine = open_engine(s)
+    picture = None
     if image is not None:
         from indexer.media import decode_image
 
-        decoded = decode_image(image.read_bytes(), s.indexer.max_image_pixels)
-        hits = engine.search_image(decoded.image, k, filters, collapse=collapse)
+        picture = decode_image(image.read_bytes(), s.indexer.max_image_pixels).image
+    given = [t for t in (picture, like, query) if t is not None]
+    if negative or like is not None or len(given) > 1:
+        terms = [Term(t, weight if isinstance(t, str) else 1.0) for t in given]
+        terms += [Term(text, -not_weight) for text in negative or []]
+        hits = engine.search_composed(terms, k, filters, collapse=collapse)
+    elif picture is not None:
+        hits = engine.search_image(picture, k, filters, collapse=collapse)
     else:
         hits = engine.search_text(query or "", k, filters, collapse=collapse)
     if as_json:

@@ -326,6 +326,11 @@ class Catalog:
         with Session(self.engine) as s:
             return np.fromiter(s.scalars(q), np.int64)
 
+    def item_segment_ids(self, item_id: int, space: str) -> np.ndarray:
+        q = select(Segment.id).where(Segment.item_id == literal(item_id, BigInteger), Segment.space == space)
+        with Session(self.engine) as s:
+            return np.fromiter(s.scalars(q.order_by(Segment.id)), np.int64)
+
     def vectors(
         self, ids: Sequence[int] | None = None, chunk: int = 10_000
     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import TYPE_CHECKING
 
@@ -62,6 +63,14 @@ class Hit:
 
 
 MOMENT_FIELDS = tuple(f.name for f in fields(Moment))
+
+
+@dataclass(frozen=True)
+class Term:
+    """One part of a composed query: a text, a picture or an indexed item (by id), with a weight."""
+
+    value: str | Image.Image | int
+    weight: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -168,6 +177,46 @@ class Engine:
         ids = np.array([hits[i].segment_id for i in pictures], np.int64)
         vectors[pictures] = self.store.vectors_of(IMAGE_SPACE, ids)
         return collapse(hits, vectors, threshold)
+
+    def compose(self, terms: Sequence[Term]) -> np.ndarray:
+        """One picture-space query vector from weighted terms: the normalised weighted sum of their unit
+        vectors (texts by the text tower, images by the image tower, items by the mean of their picture
+        vectors). A negative weight pushes what matches that term down."""
+        if not terms:
+            raise InvalidQueryError("a composed query needs at least one term")
+        total = np.zeros(self.store.dim, np.float32)
+        for term in terms:
+            total += term.weight * self._term_vector(term)
+        norm = float(np.linalg.norm(total))
+        if norm < 1e-6:
+            raise InvalidQueryError("the weighted terms cancel out: nothing is left to search for")
+        return total / norm
+
+    def _term_vector(self, term: Term) -> np.ndarray:
+        if isinstance(term.value, Image.Image):
+            return self.encoder.encode_images([term.value])[0]
+        if isinstance(term.value, int):
+            self.item(term.value)  # NotFoundError for an unknown id
+            pictures = self.store.catalog.item_segment_ids(term.value, IMAGE_SPACE)
+            if not len(pictures):
+                raise InvalidQueryError(f"item {term.value} has no picture to search with")
+            mean = self.store.vectors_of(IMAGE_SPACE, pictures).mean(axis=0)
+            return mean / max(float(np.linalg.norm(mean)), 1e-12)
+        text = term.value.strip()
+        if not text:
+            raise InvalidQueryError("a text term is empty")
+        return self.encoder.encode_texts([text])[0]
+
+    def search_composed(
+        self,
+        terms: Sequence[Term],
+        k: int = 10,
+        filters: Filters | None = None,
+        collapse: float | None = None,
+    ) -> list[Hit]:
+        """Pictures for weighted text, image and item terms: "this one, but in red, not striped"."""
+        hits = self.search_vector(self.compose(terms), k * 2 if collapse is not None else k, filters)
+        return self._collapse(hits, collapse)[:k]
 
     def search_vector(self, vector: np.ndarray, k: int = 10, filters: Filters | None = None) -> list[Hit]:
         """A query vector in the picture space (an image embedding, or a text one to skip speech)."""

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import base64
 import time
 from dataclasses import asdict, dataclass
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, Field
+from PIL import Image
+from pydantic import BaseModel, Field, model_validator
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import EngineDep, SettingsDep
 from api.errors import error_responses
 from indexer.media import decode_image
 from search import Filters, Hit, InvalidQueryError, MediaTooLargeError
-from search.engine import Moment
+from search.engine import Moment, Term
 
 router = APIRouter(tags=["search"])
 
@@ -234,3 +236,61 @@ async def search_image(
             height=decoded.height,
         ),
     )
+
+
+class TermIn(BaseModel):
+    """One term of a composed query: exactly one of text, item_id (more like this) or image."""
+
+    text: str | None = Field(None, min_length=1, max_length=MAX_QUERY_CHARS)
+    item_id: int | None = Field(None, ge=1, le=2**63 - 1, description="an indexed item: more like this")
+    image: str | None = Field(None, description="a picture, base64 (JPEG, PNG, WebP, ...)")
+    weight: float = Field(1.0, ge=-10, le=10, allow_inf_nan=False, description="negative pushes it down")
+
+    @model_validator(mode="after")
+    def one_value(self) -> TermIn:
+        if sum(v is not None for v in (self.text, self.item_id, self.image)) != 1:
+            raise ValueError("a term has exactly one of text, item_id or image")
+        return self
+
+
+class ComposedIn(BaseModel):
+    terms: list[TermIn] = Field(min_length=1, max_length=16)
+    k: int | None = Field(None, ge=1)
+    kind: Kind | None = None
+    path_prefix: str | None = Field(None, min_length=1, max_length=4096)
+    where: str | None = Field(None, max_length=2000, description="a filter (docs/filters.md)")
+    min_score: float | None = Field(None, ge=-1.0, le=1.0, allow_inf_nan=False)
+    collapse: float | None = Field(None, ge=0.0, le=1.0, allow_inf_nan=False)
+
+
+@router.post(
+    "/search",
+    summary="Composed search: weighted texts, pictures and items (more like this), with negatives",
+    response_model=SearchOut,
+    responses=error_responses(400, 404, 413, 422, 503),
+)
+def search_composed(
+    request: Request, engine: EngineDep, settings: SettingsDep, body: ComposedIn
+) -> SearchOut:
+    k = body.k or min(DEFAULT_K, settings.api.max_k)
+    if k > settings.api.max_k:
+        raise InvalidQueryError(f"k must be at most {settings.api.max_k}")
+    start = time.perf_counter()
+    terms = [Term(_term_value(t, settings), t.weight) for t in body.terms]
+    filters = Filters(body.kind, body.path_prefix, body.min_score, body.where)
+    hits = engine.search_composed(terms, k, filters, collapse=body.collapse)
+    took = (time.perf_counter() - start) * 1000
+    return SearchOut(query=None, k=k, took_ms=round(took, 3), hits=hits_out(request, hits))
+
+
+def _term_value(term: TermIn, settings) -> str | int | Image.Image:
+    if term.image is None:
+        return term.text if term.text is not None else term.item_id
+    limit = settings.api.max_upload_bytes
+    if len(term.image) > limit * 4 // 3 + 4:
+        raise MediaTooLargeError(f"a term's image is over the limit of {limit} bytes")
+    try:
+        data = base64.b64decode(term.image, validate=True)
+    except ValueError as exc:
+        raise InvalidQueryError("a term's image is not valid base64") from exc
+    return decode_image(data, settings.indexer.max_image_pixels).image
