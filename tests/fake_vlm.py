@@ -173,5 +173,3 @@ def fake_vlm_server() -> Iterator[tuple[str, Behaviour]]:
         httpd.shutdown()
         httpd.server_close()
         thread.join(5)
-
-
