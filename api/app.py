@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import error_json, install_error_handlers
-from api.routes import answer, health, items, search
+from api.routes import answer, classify, health, items, search
 from search import Engine, Settings
 
 DESCRIPTION = """\
@@ -104,6 +104,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
             {"name": "search", "description": "Ranked hits for a text or an image query."},
             {"name": "items", "description": "Catalog rows, thumbnails and media of indexed files."},
             {"name": "answer", "description": "Answers from a vision-language model, with citations."},
+            {"name": "classify", "description": "Zero-shot labels for a picture or an item."},
             {"name": "health", "description": "Liveness and index size."},
         ],
     )
@@ -115,6 +116,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.include_router(search.router)
     app.include_router(items.router)
     app.include_router(answer.router)
+    app.include_router(classify.router)
     app.include_router(health.router)
     # The web page comes with issue 6; until then the root opens the interactive API docs.
     app.add_api_route("/", lambda: RedirectResponse("/docs"), include_in_schema=False)

@@ -292,6 +292,46 @@ def ask(
 
 
 @app.command()
+def classify(
+    labels: Annotated[str, typer.Option(help="Comma-separated labels, e.g. 'shoe,bag,hat'")],
+    template: Annotated[
+        list[str] | None, typer.Option(help="Prompt template with {} (repeatable; default: a CLIP ensemble)")
+    ] = None,
+    threshold: Annotated[
+        float | None, typer.Option(help="Multi-label: every label whose cosine reaches this")
+    ] = None,
+    image: Annotated[
+        Path | None, typer.Option(exists=True, help="Classify this file instead of tagging")
+    ] = None,
+    top: Annotated[int, typer.Option(min=1, help="Labels to show for --image")] = 3,
+    index_dir: IndexDir = None,
+) -> None:
+    """Zero-shot tags for the whole collection (stored, filterable as `tag = shoe`, re-runnable), or
+    label probabilities for one --image."""
+    from search.classify import ZeroShotClassifier, tag_collection
+
+    s = settings_from(index_dir)
+    engine = open_engine(s)
+    classifier = ZeroShotClassifier(engine.encoder, labels.split(","), template)
+    if image is not None:
+        from indexer.media import decode_image
+
+        picture = decode_image(image.read_bytes(), s.indexer.max_image_pixels).image
+        vector = engine.encoder.encode_images([picture])
+        for label, p in classifier.classify(vector, top=min(top, len(classifier.labels)))[0]:
+            out.print(f"{p:6.3f}  {label}")
+        return
+    with Progress(
+        TextColumn("tagging"), BarColumn(), MofNCompleteColumn(), console=err, transient=True
+    ) as bar:
+        task = bar.add_task("tag", total=engine.info()["indexed"])
+        tagged, given = tag_collection(
+            engine.store.catalog, classifier, threshold, on_progress=lambda n: bar.update(task, completed=n)
+        )
+    out.print(f"tagged {tagged} items: " + ", ".join(f"{label} {n}" for label, n in given.most_common()))
+
+
+@app.command()
 def dedup(
     threshold: Annotated[float, typer.Option(min=0.0, max=1.0, help="Pictures at least this alike")] = 0.95,
     as_json: Annotated[bool, typer.Option("--json", help="Print the groups as JSON")] = False,

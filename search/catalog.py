@@ -99,9 +99,9 @@ class Tag(Base):
 
     __tablename__ = "tags"
     item_id: Mapped[int] = mapped_column(Id, ForeignKey("items.id", ondelete="CASCADE"), primary_key=True)
+    source: Mapped[str] = mapped_column(String(64), primary_key=True)  # who gave it, e.g. "zero-shot"
     label: Mapped[str] = mapped_column(String(256), primary_key=True, index=True)
     score: Mapped[float] = mapped_column(Float)
-    source: Mapped[str] = mapped_column(String(64))
 
 
 class State(Base):
@@ -184,6 +184,12 @@ def _typed(item_id: int, name: str, value: object) -> dict:
     if isinstance(value, bool | int | float):
         return {"item_id": item_id, "name": name, "num": float(value), "text": None}
     return {"item_id": item_id, "name": name, "num": None, "text": str(value)}
+
+
+def _normalised(ids: list[int], means: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    vectors = np.stack(means).astype(np.float32)
+    vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    return np.asarray(ids, np.int64), vectors
 
 
 def _escape_like(prefix: str) -> str:
@@ -393,6 +399,52 @@ class Catalog:
         )
         with Session(self.engine) as s:
             return np.fromiter(s.scalars(q), np.int64)
+
+    def picture_vectors(self, chunk: int = 2048) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(item ids, (n, dim) vectors): each indexed item's mean picture vector (its image, its
+        keyframes, its product photos), normalised; items without pictures are left out."""
+        q = (
+            select(Segment.item_id, Segment.vector)
+            .join(Item, Item.id == Segment.item_id)
+            .where(Segment.space == IMAGE_SPACE, Item.status == INDEXED)
+            .order_by(Segment.item_id, Segment.id)
+        )
+        ids: list[int] = []
+        means: list[np.ndarray] = []
+        current, parts = None, []
+        with Session(self.engine) as s:
+            for item_id, blob in s.execute(q.execution_options(yield_per=chunk)):
+                if item_id != current and parts:
+                    ids.append(current)
+                    means.append(np.mean(parts, axis=0))
+                    parts = []
+                    if len(ids) >= chunk:
+                        yield _normalised(ids, means)
+                        ids, means = [], []
+                current = item_id
+                parts.append(np.frombuffer(blob, np.float32))
+        if parts:
+            ids.append(current)
+            means.append(np.mean(parts, axis=0))
+        if ids:
+            yield _normalised(ids, means)
+
+    def set_tags(self, tags: dict[int, list[tuple[str, float]]], source: str) -> None:
+        """Replace the tags that `source` gave these items (one transaction)."""
+        with Session(self.engine) as s, s.begin():
+            s.execute(delete(Tag).where(Tag.source == source, Tag.item_id.in_(list(tags))))
+            rows = [
+                {"item_id": item_id, "label": label, "score": float(score), "source": source}
+                for item_id, labels in tags.items()
+                for label, score in labels
+            ]
+            if rows:
+                s.execute(insert(Tag), rows)
+
+    def tags(self, item_id: int) -> list[tuple[str, float, str]]:
+        q = select(Tag.label, Tag.score, Tag.source).where(Tag.item_id == literal(item_id, BigInteger))
+        with Session(self.engine) as s:
+            return [tuple(r) for r in s.execute(q.order_by(Tag.score.desc()))]
 
     def thumbnail(self, segment_id: int) -> bytes | None:
         """The stored keyframe JPEG of a segment of an indexed item."""

@@ -9,10 +9,11 @@ classified alike.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
+from search.catalog import Catalog
 from search.errors import InvalidQueryError
 from search.models import Encoder
 
@@ -127,3 +128,27 @@ def _check_templates(templates: Sequence[str]) -> list[str]:
         if not isinstance(template, str) or "{}" not in template:
             raise InvalidQueryError(f"prompt template {template!r} has no {{}} for the label")
     return list(templates)
+
+
+def tag_collection(
+    catalog: Catalog,
+    classifier: ZeroShotClassifier,
+    threshold: float | None = None,
+    source: str = "zero-shot",
+    on_progress: Callable[[int], None] | None = None,
+) -> tuple[int, Counter]:
+    """Tag every indexed item that has pictures (its mean picture vector): the most probable label, or
+    with `threshold` every label whose cosine reaches it. Re-running replaces the tags `source` gave.
+    Returns (items tagged, how often each label was given)."""
+    done, given = 0, Counter()
+    for item_ids, vectors in catalog.picture_vectors():
+        if threshold is None:
+            results = classifier.classify(vectors, top=1)
+        else:
+            results = classifier.multi_label(vectors, threshold)
+        catalog.set_tags(dict(zip(item_ids.tolist(), results, strict=True)), source)
+        given.update(label for labels in results for label, _ in labels)
+        done += len(item_ids)
+        if on_progress:
+            on_progress(done)
+    return done, given

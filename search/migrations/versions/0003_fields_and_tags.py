@@ -33,9 +33,9 @@ def upgrade() -> None:
     op.create_table(
         "tags",
         sa.Column("item_id", Id, sa.ForeignKey("items.id", ondelete="CASCADE"), primary_key=True),
+        sa.Column("source", sa.String(64), primary_key=True),
         sa.Column("label", sa.String(256), primary_key=True),
         sa.Column("score", sa.Float, nullable=False),
-        sa.Column("source", sa.String(64), nullable=False),
     )
     op.create_index("ix_tags_label", "tags", ["label"])
 

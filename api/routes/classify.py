@@ -1,0 +1,79 @@
+"""Zero-shot classification over HTTP: an upload or an indexed item, against labels given per request."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import numpy as np
+from fastapi import APIRouter, File, Form, UploadFile
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from api.deps import EngineDep, SettingsDep
+from api.errors import error_responses
+from indexer.media import decode_image
+from search import InvalidQueryError, MediaTooLargeError
+from search.catalog import IMAGE_SPACE
+from search.classify import ZeroShotClassifier
+
+router = APIRouter(tags=["classify"])
+MAX_LABELS = 1000
+
+
+class LabelOut(BaseModel):
+    label: str
+    score: float = Field(description="probability (single-label) or cosine (multi-label, with threshold)")
+
+
+class ClassifyOut(BaseModel):
+    mode: str = Field(description="'single' (softmax over the labels) or 'multi' (a cosine threshold)")
+    labels: list[LabelOut] = Field(description="best first")
+
+
+@router.post(
+    "/classify",
+    summary="Zero-shot labels for an uploaded picture or an indexed item",
+    response_model=ClassifyOut,
+    responses=error_responses(400, 404, 413, 422, 503),
+)
+async def classify(
+    engine: EngineDep,
+    settings: SettingsDep,
+    labels: Annotated[str, Form(max_length=20_000, description="comma-separated labels")],
+    file: Annotated[UploadFile | None, File(description="the picture (or give item_id)")] = None,
+    item_id: Annotated[int | None, Form(ge=1, le=2**63 - 1, description="an indexed item")] = None,
+    templates: Annotated[list[str] | None, Form(description="prompt templates with {}")] = None,
+    threshold: Annotated[float | None, Form(ge=-1, le=1, description="multi-label cosine threshold")] = None,
+    top: Annotated[int, Form(ge=1, le=MAX_LABELS)] = 5,
+) -> ClassifyOut:
+    if (file is None) == (item_id is None):
+        raise InvalidQueryError("give either a file or an item_id")
+    names = [label for label in labels.split(",") if label.strip()]
+    if len(names) > MAX_LABELS:
+        raise InvalidQueryError(f"at most {MAX_LABELS} labels")
+    data = None
+    if file is not None:
+        limit = settings.api.max_upload_bytes
+        data = await file.read(limit + 1)
+        if len(data) > limit:
+            raise MediaTooLargeError(f"the upload is over the limit of {limit} bytes")
+
+    def work() -> ClassifyOut:
+        classifier = ZeroShotClassifier(engine.encoder, names, templates)
+        if data is not None:
+            picture = decode_image(data, settings.indexer.max_image_pixels, engine.encoder.image_size).image
+            vector = engine.encoder.encode_images([picture])
+        else:
+            engine.item(item_id)
+            ids = engine.store.catalog.item_segment_ids(item_id, IMAGE_SPACE)
+            if not len(ids):
+                raise InvalidQueryError(f"item {item_id} has no picture to classify")
+            mean = engine.store.vectors_of(IMAGE_SPACE, ids).mean(axis=0, keepdims=True)
+            vector = mean / np.linalg.norm(mean)
+        if threshold is not None:
+            found = classifier.multi_label(vector, threshold)[0]
+            return ClassifyOut(mode="multi", labels=[LabelOut(label=lb, score=sc) for lb, sc in found[:top]])
+        best = classifier.classify(vector, top=min(top, len(classifier.labels)))[0]
+        return ClassifyOut(mode="single", labels=[LabelOut(label=lb, score=p) for lb, p in best])
+
+    return await run_in_threadpool(work)
