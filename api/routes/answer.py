@@ -31,6 +31,7 @@ class AnswerIn(BaseModel):
     question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS, description="in plain language")
     kind: Kind | None = Field(None, description="only items of this kind")
     path_prefix: str | None = Field(None, min_length=1, max_length=4096, description="only files under this")
+    where: str | None = Field(None, max_length=2000, description="a filter (docs/filters.md)")
 
 
 class EvidenceOut(BaseModel):
@@ -105,7 +106,7 @@ def answer_out(request: Request, answer: Answer, took_ms: float) -> AnswerOut:
 
 
 def _filters(body: AnswerIn) -> Filters:
-    return Filters(kind=body.kind, path_prefix=body.path_prefix)
+    return Filters(kind=body.kind, path_prefix=body.path_prefix, where=body.where)
 
 
 @router.post(
