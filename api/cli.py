@@ -204,6 +204,9 @@ def search(
     ] = None,
     not_weight: Annotated[float, typer.Option(help="Weight of each --not term")] = 0.5,
     like: Annotated[int | None, typer.Option(help="More like this indexed item (its id)")] = None,
+    hybrid: Annotated[
+        bool, typer.Option("--hybrid", help="Also match words in titles, transcripts, fields (full text)")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
     index_dir: IndexDir = None,
     model: Model = None,
@@ -233,7 +236,7 @@ def search(
     elif picture is not None:
         hits = engine.search_image(picture, k, filters, collapse=collapse)
     else:
-        hits = engine.search_text(query or "", k, filters, collapse=collapse)
+        hits = engine.search_text(query or "", k, filters, collapse=collapse, hybrid=hybrid)
     if as_json:
         out.print_json(json.dumps([h.to_dict() for h in hits]))
         return

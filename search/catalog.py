@@ -8,6 +8,7 @@ cut), any SQLAlchemy URL by setting. The schema is versioned with Alembic (searc
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,14 +27,17 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Text,
+    column,
     create_engine,
     delete,
     event,
     func,
     insert,
     literal,
+    literal_column,
     or_,
     select,
+    table,
     update,
 )
 from sqlalchemy.engine import Engine
@@ -92,6 +96,15 @@ class ItemField(Base):
     name: Mapped[str] = mapped_column(String(128), primary_key=True)
     num: Mapped[float | None] = mapped_column(Float)
     text: Mapped[str | None] = mapped_column(Text)
+
+
+class Keywords(Base):
+    """An item's words for full-text search: file name, transcripts, titles, text fields. Indexed by
+    FTS5 on SQLite and a GIN tsvector index on PostgreSQL (migration 0004)."""
+
+    __tablename__ = "keywords"
+    item_id: Mapped[int] = mapped_column(Id, ForeignKey("items.id", ondelete="CASCADE"), primary_key=True)
+    text: Mapped[str] = mapped_column(Text)
 
 
 class Tag(Base):
@@ -177,6 +190,14 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=30000")
     cur.close()
+
+
+def _keywords(rec: ItemRecord) -> str:
+    """What full-text search matches an item by: its file name, its transcripts and titles, its text
+    fields (a product's SKU, category, ...)."""
+    words = [Path(rec.uri.split("#")[-1]).name, *(seg.get("text") or "" for seg in rec.segments)]
+    words += [str(v) for v in (rec.fields or {}).values() if isinstance(v, str)]
+    return " ".join(w for w in words if w)
 
 
 def _typed(item_id: int, name: str, value: object) -> dict:
@@ -294,6 +315,9 @@ class Catalog:
         rows = [_typed(item_id, k, v) for k, v in (rec.fields or {}).items() if v is not None]
         if rows:
             s.execute(insert(ItemField), rows)
+        s.execute(delete(Keywords).where(Keywords.item_id == item_id))
+        if not rec.error:
+            s.execute(insert(Keywords), {"item_id": item_id, "text": _keywords(rec)})
         return item_id
 
     @staticmethod
@@ -445,6 +469,48 @@ class Catalog:
         q = select(Tag.label, Tag.score, Tag.source).where(Tag.item_id == literal(item_id, BigInteger))
         with Session(self.engine) as s:
             return [tuple(r) for r in s.execute(q.order_by(Tag.score.desc()))]
+
+    def keyword_search(self, query: str, limit: int, where: ColumnElement | None = None) -> list[int]:
+        """Item ids whose words match any of the query's words, best first (BM25 on SQLite, ts_rank on
+        PostgreSQL); quoted phrases stay phrases, so "SKU-0042" matches that SKU only."""
+        words = [w for w in re.findall(r'"[^"]+"|\S+', query) if w.strip('"').strip()]
+        if not words:
+            return []
+        if self.engine.dialect.name == "sqlite":
+            match = " OR ".join('"' + w.strip('"').replace('"', '""') + '"' for w in words)
+            fts = table("keywords_fts", column("rowid"))
+            q = (
+                select(Item.id)
+                .join(fts, fts.c.rowid == Item.id)
+                .where(literal_column("keywords_fts").op("MATCH")(match))
+                .order_by(func.bm25(literal_column("keywords_fts")), Item.id)
+            )
+        else:
+            vector = func.to_tsvector("simple", Keywords.text)
+            tsquery = func.phraseto_tsquery("simple", words[0].strip('"'))
+            for w in words[1:]:
+                tsquery = tsquery.op("||")(func.phraseto_tsquery("simple", w.strip('"')))
+            q = (
+                select(Item.id)
+                .join(Keywords, Keywords.item_id == Item.id)
+                .where(vector.op("@@")(tsquery))
+                .order_by(func.ts_rank(vector, tsquery).desc(), Item.id)
+            )
+        q = q.where(Item.status == INDEXED)
+        if where is not None:
+            q = q.where(where)
+        with Session(self.engine) as s:
+            return list(s.scalars(q.limit(limit)))
+
+    def first_segments(self, item_ids: Sequence[int]) -> dict[int, int]:
+        """Each item's first segment id (pictures before words): where a keyword-only hit points."""
+        q = (
+            select(Segment.item_id, func.min(Segment.id))
+            .where(Segment.item_id.in_([int(i) for i in item_ids]))
+            .group_by(Segment.item_id)
+        )
+        with Session(self.engine) as s:
+            return dict(s.execute(q).all())
 
     def thumbnail(self, segment_id: int) -> bytes | None:
         """The stored keyframe JPEG of a segment of an indexed item."""

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
+from sqlalchemy import and_
 
 from search.catalog import IMAGE_SPACE, TEXT_SPACE, Item
 from search.config import SearchSettings, Settings
@@ -21,6 +22,8 @@ if TYPE_CHECKING:
     from search.rerank import Reranker
 
 KINDS = ("image", "video", "audio", "product")
+RRF_K = 60  # reciprocal rank fusion's constant (Cormack et al. 2009; Weaviate and Qdrant use it too)
+KEYWORD_DEPTH = 50  # full-text matches fused with the vector hits
 OVERFETCH = 4  # segments fetched per wanted item, growing by this factor while items are missing
 MAX_MOMENTS = 3  # moments kept per hit
 
@@ -138,10 +141,11 @@ class Engine:
         filters: Filters | None = None,
         calibrate: bool = False,
         collapse: float | None = None,
+        hybrid: bool = False,
     ) -> list[Hit]:
         """What is seen (images, keyframes) and what is said (transcripts), fused (search/fusion.py).
         `calibrate` gives calibrated scores even when only one space takes part; `collapse` keeps one of
-        pictures at least that alike (near-duplicates)."""
+        pictures at least that alike (near-duplicates); `hybrid` fuses full-text matches in by rank."""
         query = query.strip()
         if not query:
             raise InvalidQueryError("the query text is empty")
@@ -156,7 +160,63 @@ class Engine:
             from search.rerank import rerank
 
             hits = rerank(hits, self.reranker.scores(query, hits))
+        if hybrid:
+            hits = self._with_keywords(query, vector, hits, depth, filters or Filters())
         return self._collapse(hits, collapse)[:k]
+
+    def _with_keywords(
+        self, query: str, vector: np.ndarray, hits: list[Hit], depth: int, filters: Filters
+    ) -> list[Hit]:
+        """Reciprocal rank fusion of the vector hits with full-text matches (FTS5 / PostgreSQL), so an
+        exact SKU or a word said or written reaches the top; ties go to the full-text match."""
+        conditions = [Item.kind == filters.kind] if filters.kind else []
+        if filters.path_prefix:
+            conditions.append(Item.uri.startswith(filters.path_prefix, autoescape=True))
+        if filters.where:
+            conditions.append(parse_filter(filters.where))
+        where = and_(*conditions) if conditions else None
+        matched = self.store.catalog.keyword_search(query, max(depth, KEYWORD_DEPTH), where)
+        vector_rank = {h.item_id: r for r, h in enumerate(hits, 1)}
+        keyword_rank = {item_id: r for r, item_id in enumerate(matched, 1)}
+        fused = {
+            item_id: sum(
+                1.0 / (RRF_K + ranks[item_id]) for ranks in (vector_rank, keyword_rank) if item_id in ranks
+            )
+            for item_id in vector_rank.keys() | keyword_rank.keys()
+        }
+        by_item = {h.item_id: h for h in hits} | self._keyword_hits(
+            set(keyword_rank) - set(vector_rank), vector
+        )
+        order = sorted(fused, key=lambda i: (-fused[i], keyword_rank.get(i, 1 << 30), vector_rank.get(i, 0)))
+        return [replace(by_item[i], score=fused[i]) for i in order if i in by_item]
+
+    def _keyword_hits(self, item_ids: set[int], vector: np.ndarray) -> dict[int, Hit]:
+        """Hits for items found by their words alone, pointing at their first segment."""
+        first = self.store.catalog.first_segments(sorted(item_ids))
+        rows = self.store.catalog.hits(list(first.values()))
+        out = {}
+        for row in rows.values():
+            similarity = float(self.store.vectors_of(row.space, np.array([row.segment_id]))[0] @ vector)
+            moment = Moment(
+                row.segment_id,
+                row.space,
+                similarity,
+                similarity,
+                row.t_start,
+                row.t_end,
+                row.text,
+                row.has_thumbnail,
+            )
+            out[row.item_id] = Hit(
+                item_id=row.item_id,
+                uri=row.uri,
+                kind=row.kind,
+                width=row.width,
+                height=row.height,
+                moments=(moment,),
+                **{f: getattr(moment, f) for f in MOMENT_FIELDS},
+            )
+        return out
 
     def search_image(
         self, image: Image.Image, k: int = 10, filters: Filters | None = None, collapse: float | None = None

@@ -180,3 +180,22 @@ def test_filters_and_fields_over_http(tmp_path, engine, settings):
         assert bad.status_code == 400 and "invalid filter" in bad.json()["error"]
         kinds = client.get("/search", params={"q": "poster", "kind": "product", "k": 3}).json()["hits"]
         assert [h["kind"] for h in kinds] == ["product"] * 3
+
+
+def test_hybrid_search_puts_an_exact_sku_first(tmp_path, engine, settings):
+    rows = products(tmp_path)[:60]
+    manifest = write_csv(tmp_path / "p.csv", rows)
+    index_manifest(manifest, engine.encoder, engine.store, settings.indexer)
+    for sku in ("SKU-0042", "SKU-0007", "SKU-0059"):
+        (top, *_) = engine.search_text(sku, k=5, hybrid=True)
+        assert engine.item(top.item_id).fields["sku"] == sku
+    hats = engine.search_text("SKU-0042", k=5, hybrid=True, filters=Filters(where="category = hats"))
+    assert all(engine.item(h.item_id).fields["category"] == "hats" for h in hats), (
+        "filters hold for words too"
+    )
+    words = engine.search_text("poster number 7", k=3, hybrid=True)
+    assert engine.item(words[0].item_id).fields["sku"] == "SKU-0007"
+    rows[42]["sku"] = "SKU-9999"
+    write_csv(manifest, rows)
+    index_manifest(manifest, engine.encoder, engine.store, settings.indexer)
+    assert engine.store.catalog.keyword_search("SKU-0042", 5) == [], "the old words are gone with the row"

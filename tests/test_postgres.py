@@ -35,7 +35,7 @@ pytestmark = [
     ),
 ]
 
-TABLES = {"items", "segments", "state", "alembic_version"}
+TABLES = {"items", "segments", "state", "item_fields", "tags", "keywords", "alembic_version"}
 
 
 @pytest.fixture
@@ -238,4 +238,30 @@ def test_video_keyframes_and_speech_on_postgresql(tmp_path: Path, pg_url: str):
     keyframe = next(m for h in engine.search_text("x", k=5) for m in h.moments if m.has_thumbnail)
     assert engine.store.catalog.thumbnail(keyframe.segment_id)[:2] == b"\xff\xd8"  # a JPEG
     assert engine.store.catalog.word_candidates(["lighthouse"], 10).tolist() == [said.segment_id]
+    engine.close()
+
+
+def test_products_filters_tags_and_full_text_on_postgresql(tmp_path: Path, pg_url: str):
+    """Migration 0003/0004 objects on PostgreSQL: typed fields, tags, the GIN full-text index."""
+    from indexer.manifest import index_manifest
+    from tests.test_manifest import products, write_csv
+
+    settings = Settings(index_dir=tmp_path / "index", database_url=pg_url, model=TINY)
+    engine = Engine.open(settings, create=True)
+    manifest = write_csv(tmp_path / "p.csv", products(tmp_path)[:40])
+    report = index_manifest(manifest, engine.encoder, engine.store, settings.indexer)
+    assert (report.indexed, report.failed) == (40, 0)
+    hits = engine.search_text("poster", k=40, filters=Filters(where='category = "hats" and price < 100'))
+    assert sorted(engine.item(h.item_id).fields["sku"] for h in hits) == [
+        "SKU-0002",
+        "SKU-0008",
+        "SKU-0014",
+        "SKU-0032",
+        "SKU-0038",
+    ]
+    (top, *_) = engine.search_text("SKU-0031", k=3, hybrid=True)
+    assert engine.item(top.item_id).fields["sku"] == "SKU-0031"
+    engine.store.catalog.set_tags({top.item_id: [("red", 0.9)]}, "test")
+    tagged = engine.search_text("poster", k=40, filters=Filters(where="tag = red"))
+    assert [h.item_id for h in tagged] == [top.item_id]
     engine.close()

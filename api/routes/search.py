@@ -186,12 +186,16 @@ def search_text(
     engine: EngineDep,
     params: SearchParamsDep,
     q: Annotated[str, Query(max_length=MAX_QUERY_CHARS, description="what to look for, in words")],
+    hybrid: Annotated[
+        bool,
+        Query(description="also match words in titles, transcripts and fields (full text), fused by rank"),
+    ] = False,
 ) -> SearchOut:
     # A sync endpoint: FastAPI runs it in the threadpool, so encoding never blocks the event loop.
     if not q.strip():
         raise InvalidQueryError("the query text q is empty")
     start = time.perf_counter()
-    hits = engine.search_text(q, params.k, params.filters, collapse=params.collapse)
+    hits = engine.search_text(q, params.k, params.filters, collapse=params.collapse, hybrid=hybrid)
     took = (time.perf_counter() - start) * 1000
     return SearchOut(query=q, k=params.k, took_ms=round(took, 3), hits=hits_out(request, hits))
 
