@@ -90,4 +90,4 @@ def test_errors_are_one_clear_line_and_exit_2(indexed, tmp_path: Path):
     )
     assert other.returncode == 2 and "was made with" in other.stderr
     neither = mmsearch("search", "--index-dir", index_dir, ok=False)
-    assert neither.returncode == 2 and "either a text query or --image" in neither.stderr
+    assert neither.returncode == 2 and "give a text query, --image FILE or --like" in neither.stderr
