@@ -20,7 +20,7 @@ from pathlib import Path
 
 from search.config import AnswerSettings
 from search.engine import Engine, Filters, Hit
-from search.errors import ConfigError, InvalidQueryError, MediaError
+from search.errors import ConfigError, InvalidQueryError, MediaError, ModelUnavailableError
 from search.vlm.base import ImagePart, Prompt, TextPart, VLMBackend
 
 SYSTEM = (
@@ -185,18 +185,23 @@ class Answerer:
 
 
 def make_backend(settings: AnswerSettings) -> VLMBackend:
-    if settings.backend == "local":
-        from search.vlm.local import LocalBackend
+    try:
+        if settings.backend == "local":
+            from search.vlm.local import LocalBackend
 
-        return LocalBackend(settings.model, settings.device)
-    if not settings.model:
-        raise ConfigError(
-            f"the {settings.backend} answer backend needs a model name (MMSEARCH_ANSWER__MODEL)"
-        )
-    if settings.backend == "openai":
-        from search.vlm.openai_compat import OpenAICompatBackend
+            return LocalBackend(settings.model, settings.device)
+        if not settings.model:
+            raise ConfigError(
+                f"the {settings.backend} answer backend needs a model name (MMSEARCH_ANSWER__MODEL)"
+            )
+        if settings.backend == "openai":
+            from search.vlm.openai_compat import OpenAICompatBackend
 
-        return OpenAICompatBackend(settings.model, settings.base_url, settings.api_key)
-    from search.vlm.anthropic_api import AnthropicBackend
+            return OpenAICompatBackend(settings.model, settings.base_url, settings.api_key)
+        from search.vlm.anthropic_api import AnthropicBackend
 
-    return AnthropicBackend(settings.model, settings.base_url, settings.api_key)
+        return AnthropicBackend(settings.model, settings.base_url, settings.api_key)
+    except ImportError as exc:
+        raise ModelUnavailableError(
+            f"the {settings.backend} answer backend needs: pip install 'mmsearch[vlm]' ({exc})"
+        ) from exc

@@ -88,3 +88,15 @@ def serve(app) -> Iterator[str]:
         server.should_exit = True
         thread.join(30)
         assert not thread.is_alive(), "uvicorn did not shut down"
+
+
+def index_heldout_shapes(root: Path, model: dict, per_class: int) -> tuple[Settings, Engine]:
+    """Held-out synthetic shapes (seed 1, never trained on) in root/heldout, indexed into root/index."""
+    from indexer import index_folder
+    from search.synthetic import generate
+
+    generate(root / "heldout", per_class=per_class, seed=1, fmt="jpg")
+    settings = Settings(index_dir=root / "index", model=model)
+    engine = Engine.open(settings, create=True)
+    index_folder(root / "heldout", engine.encoder, engine.store, settings.indexer)
+    return settings, engine

@@ -15,20 +15,16 @@ import numpy as np
 import pytest
 
 from api.app import create_app
-from indexer import index_folder
-from search import Engine, InvalidQueryError, Settings
+from search import InvalidQueryError
 from search.engine import Term
-from search.synthetic import class_of, generate, render
-from tests.conftest import serve
+from search.synthetic import class_of, render
+from tests.conftest import index_heldout_shapes, serve
 
 
 @pytest.fixture(scope="module")
 def shapes(tmp_path_factory, shapes_model: Path):
     root = tmp_path_factory.mktemp("composed")
-    generate(root / "heldout", per_class=3, seed=1, fmt="jpg")
-    settings = Settings(index_dir=root / "index", model={"name": str(shapes_model)})
-    engine = Engine.open(settings, create=True)
-    index_folder(root / "heldout", engine.encoder, engine.store, settings.indexer)
+    settings, engine = index_heldout_shapes(root, {"name": str(shapes_model)}, per_class=3)
     yield settings, engine
     engine.close()
 

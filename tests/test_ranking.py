@@ -8,13 +8,12 @@ import faiss
 import numpy as np
 import pytest
 
-from indexer import index_folder
-from search import Engine, Settings
+from search import Engine
 from search.catalog import ItemRecord
 from search.rerank import ClipReranker, rerank
-from search.synthetic import caption, class_of, classes, generate
+from search.synthetic import caption, class_of, classes
 from search.vectors import VectorIndex
-from tests.conftest import TINY
+from tests.conftest import TINY, index_heldout_shapes
 
 N, K = 3000, 10
 PER_CLASS = 3  # held-out images per shapes class in the rerank test
@@ -56,11 +55,7 @@ def test_exact_rescoring_makes_an_approximate_index_return_the_brute_force_top_k
 @pytest.fixture(scope="module")
 def weak_first_stage(tmp_path_factory):
     """Held-out shapes indexed with a random-weights model: a first stage that ranks nearly at random."""
-    root = tmp_path_factory.mktemp("rerank")
-    generate(root / "heldout", per_class=PER_CLASS, seed=1, fmt="jpg")
-    settings = Settings(index_dir=root / "index", model=TINY)
-    engine = Engine.open(settings, create=True)
-    index_folder(root / "heldout", engine.encoder, engine.store, settings.indexer)
+    settings, engine = index_heldout_shapes(tmp_path_factory.mktemp("rerank"), TINY, per_class=PER_CLASS)
     yield settings, engine
     engine.close()
 

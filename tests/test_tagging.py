@@ -12,11 +12,10 @@ import httpx
 import pytest
 
 from api.app import create_app
-from indexer import index_folder
-from search import Engine, Filters, Settings
+from search import Filters
 from search.classify import ZeroShotClassifier, tag_collection
-from search.synthetic import COLOURS, class_of, generate
-from tests.conftest import serve
+from search.synthetic import COLOURS, class_of
+from tests.conftest import index_heldout_shapes, serve
 
 COLOUR_TEMPLATES = ("{}", "a {}", "the {}")  # shaped like the shapes model's captions (see test_classify)
 
@@ -24,10 +23,7 @@ COLOUR_TEMPLATES = ("{}", "a {}", "the {}")  # shaped like the shapes model's ca
 @pytest.fixture(scope="module")
 def shapes(tmp_path_factory, shapes_model: Path):
     root = tmp_path_factory.mktemp("tagging")
-    generate(root / "heldout", per_class=2, seed=1, fmt="jpg")
-    settings = Settings(index_dir=root / "index", model={"name": str(shapes_model)})
-    engine = Engine.open(settings, create=True)
-    index_folder(root / "heldout", engine.encoder, engine.store, settings.indexer)
+    settings, engine = index_heldout_shapes(root, {"name": str(shapes_model)}, per_class=2)
     yield settings, engine, root
     engine.close()
 
