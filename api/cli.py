@@ -449,6 +449,12 @@ def train(
     batch_size: Annotated[int | None, typer.Option(min=2)] = None,
     lr: Annotated[float | None, typer.Option(min=0.0)] = None,
     seed: Annotated[int | None, typer.Option()] = None,
+    partial_captions: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0, max=1.0, help="Chance a caption is cut to part of its words (teaches attributes)"
+        ),
+    ] = None,
 ) -> None:
     """Train or fine-tune a CLIP model contrastively; the folder it writes works with --model."""
     from dataclasses import replace
@@ -456,7 +462,13 @@ def train(
     from search.train import TrainConfig, load_pairs
     from search.train import train as run_training
 
-    given = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed}
+    given = {
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "lr": lr,
+        "seed": seed,
+        "partial_captions": partial_captions,
+    }
     config = replace(
         TrainConfig(model=base, pretrained=pretrained), **{k: v for k, v in given.items() if v is not None}
     )

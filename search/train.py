@@ -47,6 +47,10 @@ class TrainConfig:
     (they are false negatives for the contrastive loss); it matters when captions repeat,
     as with class-like captions, and is harmless otherwise. Keep ``batch_size`` at most the
     number of distinct captions for it to work fully.
+    ``partial_captions`` is the chance that a sample's caption is cut, for one step, to a random part
+    of its words ("a blue circle" -> "blue", "circle", "blue circle"); the loss then counts every
+    image whose caption holds all those words as a match, so the text tower learns single attributes
+    too and queries can be composed ("this picture, but blue").
     """
 
     model: str = "mmsearch-tiny"
@@ -59,6 +63,7 @@ class TrainConfig:
     seed: int = 0
     augment: bool = True
     spread_duplicates: bool = True
+    partial_captions: float = 0.0
     num_threads: int | None = 2
     device: str = "cpu"
 
@@ -170,6 +175,7 @@ def _create_model(config: TrainConfig) -> tuple[torch.nn.Module, Callable, Calla
 class _Data:
     """Training set held in memory: preprocessed images, tokens and raw captions."""
 
+    tokenizer: Callable
     images: torch.Tensor
     tokens: torch.Tensor
     captions: list[str]
@@ -182,7 +188,7 @@ def _prepare(pairs: list[tuple[Path, str]], preprocess: Callable, tokenizer: Cal
         with Image.open(path) as img:
             tensors.append(preprocess(img.convert("RGB")))
     captions = [c for _, c in pairs]
-    return _Data(torch.stack(tensors), tokenizer(captions), captions)
+    return _Data(tokenizer, torch.stack(tensors), tokenizer(captions), captions)
 
 
 def _augment(images: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -214,6 +220,45 @@ def _epoch_order(captions: list[str], spread: bool, gen: torch.Generator) -> lis
         rank[i] = seen.get(captions[i], 0)
         seen[captions[i]] = rank[i] + 1
     return sorted(order, key=lambda i: rank[i])  # stable: keeps the random order within a rank
+
+
+_FILLER = frozenset({"a", "an", "the"})
+
+
+def _words(caption: str) -> list[str]:
+    return [w for w in caption.lower().split() if w not in _FILLER]
+
+
+def _partial(caption: str, gen: torch.Generator) -> str:
+    """A random non-empty part of the caption's words, in order."""
+    words = _words(caption)
+    if len(words) < 2:
+        return caption
+    keep = torch.rand(len(words), generator=gen) < 0.5
+    if not keep.any():
+        keep[torch.randint(len(words), (1,), generator=gen)] = True
+    return " ".join(w for w, k in zip(words, keep.tolist(), strict=True) if k)
+
+
+def _matches(full: list[str], texts: list[str]) -> torch.Tensor:
+    """(images, texts) 1.0 where every word of the text is in the image's full caption."""
+    image_words = [set(_words(c)) for c in full]
+    text_words = [set(_words(t)) for t in texts]
+    return torch.tensor([[float(t <= i) for t in text_words] for i in image_words])
+
+
+def _multi_positive_loss(
+    image_f: torch.Tensor, text_f: torch.Tensor, scale: torch.Tensor, targets: torch.Tensor
+) -> torch.Tensor:
+    """CLIP's symmetric cross-entropy with several right answers per row: targets spread evenly over
+    every matching text (for an image) and every matching image (for a text)."""
+    logits = scale * image_f @ text_f.T
+    per_image = targets / targets.sum(1, keepdim=True)
+    per_text = targets.T / targets.T.sum(1, keepdim=True)
+    return 0.5 * (
+        torch.nn.functional.cross_entropy(logits, per_image)
+        + torch.nn.functional.cross_entropy(logits.T, per_text)
+    )
 
 
 # --------------------------------------------------------------------------- training
@@ -270,8 +315,19 @@ def _run_epoch(
     total, count = 0.0, 0
     for idx in _batches(_epoch_order(data.captions, config.spread_duplicates, gen), config.batch_size):
         images = _augment(data.images[idx], gen) if config.augment else data.images[idx]
-        image_f, text_f, scale = model(images.to(config.device), data.tokens[idx].to(config.device))[:3]
-        loss = loss_fn(image_f, text_f, scale)
+        tokens = data.tokens[idx]
+        if config.partial_captions > 0:
+            full = [data.captions[i] for i in idx]
+            texts = [
+                _partial(c, gen) if torch.rand(1, generator=gen) < config.partial_captions else c
+                for c in full
+            ]
+            tokens = data.tokenizer(texts)
+        image_f, text_f, scale = model(images.to(config.device), tokens.to(config.device))[:3]
+        if config.partial_captions > 0:
+            loss = _multi_positive_loss(image_f, text_f, scale, _matches(full, texts).to(config.device))
+        else:
+            loss = loss_fn(image_f, text_f, scale)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -56,15 +56,28 @@ def engine(settings: Settings):
     eng.close()
 
 
-@pytest.fixture(scope="session")
-def shapes_model(tmp_path_factory) -> Path:
-    """mmsearch-tiny trained on the synthetic shapes (seed 0), as `mmsearch train` does: about a minute."""
+def _train_shapes(tmp_path_factory, name: str, partial_captions: float = 0.0) -> Path:
     from search.synthetic import generate
     from search.train import TrainConfig, train
 
-    data = tmp_path_factory.mktemp("shapes-train")
+    data = tmp_path_factory.mktemp(f"{name}-train")
     pairs = generate(data, per_class=SHAPES_TRAIN_PER_CLASS, seed=0)
-    return train(pairs, data.parent / "shapes-model", TrainConfig())
+    return train(pairs, data.parent / name, TrainConfig(partial_captions=partial_captions))
+
+
+@pytest.fixture(scope="session")
+def shapes_model(tmp_path_factory) -> Path:
+    """mmsearch-tiny trained on the synthetic shapes (seed 0), as `mmsearch train` does: about a minute."""
+    return _train_shapes(tmp_path_factory, "shapes-model")
+
+
+@pytest.fixture(scope="session")
+def shapes_attribute_model(tmp_path_factory) -> Path:
+    """The same model trained with partial captions as well ("blue", "circle"), so single attribute
+    words mean something: what composed queries ("this picture, but blue") need. Kept apart from
+    `shapes_model` because its text tower also scores everyday sentences higher, which changes how
+    pictures and speech fuse in the media tests."""
+    return _train_shapes(tmp_path_factory, "shapes-attribute-model", partial_captions=0.3)
 
 
 SHAPES_TRAIN_PER_CLASS = 60  # 40 let one training seed collapse the purple captions
