@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from indexer.media import decode_image
-from indexer.pipeline import IndexReport, ProgressFn, _ahead, _Batcher, _Decoded
+from indexer.pipeline import Batcher, Decoded, IndexReport, ProgressFn, decode_ahead
 from indexer.sources import SourceFile
 from search.catalog import IMAGE_SPACE, INDEXED, TEXT_SPACE, KnownFile
 from search.config import IndexerSettings
@@ -204,11 +204,11 @@ def _fingerprint(row: Row) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _decode(row: Row, fingerprint: str, encoder: Encoder, cfg: IndexerSettings) -> _Decoded:
+def _decode(row: Row, fingerprint: str, encoder: Encoder, cfg: IndexerSettings) -> Decoded:
     start = time.perf_counter()
     size, mtime_ns = sum(s for s, _ in row.stats), max((m for _, m in row.stats), default=0)
     src = SourceFile(row.images[0] if row.images else Path(row.uri), row.uri, KIND, size, mtime_ns)
-    out = _Decoded(src, content_hash=fingerprint, fields=row.fields)
+    out = Decoded(src, content_hash=fingerprint, fields=row.fields)
     try:
         for image_path, (nbytes, _) in zip(row.images, row.stats, strict=True):
             if nbytes > cfg.max_file_bytes:
@@ -269,13 +269,13 @@ def index_manifest(
                 report.skipped += 1
             else:
                 todo.append((row, fingerprint))
-        batcher = _Batcher(encoder, store, report, cfg.save_every_s)
+        batcher = Batcher(encoder, store, report, cfg.save_every_s)
         for row in failed:
             src = SourceFile(Path(row.uri), row.uri, KIND, 0, 0)
-            batcher.add(_Decoded(src, error=f"line {row.line}: {row.problem}"))
+            batcher.add(Decoded(src, error=f"line {row.line}: {row.problem}"))
         with ThreadPoolExecutor(cfg.decode_workers, thread_name_prefix="decode") as pool:
             fn = lambda item: _decode(item[0], item[1], encoder, cfg)  # noqa: E731
-            for done, item in enumerate(_ahead(pool, fn, todo, depth=cfg.batch_size * 3), 1):
+            for done, item in enumerate(decode_ahead(pool, fn, todo, depth=cfg.batch_size * 3), 1):
                 report.stages["decode"] += item.seconds
                 batcher.add(item)
                 if len(batcher) >= cfg.batch_size:

@@ -51,7 +51,7 @@ class IndexReport:
 
 
 @dataclass
-class _Decoded:
+class Decoded:
     """A worker's result for one file: what to encode, an unchanged hash, or an error.
 
     `segments` has one entry per vector: first one per tensor in `pixels`, then one per text in `texts`.
@@ -108,9 +108,9 @@ def plan(files: Iterable[SourceFile], known: dict[str, KnownFile], root: Path, p
 
 def _decode(
     src: SourceFile, known: KnownFile | None, encoder: Encoder, cfg: IndexerSettings, media: _Media
-) -> _Decoded:
+) -> Decoded:
     start = time.perf_counter()
-    out = _Decoded(src)
+    out = Decoded(src)
     try:
         if src.kind == "image":
             _decode_image(out, known, encoder, cfg)
@@ -124,14 +124,14 @@ def _decode(
     return out
 
 
-def _unchanged(out: _Decoded, known: KnownFile | None) -> bool:
+def _unchanged(out: Decoded, known: KnownFile | None) -> bool:
     if known is not None and known.status == INDEXED and known.content_hash == out.content_hash:
         out.unchanged_id = known.id
         return True
     return False
 
 
-def _decode_image(out: _Decoded, known: KnownFile | None, encoder: Encoder, cfg: IndexerSettings) -> None:
+def _decode_image(out: Decoded, known: KnownFile | None, encoder: Encoder, cfg: IndexerSettings) -> None:
     if out.src.size > cfg.max_file_bytes:
         raise MediaError(f"file is {out.src.size} bytes, over the limit of {cfg.max_file_bytes}")
     data = out.src.path.read_bytes()
@@ -144,7 +144,7 @@ def _decode_image(out: _Decoded, known: KnownFile | None, encoder: Encoder, cfg:
 
 
 def _decode_media(
-    out: _Decoded, known: KnownFile | None, encoder: Encoder, cfg: IndexerSettings, media: _Media
+    out: Decoded, known: KnownFile | None, encoder: Encoder, cfg: IndexerSettings, media: _Media
 ) -> None:
     src = out.src
     if src.size == 0:
@@ -168,7 +168,7 @@ def _decode_media(
     _take_extract(out, extract, encoder)
 
 
-def _take_extract(out: _Decoded, extract: MediaExtract, encoder: Encoder) -> None:
+def _take_extract(out: Decoded, extract: MediaExtract, encoder: Encoder) -> None:
     """Keyframes become image-space segments; utterances, cut to fit the text tower, text-space ones."""
     out.width, out.height, out.meta = extract.width, extract.height, extract.meta
     for scene, thumbnail in zip(extract.scenes, extract.thumbnails, strict=True):
@@ -192,11 +192,11 @@ def _pieces(pieces: list[str], t_start: float, t_end: float) -> Iterator[tuple[s
         yield piece, round(t_start + span * a / total, 3), round(t_start + span * done / total, 3)
 
 
-def _ahead(
-    pool: ThreadPoolExecutor, fn: Callable[[SourceFile], _Decoded], items: list[SourceFile], depth: int
-) -> Iterator[_Decoded]:
+def decode_ahead(
+    pool: ThreadPoolExecutor, fn: Callable[[SourceFile], Decoded], items: list[SourceFile], depth: int
+) -> Iterator[Decoded]:
     """Like pool.map, in order, but never more than `depth` results in memory."""
-    pending: deque[Future[_Decoded]] = deque()
+    pending: deque[Future[Decoded]] = deque()
     it = iter(items)
     for src in it:
         pending.append(pool.submit(fn, src))
@@ -234,11 +234,11 @@ def index_folder(
         if work.removed:
             store.write([], removed_uris=work.removed)
             report.removed = len(work.removed)
-        batcher = _Batcher(encoder, store, report, cfg.save_every_s)
+        batcher = Batcher(encoder, store, report, cfg.save_every_s)
         done = 0
         with ThreadPoolExecutor(cfg.decode_workers, thread_name_prefix="decode") as pool:
             fn = lambda src: _decode(src, known.get(src.uri), encoder, cfg, media)  # noqa: E731
-            for item in _ahead(pool, fn, work.todo, depth=cfg.batch_size * 3):
+            for item in decode_ahead(pool, fn, work.todo, depth=cfg.batch_size * 3):
                 report.stages["decode"] += item.seconds
                 batcher.add(item)
                 if len(batcher) >= cfg.batch_size:
@@ -252,19 +252,19 @@ def index_folder(
     return report
 
 
-class _Batcher:
+class Batcher:
     """Collects decoded files; flush() encodes them and commits one catalog transaction."""
 
     def __init__(self, encoder: Encoder, store: Store, report: IndexReport, save_every_s: float):
         self.encoder, self.store, self.report = encoder, store, report
-        self.items: list[_Decoded] = []
+        self.items: list[Decoded] = []
         self.save_every_s = save_every_s
         self.last_save = time.perf_counter()
 
     def __len__(self) -> int:
         return sum(len(item.pixels) + len(item.texts) for item in self.items)
 
-    def add(self, item: _Decoded) -> None:
+    def add(self, item: Decoded) -> None:
         self.items.append(item)
 
     def flush(self) -> None:
