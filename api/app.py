@@ -12,9 +12,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
 from fastapi import FastAPI
-from fastapi.responses import RedirectResponse
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -23,9 +25,11 @@ from api.errors import error_json, install_error_handlers
 from api.routes import answer, classify, health, items, search
 from search import Engine, Settings
 
+WEB = Path(__file__).with_name("web")  # the page at / (plain HTML, CSS and JS: no build step)
+
 DESCRIPTION = """\
-Multimodal semantic search over an mmsearch index: find images (and later video moments and speech)
-by a text query or by an example image, in one CLIP embedding space.
+Multimodal semantic search over an mmsearch index: find images, video moments and speech by a text
+query, an example image or both, answer questions with citations, tag and filter, in one CLIP space.
 
 Every error is JSON: `{"error": "<message>", "type": "<name>"}` (422s add `detail`).
 """
@@ -118,6 +122,6 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.include_router(answer.router)
     app.include_router(classify.router)
     app.include_router(health.router)
-    # The web page comes with issue 6; until then the root opens the interactive API docs.
-    app.add_api_route("/", lambda: RedirectResponse("/docs"), include_in_schema=False)
+    app.mount("/web", StaticFiles(directory=WEB), name="web")
+    app.add_api_route("/", lambda: FileResponse(WEB / "index.html"), include_in_schema=False)
     return app

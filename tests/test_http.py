@@ -463,7 +463,8 @@ def test_openapi_and_docs(client):
     assert "HitOut" in spec["components"]["schemas"]
     assert client.get("/docs").status_code == 200
     root = client.get("/", follow_redirects=False)
-    assert root.status_code == 307 and root.headers["location"] == "/docs"
+    assert root.status_code == 200 and root.headers["content-type"].startswith("text/html")
+    assert "<title>mmsearch</title>" in root.text and client.get("/web/app.js").status_code == 200
 
 
 def test_unknown_route_and_method(client):

@@ -1,0 +1,168 @@
+// mmsearch's page: search by words or by a picture, see moments, play them, ask for an answer.
+// Plain JS against the HTTP API; no build step.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const results = $("results"), status = $("status"), answer = $("answer");
+let shown = [];  // the hits on screen, so answer citations can open them
+
+function clock(t) {
+  const s = Math.floor(t), m = Math.floor(s / 60);
+  return `${String(m).padStart(2, "0")}:${String(s % 60).padStart(2, "0")}`;
+}
+
+function say(text, error = false) {
+  status.textContent = text;
+  status.className = error ? "error" : "";
+}
+
+function filters() {
+  const p = new URLSearchParams({ k: "24" });
+  if ($("kind").value) p.set("kind", $("kind").value);
+  if ($("where").value.trim()) p.set("where", $("where").value.trim());
+  return p;
+}
+
+async function call(url, options) {
+  const r = await fetch(url, options);
+  const body = await r.json().catch(() => ({ error: `HTTP ${r.status}` }));
+  if (!r.ok) throw new Error(body.error || `HTTP ${r.status}`);
+  return body;
+}
+
+function card(hit, index) {
+  const li = document.createElement("li");
+  li.className = "card";
+  const button = document.createElement("button");
+  button.dataset.index = index;
+  const kind = hit.space === "text" ? "speech" : hit.t_start != null ? "video" : hit.kind;
+  const label = { speech: "said", video: "video moment" }[kind] || hit.kind;
+  const when = hit.t_start != null ? ` ${clock(hit.t_start)}–${clock(hit.t_end)}` : "";
+  const picture = hit.thumbnail_url
+    ? `<img loading="lazy" alt="" src="${hit.thumbnail_url}">`
+    : `<div class="noimg" aria-hidden="true">♪</div>`;
+  button.innerHTML = `${picture}<div class="meta"><span class="badge ${kind}">${label}</span>` +
+    `<span class="score">${hit.score.toFixed(2)}</span><div class="name"></div>` +
+    `<div class="said"></div></div>`;
+  button.querySelector(".name").textContent = hit.uri.split(/[\\/]/).pop() + when;
+  if (hit.text) button.querySelector(".said").textContent = `“${hit.text}”`;
+  button.addEventListener("click", () => open(hit));
+  li.append(button);
+  return li;
+}
+
+function show(hits, took) {
+  shown = hits;
+  results.replaceChildren(...hits.map(card));
+  say(hits.length ? `${hits.length} results in ${Math.round(took)} ms` : "Nothing found. Try other words or fewer filters.");
+}
+
+async function searchText(event) {
+  event?.preventDefault();
+  const q = $("q").value.trim();
+  if (!q) return;
+  say("Searching…");
+  try {
+    const p = filters();
+    p.set("q", q);
+    const body = await call(`/search?${p}`);
+    show(body.hits, body.took_ms);
+  } catch (e) { say(e.message, true); }
+}
+
+async function searchImage(file) {
+  if (!file || !file.type.startsWith("image/")) return say("That is not a picture.", true);
+  say(`Searching with ${file.name || "the pasted picture"}…`);
+  const form = new FormData();
+  form.append("file", file, file.name || "pasted.png");
+  try {
+    const body = await call(`/search/image?${filters()}`, { method: "POST", body: form });
+    show(body.hits, body.took_ms);
+  } catch (e) { say(e.message, true); }
+}
+
+function open(hit) {
+  const player = $("player");
+  let element;
+  if (hit.kind === "video" || hit.kind === "audio") {
+    element = document.createElement(hit.kind);
+    element.controls = true;
+    element.autoplay = true;
+    element.src = hit.media_url;  // ends in #t=SECONDS: the player starts at the moment
+  } else {
+    element = document.createElement("img");
+    element.src = hit.thumbnail_url ? hit.thumbnail_url.replace(/thumbnail$/, "thumbnail?size=1024") : hit.media_url;
+    element.alt = hit.uri;
+  }
+  player.replaceChildren(element);
+  $("caption").textContent = hit.uri + (hit.t_start != null ? ` at ${clock(hit.t_start)}` : "") +
+    (hit.text ? ` — “${hit.text}”` : "");
+  $("viewer").showModal();
+}
+
+async function ask() {
+  const question = $("q").value.trim();
+  if (!question) return say("Type a question first.", true);
+  answer.hidden = false;
+  answer.textContent = "";
+  say("Asking…");
+  const body = { question };
+  if ($("kind").value) body.kind = $("kind").value;
+  if ($("where").value.trim()) body.where = $("where").value.trim();
+  try {
+    const r = await fetch("/answer/stream", {
+      method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body),
+    });
+    if (!r.ok) throw new Error((await r.json()).error);
+    const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffer += value;
+      let end;
+      while ((end = buffer.indexOf("\n\n")) >= 0) {
+        const block = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        const name = /^event: (.*)$/m.exec(block)?.[1];
+        const data = JSON.parse(/^data: (.*)$/m.exec(block)?.[1] || "null");
+        if (name === "evidence") show(data, 0);
+        else if (name === "token") answer.textContent += data.text;
+        else if (name === "answer") cite(data);
+        else if (name === "error") throw new Error(data.error);
+      }
+    }
+    say("");
+  } catch (e) { say(e.message, true); }
+}
+
+function cite(result) {
+  // Citations [n] become links that open the evidence they name.
+  const byNumber = new Map(result.evidence.map((e) => [e.number, e]));
+  const parts = result.answer.split(/(\[\d+\])/);
+  answer.replaceChildren(...parts.map((part) => {
+    const n = /^\[(\d+)\]$/.exec(part)?.[1];
+    const evidence = n && byNumber.get(Number(n));
+    if (!evidence) return document.createTextNode(part);
+    const a = document.createElement("a");
+    a.textContent = part;
+    a.href = "#";
+    a.addEventListener("click", (event) => { event.preventDefault(); open(evidence); });
+    return a;
+  }));
+}
+
+$("search").addEventListener("submit", searchText);
+$("ask").addEventListener("click", ask);
+$("file").addEventListener("change", (e) => searchImage(e.target.files[0]));
+document.addEventListener("paste", (e) => {
+  const file = [...e.clipboardData.files].find((f) => f.type.startsWith("image/"));
+  if (file) searchImage(file);
+});
+document.addEventListener("dragover", (e) => { e.preventDefault(); document.body.classList.add("dragging"); });
+document.addEventListener("dragleave", () => document.body.classList.remove("dragging"));
+document.addEventListener("drop", (e) => {
+  e.preventDefault();
+  document.body.classList.remove("dragging");
+  searchImage(e.dataTransfer.files[0]);
+});

