@@ -444,13 +444,23 @@ def test_paths_that_are_not_item_ids(client, target):
 # --- health, docs, errors -------------------------------------------------------------------------
 
 
-def test_health(client, index):
-    r = client.get("/health")
+def test_health_and_readiness(client, index):
+    assert client.get("/health").json() == {"status": "ok"}
+    r = client.get("/ready")
     assert r.status_code == 200
     body = r.json()
-    assert body["status"] == "ok"
+    assert body["status"] == "ready"
     assert (body["items"], body["failed"], body["vectors"]) == (index.indexed, 1, index.indexed)
     assert TINY["name"] in body["model"]
+
+
+def test_not_ready_until_the_index_is_open(index):
+    app = create_app(index.settings, index.engine)
+    with serve(app) as url, httpx.Client(base_url=url, timeout=30) as c:
+        app.state.engine = None  # as before the lifespan has opened the index, or after it closed it
+        assert c.get("/health").status_code == 200
+        r = c.get("/ready")
+        assert r.status_code == 503 and "not open" in r.json()["error"]
 
 
 def test_openapi_and_docs(client):
@@ -458,7 +468,14 @@ def test_openapi_and_docs(client):
     assert r.status_code == 200
     spec = r.json()
     assert spec["info"]["title"] == "mmsearch"
-    for path in ("/search", "/search/image", "/items/{item_id}", "/items/{item_id}/thumbnail", "/health"):
+    for path in (
+        "/search",
+        "/search/image",
+        "/items/{item_id}",
+        "/items/{item_id}/thumbnail",
+        "/health",
+        "/ready",
+    ):
         assert path in spec["paths"]
     assert "HitOut" in spec["components"]["schemas"]
     assert client.get("/docs").status_code == 200

@@ -1,4 +1,4 @@
-"""Liveness and what is loaded: GET /health."""
+"""Liveness (GET /health: the process answers) and readiness (GET /ready: model loaded, index open)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,11 @@ router = APIRouter(tags=["health"])
 log = logging.getLogger("api")
 
 
-class HealthOut(BaseModel):
+class LiveOut(BaseModel):
+    status: str = Field(description="'ok' whenever the server answers")
+
+
+class ReadyOut(BaseModel):
     status: str
     items: int = Field(description="indexed items")
     failed: int = Field(description="items that could not be indexed")
@@ -24,17 +28,25 @@ class HealthOut(BaseModel):
     model: str
 
 
+@router.get("/health", summary="Liveness: the server answers", response_model=LiveOut)
+async def health() -> LiveOut:
+    return LiveOut(status="ok")
+
+
 @router.get(
-    "/health", summary="Health and index size", response_model=HealthOut, responses=error_responses(503)
+    "/ready",
+    summary="Readiness: the model is loaded and the index open, with its size",
+    response_model=ReadyOut,
+    responses=error_responses(503),
 )
-def health(engine: EngineDep) -> HealthOut:
+def ready(engine: EngineDep) -> ReadyOut:
     try:
         info = engine.info()
     except Exception as exc:
         log.exception("health check failed")
         raise IndexStateError(f"the index is unavailable ({type(exc).__name__})") from exc
-    return HealthOut(
-        status="ok",
+    return ReadyOut(
+        status="ready",
         items=info.get("indexed", 0),
         failed=info.get("failed", 0),
         segments=info.get("segments", 0),
