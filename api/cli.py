@@ -84,15 +84,9 @@ class RateColumn(ProgressColumn):
         return Text(f"{task.speed:.1f} files/s" if task.speed else "-- files/s", style="cyan")
 
 
-def clock(seconds: float) -> str:
-    """mm:ss, or h:mm:ss from an hour on."""
-    whole = int(seconds)
-    h, rest = divmod(whole, 3600)
-    m, sec = divmod(rest, 60)
-    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m:02d}:{sec:02d}"
-
-
 def _where(hit) -> str:
+    from search.answer import clock
+
     return f"{clock(hit.t_start)}-{clock(hit.t_end)}" if hit.t_start is not None else ""
 
 

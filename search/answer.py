@@ -74,15 +74,17 @@ def cite(text: str, evidence: list[Evidence]) -> tuple[list[Evidence], list[int]
     return [by_number[n] for n in numbers if n in by_number], [n for n in numbers if n not in by_number]
 
 
-def _clock(seconds: float) -> str:
-    m, s = divmod(int(seconds), 60)
-    return f"{m:02d}:{s:02d}"
+def clock(seconds: float) -> str:
+    """mm:ss, or h:mm:ss from an hour on."""
+    h, rest = divmod(int(seconds), 3600)
+    m, sec = divmod(rest, 60)
+    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m:02d}:{sec:02d}"
 
 
 def describe(e: Evidence) -> str:
     """One line of evidence as the model reads it."""
     h = e.hit
-    where = f" at {_clock(h.t_start)}-{_clock(h.t_end)}" if h.t_start is not None else ""
+    where = f" at {clock(h.t_start)}-{clock(h.t_end)}" if h.t_start is not None else ""
     what = {"image": "a picture", "video": "a video", "audio": "a recording"}.get(h.kind, h.kind)
     line = f"[{e.number}] {what} ({Path(h.uri).name}){where}"
     if h.text:

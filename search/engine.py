@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image
 from sqlalchemy import and_
 
-from search.catalog import IMAGE_SPACE, TEXT_SPACE, Item
+from search.catalog import IMAGE_SPACE, TEXT_SPACE, HitRow, Item
 from search.config import SearchSettings, Settings
 from search.errors import InvalidQueryError, NotFoundError
 from search.filters import parse as parse_filter
@@ -74,6 +74,26 @@ class Term:
 
     value: str | Image.Image | int
     weight: float = 1.0
+
+
+def _moment(row: HitRow, score: float, similarity: float) -> Moment:
+    return Moment(
+        row.segment_id, row.space, score, similarity, row.t_start, row.t_end, row.text, row.has_thumbnail
+    )
+
+
+def _hit(row: HitRow, moments: Sequence[Moment]) -> Hit:
+    """An item's hit: its row, its moments (best first), and the best moment's fields on top."""
+    best = moments[0]
+    return Hit(
+        item_id=row.item_id,
+        uri=row.uri,
+        kind=row.kind,
+        width=row.width,
+        height=row.height,
+        moments=tuple(moments),
+        **{f: getattr(best, f) for f in MOMENT_FIELDS},
+    )
 
 
 @dataclass(frozen=True)
@@ -195,27 +215,11 @@ class Engine:
         first = self.store.catalog.first_segments(sorted(item_ids))
         rows = self.store.catalog.hits(list(first.values()))
         out = {}
-        for row in rows.values():
-            similarity = float(self.store.vectors_of(row.space, np.array([row.segment_id]))[0] @ vector)
-            moment = Moment(
-                row.segment_id,
-                row.space,
-                similarity,
-                similarity,
-                row.t_start,
-                row.t_end,
-                row.text,
-                row.has_thumbnail,
-            )
-            out[row.item_id] = Hit(
-                item_id=row.item_id,
-                uri=row.uri,
-                kind=row.kind,
-                width=row.width,
-                height=row.height,
-                moments=(moment,),
-                **{f: getattr(moment, f) for f in MOMENT_FIELDS},
-            )
+        for space in {row.space for row in rows.values()}:
+            in_space = [row for row in rows.values() if row.space == space]
+            ids = np.array([row.segment_id for row in in_space], np.int64)
+            for row, similarity in zip(in_space, self.store.vectors_of(space, ids) @ vector, strict=True):
+                out[row.item_id] = _hit(row, [_moment(row, float(similarity), float(similarity))])
         return out
 
     def search_image(
@@ -399,34 +403,9 @@ class Engine:
                 continue
             per_item = moments.setdefault(row.item_id, [])
             if len(per_item) < MAX_MOMENTS:
-                per_item.append(
-                    Moment(
-                        row.segment_id,
-                        row.space,
-                        score,
-                        similarity,
-                        row.t_start,
-                        row.t_end,
-                        row.text,
-                        row.has_thumbnail,
-                    )
-                )
-        hits = []
-        for item_id, item_moments in moments.items():  # dicts keep insertion order: best item first
-            best = item_moments[0]
-            row = rows[best.segment_id]
-            hits.append(
-                Hit(
-                    item_id=item_id,
-                    uri=row.uri,
-                    kind=row.kind,
-                    width=row.width,
-                    height=row.height,
-                    moments=tuple(item_moments),
-                    **{f: getattr(best, f) for f in MOMENT_FIELDS},
-                )
-            )
-        return hits
+                per_item.append(_moment(row, score, similarity))
+        # dicts keep insertion order: best item first
+        return [_hit(rows[m[0].segment_id], m) for m in moments.values()]
 
     def item(self, item_id: int) -> Item:
         item = self.store.catalog.item(item_id) if 0 < item_id < 2**63 else None
