@@ -15,14 +15,17 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
-from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.errors import error_json, install_error_handlers
-from api.routes import answer, classify, health, items, search
+from api import metrics
+from api.access import AccessMiddleware, check_exposure
+from api.errors import install_error_handlers
+from api.index_runs import IndexRunner
+from api.limits import BodyLimitMiddleware, TimeoutMiddleware
+from api.routes import admin, answer, classify, health, items, search
 from search import Engine, Settings
 
 WEB = Path(__file__).with_name("web")  # the page at / (plain HTML, CSS and JS: no build step)
@@ -32,9 +35,10 @@ Multimodal semantic search over an mmsearch index: find images, video moments an
 query, an example image or both, answer questions with citations, tag and filter, in one CLIP space.
 
 Every error is JSON: `{"error": "<message>", "type": "<name>"}` (422s add `detail`).
-"""
 
-MULTIPART_SLACK = 64 * 2**10  # room for multipart boundaries and part headers around an upload
+With API keys configured, every route but /health needs one: `Authorization: Bearer KEY`. Read keys
+may search; /admin routes need an admin key.
+"""
 
 
 def _version() -> str:
@@ -44,60 +48,25 @@ def _version() -> str:
         return "0.0.0"
 
 
-class BodyTooLargeError(StarletteHTTPException):
-    error_type = "MediaTooLargeError"
-
-
-class BodyLimitMiddleware:
-    """Refuses request bodies over the upload limit (plus multipart framing) before they are parsed or
-    spooled to disk: at once when Content-Length says so, else as soon as the streamed body passes it."""
-
-    def __init__(self, app: ASGIApp, max_upload_bytes: int):
-        self.app = app
-        self.max_bytes = max_upload_bytes + MULTIPART_SLACK
-        self.message = f"the request body is over the upload limit of {max_upload_bytes} bytes"
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        declared = dict(scope.get("headers", ())).get(b"content-length", b"")
-        if declared.isdigit() and int(declared) > self.max_bytes:
-            response = error_json(
-                413, self.message, BodyTooLargeError.error_type, headers={"Connection": "close"}
-            )
-            await response(scope, receive, send)
-            return
-        received = 0
-
-        async def limited_receive() -> Message:
-            nonlocal received
-            msg = await receive()
-            if msg["type"] == "http.request":
-                received += len(msg.get("body", b""))
-                if received > self.max_bytes:
-                    raise BodyTooLargeError(413, self.message, headers={"Connection": "close"})
-            return msg
-
-        await self.app(scope, limited_receive, send)
-
-
 def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
-    """The API over the index in `settings.index_dir`; with `engine`, over that open engine instead."""
+    """The API over the index in `settings.index_dir`; with `engine`, over that open engine instead.
+
+    Refuses (ConfigError) to be bound to a non-loopback `settings.api.host` without API keys."""
+    check_exposure(settings.api)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if engine is not None:
-            app.state.engine = engine
-            yield
-            return
-        opened = await run_in_threadpool(Engine.open, settings)  # loads the model: seconds
+        opened = engine or await run_in_threadpool(Engine.open, settings)  # loads the model: seconds
         app.state.engine = opened
+        app.state.index_runner = IndexRunner(opened, settings)
         try:
             yield
         finally:
-            app.state.engine = None
-            opened.close()
+            await run_in_threadpool(app.state.index_runner.close)
+            app.state.index_runner = None
+            if engine is None:  # the caller owns an engine it passed in
+                app.state.engine = None
+                opened.close()
 
     app = FastAPI(
         title="mmsearch",
@@ -109,19 +78,33 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
             {"name": "items", "description": "Catalog rows, thumbnails and media of indexed files."},
             {"name": "answer", "description": "Answers from a vision-language model, with citations."},
             {"name": "classify", "description": "Zero-shot labels for a picture or an item."},
-            {"name": "health", "description": "Liveness and index size."},
+            {"name": "health", "description": "Liveness, readiness and Prometheus metrics."},
+            {"name": "admin", "description": "Index runs started over HTTP (admin key)."},
         ],
     )
     app.state.settings = settings
     app.state.engine = engine
+    app.state.index_runner = None
     app.state.thumbnails = items.ThumbnailCache()
+    app.state.metrics = metrics.Metrics()
+    app.state.metrics.watch(app.state)
     install_error_handlers(app)
-    app.add_middleware(BodyLimitMiddleware, max_upload_bytes=settings.api.max_upload_bytes)
-    app.include_router(search.router)
-    app.include_router(items.router)
-    app.include_router(answer.router)
-    app.include_router(classify.router)
-    app.include_router(health.router)
+    # Added innermost first: a request meets metrics, CORS, access (keys, rate), timeout, body limit.
+    api = settings.api
+    app.add_middleware(BodyLimitMiddleware, max_upload_bytes=api.max_upload_bytes)
+    app.add_middleware(TimeoutMiddleware, seconds=api.request_timeout_s)
+    app.add_middleware(AccessMiddleware, api=api)
+    if api.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=api.cors_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "X-API-Key"],
+            max_age=600,
+        )
+    app.add_middleware(metrics.MetricsMiddleware, metrics=app.state.metrics)
+    for module in (search, items, answer, classify, health, metrics, admin):
+        app.include_router(module.router)
     app.mount("/web", StaticFiles(directory=WEB), name="web")
     app.add_api_route("/", lambda: FileResponse(WEB / "index.html"), include_in_schema=False)
     return app

@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from search.errors import (
     BackendError,
     BackendTimeoutError,
+    BusyError,
     ConfigError,
     IndexStateError,
     InvalidQueryError,
@@ -37,6 +38,7 @@ STATUS: dict[type[MMSearchError], int] = {
     MediaError: 400,
     MediaTooLargeError: 413,
     NotFoundError: 404,
+    BusyError: 409,
     ModelMismatchError: 503,
     IndexStateError: 503,
     ModelUnavailableError: 503,

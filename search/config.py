@@ -110,11 +110,30 @@ class AnswerSettings(BaseModel):
 
 
 class ApiSettings(BaseModel):
+    """The HTTP service. API keys are optional on a loopback address and required on any other: with
+    keys set, every route but /health and the page's static files needs one (docs/api.md)."""
+
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     max_upload_bytes: int = Field(20 * 2**20, ge=1)
+    max_upload_pixels: int = Field(40_000_000, ge=1, description="larger query pictures are refused")
     max_k: int = Field(200, ge=1)
     thumbnail_px: int = Field(256, ge=16, le=2048)
+    read_keys: list[str] = Field(default_factory=list, repr=False, description="keys that may search")
+    admin_keys: list[str] = Field(
+        default_factory=list, repr=False, description="keys that may also index (/admin routes)"
+    )
+    cors_origins: list[str] = Field(default_factory=list, description="origins allowed to call from a page")
+    rate_per_s: float | None = Field(
+        20.0, gt=0, description="requests per second per client (key or address); None: no limit"
+    )
+    rate_burst: int = Field(200, ge=1, description="requests a client may make at once (a page of thumbnails)")
+    request_timeout_s: float = Field(
+        60.0, gt=0, description="a request without a response by then gets 408 (slow body) or 504"
+    )
+    index_roots: list[Path] = Field(
+        default_factory=list, description="folders POST /admin/index may index (no other path is taken)"
+    )
 
 
 class Settings(BaseSettings):

@@ -43,3 +43,7 @@ class BackendError(MMSearchError):
 
 class BackendTimeoutError(BackendError):
     """A vision-language model backend did not answer in time."""
+
+
+class BusyError(MMSearchError):
+    """The index is busy with work that must finish first (an index run is going)."""

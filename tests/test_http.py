@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from api.app import MULTIPART_SLACK, create_app
+from api.app import create_app
+from api.limits import MULTIPART_SLACK
 from indexer import index_folder
 from search import Engine, Settings
 from tests.conftest import TINY, serve
@@ -288,7 +289,7 @@ def test_image_search_bad_params(client, index):
 
 def test_image_search_pixel_bomb(index):
     settings = index.settings.model_copy(
-        update={"indexer": index.settings.indexer.model_copy(update={"max_image_pixels": 1000})}
+        update={"api": index.settings.api.model_copy(update={"max_upload_pixels": 1000})}
     )
     with serve(create_app(settings, index.engine)) as url, httpx.Client(base_url=url) as c:
         data = index.files["red"].read_bytes()

@@ -61,7 +61,7 @@ async def classify(
     def work() -> ClassifyOut:
         classifier = ZeroShotClassifier(engine.encoder, names, templates)
         if data is not None:
-            picture = decode_image(data, settings.indexer.max_image_pixels, engine.encoder.image_size).image
+            picture = decode_image(data, settings.api.max_upload_pixels, engine.encoder.image_size).image
             vector = engine.encoder.encode_images([picture])
         else:
             engine.item(item_id)

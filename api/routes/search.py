@@ -217,7 +217,7 @@ async def search_image(
     data = await file.read(limit + 1)  # never more than the limit in memory
     if len(data) > limit:
         raise MediaTooLargeError(f"the upload is over the limit of {limit} bytes")
-    max_pixels = settings.indexer.max_image_pixels
+    max_pixels = settings.api.max_upload_pixels
 
     def work():
         start = time.perf_counter()
@@ -297,4 +297,4 @@ def _term_value(term: TermIn, settings) -> str | int | Image.Image:
         data = base64.b64decode(term.image, validate=True)
     except ValueError as exc:
         raise InvalidQueryError("a term's image is not valid base64") from exc
-    return decode_image(data, settings.indexer.max_image_pixels).image
+    return decode_image(data, settings.api.max_upload_pixels).image
