@@ -398,16 +398,20 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port")] = None,
     model: Model = None,
     device: Device = None,
+    index_roots: Annotated[
+        list[Path] | None,
+        typer.Option("--index-root", exists=True, file_okay=False, help="A folder /admin/index may index"),
+    ] = None,
 ) -> None:
-    """Serve the HTTP API and its docs (/docs)."""
+    """Serve the HTTP API, its docs (/docs) and the web page (/). Off loopback, API keys are required
+    (MMSEARCH_API__READ_KEYS / MMSEARCH_API__ADMIN_KEYS)."""
     import uvicorn
 
     from api.app import create_app
 
     s = settings_from(index_dir, model, device=device)
-    s = s.model_copy(
-        update={"api": s.api.model_copy(update={k: v for k, v in {"host": host, "port": port}.items() if v})}
-    )
+    asked = {"host": host, "port": port, "index_roots": index_roots}
+    s = s.model_copy(update={"api": s.api.model_copy(update={k: v for k, v in asked.items() if v})})
     uvicorn.run(create_app(s), host=s.api.host, port=s.api.port)
 
 

@@ -105,6 +105,12 @@ class _Candidates:
     similarity: np.ndarray
 
 
+def check_text(text: str | None, what: str) -> None:
+    """NUL cannot be stored or matched by PostgreSQL (nor meant by anyone): refuse it up front."""
+    if text is not None and "\x00" in text:
+        raise InvalidQueryError(f"the {what} contains a NUL character")
+
+
 @dataclass(frozen=True)
 class Filters:
     kind: str | None = None
@@ -113,6 +119,8 @@ class Filters:
     where: str | None = None  # the filter language (search/filters.py), e.g. 'category = "shoes"'
 
     def __post_init__(self) -> None:
+        check_text(self.path_prefix, "path prefix")
+        check_text(self.where, "filter")
         if self.kind is not None and self.kind not in KINDS:
             raise InvalidQueryError(f"kind must be one of {', '.join(KINDS)}, not {self.kind!r}")
         if self.where:
@@ -169,6 +177,7 @@ class Engine:
         query = query.strip()
         if not query:
             raise InvalidQueryError("the query text is empty")
+        check_text(query, "query")
         vector = self.encoder.encode_texts([query])[0]
         depth = max(k, self.search_settings.rerank_depth) if self.reranker else k
         if collapse is not None:
