@@ -22,7 +22,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from search.config import Settings
+from search.config import Backend, Settings
 from search.errors import MMSearchError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
@@ -372,6 +372,7 @@ def info(
         f"model    {m['name']} {m['pretrained'] or ''}{' (random weights)' if m['random_weights'] else ''}"
         f" dim={m['dim']} fingerprint={m['fingerprint']}"
     )
+    out.print(f"backend  {_backend_line(s, m)}")
     counts = catalog.counts()
     spaces = ", ".join(f"{len(ids)} {space}" for space, ids in catalog.segment_ids_by_space().items())
     out.print(
@@ -382,6 +383,16 @@ def info(
     for uri, reason in catalog.failures(limit):
         out.print(f"  failed {uri}: {reason}")
     catalog.close()
+
+
+def _backend_line(s: Settings, recorded: dict) -> str:
+    """The backend this machine picks for the index's model, and the one that made the index."""
+    from search.models import planned_backend
+
+    made = f"index made with {recorded.get('backend', 'torch')}"
+    if "params" not in recorded:  # indexes from before backends were recorded
+        return made
+    return f"{planned_backend(s.model, recorded['params'])} here (setting: {s.model.backend}); {made}"
 
 
 @app.command()
@@ -500,6 +511,10 @@ def bench_index_cmd(
     batch_size: Annotated[int, typer.Option(min=1)] = 32,
     workers: Annotated[int, typer.Option(min=1)] = 2,
     device: Device = None,
+    backend: Annotated[Backend, typer.Option(help="Encoder backend (auto: by rules per machine)")] = "auto",
+    compare: Annotated[
+        bool, typer.Option("--compare", help="Every backend this machine runs, each in its own process")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Pipeline throughput (JPEG files -> committed vectors) / model-only throughput, in one run."""
@@ -510,7 +525,12 @@ def bench_index_cmd(
     s = settings_from(
         None, model, pretrained, pretrained is None, device, batch_size=batch_size, decode_workers=workers
     )
-    s = s.model_copy(update={"model": s.model.model_copy(update={"batch_size": batch_size})})
+    s = s.model_copy(
+        update={"model": s.model.model_copy(update={"batch_size": batch_size, "backend": backend})}
+    )
+    if compare:
+        _bench_compare(s, images, image_dir, (w, h), as_json)
+        return
     with err.status("benchmarking ..."):
         result = bench_index(s, images, image_dir, (w, h))
     _print_bench(
@@ -519,6 +539,28 @@ def bench_index_cmd(
         f"pipeline {result.pipeline_ips:.1f} images/s / model-only {result.model_only_ips:.1f} images/s "
         f"= [bold]{result.ratio:.2f}[/]",
     )
+
+
+def _bench_compare(s: Settings, images: int, image_dir: Path | None, size: tuple[int, int], as_json: bool):
+    from dataclasses import asdict
+
+    from rich.table import Column
+
+    from indexer.bench_backends import backends_here, compare_backends
+
+    backends = backends_here()
+    with err.status(f"benchmarking {', '.join(backends)}, each in its own process ..."):
+        result = compare_backends(s, images, image_dir, size, backends)
+    if as_json:
+        out.print_json(data=asdict(result))
+        return
+    out.print(f"{result.model}, {result.images} JPEGs of {result.image_size}, batch {result.batch_size}")
+    headers = ("load s", "model img/s", "e2e img/s", "peak RSS MiB", "PSS MiB", "cos", "min")
+    table = Table(Column("backend", no_wrap=True), *headers)
+    for b in result.backends:
+        table.add_row(*("-" if v is None else str(v) for v in asdict(b).values()))
+    out.print(table)
+    out.print("img/s: model only, then end to end (e2e); memory: the process's peak RSS, its PSS at the end")
 
 
 @bench_app.command("media")
@@ -545,6 +587,72 @@ def bench_media_cmd(
         as_json,
         f"keyframes [bold]{result.keyframes_x_realtime:.1f}x[/] real time, "
         f"speech [bold]{result.speech_x_realtime:.1f}x[/] real time",
+    )
+
+
+@bench_app.command("search")
+def bench_search_cmd(
+    sizes: Annotated[str, typer.Option(help="Comma-separated collection sizes")] = "100000,1000000",
+    ten_million: Annotated[
+        bool, typer.Option("--10m", help="Add 10,000,000 vectors (20 GB of float32 at 512-d)")
+    ] = False,
+    dim: Annotated[int, typer.Option(min=2, help="Vector dimension (the model's; ViT-B-32: 512)")] = 512,
+    types: Annotated[str, typer.Option(help="Comma-separated index types: flat, hnsw, ivf_pq")] = (
+        "flat,hnsw,ivf_pq"
+    ),
+    queries: Annotated[int, typer.Option(min=1, help="Queries per size")] = 200,
+    json_out: Annotated[Path | None, typer.Option(help="Write the results here as JSON")] = None,
+) -> None:
+    """Index types on synthetic unit vectors: build time, bytes per vector, recall@10 before and after
+    exact rescoring, p50 / p99 latency, batch QPS, and how latency grows with N."""
+
+    from search.bench_search import TYPES, bench_search, report
+
+    kinds = [t.strip() for t in types.split(",") if t.strip()]
+    if unknown := set(kinds) - set(TYPES):
+        raise typer.BadParameter(f"unknown index types {sorted(unknown)}; known: {', '.join(TYPES)}")
+    counts = [int(s) for s in sizes.split(",")] + ([10_000_000] if ten_million else [])
+    result = bench_search(counts, dim, kinds, queries, console=err)
+    report(result, out, json_out)
+
+
+@bench_app.command("serve")
+def bench_serve_cmd(
+    index_dir: IndexDir = None,
+    clients: Annotated[int, typer.Option(min=1, help="Concurrent clients")] = 16,
+    seconds: Annotated[float, typer.Option(min=1, help="How long the load runs")] = 30.0,
+    image_share: Annotated[float, typer.Option(min=0, max=1, help="Share of picture queries")] = 0.3,
+    index_while: Annotated[
+        Path | None,
+        typer.Option(exists=True, file_okay=False, help="Index this folder during the load"),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """HTTP latency (p50 / p99) of text and picture queries from concurrent clients, optionally while an
+    index run writes, against the same server's latency with one client, in one run."""
+    from dataclasses import asdict
+
+    from api.bench_serve import bench_serve
+
+    s = settings_from(index_dir)
+    with err.status(f"{clients} clients for {seconds:g} s ..."):
+        result = bench_serve(s, clients, seconds, image_share=image_share, index_while=index_while)
+    if as_json:
+        out.print_json(data=result.to_dict())
+        return
+    table = Table("phase", "kind", "requests", "errors", "p50 ms", "p99 ms", "max ms")
+    for phase, kind in (("1 client", "text"), ("1 client", "image"), ("load", "text"), ("load", "image")):
+        row = asdict(getattr(result, f"{'idle' if phase == '1 client' else 'load'}_{kind}"))
+        table.add_row(phase, kind, *("-" if v is None else str(v) for v in row.values()))
+    out.print(table)
+    run = result.index_run
+    if run is not None:
+        out.print(f"index run during the load: {run['state']}, {run['done']} of {run['total']} files")
+    for sample in result.error_samples:
+        err.print(f"[red]error[/] {sample}")
+    out.print(
+        f"{clients} clients: [bold]{result.throughput_rps}[/] requests/s, {result.errors} errors; "
+        f"text p50 under load / alone: [bold]{result.slowdown()}x[/]"
     )
 
 

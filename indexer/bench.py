@@ -31,6 +31,7 @@ class IndexBench:
     batch_size: int
     threads: int
     model: str
+    backend: str
     model_only_ips: float
     pipeline_ips: float
     ratio: float
@@ -74,7 +75,12 @@ def model_only(encoder: Encoder, pixels: torch.Tensor, n: int) -> float:
 def bench_index(
     settings: Settings, n: int, image_dir: Path | None = None, size: tuple[int, int] = (1600, 1200)
 ) -> IndexBench:
-    encoder = Encoder.from_settings(settings.model)
+    return bench_encoder(Encoder.from_settings(settings.model), settings, n, image_dir, size)
+
+
+def bench_encoder(
+    encoder: Encoder, settings: Settings, n: int, image_dir: Path | None, size: tuple[int, int]
+) -> IndexBench:
     cfg: IndexerSettings = settings.indexer
     with tempfile.TemporaryDirectory(prefix="mmsearch-bench-") as tmp:
         folder = (image_dir or Path(tmp)) / f"camera-{size[0]}x{size[1]}-{n}"  # exactly n files
@@ -100,6 +106,7 @@ def bench_index(
         cfg.batch_size,
         torch.get_num_threads(),
         encoder.spec.label(),
+        encoder.backend,
         round(best, 2),
         round(pipeline, 2),
         round(pipeline / best, 3),

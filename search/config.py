@@ -11,6 +11,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 DEFAULT_MODEL = "ViT-B-32-256"
 DEFAULT_PRETRAINED = "datacomp_s34b_b86k"
 
+Backend = Literal["auto", "torch", "torch-bf16", "onnx", "onnx-int8"]
+
 
 class ModelSettings(BaseModel):
     """Which model embeds images and text.
@@ -26,6 +28,12 @@ class ModelSettings(BaseModel):
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     batch_size: int = Field(32, ge=1, le=4096)
     threads: int | None = Field(None, ge=1, description="torch intra-op threads; None keeps torch's choice")
+    backend: Backend = Field(
+        "auto", description="auto: by rules per machine and model (docs/models.md); or one by name"
+    )
+    onnx_cache_dir: Path | None = Field(
+        None, description="exported ONNX towers; default: beside a local model folder, else ~/.cache/mmsearch"
+    )
 
 
 class IndexerSettings(BaseModel):
@@ -80,6 +88,19 @@ class SearchSettings(BaseModel):
     rerank_depth: int = Field(50, ge=1, le=10_000, description="hits the reranker reorders")
 
 
+class IndexSettings(BaseModel):
+    """FAISS index type per vector space, chosen by its size unless `factory` names one (docs/search.md)."""
+
+    factory: str | None = Field(None, description="FAISS factory string; None picks a type by size")
+    flat_max: int = Field(50_000, ge=0, description="up to this many vectors: exact flat search")
+    hnsw_max: int = Field(300_000, ge=0, description="up to this many: HNSW graph; above: IVF + PQ")
+    nprobe: int = Field(32, ge=1, description="IVF lists visited per query")
+    ef_search: int = Field(128, ge=1, description="HNSW candidate-list size per query")
+    train_max: int = Field(200_000, ge=1000, description="most vectors sampled to train IVF / PQ")
+    background: bool = Field(True, description="switch index types in a background thread")
+    mmap: bool = Field(False, description="memory-map saved indexes (read-mostly servers)")
+
+
 class AnswerSettings(BaseModel):
     """Answers from a vision-language model over the top hits (search/answer.py, search/vlm/).
 
@@ -127,7 +148,7 @@ class ApiSettings(BaseModel):
     rate_per_s: float | None = Field(
         20.0, gt=0, description="requests per second per client (key or address); None: no limit"
     )
-    rate_burst: int = Field(200, ge=1, description="requests a client may make at once (a page of thumbnails)")
+    rate_burst: int = Field(200, ge=1, description="requests a client may make at once (thumbnails)")
     request_timeout_s: float = Field(
         60.0, gt=0, description="a request without a response by then gets 408 (slow body) or 504"
     )
@@ -148,6 +169,7 @@ class Settings(BaseSettings):
     video: VideoSettings = Field(default_factory=VideoSettings)
     speech: SpeechSettings = Field(default_factory=SpeechSettings)
     search: SearchSettings = Field(default_factory=SearchSettings)
+    index: IndexSettings = Field(default_factory=IndexSettings)
     answer: AnswerSettings = Field(default_factory=AnswerSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
 

@@ -152,14 +152,14 @@ class Engine:
     def open(cls, settings: Settings, create: bool = False) -> Engine:
         spec = resolve_model(settings, create)
         m = settings.model
-        encoder = Encoder(spec, m.device, m.batch_size, m.threads)
+        encoder = Encoder.for_spec(spec, m)
         store = Store.open(settings, encoder.record(), create=create)
         reranker = None
         if settings.search.rerank_model:
             from search.rerank import ClipReranker
 
             second = ModelSpec(settings.search.rerank_model, settings.search.rerank_pretrained).normalised()
-            reranker = ClipReranker(Encoder(second, m.device, m.batch_size, m.threads), store.catalog)
+            reranker = ClipReranker(Encoder.for_spec(second, m), store.catalog)
         return cls(encoder, store, settings.search, reranker)
 
     def search_text(

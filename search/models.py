@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import re
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from functools import cached_property
@@ -15,7 +18,8 @@ import torch
 from PIL import Image
 from torchvision.transforms import Compose, Normalize
 
-from search.config import DEFAULT_MODEL, DEFAULT_PRETRAINED, ModelSettings
+from search import onnx_backend
+from search.config import DEFAULT_MODEL, DEFAULT_PRETRAINED, Backend, ModelSettings
 from search.errors import ConfigError, ModelUnavailableError
 from search.hub import offline_if_unreachable
 
@@ -24,6 +28,8 @@ log = logging.getLogger(__name__)
 RANDOM_SEED = 0
 LOCAL_CONFIG = "open_clip_config.json"
 MODEL_CONFIGS = Path(__file__).with_name("model_configs")
+ONNX_BACKENDS = ("onnx", "onnx-int8")
+AUTO_MIN_PARAMS = 20_000_000  # `auto` keeps smaller models (tests, the shapes demo) on float32 torch
 
 # Our own small architectures (e.g. mmsearch-tiny, the model tests and the offline demo train) join
 # open_clip's registry, so they build by name like any built-in.
@@ -179,41 +185,98 @@ def fast_preprocess(transform: Callable) -> Callable:
 
 
 class Encoder:
-    """Owns device, dtype, preprocessing and batching; outputs (n, dim) float32 unit vectors."""
+    """Owns device, backend, preprocessing and batching; outputs (n, dim) float32 unit vectors.
+
+    Backends (`backend`, chosen by `choose_backend`): torch as loaded (fp32 on the CPU, fp16 on CUDA),
+    torch with bfloat16 weights, or ONNX Runtime with fp32 or int8 towers exported from the same weights.
+    All give the same embedding space, so the backend is not part of the model's fingerprint. With an
+    ONNX backend the torch weights are freed once the towers run, and `model` keeps only `logit_scale`.
+    """
 
     def __init__(
-        self, spec: ModelSpec, device: str = "auto", batch_size: int = 32, threads: int | None = None
+        self,
+        spec: ModelSpec,
+        device: str = "auto",
+        batch_size: int = 32,
+        threads: int | None = None,
+        backend: Backend = "auto",
+        cache_dir: Path | None = None,
     ):
         if threads:
             torch.set_num_threads(threads)
         self.spec = spec
-        self.device = pick_device(device)
+        self.device = _device_for(backend, pick_device(device))
         self.batch_size = batch_size
         self.model, transform, self.tokenizer = _load(spec, self.device)
         self.preprocess = fast_preprocess(transform)
         self.model.eval()
-        self.dtype = next(self.model.parameters()).dtype
+        self.params = sum(p.numel() for p in self.model.parameters())
         self.image_size = _image_size(self.model)
         with torch.inference_mode():
             self.dim = int(self.model.encode_text(self.tokenizer(["probe"]).to(self.device)).shape[-1])
         self.fingerprint = spec.fingerprint
+        self.backend = choose_backend(backend, self.device, self.params)
+        self.towers: onnx_backend.OnnxTowers | None = None
+        self.on_batch: Callable[[str, float], None] | None = None  # (kind, seconds) per batch: metrics
+        self._start_backend(cache_dir, threads)
+        self.dtype = next(self.model.parameters()).dtype
 
     @classmethod
     def from_settings(cls, s: ModelSettings) -> Encoder:
-        return cls(ModelSpec.from_settings(s), s.device, s.batch_size, s.threads)
+        return cls.for_spec(ModelSpec.from_settings(s), s)
+
+    @classmethod
+    def for_spec(cls, spec: ModelSpec, s: ModelSettings) -> Encoder:
+        return cls(spec, s.device, s.batch_size, s.threads, s.backend, s.onnx_cache_dir)
 
     def record(self) -> dict:
-        """What an index folder stores about the model that made it."""
-        return {**asdict(self.spec), "dim": self.dim, "fingerprint": self.fingerprint}
+        """What an index folder stores about the model that made it (the backend is for information)."""
+        return {
+            **asdict(self.spec),
+            "dim": self.dim,
+            "fingerprint": self.fingerprint,
+            "params": self.params,
+            "backend": self.backend,
+        }
+
+    def _start_backend(self, cache_dir: Path | None, threads: int | None) -> None:
+        if self.backend == "torch-bf16":
+            if self.device.type == "cpu" and not native_bf16():
+                log.warning("this CPU has no native bfloat16 (AVX512-BF16 / AMX): torch-bf16 is emulated")
+            self.model.to(torch.bfloat16)
+        elif self.backend in ONNX_BACKENDS:
+            int8 = self.backend == "onnx-int8"
+            try:
+                folder = self._exported(cache_dir, int8)
+            except Exception as exc:  # exporter errors have no common base class
+                log.warning("ONNX backend unavailable, using torch: %s: %s", type(exc).__name__, exc)
+                self.backend = "torch"
+                return
+            self.model = _logit_scale_only(self.model)  # before the sessions load: peak memory is one copy
+            self.towers = _open_towers(folder, int8, threads or len(os.sched_getaffinity(0)))
+
+    def _exported(self, cache_dir: Path | None, int8: bool) -> Path:
+        """The cache folder of this model's ONNX towers, exported into it first if need be."""
+        reason = onnx_backend.missing()
+        if reason:
+            raise ModuleNotFoundError(reason)
+        root = cache_dir or onnx_backend.default_cache_root(self.spec.local_dir)
+        folder = onnx_backend.cache_folder(Path(root), self.fingerprint)
+        tokens = self.tokenizer(["a photo of a cat", "probe"])
+        onnx_backend.prepare(self.model, tokens, self.image_size, folder, int8)
+        return folder
 
     @torch.inference_mode()
     def encode_pixels(self, pixels: torch.Tensor) -> np.ndarray:
         """Encode a batch of already preprocessed images (n, 3, H, W)."""
-        out = []
-        for start in range(0, len(pixels), self.batch_size):
-            chunk = pixels[start : start + self.batch_size].to(self.device, self.dtype)
-            out.append(self.model.encode_image(chunk, normalize=True).float().cpu())
-        return _unit(torch.cat(out)) if out else np.zeros((0, self.dim), np.float32)
+        chunks = [pixels[i : i + self.batch_size] for i in range(0, len(pixels), self.batch_size)]
+        return self._joined([self._timed("image", self._image_chunk, chunk) for chunk in chunks])
+
+    def _image_chunk(self, pixels: torch.Tensor) -> np.ndarray:
+        if self.towers is not None:
+            return self.towers.encode_image(pixels.numpy())
+        out = self.model.encode_image(pixels.to(self.device, self.dtype), normalize=True)
+        return out.float().cpu().numpy()
 
     def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         if not images:
@@ -222,11 +285,24 @@ class Encoder:
 
     @torch.inference_mode()
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
-        out = []
-        for start in range(0, len(texts), self.batch_size):
-            tokens = self.tokenizer(list(texts[start : start + self.batch_size])).to(self.device)
-            out.append(self.model.encode_text(tokens, normalize=True).float().cpu())
-        return _unit(torch.cat(out)) if out else np.zeros((0, self.dim), np.float32)
+        chunks = [list(texts[i : i + self.batch_size]) for i in range(0, len(texts), self.batch_size)]
+        return self._joined([self._timed("text", self._text_chunk, chunk) for chunk in chunks])
+
+    def _timed(self, kind: str, encode: Callable, chunk) -> np.ndarray:
+        started = time.perf_counter()
+        out = encode(chunk)
+        if self.on_batch is not None:
+            self.on_batch(kind, time.perf_counter() - started)
+        return out
+
+    def _text_chunk(self, texts: list[str]) -> np.ndarray:
+        tokens = self.tokenizer(texts)
+        if self.towers is not None:
+            return self.towers.encode_text(tokens.numpy())
+        return self.model.encode_text(tokens.to(self.device), normalize=True).float().cpu().numpy()
+
+    def _joined(self, chunks: list[np.ndarray]) -> np.ndarray:
+        return _unit(np.concatenate(chunks)) if chunks else np.zeros((0, self.dim), np.float32)
 
     def token_count(self, text: str) -> int:
         """Tokens the text tower reads for `text`, start and end markers not counted."""
@@ -249,9 +325,63 @@ class Encoder:
         return pieces
 
 
-def _unit(x: torch.Tensor) -> np.ndarray:
+def _device_for(backend: Backend, device: torch.device) -> torch.device:
+    """ONNX backends run on ONNX Runtime's CPU provider, from a float32 CPU copy of the model."""
+    if backend in ONNX_BACKENDS and device.type != "cpu":
+        log.warning("backend %s runs on the CPU, not %s", backend, device.type)
+        return torch.device("cpu")
+    return device
+
+
+def native_bf16() -> bool:
+    """Whether the CPU has bfloat16 dot-product instructions; elsewhere torch emulates bf16, slower
+    than float32."""
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return re.search(r"\b(avx512_bf16|amx_bf16)\b", cpuinfo) is not None
+
+
+def choose_backend(requested: Backend, device: torch.device, params: int) -> Backend:
+    """The backend for `auto`, by fixed rules so a machine always makes the same choice for a model:
+    torch off the CPU and for small models (tests keep torch's exact numbers), bf16 torch on CPUs with
+    native bf16, else float32 torch. ONNX is asked for by name: its float32 towers ran no faster than
+    torch on a 2-core Xeon (ViT-B-32-256: 15.9 vs 18.3 images/s), and int8 (36 images/s, cosine 0.9998
+    with random weights) is not yet checked against pretrained weights (docs/models.md)."""
+    if requested != "auto":
+        return requested
+    if device.type != "cpu" or params < AUTO_MIN_PARAMS:
+        return "torch"
+    return "torch-bf16" if native_bf16() else "torch"
+
+
+def planned_backend(s: ModelSettings, params: int) -> Backend:
+    """The backend an Encoder built from these settings picks for a model of `params` parameters,
+    before any fallback (a failed export falls back to torch)."""
+    return choose_backend(s.backend, _device_for(s.backend, pick_device(s.device)), params)
+
+
+def _open_towers(folder: Path, int8: bool, threads: int) -> onnx_backend.OnnxTowers:
+    try:
+        return onnx_backend.OnnxTowers(folder, int8, threads)
+    except Exception as exc:  # onnxruntime raises its own Fail / InvalidGraph types
+        raise ModelUnavailableError(
+            f"cannot open the ONNX towers in {folder} ({type(exc).__name__}: {exc}); "
+            "delete that folder to export them again, or use the torch backend"
+        ) from exc
+
+
+def _logit_scale_only(model: torch.nn.Module) -> torch.nn.Module:
+    """What callers still read from the torch model when ONNX Runtime runs both towers."""
+    shell = torch.nn.Module()
+    shell.logit_scale = model.logit_scale
+    return shell
+
+
+def _unit(arr: np.ndarray) -> np.ndarray:
     # Re-normalise in float32: fp16 encoders return vectors whose norm is off by ~1e-3.
-    arr = x.numpy().astype(np.float32, copy=False)
+    arr = arr.astype(np.float32, copy=False)
     return arr / np.maximum(np.linalg.norm(arr, axis=1, keepdims=True), 1e-12)
 
 

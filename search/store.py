@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 
 from search.catalog import SPACES, Catalog, ItemRecord
-from search.config import Settings
+from search.config import IndexSettings, Settings
 from search.errors import IndexStateError, ModelMismatchError
 from search.models import ModelSpec
-from search.vectors import VectorIndex
+from search.vectors import FLAT, VectorIndex
 
 log = logging.getLogger(__name__)
 
@@ -82,14 +82,24 @@ def check_model(manifest: dict, fingerprint: str, label: str, folder: Path) -> N
 
 class Store:
     def __init__(
-        self, folder: Path, catalog: Catalog, vectors: dict[str, VectorIndex], manifest: dict, generation: int
+        self,
+        folder: Path,
+        catalog: Catalog,
+        vectors: dict[str, VectorIndex],
+        manifest: dict,
+        generation: int,
+        index_settings: IndexSettings | None = None,
     ):
         self.folder = folder
         self.catalog = catalog
+        self.index_settings = index_settings or IndexSettings()
         self.vectors = vectors  # one index per space
+        for index in vectors.values():
+            self._attach(index)
         self.manifest = manifest
         self.generation = generation
         self._mutex = threading.RLock()
+        self._builders: dict[str, threading.Thread | None] = {}  # spaces whose next index type is being built
 
     @classmethod
     def open(cls, settings: Settings, model_record: dict, create: bool = False) -> Store:
@@ -108,13 +118,14 @@ class Store:
             _write_json(folder / MANIFEST, manifest)
         check_model(manifest, model_record["fingerprint"], model_record["name"], folder)
         dim = manifest["model"]["dim"]
-        loaded = {space: _load_vectors(vectors_file(folder, space), dim) for space in SPACES}
+        loaded = {space: _load_vectors(vectors_file(folder, space), dim, settings.index) for space in SPACES}
         generations = {g for _, g in loaded.values()}
         # The caches are used only when all were saved at one generation; else all are reconciled.
         generation = generations.pop() if len(generations) == 1 else -1
         vectors = {space: index for space, (index, _) in loaded.items()}
-        store = cls(folder, Catalog(settings.catalog_url()), vectors, manifest, generation)
+        store = cls(folder, Catalog(settings.catalog_url()), vectors, manifest, generation, settings.index)
         store.refresh()
+        store.grow()
         return store
 
     def __len__(self) -> int:
@@ -127,13 +138,87 @@ class Store:
             if generation == self.generation:
                 return False
             for space, in_catalog in self.catalog.segment_ids_by_space().items():
-                index = self.vectors.setdefault(space, VectorIndex(self.dim))
-                in_index = index.ids()
-                index.remove(np.setdiff1d(in_index, in_catalog))
-                for ids, vecs in self.catalog.vectors(np.setdiff1d(in_catalog, in_index)):
-                    index.add(ids, vecs)
+                self._reconcile(self.vectors.setdefault(space, self._empty()), in_catalog)
             self.generation = generation
+            self.grow()
             return True
+
+    def _reconcile(self, index: VectorIndex, in_catalog: np.ndarray) -> None:
+        """Make the index hold exactly these ids, with the catalog's vectors."""
+        in_index = index.ids()
+        index.remove(np.setdiff1d(in_index, in_catalog))
+        for ids, vecs in self.catalog.vectors(np.setdiff1d(in_catalog, in_index)):
+            index.add(ids, vecs)
+
+    def _empty(self, factory: str = FLAT) -> VectorIndex:
+        return self._attach(VectorIndex(self.dim, factory=factory))
+
+    def _attach(self, index: VectorIndex) -> VectorIndex:
+        """Give the index the settings and the catalog as the source of exact vectors."""
+        index.settings = self.index_settings
+        index.source = self._stored_vectors
+        return index
+
+    def _stored_vectors(self, ids: np.ndarray) -> np.ndarray:
+        """The catalog's float32 vectors of these ids, in the order asked."""
+        chunks = list(self.catalog.vectors(ids))
+        got = np.concatenate([c[0] for c in chunks]) if chunks else np.zeros(0, np.int64)
+        at = np.searchsorted(got, ids)
+        if len(got) == 0 or not np.array_equal(got[np.minimum(at, len(got) - 1)], ids):
+            raise IndexStateError("the catalog lacks vectors the index holds: run `mmsearch rebuild`")
+        return np.concatenate([c[1] for c in chunks])[at]
+
+    def grow(self) -> None:
+        """Switch the index type of every space that outgrew its own (search/vectors.py), in a
+        background thread unless the settings say otherwise."""
+        with self._mutex:
+            for space, index in self.vectors.items():
+                factory = index.outgrown()
+                if factory is None or space in self._builders:
+                    continue
+                if not self.index_settings.background:
+                    self._builders[space] = None
+                    self._switch(space, factory)
+                    continue
+                thread = threading.Thread(
+                    target=self._switch, args=(space, factory), name=f"mmsearch-index-{space}", daemon=True
+                )
+                self._builders[space] = thread
+                thread.start()
+
+    def _switch(self, space: str, factory: str) -> None:
+        """Build a `factory` index of the space from the catalog's vectors (trained on a random sample),
+        then swap it in under the mutex, reconciled with whatever was written meanwhile."""
+        try:
+            ids = self.catalog.segment_ids_by_space().get(space, np.zeros(0, np.int64))
+            new = self._empty(factory)
+            wanted = min(len(ids), new.training_size())
+            if wanted:
+                new.train(self._stored_vectors(np.random.default_rng(0).choice(ids, wanted, replace=False)))
+            for chunk_ids, vecs in self.catalog.vectors(ids):
+                new.add(chunk_ids, vecs)
+            with self._mutex:
+                self.refresh()
+                self._reconcile(new, self.catalog.segment_ids_by_space().get(space, np.zeros(0, np.int64)))
+                self.vectors[space] = new
+                log.info("vector index %s: %s, %d vectors", space, factory, len(new))
+                self._save_switched()
+        except Exception:
+            log.exception("building a %s index for %s failed; the old index stays", factory, space)
+        finally:
+            self._builders.pop(space, None)
+
+    def _save_switched(self) -> None:
+        try:
+            self.save()
+        except OSError as exc:
+            log.warning("cannot save the rebuilt vector cache in %s: %s", self.folder, exc)
+
+    def wait(self) -> None:
+        """Wait for index types being switched in the background."""
+        for thread in list(self._builders.values()):
+            if thread is not None:
+                thread.join()
 
     @property
     def dim(self) -> int:
@@ -142,7 +227,7 @@ class Store:
     def rebuild(self) -> int:
         """Drop the vector cache and build it again from the stored vectors."""
         with self._mutex:
-            self.vectors = {space: VectorIndex(self.dim) for space in SPACES}
+            self.vectors = {space: self._empty() for space in SPACES}
             self.generation = -1
             self.refresh()
             self.save()
@@ -163,9 +248,10 @@ class Store:
             spaces = np.asarray(result.added_spaces)
             for space in set(result.added_spaces):
                 rows = spaces == space
-                index = self.vectors.setdefault(space, VectorIndex(self.dim))
+                index = self.vectors.setdefault(space, self._empty())
                 index.add(result.added_ids[rows], result.added_vectors[rows])
             self.generation = result.generation
+            self.grow()
 
     def search(self, space: str, queries: np.ndarray, k: int, allowed: np.ndarray | None = None):
         """Top-k (scores, segment ids) per query among one space's vectors."""
@@ -184,8 +270,7 @@ class Store:
         above `radius` with each (see faiss.Index.range_search)."""
         with self._mutex:
             self.refresh()
-            index = self.vectors[space]
-            return index.index.range_search(index.vectors(ids), radius)
+            return self.vectors[space].range_search(ids, radius)
 
     def vectors_of(self, space: str, ids: np.ndarray) -> np.ndarray:
         with self._mutex:
@@ -210,16 +295,17 @@ class Store:
                 fcntl.flock(f, fcntl.LOCK_UN)
 
     def close(self) -> None:
+        self.wait()
         self.catalog.close()
 
 
-def _load_vectors(path: Path, dim: int) -> tuple[VectorIndex, int]:
+def _load_vectors(path: Path, dim: int, settings: IndexSettings) -> tuple[VectorIndex, int]:
     """A saved vector cache and its generation; an absent or unreadable one is empty, at generation -1."""
     if not path.exists():
         return VectorIndex(dim), -1
     try:
-        return VectorIndex.load(path, dim)
-    except (IndexStateError, RuntimeError) as exc:
+        return VectorIndex.load(path, dim, settings, mmap=settings.mmap)
+    except (IndexStateError, RuntimeError, OSError) as exc:
         log.warning("rebuilding the unreadable vector cache %s from the catalog: %s", path, exc)
         return VectorIndex(dim), -1
 

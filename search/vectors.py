@@ -1,42 +1,166 @@
 """VectorIndex: FAISS inner-product search over unit vectors, keyed by segment id.
 
-The file on disk is a cache of the catalog's stored vectors. It is written atomically (temp file,
-fsync, rename, fsync of the folder) together with the catalog generation it reflects, so a reader can
-tell a stale cache from a current one. FAISS's own `write_index` overwrites in place without fsync, and
-`IndexIDMap` accepts duplicate ids: callers pass ids the catalog made unique.
+The index type follows the collection's size (docs/search.md, "Index types"): exact flat search for small
+collections, an HNSW graph for mid-size ones, and an inverted file with an HNSW coarse quantizer and 4-bit
+product-quantised codes for large ones; `IndexSettings.factory` overrides the choice. Approximate types
+only find candidates: the engine rescores them with the catalog's stored float32 vectors.
+
+The cache on disk is two files: FAISS's own bytes under a fresh name (so FAISS can memory-map them), and
+a small JSON file at the cache's path, replaced atomically (temp file, fsync, rename, fsync of the
+folder), that names the bytes and records the catalog generation they reflect, so a reader can tell a
+stale cache from a current one. `IndexIDMap` accepts duplicate ids: callers pass ids the catalog made
+unique.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import struct
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import faiss
 import numpy as np
 
+from search.config import IndexSettings
 from search.errors import IndexStateError
 
-MAGIC = b"MMSVEC1\n"
-HEADER = struct.Struct("<8sq")  # magic, catalog generation
+MAGIC_V1 = b"MMSVEC1\n"  # header + FAISS bytes in one file (read, never written)
+MAGIC = b"MMSVEC2\n"  # header + JSON naming a separate FAISS file
+HEADER_V1 = struct.Struct("<8sq")  # magic, catalog generation
+FLAT = "IDMap2,Flat"
+HNSW = "IDMap2,HNSW32,Flat"
+COMPACT_FRACTION = 0.1  # deleted-but-present ids (types that cannot remove) above this share: rebuild
+RANGE_SLACK = 0.1  # how much lower compressed scores may be than exact ones, for range search
+TRAIN_PER_LIST = 40  # k-means wants at least 39 training points per centroid
+LEVELS = {"flat": 0, "hnsw": 1, "ivf": 2}
+
+VectorSource = Callable[[np.ndarray], np.ndarray]  # ids -> their exact float32 vectors, in that order
+
+
+def nlist_for(n: int) -> int:
+    """Inverted lists for n vectors: a power of two near 2 sqrt(n), at least 16."""
+    return max(16, 1 << round(math.log2(max(2.0 * math.sqrt(n), 1.0))))
+
+
+def pq_codes_for(dim: int) -> int:
+    """Sub-quantisers for 4-bit PQ: one per 4 dimensions (64 bytes a 512-d vector), an even divisor."""
+    m = max(2, dim // 4)
+    while m > 2 and (dim % m or m % 2):
+        m -= 1
+    return m
+
+
+def factory_for(n: int, dim: int, settings: IndexSettings) -> str:
+    """The FAISS factory string for a collection of n vectors."""
+    if settings.factory:
+        return settings.factory
+    if n <= settings.flat_max:
+        return FLAT
+    if n <= settings.hnsw_max:
+        return HNSW
+    return f"IVF{nlist_for(n)}_HNSW32,PQ{pq_codes_for(dim)}x4fsr"
+
+
+def build_index(factory: str, dim: int) -> faiss.Index:
+    """An empty inner-product index for `factory`, able to take caller ids (IDMap2 unless IVF)."""
+    index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
+    if _ivf(index) is None and not isinstance(index, faiss.IndexIDMap2):
+        index = faiss.IndexIDMap2(index)
+    return index
+
+
+def _ivf(index: faiss.Index) -> faiss.IndexIVF | None:
+    try:
+        return faiss.extract_index_ivf(index)
+    except RuntimeError:
+        return None
+
+
+def _train(index: faiss.Index, training: np.ndarray) -> None:
+    """Trains with k-means over exact (flat) assignment: through an HNSW coarse quantizer it is several
+    times slower; the trained centroids still go into the HNSW graph."""
+    ivf = _ivf(index)
+    flat = faiss.IndexFlatL2(index.d)
+    if ivf is not None:
+        ivf.clustering_index = flat
+        ivf.cp.niter = 10
+    index.train(training)
+    if ivf is not None:
+        ivf.clustering_index = None
+
+
+def _core(index: faiss.Index) -> faiss.Index:
+    """The index under id maps and transforms."""
+    index = faiss.downcast_index(index)
+    while isinstance(index, faiss.IndexIDMap | faiss.IndexIDMap2 | faiss.IndexPreTransform):
+        index = faiss.downcast_index(index.index)
+    return index
+
+
+def _level(index: faiss.Index) -> int:
+    if _ivf(index) is not None:
+        return LEVELS["ivf"]
+    return LEVELS["hnsw"] if isinstance(_core(index), faiss.IndexHNSW) else LEVELS["flat"]
+
+
+def _batch(ids: np.ndarray) -> faiss.IDSelectorBatch:
+    return faiss.IDSelectorBatch(np.ascontiguousarray(ids, np.int64))
 
 
 class VectorIndex:
-    def __init__(self, dim: int, index: faiss.Index | None = None):
+    def __init__(
+        self,
+        dim: int,
+        index: faiss.Index | None = None,
+        factory: str = FLAT,
+        settings: IndexSettings | None = None,
+        source: VectorSource | None = None,
+    ):
         self.dim = dim
-        self.index = index if index is not None else faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+        self.index = index if index is not None else build_index(factory, dim)
+        self.factory = factory
+        self.settings = settings or IndexSettings()
+        self.source = source  # exact vectors for types whose codes are lossy (set by the Store)
+        self.deleted = np.zeros(0, np.int64)  # removed ids still in an index that cannot remove
+        self.mapped = False  # memory-mapped read-only pages: copied into memory before any change
+        self._ids: np.ndarray | None = None  # sorted ids, cached between changes
 
     def __len__(self) -> int:
-        return int(self.index.ntotal)
+        return int(self.index.ntotal) - len(self.deleted)
 
     @property
     def exact(self) -> bool:
-        """Whether scores are exact inner products (a flat index), not approximations."""
-        inner = faiss.downcast_index(self.index.index) if hasattr(self.index, "index") else self.index
-        return isinstance(inner, faiss.IndexFlat)
+        """Whether search is exhaustive with exact inner products (a flat index), not approximate."""
+        return isinstance(_core(self.index), faiss.IndexFlat)
+
+    @property
+    def lossless(self) -> bool:
+        """Whether the index itself holds the float32 vectors (flat storage), so it can return them."""
+        core = _core(self.index)
+        storage = faiss.downcast_index(core.storage) if isinstance(core, faiss.IndexHNSW) else core
+        return isinstance(storage, faiss.IndexFlat) and _ivf(self.index) is None
 
     def ids(self) -> np.ndarray:
-        return faiss.vector_to_array(self.index.id_map).astype(np.int64)
+        if self._ids is None:
+            ids = self._stored_ids()
+            self._ids = np.sort(ids[~np.isin(ids, self.deleted)]) if len(self.deleted) else np.sort(ids)
+        return self._ids
+
+    def _stored_ids(self) -> np.ndarray:
+        ivf = _ivf(self.index)
+        if ivf is None:
+            return faiss.vector_to_array(self.index.id_map).astype(np.int64)
+        lists = ivf.invlists
+        parts = [
+            faiss.rev_swig_ptr(lists.get_ids(i), lists.list_size(i)).copy()
+            for i in range(ivf.nlist)
+            if lists.list_size(i)
+        ]
+        return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         if len(ids) == 0:
@@ -44,12 +168,50 @@ class VectorIndex:
         vectors = np.ascontiguousarray(vectors, np.float32)
         if vectors.shape != (len(ids), self.dim):
             raise ValueError(f"expected {len(ids)} vectors of dimension {self.dim}, got {vectors.shape}")
+        self._own()
+        if np.isin(ids, self.deleted).any():
+            self.compact()  # an id coming back must not meet its old copy
         self.index.add_with_ids(vectors, np.ascontiguousarray(ids, np.int64))
+        self._ids = None
 
     def remove(self, ids: np.ndarray) -> int:
+        """Removes these ids; where FAISS cannot remove (HNSW), they are hidden from search and the
+        index is rebuilt without them once they pass COMPACT_FRACTION of it."""
         if len(ids) == 0:
             return 0
-        return int(self.index.remove_ids(faiss.IDSelectorBatch(np.ascontiguousarray(ids, np.int64))))
+        self._own()
+        try:
+            removed = int(self.index.remove_ids(_batch(ids)))
+        except RuntimeError:
+            return self._hide(ids)
+        if removed:
+            self._ids = None
+        return removed
+
+    def _hide(self, ids: np.ndarray) -> int:
+        ids = np.intersect1d(np.asarray(ids, np.int64), self.ids())
+        self.deleted = np.union1d(self.deleted, ids)
+        self._ids = None
+        if len(self.deleted) > COMPACT_FRACTION * self.index.ntotal:
+            self.compact()
+        return len(ids)
+
+    def compact(self) -> None:
+        """Rebuilds the index without its hidden (deleted) ids."""
+        if not len(self.deleted):
+            return
+        keep = self.ids()
+        vectors = self.vectors(keep)
+        self.index.reset()
+        self.deleted = np.zeros(0, np.int64)
+        self._ids = None
+        self.index.add_with_ids(vectors, keep)
+
+    def _own(self) -> None:
+        """Copies a memory-mapped index into memory: FAISS aborts on changes to mapped pages."""
+        if self.mapped:
+            self.index = faiss.deserialize_index(faiss.serialize_index(self.index))
+            self.mapped = False
 
     def sample(self, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """Up to n stored (ids, vectors) drawn at random without replacement."""
@@ -58,53 +220,170 @@ class VectorIndex:
         return pick, self.vectors(pick)
 
     def vectors(self, ids: np.ndarray) -> np.ndarray:
-        """The stored vectors of these ids, (len(ids), dim) float32."""
+        """The stored vectors of these ids, (len(ids), dim) float32: from the index when it holds them,
+        else from the exact source (the catalog)."""
         if len(ids) == 0:
             return np.zeros((0, self.dim), np.float32)
-        return self.index.reconstruct_batch(np.ascontiguousarray(ids, np.int64))
+        ids = np.ascontiguousarray(ids, np.int64)
+        if self.lossless or self.source is None:
+            return self.index.reconstruct_batch(ids)
+        return self.source(ids)
 
     def search(
         self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-k (scores, ids) per query; ids of -1 pad rows with fewer than k results.
 
-        `allowed` restricts the search to those ids inside FAISS, so a filter never starves top-k.
-        """
+        `allowed` restricts the search to those ids inside FAISS, so a filter never starves top-k: the
+        approximate types search wider for a narrow filter and fall back to exact search over the
+        allowed vectors when they still come back short."""
         queries = np.ascontiguousarray(queries, np.float32).reshape(-1, self.dim)
-        k = max(1, min(k, len(self))) if len(self) else 1
-        params = None
+        k = max(1, min(int(k), len(self))) if len(self) else 1
         if allowed is not None:
-            params = faiss.SearchParameters(
-                sel=faiss.IDSelectorBatch(np.ascontiguousarray(allowed, np.int64))
-            )
-        return self.index.search(queries, k, params=params)
+            allowed = np.setdiff1d(np.asarray(allowed, np.int64), self.deleted)
+        scores, ids = self.index.search(queries, k, params=self._params(k, allowed))
+        if allowed is not None and not self.exact and (ids < 0).any():
+            return self._search_allowed(queries, k, allowed, scores, ids)
+        return scores, ids
+
+    def _params(self, k: int, allowed: np.ndarray | None) -> faiss.SearchParameters | None:
+        """Search parameters: the id selector (filter, hidden ids) and nprobe / efSearch, raised by
+        the inverse of the share of ids a filter lets through."""
+        hidden = _batch(self.deleted) if allowed is None and len(self.deleted) else None
+        if allowed is not None:
+            sel = _batch(allowed)
+        else:
+            sel = faiss.IDSelectorNot(hidden) if hidden is not None else None
+        share = min(1.0, max(len(allowed), 1) / max(len(self), 1)) if allowed is not None else 1.0
+        ivf = _ivf(self.index)
+        if ivf is not None:
+            nprobe = min(ivf.nlist, math.ceil(self.settings.nprobe / share))
+            params = faiss.SearchParametersIVF(sel=sel, nprobe=nprobe)
+        elif isinstance(_core(self.index), faiss.IndexHNSW):
+            ef = min(max(len(self), k), math.ceil(max(self.settings.ef_search, k) / share))
+            params = faiss.SearchParametersHNSW(sel=sel, efSearch=ef)
+        else:
+            params = faiss.SearchParameters(sel=sel) if sel is not None else None
+        if params is not None:
+            params.referenced_selectors = (sel, hidden)  # alive as long as the parameters
+        return params
+
+    def _search_allowed(
+        self, queries: np.ndarray, k: int, allowed: np.ndarray, scores: np.ndarray, ids: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Exact search over the allowed vectors for rows the approximate search left short."""
+        present = np.intersect1d(allowed, self.ids())
+        short = (ids >= 0).sum(axis=1) < min(k, len(present))
+        if short.any():
+            found = min(k, len(present))
+            exact, rows = faiss.knn(queries[short], self.vectors(present), found, faiss.METRIC_INNER_PRODUCT)
+            scores[short, :found], ids[short, :found] = exact, present[rows]
+        return scores, ids
+
+    def range_search(self, ids: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(lims, scores, ids) of every vector scoring above `radius` with each of these stored vectors
+        (see faiss.Index.range_search). Compressed types search RANGE_SLACK wider and keep what scores
+        above `radius` exactly; approximate types may still miss some."""
+        queries = self.vectors(ids)
+        if self.lossless:
+            return self.index.range_search(queries, radius, params=self._params(1, None))
+        lims, _, found = self.index.range_search(queries, radius - RANGE_SLACK, params=self._params(1, None))
+        rows = np.repeat(np.arange(len(queries)), np.diff(lims).astype(np.int64))
+        scores = np.einsum("ij,ij->i", queries[rows], self.vectors(found))
+        keep = scores > radius
+        counts = np.bincount(rows[keep], minlength=len(queries))
+        return np.concatenate([[0], np.cumsum(counts)]).astype(lims.dtype), scores[keep], found[keep]
+
+    def outgrown(self) -> str | None:
+        """The factory string this index should switch to, or None while its type still fits: a higher
+        level (flat -> HNSW -> IVF), an IVF with 4x fewer lists than its size wants, or another
+        factory string set in the settings."""
+        wanted = factory_for(len(self), self.dim, self.settings)
+        if wanted == self.factory:
+            return None
+        if self.settings.factory:
+            return wanted
+        current, target = _level(self.index), _level(build_index(wanted, self.dim))
+        ivf = _ivf(self.index)
+        if target > current or (ivf is not None and nlist_for(len(self)) >= 4 * ivf.nlist):
+            return wanted
+        return None
+
+    def train(self, training: np.ndarray) -> None:
+        """Trains a type that needs it (IVF, PQ) on these sample vectors."""
+        if not self.index.is_trained:
+            _train(self.index, np.ascontiguousarray(training, np.float32))
+
+    def training_size(self) -> int:
+        """How many sample vectors training this index wants (none for types without training)."""
+        if self.index.is_trained:
+            return 0
+        ivf = _ivf(self.index)
+        lists = ivf.nlist if ivf is not None else 0
+        return min(self.settings.train_max, max(TRAIN_PER_LIST * lists, 10_000))
 
     def save(self, path: Path, generation: int) -> None:
-        data = faiss.serialize_index(self.index)
+        """Writes the FAISS bytes under a fresh name, then points the file at `path` at them."""
+        data = path.with_name(f"{path.name}.{uuid.uuid4().hex[:12]}")
+        faiss.write_index(self.index, str(data))
+        _fsync(data)
+        previous = _data_name(path)
+        meta = {"generation": generation, "data": data.name, "factory": self.factory}
+        meta["deleted"] = self.deleted.tolist()
         tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
         with tmp.open("wb") as f:
-            f.write(HEADER.pack(MAGIC, generation))
-            f.write(memoryview(data))
+            f.write(MAGIC + json.dumps(meta).encode())
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-        _fsync_dir(path.parent)
+        _fsync(path.parent)
+        if previous and previous != data.name:
+            (path.parent / previous).unlink(missing_ok=True)
 
     @classmethod
-    def load(cls, path: Path, dim: int) -> tuple[VectorIndex, int]:
-        """Returns the index and the catalog generation it was saved at."""
+    def load(
+        cls, path: Path, dim: int, settings: IndexSettings | None = None, mmap: bool = False
+    ) -> tuple[VectorIndex, int]:
+        """Returns the index and the catalog generation it was saved at. With `mmap`, FAISS maps the
+        flat codes of the file instead of reading them (pages shared between processes)."""
         raw = path.read_bytes()
-        if len(raw) < HEADER.size or raw[:8] != MAGIC:
+        if raw[:8] == MAGIC_V1 and len(raw) >= HEADER_V1.size:
+            _, generation = HEADER_V1.unpack_from(raw)
+            index = faiss.deserialize_index(np.frombuffer(raw, np.uint8, offset=HEADER_V1.size))
+            meta = {"factory": FLAT, "deleted": []}
+        elif raw[:8] == MAGIC:
+            meta = _meta(path, raw)
+            generation = meta["generation"]
+            flags = faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY if mmap else 0
+            index = faiss.read_index(str(path.parent / meta["data"]), flags)
+        else:
             raise IndexStateError(f"{path} is not an mmsearch vector file")
-        _, generation = HEADER.unpack_from(raw)
-        index = faiss.deserialize_index(np.frombuffer(raw, np.uint8, offset=HEADER.size))
         if index.d != dim:
             raise IndexStateError(f"{path} holds {index.d}-d vectors, the model makes {dim}-d")
-        return cls(dim, index), generation
+        loaded = cls(dim, index, meta["factory"], settings)
+        loaded.deleted = np.asarray(meta["deleted"], np.int64)
+        loaded.mapped = mmap
+        return loaded, generation
 
 
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
+def _meta(path: Path, raw: bytes) -> dict:
+    try:
+        return json.loads(raw[len(MAGIC) :])
+    except ValueError as exc:
+        raise IndexStateError(f"{path} is not an mmsearch vector file: {exc}") from exc
+
+
+def _data_name(path: Path) -> str | None:
+    """The FAISS file the cache at `path` names now, if any (to delete once it is replaced)."""
+    try:
+        raw = path.read_bytes()
+    except OSError:
+        return None
+    return _meta(path, raw).get("data") if raw[:8] == MAGIC else None
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:

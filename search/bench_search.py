@@ -1,0 +1,190 @@
+"""`mmsearch bench search`: index types on synthetic unit vectors at growing sizes.
+
+The vectors are clustered in a low-dimensional latent space and projected up, with a little isotropic
+noise (like embeddings, whose neighbourhoods have structure; uniform noise would make every neighbour
+equidistant and IVF meaningless). Queries are data points plus noise. Every approximate type is measured
+as the engine uses it: top-`candidates` from FAISS, rescored exactly with the float32 vectors.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import faiss
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from search.config import IndexSettings
+from search.vectors import FLAT, HNSW, VectorIndex, nlist_for, pq_codes_for
+
+TYPES = ("flat", "hnsw", "ivf_pq")
+LATENT, NOISE, QUERY_NOISE = 64, 0.1, 0.05
+CHUNK = 100_000
+
+
+@dataclass
+class Row:
+    type: str
+    n: int
+    factory: str
+    build_s: float
+    bytes_per_vector: float
+    recall_raw: float  # recall@10 of the index's own top 10
+    recall_rescored: float  # recall@10 after exact rescoring of the top candidates
+    p50_ms: float
+    p99_ms: float
+    batch_qps: float
+
+
+def factory_of(kind: str, n: int, dim: int) -> str:
+    """The factory string the size-chosen types use for a collection of n vectors."""
+    return {"flat": FLAT, "hnsw": HNSW, "ivf_pq": f"IVF{nlist_for(n)}_HNSW32,PQ{pq_codes_for(dim)}x4fsr"}[
+        kind
+    ]
+
+
+def synthetic(n: int, dim: int, seed: int = 0) -> np.ndarray:
+    """n clustered unit vectors: sqrt(n) Gaussian clusters in a 64-d latent space, projected to dim."""
+    rng = np.random.default_rng(seed)
+    clusters = max(16, int(np.sqrt(n)))
+    projection = rng.normal(size=(LATENT, dim)).astype(np.float32) / np.sqrt(LATENT)
+    centres = rng.normal(size=(clusters, LATENT)).astype(np.float32)
+    out = np.empty((n, dim), np.float32)
+    for start in range(0, n, CHUNK):
+        m = min(n, start + CHUNK) - start
+        z = centres[rng.integers(clusters, size=m)] + 0.6 * rng.normal(size=(m, LATENT)).astype(np.float32)
+        x = z @ projection + NOISE * rng.normal(size=(m, dim)).astype(np.float32)
+        out[start : start + m] = x / np.linalg.norm(x, axis=1, keepdims=True)
+    return out
+
+
+def queries_near(data: np.ndarray, count: int, seed: int = 1) -> np.ndarray:
+    """Data points moved by a little noise, re-normalised."""
+    rng = np.random.default_rng(seed)
+    q = data[rng.choice(len(data), min(count, len(data)), replace=False)]
+    q = q + QUERY_NOISE * rng.normal(size=q.shape).astype(np.float32)
+    return np.ascontiguousarray(q / np.linalg.norm(q, axis=1, keepdims=True), np.float32)
+
+
+def build(kind: str, data: np.ndarray, settings: IndexSettings) -> tuple[VectorIndex, float]:
+    """The index of this type over the data (ids 0..n-1), trained on a sample; and its build seconds."""
+    start = time.perf_counter()
+    index = VectorIndex(data.shape[1], factory=factory_of(kind, len(data), data.shape[1]), settings=settings)
+    wanted = min(len(data), index.training_size())
+    if wanted:
+        index.train(data[np.sort(np.random.default_rng(2).choice(len(data), wanted, replace=False))])
+    for s in range(0, len(data), CHUNK):
+        index.add(np.arange(s, min(len(data), s + CHUNK)), data[s : s + CHUNK])
+    return index, time.perf_counter() - start
+
+
+def index_bytes(index: VectorIndex) -> int:
+    """Size of the index as FAISS writes it (its memory, less allocator overhead)."""
+    with tempfile.NamedTemporaryFile(suffix=".faiss") as f:
+        faiss.write_index(index.index, f.name)
+        return Path(f.name).stat().st_size
+
+
+def rescored(data: np.ndarray, query: np.ndarray, ids: np.ndarray, k: int) -> np.ndarray:
+    """The k best of these candidate ids by exact inner product."""
+    ids = ids[ids >= 0]
+    return ids[np.argsort(-(data[ids] @ query), kind="stable")[:k]]
+
+
+def recall(found: np.ndarray, truth: np.ndarray) -> float:
+    return float(np.mean([len(np.intersect1d(f, t)) / len(t) for f, t in zip(found, truth, strict=True)]))
+
+
+def measure(
+    kind: str, data: np.ndarray, queries: np.ndarray, truth: np.ndarray, candidates: int, k: int = 10
+):
+    """One row of the table: build, size, recall before and after rescoring, latency, batch QPS."""
+    index, build_s = build(kind, data, IndexSettings())
+    raw = index.search(queries, k)[1]
+    latencies, final = [], []
+    for q in queries:
+        start = time.perf_counter()
+        ids = index.search(q[None, :], candidates)[1][0]
+        final.append(rescored(data, q, ids, k))
+        latencies.append(time.perf_counter() - start)
+    start = time.perf_counter()
+    index.search(queries, candidates)
+    batch_s = time.perf_counter() - start
+    ms = np.asarray(latencies) * 1000
+    return Row(
+        kind,
+        len(data),
+        index.factory,
+        round(build_s, 2),
+        round(index_bytes(index) / len(data), 1),
+        round(recall(raw, truth), 4),
+        round(recall(final, truth), 4),
+        round(float(np.percentile(ms, 50)), 3),
+        round(float(np.percentile(ms, 99)), 3),
+        round(len(queries) / batch_s, 1),
+    )
+
+
+def bench_search(
+    sizes: list[int],
+    dim: int = 512,
+    types: list[str] | tuple[str, ...] = TYPES,
+    queries: int = 200,
+    candidates: int = 100,
+    console: Console | None = None,
+) -> dict:
+    """Every type at every size; rows as dicts, plus p50 latency per size (the scaling line)."""
+    everything = synthetic(max(sizes), dim)
+    rows: list[Row] = []
+    for n in sorted(sizes):
+        data = everything[:n]
+        q = queries_near(data, queries)
+        truth = faiss.knn(q, data, 10, faiss.METRIC_INNER_PRODUCT)[1]
+        for kind in types:
+            if console is not None:
+                console.log(f"{kind} at {n:,} vectors ...")
+            rows.append(measure(kind, data, q, truth, candidates))
+    return {"dim": dim, "queries": queries, "candidates": candidates, "rows": [asdict(r) for r in rows]}
+
+
+def scaling(result: dict) -> dict[str, list[tuple[int, float, float]]]:
+    """Per type: (n, p50 ms, p50 / p50 at the smallest n)."""
+    out: dict[str, list[tuple[int, float, float]]] = {}
+    for row in result["rows"]:
+        out.setdefault(row["type"], []).append((row["n"], row["p50_ms"]))
+    return {t: [(n, p, round(p / pts[0][1], 2)) for n, p in pts] for t, pts in out.items()}
+
+
+def report(result: dict, console: Console, json_out: Path | None = None) -> None:
+    """The table, the scaling line per type, and the JSON file."""
+    title = f"search at {result['dim']}-d, {result['queries']} queries, rescoring top-{result['candidates']}"
+    table = Table(title=title)
+    columns = [
+        "type",
+        "n",
+        "build_s",
+        "bytes_per_vector",
+        "recall_raw",
+        "recall_rescored",
+        "p50_ms",
+        "p99_ms",
+    ]
+    for column in [*columns, "batch_qps", "factory"]:
+        table.add_column(column, justify="left" if column in ("type", "factory") else "right")
+    for row in result["rows"]:
+        table.add_row(
+            *(f"{row[c]:,}" if c == "n" else str(row[c]) for c in [*columns, "batch_qps", "factory"])
+        )
+    console.print(table)
+    result["scaling"] = scaling(result)
+    for kind, points in result["scaling"].items():
+        line = ", ".join(f"{n:,}: {p} ms (x{r})" for n, p, r in points)
+        console.print(f"scaling {kind}: p50 {line}")
+    if json_out is not None:
+        json_out.write_text(json.dumps(result, indent=2))
+        console.print(f"wrote {json_out}")
