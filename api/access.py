@@ -15,6 +15,7 @@ import ipaddress
 import time
 from dataclasses import dataclass
 from http.cookies import SimpleCookie
+from urllib.parse import unquote
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -60,7 +61,7 @@ def presented_key(scope: Scope) -> str | None:
     except Exception:  # a malformed Cookie header is no key, not an error
         return None
     morsel = cookie.get(COOKIE)
-    return morsel.value if morsel and morsel.value else None
+    return unquote(morsel.value) if morsel and morsel.value else None  # the page URL-encodes it
 
 
 def _digest(key: str) -> bytes:

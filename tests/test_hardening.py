@@ -324,8 +324,12 @@ def test_index_run_needs_configured_roots(open_client):
     assert "MMSEARCH_API__INDEX_ROOTS" in body["error"]
 
 
-def test_metrics(open_client, setup):
-    client, _ = open_client
+def test_metrics(setup):
+    with serve(app_with(setup)) as url, httpx.Client(base_url=url) as client:
+        check_metrics(client, setup)
+
+
+def check_metrics(client: httpx.Client, setup: Setup) -> None:
     for _ in range(3):
         assert client.get("/search", params={"q": "red"}).status_code == 200
     client.get("/items/999999")
@@ -338,3 +342,4 @@ def test_metrics(open_client, setup):
     vectors = int(float(re.search(r'mmsearch_index_vectors\{space="image"\} (\S+)', text).group(1)))
     assert vectors == len(setup.engine.store.vectors["image"])
     assert "mmsearch_index_run_active 0.0" in text
+    assert re.search(r'mmsearch_encode_batch_seconds_count\{kind="text"\} [3-9]', text)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +41,13 @@ TABLES = {"items", "segments", "state", "item_fields", "tags", "keywords", "alem
 
 @pytest.fixture
 def pg_url() -> Iterator[str]:
-    """The server URL with search_path pointing at a new, empty schema (dropped after the test)."""
+    with fresh_schema_url() as url:
+        yield url
+
+
+@contextmanager
+def fresh_schema_url() -> Iterator[str]:
+    """The server URL with search_path pointing at a new, empty schema (dropped afterwards)."""
     schema = f"mmsearch_test_{uuid.uuid4().hex[:12]}"
     admin = create_engine(PG_URL)
     try:

@@ -23,8 +23,23 @@ function filters() {
   return p;
 }
 
+function askForKey() {
+  // The key goes into a cookie, so that <img> and <video> sources carry it as well as fetch().
+  const dialog = $("keyform");
+  dialog.showModal();
+  return new Promise((resolve) => {
+    dialog.addEventListener("close", () => {
+      const key = $("key").value.trim();
+      if (dialog.returnValue !== "ok" || !key) return resolve(false);
+      document.cookie = `mmsearch_key=${encodeURIComponent(key)}; path=/; SameSite=Strict`;
+      resolve(true);
+    }, { once: true });
+  });
+}
+
 async function call(url, options) {
   const r = await fetch(url, options);
+  if (r.status === 401 && await askForKey()) return call(url, options);
   const body = await r.json().catch(() => ({ error: `HTTP ${r.status}` }));
   if (!r.ok) throw new Error(body.error || `HTTP ${r.status}`);
   return body;
@@ -51,9 +66,11 @@ function card(hit, index) {
   return li;
 }
 
-function show(hits, took) {
+function show(hits, took, replied = performance.now()) {
   shown = hits;
   results.replaceChildren(...hits.map(card));
+  // Time from the API's reply to the first frame showing the results (the page's own cost).
+  requestAnimationFrame(() => { results.dataset.paintMs = (performance.now() - replied).toFixed(1); });
   say(hits.length ? `${hits.length} results in ${Math.round(took)} ms` : "Nothing found. Try other words or fewer filters.");
 }
 
@@ -113,6 +130,7 @@ async function ask() {
     const r = await fetch("/answer/stream", {
       method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body),
     });
+    if (r.status === 401 && await askForKey()) return ask();
     if (!r.ok) throw new Error((await r.json()).error);
     const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
     let buffer = "";
@@ -152,7 +170,44 @@ function cite(result) {
   }));
 }
 
+let indexing = false;
+
+function showRun(run) {
+  // The index panel shows only to admins (GET /admin/index answers 403 to others) of a server with
+  // index roots; while a run goes it polls, and when it ends the results on screen are refreshed.
+  $("indexing").hidden = !run.roots.length;
+  const going = run.state === "running" || run.state === "cancelling";
+  const progress = $("progress");
+  $("reindex").disabled = going;
+  progress.hidden = !going;
+  if (run.total) Object.assign(progress, { max: run.total, value: run.done });
+  else progress.removeAttribute("value");
+  const folder = (run.root || "").split(/[\\/]/).pop();
+  $("indexstate").textContent = going
+    ? `Indexing ${folder}: ${run.done} of ${run.total ?? "?"} files`
+    : run.state === "idle" ? ""
+    : `Index ${run.state}: ${run.indexed} new, ${run.skipped} unchanged, ${run.failed} failed` +
+      (run.message ? ` (${run.message})` : "");
+  if (going) setTimeout(indexStatus, 1000);
+  else if (indexing && $("q").value.trim()) $("search").requestSubmit();
+  indexing = going;
+}
+
+async function indexStatus() {
+  const r = await fetch("/admin/index");  // no key prompt: most visitors may not index
+  if (r.ok) showRun(await r.json());
+}
+
+async function reindex() {
+  try {
+    indexing = true;  // a run that ends before this reply still refreshes the results
+    showRun(await call("/admin/index", { method: "POST", headers: { "content-type": "application/json" }, body: "{}" }));
+  } catch (e) { say(e.message, true); }
+}
+
 $("search").addEventListener("submit", searchText);
+$("reindex").addEventListener("click", reindex);
+indexStatus();
 $("ask").addEventListener("click", ask);
 $("file").addEventListener("change", (e) => searchImage(e.target.files[0]));
 document.addEventListener("paste", (e) => {
