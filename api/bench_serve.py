@@ -43,7 +43,9 @@ class Latencies:
             return cls(errors=errors)
         ms = np.asarray(seconds) * 1000
         p50, p99 = np.percentile(ms, [50, 99])
-        return cls(len(ms) + errors, errors, round(p50, 2), round(p99, 2), round(float(ms.max()), 2))
+        return cls(
+            len(ms) + errors, errors, round(float(p50), 2), round(float(p99), 2), round(float(ms.max()), 2)
+        )
 
 
 @dataclass

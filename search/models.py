@@ -299,6 +299,8 @@ class Encoder:
         tokens = self.tokenizer(texts)
         if self.towers is not None:
             return self.towers.encode_text(tokens.numpy())
+        if _causal_clip(self.model):
+            return _encode_text_trimmed(self.model, tokens.to(self.device)).float().cpu().numpy()
         return self.model.encode_text(tokens.to(self.device), normalize=True).float().cpu().numpy()
 
     def _joined(self, chunks: list[np.ndarray]) -> np.ndarray:
@@ -323,6 +325,32 @@ class Encoder:
         if current:
             pieces.append(" ".join(current))
         return pieces
+
+
+def _causal_clip(model: torch.nn.Module) -> bool:
+    """open_clip's CLIP text tower: causal attention, pooled at the end-of-text token (the highest id)."""
+    return (
+        isinstance(model, open_clip.model.CLIP)
+        and getattr(model, "text_pool_type", None) == "argmax"
+        and getattr(model, "attn_mask", None) is not None
+    )
+
+
+def _encode_text_trimmed(model: open_clip.model.CLIP, tokens: torch.Tensor) -> torch.Tensor:
+    """CLIP's encode_text over only the positions up to the batch's last end-of-text token. Attention is
+    causal, so the padding after it never reaches the pooled position: the vectors are the same, and a
+    short query costs a fraction of the 77-token context (ViT-B-32 text tower: 60 ms -> 8 ms, 2 cores)."""
+    n = int(tokens.argmax(dim=1).max()) + 1
+    tokens = tokens[:, :n]
+    cast = model.transformer.get_cast_dtype()
+    x = model.token_embedding(tokens).to(cast) + model.positional_embedding[:n].to(cast)
+    x = model.ln_final(model.transformer(x, attn_mask=model.attn_mask[:n, :n]))
+    x = open_clip.transformer.text_global_pool(x, tokens, model.text_pool_type)
+    if isinstance(model.text_projection, torch.nn.Linear):
+        x = model.text_projection(x)
+    elif model.text_projection is not None:
+        x = x @ model.text_projection
+    return torch.nn.functional.normalize(x, dim=-1)
 
 
 def _device_for(backend: Backend, device: torch.device) -> torch.device:

@@ -16,6 +16,7 @@ import pytest
 
 from api.access import RateLimiter, check_exposure
 from api.app import create_app
+from api.bench_serve import bench_serve
 from api.limits import TimeoutMiddleware
 from indexer import index_folder
 from search import Engine, Settings
@@ -343,3 +344,26 @@ def check_metrics(client: httpx.Client, setup: Setup) -> None:
     assert vectors == len(setup.engine.store.vectors["image"])
     assert "mmsearch_index_run_active 0.0" in text
     assert re.search(r'mmsearch_encode_batch_seconds_count\{kind="text"\} [3-9]', text)
+
+
+# --- load -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_load_while_an_index_run_writes(tmp_path):
+    """16 clients of mixed word and picture queries against a server in its own process, while the same
+    server indexes 300 new files: not one error, and the run makes progress during the load."""
+    write_images(tmp_path / "images", 40)
+    write_images(tmp_path / "incoming", 300, seed=3)
+    # The server process knows only the package's own model configs (test-vit is registered by conftest).
+    model = {"name": "mmsearch-tiny", "random_weights": True, "device": "cpu"}
+    settings = Settings(index_dir=tmp_path / "idx", model=model)
+    engine = Engine.open(settings, create=True)
+    index_folder(tmp_path / "images", engine.encoder, engine.store, settings.indexer)
+    engine.close()
+    result = bench_serve(settings, clients=16, seconds=8, idle_queries=10, index_while=tmp_path / "incoming")
+    assert result.errors == 0, result.error_samples
+    assert result.load_text.requests > 50 and result.load_image.requests > 10
+    assert result.load_text.p99_ms >= result.load_text.p50_ms > 0
+    assert result.index_run["done"] > 0 and result.index_run["state"] in ("running", "done")
+    print(result.to_dict())

@@ -89,3 +89,19 @@ def test_fast_preprocess_gives_the_models_own_numbers():
         fast, ref = encoder.preprocess(image), reference(image)
         assert fast.shape == ref.shape == (3, 32, 32) and fast.dtype == ref.dtype
         assert float((fast - ref).abs().max()) < 1e-5
+
+
+def test_text_encoding_cuts_the_padding_without_changing_a_vector(shapes_model):
+    """Short queries skip the padded positions of the 77-token context (the causal text tower never
+    reads them); the vectors equal open_clip's own full-length encode_text."""
+    import torch
+
+    from search.models import Encoder, ModelSpec, _causal_clip
+
+    encoder = Encoder(ModelSpec(str(shapes_model)), "cpu", batch_size=8, backend="torch")
+    assert _causal_clip(encoder.model)
+    texts = ["red", "a small blue square on a striped background", "x " * 200, "a green triangle"]
+    with torch.inference_mode():
+        full = encoder.model.encode_text(encoder.tokenizer(texts), normalize=True).numpy()
+    ours = encoder.encode_texts(texts)
+    np.testing.assert_allclose(ours, full, atol=2e-5)
