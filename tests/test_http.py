@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
 import numpy as np
@@ -491,6 +492,8 @@ def test_unknown_route_and_method(client):
 
 
 class _BrokenEngine:
+    encoder = SimpleNamespace()  # the app hooks its metrics onto the encoder
+
     def search_text(self, *args, **kwargs):
         raise RuntimeError("secret internals")
 
