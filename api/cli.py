@@ -128,6 +128,13 @@ def index(
     root: Annotated[
         Path | None, typer.Option(help="Manifest: absolute image paths must be under this")
     ] = None,
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            help="Index the images on Ray at this address (auto: the running cluster; local: start one); "
+            "video and audio still go through the local pipeline. Needs the ray extra."
+        ),
+    ] = None,
 ) -> None:
     """Index the images, videos and audio under PATH, or the products a manifest (CSV, JSONL, Parquet)
     lists (incremental: unchanged files and rows are skipped)."""
@@ -151,7 +158,16 @@ def index(
     with Progress(*columns, console=err, transient=True) as progress:
         task = progress.add_task("index", total=None)
         on_progress = lambda done, total: progress.update(task, completed=done, total=total)  # noqa: E731
-        if is_manifest(path):
+        if ray is not None and is_manifest(path):
+            raise typer.BadParameter("--ray indexes folders, not manifests")
+        if ray is not None:
+            from indexer.distributed import connect, index_folder_on_ray
+
+            connect(ray)
+            report = index_folder_on_ray(
+                path, engine.encoder, engine.store, s, prune, on_progress=on_progress
+            )
+        elif is_manifest(path):
             chosen = Columns(key, images, tuple(text) if text else None)
             report = index_manifest(
                 path, engine.encoder, engine.store, s.indexer, chosen, root, on_progress=on_progress

@@ -49,6 +49,16 @@ class IndexReport:
     stages: dict[str, float] = field(default_factory=lambda: {"decode": 0.0, "encode": 0.0, "write": 0.0})
     errors: list[tuple[str, str]] = field(default_factory=list)
 
+    def count(self, records: list[ItemRecord], touched: list[tuple[int, int]]) -> None:
+        """Tally a committed batch: indexed and failed files, and unchanged ones as skipped."""
+        for rec in records:
+            if rec.error is None:
+                self.indexed += 1
+            else:
+                self.failed += 1
+                self.errors.append((rec.uri, rec.error))
+        self.skipped += len(touched)
+
 
 @dataclass
 class Decoded:
@@ -272,45 +282,48 @@ class Batcher:
             return
         items, self.items = self.items, []
         t0 = time.perf_counter()
-        pixels = [p for item in items for p in item.pixels]
-        images = self.encoder.encode_pixels(torch.stack(pixels)) if pixels else None
-        texts = self.encoder.encode_texts([t for item in items for t in item.texts])
+        records, touched = encode_records(self.encoder, items)
         t1 = time.perf_counter()
-        records, touched = [], []
-        next_image = next_text = 0
-        for item in items:
-            src = item.src
-            if item.unchanged_id is not None:
-                touched.append((item.unchanged_id, src.mtime_ns))
-                continue
-            rec = ItemRecord(
-                src.uri,
-                src.kind,
-                src.size,
-                src.mtime_ns,
-                item.content_hash,
-                item.width,
-                item.height,
-                error=item.error,
-                meta=item.meta,
-                fields=item.fields,
-            )
-            if item.error is None:
-                n_img, n_txt = len(item.pixels), len(item.texts)
-                parts = [images[next_image : next_image + n_img]] if n_img else []
-                parts += [texts[next_text : next_text + n_txt]] if n_txt else []
-                next_image, next_text = next_image + n_img, next_text + n_txt
-                rec.vectors = np.concatenate(parts) if parts else None
-                rec.segments = item.segments
-                self.report.indexed += 1
-            else:
-                self.report.failed += 1
-                self.report.errors.append((src.uri, item.error))
-            records.append(rec)
         self.store.write(records, touched=touched)
-        self.report.skipped += len(touched)
+        self.report.count(records, touched)
         self.report.stages["encode"] += t1 - t0
         self.report.stages["write"] += time.perf_counter() - t1
         if time.perf_counter() - self.last_save >= self.save_every_s:
             self.store.save()
             self.last_save = time.perf_counter()
+
+
+def encode_records(encoder: Encoder, items: list[Decoded]) -> tuple[list[ItemRecord], list[tuple[int, int]]]:
+    """Encode decoded files together: a catalog record per new or changed file (its vectors, or its
+    error), and (item id, mtime_ns) of each file whose content hash proved unchanged."""
+    pixels = [p for item in items for p in item.pixels]
+    images = encoder.encode_pixels(torch.stack(pixels)) if pixels else None
+    texts = encoder.encode_texts([t for item in items for t in item.texts])
+    records, touched = [], []
+    next_image = next_text = 0
+    for item in items:
+        src = item.src
+        if item.unchanged_id is not None:
+            touched.append((item.unchanged_id, src.mtime_ns))
+            continue
+        rec = ItemRecord(
+            src.uri,
+            src.kind,
+            src.size,
+            src.mtime_ns,
+            item.content_hash,
+            item.width,
+            item.height,
+            error=item.error,
+            meta=item.meta,
+            fields=item.fields,
+        )
+        if item.error is None:
+            n_img, n_txt = len(item.pixels), len(item.texts)
+            parts = [images[next_image : next_image + n_img]] if n_img else []
+            parts += [texts[next_text : next_text + n_txt]] if n_txt else []
+            next_image, next_text = next_image + n_img, next_text + n_txt
+            rec.vectors = np.concatenate(parts) if parts else None
+            rec.segments = item.segments
+        records.append(rec)
+    return records, touched

@@ -1,0 +1,282 @@
+"""Index images on a Ray cluster (Ray Data): the driver plans and shards the work, CPU tasks decode,
+an actor pool (one GPU each when there is one) encodes, and the driver merges the shards.
+
+The driver plans like the plain pipeline (new and changed files against the catalog) and cuts the
+to-do list into shards of consecutive files, named by a hash of their paths, sizes, mtimes and the
+model. Decode tasks run the plain pipeline's `_decode`; encoder actors run its `encode_records` and
+write each shard's catalog records to INDEX_DIR/shards/<id>.pkl (temp file + rename). The driver, which
+holds the index's writer lock throughout, commits the shards in plan order with `Store.write` (so item
+and segment ids come out as the plain pipeline's) and deletes each shard file after its commit.
+
+Resuming: a shard file that exists is not computed again. A killed run leaves committed shards in the
+catalog (the next plan skips their files, and the uncommitted rest cuts into the same shards again) and
+finished uncommitted shards on disk (merged without Ray work). Only images go through Ray; video and
+audio files go through the plain pipeline afterwards (`index_folder_on_ray`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import ray
+import torch
+
+from indexer.pipeline import Decoded, IndexReport, ProgressFn, _decode, encode_records, index_folder, plan
+from indexer.sources import SourceFile, walk
+from search.catalog import ItemRecord, KnownFile
+from search.config import IndexerSettings, ModelSettings, Settings
+from search.models import Encoder, ModelSpec
+from search.store import Store
+
+SHARDS = "shards"
+SHARD_FILES = 64
+DECODE_WORKER_BYTES = 1 << 30  # measured: about 0.7 GiB with torch imported
+
+ShardResult = tuple[list[ItemRecord], list[tuple[int, int]]]  # what Store.write takes
+
+
+@dataclass(frozen=True)
+class Shard:
+    id: str
+    files: list[tuple[SourceFile, KnownFile | None]]
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """The part of an Encoder that decoding uses, small enough to ship to every decode task."""
+
+    preprocess: Callable
+    image_size: int
+
+
+def connect(address: str) -> None:
+    """Join the Ray cluster at `address` (`auto`: the running one), or start one here (`local`);
+    a Ray already initialised in this process is used as it is."""
+    if ray.is_initialized():
+        return
+    if address == "local":
+        ray.init(include_dashboard=False)
+    else:
+        ray.init(address=address)
+
+
+def make_shards(
+    todo: list[SourceFile], known: dict[str, KnownFile], fingerprint: str, size: int = SHARD_FILES
+) -> list[Shard]:
+    """Consecutive runs of `size` files, each named by what it holds and the model."""
+    shards = []
+    for start in range(0, len(todo), size):
+        files = todo[start : start + size]
+        h = hashlib.sha256(fingerprint.encode())
+        for f in files:
+            h.update(f"{f.uri}\0{f.size}\0{f.mtime_ns}\n".encode())
+        shards.append(Shard(h.hexdigest()[:24], [(f, known.get(f.uri)) for f in files]))
+    return shards
+
+
+def shard_file(folder: Path, shard_id: str) -> Path:
+    return folder / f"{shard_id}.pkl"
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with tmp.open("wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def decode_batch(batch: dict[str, np.ndarray], prep: Preprocessing, cfg: IndexerSettings) -> dict:
+    """Ray Data stage 1 (CPU tasks): each row's shard of files -> its pickled list of Decoded."""
+    decoded = [pickle.dumps(_decode_images(pickle.loads(payload), prep, cfg)) for payload in batch["files"]]
+    return {"shard": batch["shard"], "decoded": decoded}
+
+
+def _decode_images(
+    files: list[tuple[SourceFile, KnownFile | None]], prep: Preprocessing, cfg: IndexerSettings
+) -> list[Decoded]:
+    """The plain pipeline's decoding, in threads, in order (images need no media workers)."""
+    with ThreadPoolExecutor(cfg.decode_workers, thread_name_prefix="decode") as pool:
+        return list(pool.map(lambda f: _decode(f[0], f[1], prep, cfg, None), files))
+
+
+class EncodeShards:
+    """Ray Data stage 2 (actor pool): builds the encoder once, then encodes each shard's decoded files
+    and writes the shard's records to the shard folder."""
+
+    def __init__(self, spec: ModelSpec, model: ModelSettings, folder: str):
+        device = "cuda" if torch.cuda.is_available() else model.device
+        threads = model.threads or len(os.sched_getaffinity(0))  # Ray sets 1 for the actor: use the node's
+        self.encoder = Encoder(spec, device, model.batch_size, threads, model.backend, model.onnx_cache_dir)
+        self.folder = Path(folder)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict:
+        counts = []
+        for shard_id, payload in zip(batch["shard"], batch["decoded"], strict=True):
+            items: list[Decoded] = pickle.loads(payload)
+            result: ShardResult = encode_records(self.encoder, items)
+            _write_atomic(shard_file(self.folder, str(shard_id)), pickle.dumps(result))
+            counts.append(len(items))
+        return {"shard": batch["shard"], "files": np.asarray(counts)}
+
+
+def run_shards(
+    shards: list[Shard], encoder: Encoder, settings: Settings, folder: Path, encoders: int
+) -> Iterator[str]:
+    """Compute the shards on Ray; yield their ids, in order, as their files are written."""
+    if not shards:
+        return
+    ctx = ray.data.DataContext.get_current()
+    ctx.execution_options.preserve_order = True
+    ctx.enable_progress_bars = False
+    rows = [{"shard": s.id, "files": pickle.dumps(s.files)} for s in shards]
+    prep = Preprocessing(encoder.preprocess, encoder.image_size)
+    ds = ray.data.from_items(rows, override_num_blocks=len(rows)).map_batches(
+        decode_batch,
+        batch_size=1,
+        fn_kwargs={"prep": prep, "cfg": settings.indexer},
+        # A worker (torch imported, a JPEG at a time) plus a shard of float32 pixels, held twice while
+        # pickled. A memory request of its own also keeps Ray from fusing decoding into the encoder
+        # actors, so the two stages overlap.
+        memory=DECODE_WORKER_BYTES + 2 * 4 * 3 * encoder.image_size**2 * max(len(s.files) for s in shards),
+    )
+    ds = ds.map_batches(
+        EncodeShards,
+        batch_size=1,
+        concurrency=encoders,
+        num_gpus=1 if torch.cuda.is_available() else 0,
+        fn_constructor_args=(encoder.spec, settings.model, str(folder)),
+    )
+    for row in ds.iter_rows():
+        yield str(row["shard"])
+
+
+def index_images_on_ray(
+    root: Path,
+    encoder: Encoder,
+    store: Store,
+    settings: Settings,
+    shard_files: int = SHARD_FILES,
+    encoders: int = 1,
+    merge: bool = True,
+    on_progress: ProgressFn | None = None,
+) -> IndexReport:
+    """Bring the index up to date with the images under root, computed on Ray (`connect` first).
+    With `merge` off, the shards are computed and left on disk uncommitted (what a killed run leaves)."""
+    started = time.perf_counter()
+    report = IndexReport()
+    folder = store.folder / SHARDS
+    folder.mkdir(exist_ok=True)
+    cfg = settings.indexer
+    with store.writer():
+        known = store.catalog.known_files()
+        work = plan(walk(root, cfg.include, cfg.exclude, frozenset({"image"})), known, root, prune=False)
+        report.skipped = work.skipped
+        shards = make_shards(work.todo, known, encoder.fingerprint, shard_files)
+        pending = [s for s in shards if not shard_file(folder, s.id).exists()]
+        # closing: an exception while merging stops the Ray pipeline too
+        with closing(run_shards(pending, encoder, settings, folder, encoders)) as computed:
+            if not merge:
+                for _ in computed:
+                    pass
+                return report
+            _merge(store, folder, shards, {s.id for s in pending}, computed, report, on_progress)
+        store.save()
+        _clear(folder)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _merge(
+    store: Store,
+    folder: Path,
+    shards: list[Shard],
+    pending: set[str],
+    computed: Iterator[str],
+    report: IndexReport,
+    on_progress: ProgressFn | None,
+) -> None:
+    """Commit every shard in plan order, waiting for the computed ones to arrive (in the same order)."""
+    done, total = 0, sum(len(s.files) for s in shards)
+    for shard in shards:
+        if shard.id in pending:
+            next(computed)  # this shard's file is written
+        _commit(store, folder, shard.id, report)
+        done += len(shard.files)
+        if on_progress:
+            on_progress(done, total)
+
+
+def _commit(store: Store, folder: Path, shard_id: str, report: IndexReport) -> None:
+    """Write one finished shard to the catalog and the vector index, then drop its file."""
+    path = shard_file(folder, shard_id)
+    records, touched = pickle.loads(path.read_bytes())
+    store.write(records, touched=touched)
+    report.count(records, touched)
+    path.unlink()
+
+
+def _clear(folder: Path) -> None:
+    """After a complete merge: remove shards of earlier plans (their files since committed or changed)
+    and temp files of killed writers."""
+    for path in folder.iterdir():
+        if path.suffix in (".pkl", ".tmp"):
+            path.unlink()
+
+
+def index_folder_on_ray(
+    root: Path,
+    encoder: Encoder,
+    store: Store,
+    settings: Settings,
+    prune: bool = False,
+    shard_files: int = SHARD_FILES,
+    on_progress: ProgressFn | None = None,
+) -> IndexReport:
+    """`index_folder` with the images done on Ray: then video and audio files (and pruning) go through
+    the plain pipeline, which finds the images committed and skips them."""
+    started = time.perf_counter()
+    images = index_images_on_ray(root, encoder, store, settings, shard_files, on_progress=on_progress)
+    rest = index_folder(root, encoder, store, settings.indexer, prune, None, settings.video, settings.speech)
+    rest.indexed += images.indexed
+    rest.failed += images.failed
+    rest.errors = images.errors + rest.errors
+    rest.skipped -= images.indexed + images.failed  # the images committed above, skipped the second time
+    rest.seconds = time.perf_counter() - started
+    return rest
+
+
+def bench_ray(settings: Settings, n: int = 200, folder: Path | None = None, runs: int = 2) -> dict:
+    """Images/s of the plain pipeline and of `index_images_on_ray` (Ray started first) on the same n
+    camera-size JPEGs with the same model, each into a fresh index, best of `runs` each, alternating."""
+    from indexer.bench import camera_jpegs
+
+    with tempfile.TemporaryDirectory(prefix="mmsearch-bench-ray-") as tmp:
+        images = camera_jpegs((folder or Path(tmp)) / f"camera-1600x1200-{n}", n)[0].parent
+        encoder = Encoder.from_settings(settings.model)
+        best = {"plain": 0.0, "ray": 0.0}
+        for run in range(runs):
+            for way in best:
+                s = settings.model_copy(update={"index_dir": Path(tmp) / f"{way}-{run}"})
+                store = Store.open(s, encoder.record(), create=True)
+                if way == "plain":
+                    report = index_folder(images, encoder, store, s.indexer)
+                else:
+                    report = index_images_on_ray(images, encoder, store, s)
+                store.close()
+                if report.indexed != n:
+                    raise RuntimeError(f"{way} indexed {report.indexed} of {n} images: {report.errors[:3]}")
+                best[way] = max(best[way], n / report.seconds)
+    ratio = round(best["ray"] / best["plain"], 3)
+    return {"images": n, "model": encoder.spec.label(), **best, "ratio": ratio}

@@ -1,0 +1,123 @@
+"""Indexing on a local Ray cluster: the same catalog and index as the plain pipeline, and resumable."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from indexer import IndexReport, index_folder
+from search import Engine, Settings
+from tests.conftest import write_images
+
+ray = pytest.importorskip("ray")
+
+from indexer.distributed import SHARDS, index_folder_on_ray, index_images_on_ray  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+# mmsearch-tiny ships with the package, so Ray's worker processes can build it by name too.
+MODEL = {"name": "mmsearch-tiny", "random_weights": True, "device": "cpu"}
+SHARD = 16
+
+
+@pytest.fixture(scope="module")
+def local_ray() -> Iterator[None]:
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def _rows(index: Path) -> list[tuple]:
+    """(uri, status, content hash, width, height, item id, segment id, space, vector) per segment."""
+    with sqlite3.connect(index / "catalog.sqlite") as db:
+        return db.execute(
+            "select i.uri, i.status, i.content_hash, i.width, i.height, i.id, s.id, s.space, s.vector "
+            "from items i join segments s on s.item_id = i.id order by s.id"
+        ).fetchall()
+
+
+def _same_catalogs(a: Path, b: Path) -> None:
+    rows_a, rows_b = _rows(a), _rows(b)
+    assert [r[:8] for r in rows_a] == [r[:8] for r in rows_b]
+    vecs_a = np.stack([np.frombuffer(r[8], np.float32) for r in rows_a])
+    vecs_b = np.stack([np.frombuffer(r[8], np.float32) for r in rows_b])
+    np.testing.assert_allclose(vecs_a, vecs_b, atol=1e-5)
+
+
+def _search(settings: Settings) -> list[tuple[str, float]]:
+    engine = Engine.open(settings)
+    try:
+        return [(h.uri, round(h.score, 4)) for h in engine.search_text("a red square", k=10)]
+    finally:
+        engine.close()
+
+
+def _plain(tmp_path: Path, folder: Path) -> tuple[Settings, IndexReport]:
+    """The folder indexed by the plain pipeline into tmp_path/plain."""
+    settings = Settings(index_dir=tmp_path / "plain", model=MODEL)
+    engine = Engine.open(settings, create=True)
+    try:
+        return settings, index_folder(folder, engine.encoder, engine.store, settings.indexer)
+    finally:
+        engine.close()
+
+
+def _index(settings: Settings, folder: Path, **kw: object) -> IndexReport:
+    engine = Engine.open(settings, create=True)
+    try:
+        return index_images_on_ray(folder, engine.encoder, engine.store, settings, shard_files=SHARD, **kw)
+    finally:
+        engine.close()
+
+
+def test_ray_matches_plain_and_resumes(tmp_path: Path, local_ray: None) -> None:
+    folder = tmp_path / "images"
+    write_images(folder, 40)
+    (folder / "broken.jpg").write_bytes(b"not a jpeg")
+    plain, expected = _plain(tmp_path, folder)
+
+    on_ray = Settings(index_dir=tmp_path / "ray", model=MODEL)
+    killed = _index(on_ray, folder, merge=False)  # shards written, nothing committed: a killed run
+    assert killed.indexed == 0 and _rows(on_ray.index_dir) == []
+    assert len(list((on_ray.index_dir / SHARDS).glob("*.pkl"))) == 3  # 41 files in shards of 16
+
+    resumed = _index(on_ray, folder)
+    assert (resumed.indexed, resumed.failed) == (expected.indexed, expected.failed) == (40, 1)
+    assert list((on_ray.index_dir / SHARDS).iterdir()) == []
+    _same_catalogs(plain.index_dir, on_ray.index_dir)
+    assert _search(on_ray) == _search(plain)
+
+    again = _index(on_ray, folder)
+    assert (again.indexed, again.skipped) == (0, 41)
+    _same_catalogs(plain.index_dir, on_ray.index_dir)
+
+
+class Killed(Exception):
+    pass
+
+
+def _kill_after_first_shard(done: int, total: int) -> None:
+    raise Killed
+
+
+def test_killed_after_a_commit_finishes_without_duplicates(tmp_path: Path, local_ray: None) -> None:
+    folder = tmp_path / "images"
+    write_images(folder, 40)
+    plain, _ = _plain(tmp_path, folder)
+
+    settings = Settings(index_dir=tmp_path / "ray", model=MODEL)
+    with pytest.raises(Killed):
+        _index(settings, folder, on_progress=_kill_after_first_shard)
+    assert len({r[0] for r in _rows(settings.index_dir)}) == SHARD
+
+    engine = Engine.open(settings)
+    try:
+        report = index_folder_on_ray(folder, engine.encoder, engine.store, settings, shard_files=SHARD)
+    finally:
+        engine.close()
+    assert (report.indexed, report.skipped, report.failed) == (40 - SHARD, SHARD, 0)
+    _same_catalogs(plain.index_dir, settings.index_dir)
