@@ -109,16 +109,18 @@ class Load:
                 r = await self.client.post("/search/image", params={"k": 10}, files=files)
             else:
                 r = await self.client.get("/search", params={"q": self.rng.choice(TEXTS), "k": 10})
-            ok = r.status_code == 200
-            problem = f"{kind}: HTTP {r.status_code} {r.text[:200]}"
         except httpx.HTTPError as exc:
-            ok, problem = False, f"{kind}: {type(exc).__name__}: {exc}"
-        if ok:
+            self._failed(f"{kind}: {type(exc).__name__}: {exc}", kind)
+            return
+        if r.status_code == 200:
             self.times[kind].append(time.perf_counter() - started)
         else:
-            self.errors[kind] += 1
-            if len(self.samples) < 5:
-                self.samples.append(problem)
+            self._failed(f"{kind}: HTTP {r.status_code} {r.text[:200]}", kind)
+
+    def _failed(self, problem: str, kind: str) -> None:
+        self.errors[kind] += 1
+        if len(self.samples) < 5:
+            self.samples.append(problem)
 
     def latencies(self, kind: str) -> Latencies:
         return Latencies.of(self.times[kind], self.errors[kind])

@@ -126,6 +126,7 @@ class IndexRunner:
                 report.removed,
             )
             run.errors = [[uri, reason] for uri, reason in report.errors[:MAX_ERRORS_SHOWN]]
-            run.total = run.total if run.total is not None else 0
+            if run.total is None:  # nothing new or changed: progress was never reported
+                run.total = 0
         finally:
             run.finished_at = time.time()
