@@ -389,6 +389,8 @@ def info(
         f" dim={m['dim']} fingerprint={m['fingerprint']}"
     )
     out.print(f"backend  {_backend_line(s, m)}")
+    if "params" in m:
+        out.print(f"queries  {_query_line(s, m)}")
     counts = catalog.counts()
     spaces = ", ".join(f"{len(ids)} {space}" for space, ids in catalog.segment_ids_by_space().items())
     out.print(
@@ -409,6 +411,22 @@ def _backend_line(s: Settings, recorded: dict) -> str:
     if "params" not in recorded:  # indexes from before backends were recorded
         return made
     return f"{planned_backend(s.model, recorded['params'])} here (setting: {s.model.backend}); {made}"
+
+
+def _query_line(s: Settings, recorded: dict) -> str:
+    """How query texts are encoded here: the planned query backend, and whether the index holds a
+    query tower for its model (what a one-shot search loads without torch, search/quick.py)."""
+    from search import query_tower
+    from search.models import planned_query_backend
+
+    planned = planned_query_backend(s.model, recorded["params"])
+    held = query_tower.usable(s.index_dir / query_tower.FOLDER, recorded["fingerprint"])
+    tower = (
+        f"query tower in the index (cosine >= {held.cosine_min:.4f})"
+        if held
+        else "no query tower in the index"
+    )
+    return f"{planned} here (setting: {s.model.query_backend}); {tower}"
 
 
 @app.command()

@@ -12,6 +12,7 @@ DEFAULT_MODEL = "ViT-B-32-256"
 DEFAULT_PRETRAINED = "datacomp_s34b_b86k"
 
 Backend = Literal["auto", "torch", "torch-bf16", "onnx", "onnx-int8"]
+QueryBackend = Literal["auto", "torch", "onnx-int8"]
 
 
 class ModelSettings(BaseModel):
@@ -30,6 +31,9 @@ class ModelSettings(BaseModel):
     threads: int | None = Field(None, ge=1, description="torch intra-op threads; None keeps torch's choice")
     backend: Backend = Field(
         "auto", description="auto: by rules per machine and model (docs/models.md); or one by name"
+    )
+    query_backend: QueryBackend = Field(
+        "auto", description="query texts: auto (int8 query tower on CPUs, docs/models.md), torch or onnx-int8"
     )
     onnx_cache_dir: Path | None = Field(
         None, description="exported ONNX towers; default: beside a local model folder, else ~/.cache/mmsearch"

@@ -154,6 +154,8 @@ class Engine:
         m = settings.model
         encoder = Encoder.for_spec(spec, m)
         store = Store.open(settings, encoder.record(), create=create)
+        if encoder.query_tower is not None:
+            store.keep_query_tower(encoder.query_tower.folder)
         reranker = None
         if settings.search.rerank_model:
             from search.rerank import ClipReranker
@@ -178,7 +180,7 @@ class Engine:
         if not query:
             raise InvalidQueryError("the query text is empty")
         check_text(query, "query")
-        vector = self.encoder.encode_texts([query])[0]
+        vector = self.encoder.encode_queries([query])[0]
         depth = max(k, self.search_settings.rerank_depth) if self.reranker else k
         if collapse is not None:
             depth *= 2  # room for the duplicates collapsed away
@@ -278,7 +280,7 @@ class Engine:
         text = term.value.strip()
         if not text:
             raise InvalidQueryError("a text term is empty")
-        return self.encoder.encode_texts([text])[0]
+        return self.encoder.encode_queries([text])[0]
 
     def search_composed(
         self,
@@ -377,7 +379,7 @@ class Engine:
             _, sample = self.store.sample(space, BACKGROUND_SAMPLE)
             if space == TEXT_SPACE:
                 if self._text_background is None:
-                    self._text_background = self.encoder.encode_texts(list(BACKGROUND_TEXTS))
+                    self._text_background = self.encoder.encode_queries(list(BACKGROUND_TEXTS))
                 sample = np.concatenate([sample, self._text_background])
             cached = self._backgrounds[space] = (generation, sample)
         return cached[1]

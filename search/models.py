@@ -18,10 +18,11 @@ import torch
 from PIL import Image
 from torchvision.transforms import Compose, Normalize
 
-from search import onnx_backend
-from search.config import DEFAULT_MODEL, DEFAULT_PRETRAINED, Backend, ModelSettings
+from search import onnx_backend, query_tower
+from search.config import DEFAULT_MODEL, DEFAULT_PRETRAINED, Backend, ModelSettings, QueryBackend
 from search.errors import ConfigError, ModelUnavailableError
 from search.hub import offline_if_unreachable
+from search.query_tower import QueryTower
 
 log = logging.getLogger(__name__)
 
@@ -201,6 +202,7 @@ class Encoder:
         threads: int | None = None,
         backend: Backend = "auto",
         cache_dir: Path | None = None,
+        query_backend: QueryBackend = "auto",
     ):
         if threads:
             torch.set_num_threads(threads)
@@ -218,6 +220,8 @@ class Encoder:
         self.backend = choose_backend(backend, self.device, self.params)
         self.towers: onnx_backend.OnnxTowers | None = None
         self.on_batch: Callable[[str, float], None] | None = None  # (kind, seconds) per batch: metrics
+        self.query_backend = choose_query_backend(query_backend, self.device, self.params)
+        self.query_tower = self._start_query_tower(cache_dir, threads)  # before _start_backend frees weights
         self._start_backend(cache_dir, threads)
         self.dtype = next(self.model.parameters()).dtype
 
@@ -227,7 +231,7 @@ class Encoder:
 
     @classmethod
     def for_spec(cls, spec: ModelSpec, s: ModelSettings) -> Encoder:
-        return cls(spec, s.device, s.batch_size, s.threads, s.backend, s.onnx_cache_dir)
+        return cls(spec, s.device, s.batch_size, s.threads, s.backend, s.onnx_cache_dir, s.query_backend)
 
     def record(self) -> dict:
         """What an index folder stores about the model that made it (the backend is for information)."""
@@ -237,6 +241,7 @@ class Encoder:
             "fingerprint": self.fingerprint,
             "params": self.params,
             "backend": self.backend,
+            "query_backend": self.query_backend,
         }
 
     def _start_backend(self, cache_dir: Path | None, threads: int | None) -> None:
@@ -255,13 +260,48 @@ class Encoder:
             self.model = _logit_scale_only(self.model)  # before the sessions load: peak memory is one copy
             self.towers = _open_towers(folder, int8, threads or len(os.sched_getaffinity(0)))
 
-    def _exported(self, cache_dir: Path | None, int8: bool) -> Path:
-        """The cache folder of this model's ONNX towers, exported into it first if need be."""
+    def _start_query_tower(self, cache_dir: Path | None, threads: int | None) -> QueryTower | None:
+        """The int8 query tower from the ONNX cache, exported into it first if need be; None (queries on
+        the main backend) when the query backend is torch, or the tower cannot be made or falls short."""
+        if self.query_backend == "torch":
+            return None
+        try:
+            folder = self._cache_folder(cache_dir) / query_tower.FOLDER
+            meta = query_tower.current(folder, self.fingerprint) or self._export_query_tower(folder)
+        except Exception as exc:  # exporter and ONNX Runtime errors have no common base class
+            log.warning("no query tower, queries use %s: %s: %s", self.backend, type(exc).__name__, exc)
+            meta = None
+        if meta is not None and meta.cosine_min < query_tower.MIN_COSINE:
+            log.warning("the int8 query tower is not close enough to float32 (%.4f): unused", meta.cosine_min)
+            meta = None
+        if meta is None:
+            self.query_backend = "torch"
+            return None
+        return QueryTower(folder, meta, threads)
+
+    def _export_query_tower(self, folder: Path) -> query_tower.TowerMeta | None:
+        if not onnx_backend.supports_query_tower(self.model, self.tokenizer):
+            log.warning("no query tower for %s: not a CLIP with a causal text tower", self.spec.label())
+            return None
+        started = time.perf_counter()
+        meta = onnx_backend.export_query_tower(self.model, self.tokenizer, folder, self.fingerprint)
+        log.info(
+            "exported the int8 query tower in %.1f s (cosine to float32 >= %.4f)",
+            time.perf_counter() - started,
+            meta.cosine_min,
+        )
+        return meta
+
+    def _cache_folder(self, cache_dir: Path | None) -> Path:
         reason = onnx_backend.missing()
         if reason:
             raise ModuleNotFoundError(reason)
         root = cache_dir or onnx_backend.default_cache_root(self.spec.local_dir)
-        folder = onnx_backend.cache_folder(Path(root), self.fingerprint)
+        return onnx_backend.cache_folder(Path(root), self.fingerprint)
+
+    def _exported(self, cache_dir: Path | None, int8: bool) -> Path:
+        """The cache folder of this model's ONNX towers, exported into it first if need be."""
+        folder = self._cache_folder(cache_dir)
         tokens = self.tokenizer(["a photo of a cat", "probe"])
         onnx_backend.prepare(self.model, tokens, self.image_size, folder, int8)
         return folder
@@ -287,6 +327,14 @@ class Encoder:
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
         chunks = [list(texts[i : i + self.batch_size]) for i in range(0, len(texts), self.batch_size)]
         return self._joined([self._timed("text", self._text_chunk, chunk) for chunk in chunks])
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """Search queries: the int8 query tower when there is one (search/query_tower.py), else the
+        main backend. What is indexed (transcripts, fields) always goes through encode_texts."""
+        if self.query_tower is None:
+            return self.encode_texts(texts)
+        chunks = [list(texts[i : i + self.batch_size]) for i in range(0, len(texts), self.batch_size)]
+        return self._joined([self._timed("text", self.query_tower.encode_texts, chunk) for chunk in chunks])
 
     def _timed(self, kind: str, encode: Callable, chunk) -> np.ndarray:
         started = time.perf_counter()
@@ -384,10 +432,25 @@ def choose_backend(requested: Backend, device: torch.device, params: int) -> Bac
     return "torch-bf16" if native_bf16() else "torch"
 
 
+def choose_query_backend(requested: QueryBackend, device: torch.device, params: int) -> QueryBackend:
+    """The int8 query tower for `auto` on CPUs, for models as large as `auto` moves off float32 torch
+    (small models keep torch's exact numbers); torch on GPUs, where a query costs little anyway."""
+    if requested != "auto":
+        return requested
+    if device.type != "cpu" or params < AUTO_MIN_PARAMS or onnx_backend.missing() is not None:
+        return "torch"
+    return "onnx-int8"
+
+
 def planned_backend(s: ModelSettings, params: int) -> Backend:
     """The backend an Encoder built from these settings picks for a model of `params` parameters,
     before any fallback (a failed export falls back to torch)."""
     return choose_backend(s.backend, _device_for(s.backend, pick_device(s.device)), params)
+
+
+def planned_query_backend(s: ModelSettings, params: int) -> QueryBackend:
+    """The query backend an Encoder built from these settings picks, before any fallback."""
+    return choose_query_backend(s.query_backend, _device_for(s.backend, pick_device(s.device)), params)
 
 
 def _open_towers(folder: Path, int8: bool, threads: int) -> onnx_backend.OnnxTowers:

@@ -16,11 +16,15 @@ import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import open_clip
 import torch
+
+from search import query_tower
+from search.query_tower import session
 
 log = logging.getLogger(__name__)
 
@@ -125,11 +129,11 @@ def quantise(folder: Path) -> float:
     return time.perf_counter() - start
 
 
-def _quantise_one(source: Path, target: Path) -> None:
+def _quantise_one(source: Path, target: Path, op_types: tuple[str, ...] = ("MatMul",)) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     tmp = target.with_suffix(f".tmp-{os.getpid()}")
-    quantize_dynamic(source, tmp, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"])
+    quantize_dynamic(source, tmp, weight_type=QuantType.QInt8, op_types_to_quantize=list(op_types))
     os.replace(tmp, target)
 
 
@@ -152,19 +156,6 @@ def _quiet_quantiser() -> Iterator[None]:
 
 def is_cached(folder: Path, int8: bool) -> bool:
     return all(tower_path(folder, tower, int8).is_file() for tower in (IMAGE, TEXT))
-
-
-def session(path: Path, threads: int):
-    """A CPU session with every graph optimisation; idle threads sleep instead of spinning, since
-    the indexer's decode threads share the cores."""
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
 class OnnxTowers:
@@ -190,3 +181,139 @@ def prepare(model: torch.nn.Module, tokens: torch.Tensor, image_size: int, folde
         log.info("exported in %.1f s", export(model, tokens, image_size, folder))
     if int8 and not is_cached(folder, True):
         log.info("quantised to int8 in %.1f s", quantise(folder))
+
+
+# Texts the query tower's export checks against open_clip: tokens equal, cosine to float32 torch.
+PROBE_TEXTS = (
+    "a photo of a cat",
+    "red",
+    "A RED Circle on a blue background!",
+    "two dogs playing in the snow, 3 balls",
+    "what did she say about the quarterly numbers?",
+    "l'été à Paris, café crème",
+    "東京の夜景",
+    "smile 😀 please",
+    "\u201ccurly quotes\u201d and \u2018single\u2019 ones",
+    "fish &amp; chips &lt;b&gt;",
+    "tabs\tand\nnew   lines",
+    "it's, they're, we've, I'm, you'll, he'd",
+    "SKU-12345/XL size 42.5 cm",
+    "<start_of_text> is a special token",
+    " ".join(["a long sentence that runs past the seventy seven token context of the tower"] * 6),
+)
+
+
+def supports_query_tower(model: torch.nn.Module, tokenizer: object) -> bool:
+    """open_clip CLIPs with a causal text tower pooled at the end token, batch-first residual blocks
+    and open_clip's own BPE: what `_QueryTextTower` writes out."""
+    return (
+        isinstance(model, open_clip.model.CLIP)
+        and getattr(model, "text_pool_type", None) == "argmax"
+        and getattr(model, "attn_mask", None) is not None
+        and getattr(model.transformer, "batch_first", False)
+        and all(type(b) is open_clip.transformer.ResidualAttentionBlock for b in model.transformer.resblocks)
+        and isinstance(tokenizer, open_clip.tokenizer.SimpleTokenizer)
+    )
+
+
+def _causal_attention(attn: torch.nn.MultiheadAttention, x: torch.Tensor) -> torch.Tensor:
+    """nn.MultiheadAttention's self-attention under a causal mask, with shapes the tracer keeps
+    symbolic (its own trace fixes the sequence length)."""
+    batch, width = x.shape[0], x.shape[-1]
+    qkv = torch.nn.functional.linear(x, attn.in_proj_weight, attn.in_proj_bias)
+    q, k, v = qkv.reshape(batch, -1, 3, attn.num_heads, width // attn.num_heads).permute(2, 0, 3, 1, 4)
+    out = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+    return attn.out_proj(out.transpose(1, 2).reshape(batch, -1, width))
+
+
+class _QueryTextTower(torch.nn.Module):
+    """CLIP's encode_text over tokens (batch, length) of any length, written out block by block as
+    open_clip's ResidualAttentionBlock runs them; L2-normalised."""
+
+    def __init__(self, model: open_clip.model.CLIP):
+        super().__init__()
+        self.model = model
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        m = self.model
+        x = m.token_embedding(tokens) + m.positional_embedding[: tokens.shape[1]]
+        for block in m.transformer.resblocks:
+            x = x + block.ls_1(_causal_attention(block.attn, block.ln_1(x)))
+            x = x + block.ls_2(block.mlp(block.ln_2(x)))
+        x = m.ln_final(x)
+        x = x[torch.arange(x.shape[0]), tokens.argmax(dim=-1)]
+        x = m.text_projection(x) if isinstance(m.text_projection, torch.nn.Linear) else x @ m.text_projection
+        return torch.nn.functional.normalize(x, dim=-1)
+
+
+def fast_tokenizer(tokenizer: open_clip.tokenizer.SimpleTokenizer):
+    """open_clip's BPE as a `tokenizers` Tokenizer: the same vocabulary, merges and word pattern;
+    cleaning stays in query_tower.clean, as open_clip does it before its regex."""
+    from tokenizers import Regex, Tokenizer, models, pre_tokenizers
+
+    merges = sorted(tokenizer.bpe_ranks, key=tokenizer.bpe_ranks.get)
+    bpe = models.BPE(
+        vocab=tokenizer.encoder, merges=merges, end_of_word_suffix="</w>", continuing_subword_prefix=""
+    )
+    fast = Tokenizer(bpe)
+    words = r"""'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"""
+    fast.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(words), behavior="removed", invert=True),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
+    fast.add_special_tokens([tokenizer.decoder[i] for i in tokenizer.all_special_ids])
+    return fast
+
+
+def export_query_tower(
+    model: open_clip.model.CLIP,
+    tokenizer: open_clip.tokenizer.SimpleTokenizer,
+    folder: Path,
+    fingerprint: str,
+) -> query_tower.TowerMeta:
+    """Write the int8 query tower and its tokenizer into `folder`, check both against open_clip on
+    PROBE_TEXTS, and record the check in its meta (written last)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    source = folder / f"text.float32.tmp-{os.getpid()}.onnx"
+    probe = tokenizer(["a photo of a cat", "probe"])
+    with _exportable():
+        torch.onnx.export(
+            _QueryTextTower(model),
+            (probe[:, : int(probe.argmax(dim=1).max()) + 1],),
+            str(source),
+            input_names=["tokens"],
+            output_names=["embedding"],
+            dynamic_axes={"tokens": {0: "batch", 1: "length"}, "embedding": {0: "batch"}},
+            opset_version=OPSET,
+            dynamo=False,
+        )
+    try:
+        with _quiet_quantiser():
+            _quantise_one(source, folder / query_tower.GRAPH, ("MatMul", "Gather"))  # embeddings too
+    finally:
+        source.unlink(missing_ok=True)
+    fast_tokenizer(tokenizer).save(str(folder / query_tower.TOKENIZER))
+    texts = list(PROBE_TEXTS)
+    with torch.inference_mode():
+        reference = model.encode_text(tokenizer(texts), normalize=True).float().numpy()
+    meta = query_tower.TowerMeta(
+        fingerprint=fingerprint,
+        context_length=tokenizer.context_length,
+        sot=tokenizer.sot_token_id,
+        eot=tokenizer.eot_token_id,
+        dim=reference.shape[1],
+        cosine_min=0.0,
+    )
+    tower = query_tower.QueryTower(folder, meta, threads=1)
+    if not np.array_equal(_padded(tokenizer(texts)), tower.tokens(texts)):
+        raise ValueError("the fast tokenizer does not reproduce open_clip's tokens")
+    meta = replace(meta, cosine_min=round(float((tower.encode_texts(texts) * reference).sum(1).min()), 5))
+    meta.write(folder)
+    return meta
+
+
+def _padded(tokens: torch.Tensor) -> np.ndarray:
+    """open_clip's (n, 77) rows cut after the batch's last end token, as the query tower pads them."""
+    return tokens[:, : int(tokens.argmax(dim=1).max()) + 1].numpy()

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from search import query_tower
 from search.catalog import SPACES, Catalog, ItemRecord
 from search.config import IndexSettings, Settings
 from search.errors import IndexStateError, ModelMismatchError
@@ -127,6 +128,16 @@ class Store:
         store.refresh()
         store.grow()
         return store
+
+    def keep_query_tower(self, source: Path) -> None:
+        """A copy of the model's query tower in the index folder, so a one-shot search finds it without
+        loading the model (search/quick.py); a read-only folder only loses that shortcut."""
+        target = self.folder / query_tower.FOLDER
+        if query_tower.usable(target, self.manifest["model"]["fingerprint"]) is None:
+            try:
+                query_tower.copy(source, target)
+            except OSError as exc:
+                log.warning("cannot keep the query tower in %s: %s", target, exc)
 
     def __len__(self) -> int:
         return sum(len(v) for v in self.vectors.values())

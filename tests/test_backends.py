@@ -17,9 +17,9 @@ import torch
 
 from indexer import index_folder
 from indexer.media import decode_image
-from search import Engine, ModelSpec, Settings, onnx_backend
+from search import Engine, ModelSpec, Settings, onnx_backend, query_tower
 from search.config import Backend, ModelSettings
-from search.models import AUTO_MIN_PARAMS, Encoder, choose_backend, native_bf16
+from search.models import AUTO_MIN_PARAMS, Encoder, choose_backend, choose_query_backend, native_bf16
 from search.synthetic import caption, class_of, classes, generate
 from search.train import save_model
 from tests.conftest import index_heldout_shapes, write_images
@@ -41,8 +41,10 @@ HELD_OUT_PER_CLASS = 6  # as tests/test_quality.py
 TEXTS = ["a red circle", "a small blue square on a white background", "x", "the harbour at dawn"]
 
 
-def shapes_settings(model: Path, backend: Backend, cache: Path) -> ModelSettings:
-    return ModelSettings(name=str(model), device="cpu", backend=backend, onnx_cache_dir=cache)
+def shapes_settings(model: Path, backend: Backend, cache: Path, queries: str = "torch") -> ModelSettings:
+    return ModelSettings(
+        name=str(model), device="cpu", backend=backend, onnx_cache_dir=cache, query_backend=queries
+    )
 
 
 def shapes_encoder(model: Path, backend: Backend, cache: Path) -> Encoder:
@@ -128,6 +130,49 @@ def test_retrieval_quality_unchanged(
     assert abs(top1 - torch_quality[1]) <= 0.01, f"image top-1 {top1:.3f} vs torch {torch_quality[1]:.3f}"
 
 
+@needs_onnx
+def test_query_tower_matches_open_clip_tokens_and_torch_vectors(shapes_model: Path, onnx_cache: Path, probes):
+    encoder = Encoder.from_settings(shapes_settings(shapes_model, "torch", onnx_cache, queries="onnx-int8"))
+    tower = encoder.query_tower
+    assert encoder.query_backend == "onnx-int8" and tower is not None
+    assert tower.folder.name == query_tower.FOLDER and tower.folder.parent.parent == onnx_cache
+    assert tower.folder.parent.name.startswith(encoder.fingerprint)
+    texts = [*probes[1], *onnx_backend.PROBE_TEXTS, "Ünïcödé  CAFÉ\u00a0noir", "&amp;amp; x", "a\x07b", "  "]
+    expected = encoder.tokenizer(texts)
+    got = tower.tokens(texts)
+    assert np.array_equal(got, expected[:, : got.shape[1]].numpy()) and not expected[:, got.shape[1] :].any()
+    got = cosines(encoder.encode_queries(probes[1]), encoder.encode_texts(probes[1]))
+    assert got.min() >= query_tower.MIN_COSINE, f"int8 query tower: min cosine {got.min():.4f}"
+    assert tower.meta.cosine_min >= query_tower.MIN_COSINE
+
+
+@needs_onnx
+def test_retrieval_quality_unchanged_with_the_query_tower(
+    shapes_model: Path, onnx_cache: Path, queries, torch_quality, tmp_path
+):
+    model = shapes_settings(shapes_model, "torch", onnx_cache, queries="onnx-int8")
+    recall, top1 = heldout_quality(tmp_path, model, queries)
+    assert abs(recall - torch_quality[0]) <= 0.01, f"recall@5 {recall:.3f} vs torch {torch_quality[0]:.3f}"
+    assert top1 == torch_quality[1]  # image queries never use the query tower
+    tower = tmp_path / "index" / query_tower.FOLDER  # kept in the index for one-shot searches
+    assert query_tower.usable(tower, ModelSpec(str(shapes_model)).normalised().fingerprint) is not None
+
+
+@needs_onnx
+def test_a_query_tower_that_fails_its_check_is_not_used(shapes_model: Path, onnx_cache: Path, caplog):
+    settings = shapes_settings(shapes_model, "torch", onnx_cache, queries="onnx-int8")
+    folder = Encoder.from_settings(settings).query_tower.folder
+    meta = query_tower.TowerMeta.read(folder)
+    try:
+        query_tower.TowerMeta(**{**meta.__dict__, "cosine_min": 0.98}).write(folder)
+        with caplog.at_level(logging.WARNING, logger="search.models"):
+            encoder = Encoder.from_settings(settings)
+        assert encoder.query_tower is None and encoder.query_backend == "torch"
+        assert "not close enough" in caplog.text
+    finally:
+        meta.write(folder)
+
+
 def save_test_vit(folder: Path, seed: int) -> Path:
     torch.manual_seed(seed)
     return save_model(open_clip.create_model("test-vit"), open_clip.get_model_config("test-vit"), folder)
@@ -192,6 +237,11 @@ def test_auto_selection_follows_fixed_rules():
     assert on_cpu == {"torch-bf16" if native_bf16() else "torch"}  # ONNX only when asked for, for now
     for backend in get_args(Backend)[1:]:  # settings override the rules
         assert choose_backend(backend, cuda, 1) == backend
+    assert choose_query_backend("auto", cuda, 10**9) == "torch"
+    assert choose_query_backend("auto", cpu, AUTO_MIN_PARAMS - 1) == "torch"
+    big = "onnx-int8" if ONNX_MISSING is None else "torch"
+    assert {choose_query_backend("auto", cpu, AUTO_MIN_PARAMS) for _ in range(3)} == {big}
+    assert choose_query_backend("torch", cpu, 10**9) == "torch"
 
     encoder = Encoder(ModelSpec("test-vit", random_weights=True), "cpu")
     assert encoder.backend == "torch" and encoder.record()["backend"] == "torch"
