@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
@@ -22,6 +21,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from api.output import print_hits, what, where
 from search.config import Backend, Settings
 from search.errors import MMSearchError
 
@@ -82,20 +82,6 @@ def open_engine(settings: Settings, create: bool = False):
 class RateColumn(ProgressColumn):
     def render(self, task) -> Text:
         return Text(f"{task.speed:.1f} files/s" if task.speed else "-- files/s", style="cyan")
-
-
-def _where(hit) -> str:
-    from search.answer import clock
-
-    return f"{clock(hit.t_start)}-{clock(hit.t_end)}" if hit.t_start is not None else ""
-
-
-def _what(hit) -> str:
-    if hit.text:
-        return f'said: "{hit.text[:60]}{"..." if len(hit.text) > 60 else ""}"'
-    if hit.kind == "video":
-        return "seen (keyframe)"
-    return f"{hit.width}x{hit.height}" if hit.width else ""
 
 
 @app.command()
@@ -247,13 +233,7 @@ def search(
         hits = engine.search_image(picture, k, filters, collapse=collapse)
     else:
         hits = engine.search_text(query or "", k, filters, collapse=collapse, hybrid=hybrid)
-    if as_json:
-        out.print_json(json.dumps([h.to_dict() for h in hits]))
-        return
-    table = Table("#", "score", "kind", "path", "when", "what", box=None)
-    for rank, h in enumerate(hits, 1):
-        table.add_row(str(rank), f"{h.score:.3f}", h.kind, h.uri, _where(h), _what(h))
-    out.print(table if hits else "no hits")
+    print_hits(out, hits, as_json)
 
 
 @app.command()
@@ -300,7 +280,7 @@ def ask(
         return
     table = Table("#", "kind", "path", "when", "what", box=None, title="cited")
     for e in result.citations:
-        table.add_row(f"[{e.number}]", e.hit.kind, e.hit.uri, _where(e.hit), _what(e.hit))
+        table.add_row(f"[{e.number}]", e.hit.kind, e.hit.uri, where(e.hit), what(e.hit))
     out.print(table)
 
 
@@ -688,6 +668,26 @@ def bench_serve_cmd(
         f"{clients} clients: [bold]{result.throughput_rps}[/] requests/s, {result.errors} errors; "
         f"text p50 under load / alone: [bold]{result.slowdown()}x[/]"
     )
+
+
+@bench_app.command("oneshot")
+def bench_oneshot_cmd(
+    index_dir: IndexDir = None,
+    query: Annotated[str, typer.Option(help="The text searched for")] = "a red circle",
+    runs: Annotated[int, typer.Option(min=1, help="Processes timed each way")] = 5,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Whole-process time of a one-shot `mmsearch search "text"`: the light way (no torch) against
+    the full way, in one run on the same index."""
+    from api.bench_oneshot import bench_oneshot
+
+    s = settings_from(index_dir)
+    with err.status(f"{2 * runs + 1} searches, one process each ..."):
+        result = bench_oneshot(s.index_dir, query, runs)
+    way = (
+        "" if result.light_took_the_light_way else " (the light way declined this index: see search/quick.py)"
+    )
+    _print_bench(result, as_json, f"one-shot search, full / light: [bold]{result.speedup}x[/]{way}")
 
 
 def _print_bench(result, as_json: bool, summary: str) -> None:

@@ -21,6 +21,7 @@ from pathlib import Path
 from search.config import AnswerSettings
 from search.engine import Engine, Filters, Hit
 from search.errors import ConfigError, InvalidQueryError, MediaError, ModelUnavailableError
+from search.hits import clock
 from search.vlm.base import ImagePart, Prompt, TextPart, VLMBackend
 
 SYSTEM = (
@@ -72,13 +73,6 @@ def cite(text: str, evidence: list[Evidence]) -> tuple[list[Evidence], list[int]
     by_number = {e.number: e for e in evidence}
     numbers = cited_numbers(text)
     return [by_number[n] for n in numbers if n in by_number], [n for n in numbers if n not in by_number]
-
-
-def clock(seconds: float) -> str:
-    """mm:ss, or h:mm:ss from an hour on."""
-    h, rest = divmod(int(seconds), 3600)
-    m, sec = divmod(rest, 60)
-    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m:02d}:{sec:02d}"
 
 
 def describe(e: Evidence) -> str:

@@ -4,6 +4,10 @@ The vectors are clustered in a low-dimensional latent space and projected up, wi
 noise (like embeddings, whose neighbourhoods have structure; uniform noise would make every neighbour
 equidistant and IVF meaningless). Queries are data points plus noise. Every approximate type is measured
 as the engine uses it: top-`candidates` from FAISS, rescored exactly with the float32 vectors.
+
+Rows run on the CPU (`index.gpu` off). Where a GPU is selected (search/faiss_gpu.py), flat and ivf_pq get
+a second row each, `flat_gpu` (search on the GPU) and `ivf_pq_gpu` (k-means training on the GPU, search
+on the CPU: FAISS has no GPU 4-bit fast-scan PQ); the `device` column says which.
 """
 
 from __future__ import annotations
@@ -19,10 +23,12 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from search.config import IndexSettings
+from search import faiss_gpu
+from search.config import IndexSettings, Settings
 from search.vectors import FLAT, HNSW, VectorIndex, nlist_for, pq_codes_for
 
 TYPES = ("flat", "hnsw", "ivf_pq")
+GPU_TYPES = ("flat", "ivf_pq")  # the types a GPU changes: flat search, IVF training
 LATENT, NOISE, QUERY_NOISE = 64, 0.1, 0.05
 CHUNK = 100_000
 
@@ -39,6 +45,7 @@ class Row:
     p50_ms: float
     p99_ms: float
     batch_qps: float
+    device: str = "cpu"  # cpu, gpu (search on the GPU) or gpu-train (k-means on the GPU, search on the CPU)
 
 
 def factory_of(kind: str, n: int, dim: int) -> str:
@@ -101,10 +108,17 @@ def recall(found: np.ndarray, truth: np.ndarray) -> float:
 
 
 def measure(
-    kind: str, data: np.ndarray, queries: np.ndarray, truth: np.ndarray, candidates: int, k: int = 10
+    kind: str,
+    data: np.ndarray,
+    queries: np.ndarray,
+    truth: np.ndarray,
+    candidates: int,
+    k: int = 10,
+    gpu: bool = False,
 ):
-    """One row of the table: build, size, recall before and after rescoring, latency, batch QPS."""
-    index, build_s = build(kind, data, IndexSettings())
+    """One row of the table: build, size, recall before and after rescoring, latency, batch QPS; with
+    `gpu`, the type as it runs with a GPU (its GPU copy is made at the first, untimed, search)."""
+    index, build_s = build(kind, data, IndexSettings(gpu="on" if gpu else "off"))
     raw = index.search(queries, k)[1]
     latencies, final = [], []
     for q in queries:
@@ -116,8 +130,9 @@ def measure(
     index.search(queries, candidates)
     batch_s = time.perf_counter() - start
     ms = np.asarray(latencies) * 1000
+    device = ("gpu" if index.gpu_search else "gpu-train" if kind == "ivf_pq" else "cpu") if gpu else "cpu"
     return Row(
-        kind,
+        f"{kind}_gpu" if gpu else kind,
         len(data),
         index.factory,
         round(build_s, 2),
@@ -127,6 +142,7 @@ def measure(
         round(float(np.percentile(ms, 50)), 3),
         round(float(np.percentile(ms, 99)), 3),
         round(len(queries) / batch_s, 1),
+        device,
     )
 
 
@@ -137,8 +153,13 @@ def bench_search(
     queries: int = 200,
     candidates: int = 100,
     console: Console | None = None,
+    gpu: faiss_gpu.GpuMode | None = None,
 ) -> dict:
-    """Every type at every size; rows as dicts, plus p50 latency per size (the scaling line)."""
+    """Every type at every size; rows as dicts, plus p50 latency per size (the scaling line). `gpu`
+    (default: the setting `index.gpu`) adds GPU rows where it selects a GPU."""
+    mode = Settings().index.gpu if gpu is None else gpu
+    on_gpu = faiss_gpu.use_gpu(mode)
+    skipped = None if on_gpu else ("index.gpu is off" if mode == "off" else faiss_gpu.no_gpu_reason())
     everything = synthetic(max(sizes), dim)
     rows: list[Row] = []
     for n in sorted(sizes):
@@ -149,7 +170,12 @@ def bench_search(
             if console is not None:
                 console.log(f"{kind} at {n:,} vectors ...")
             rows.append(measure(kind, data, q, truth, candidates))
-    return {"dim": dim, "queries": queries, "candidates": candidates, "rows": [asdict(r) for r in rows]}
+            if on_gpu and kind in GPU_TYPES:
+                if console is not None:
+                    console.log(f"{kind} at {n:,} vectors on the GPU ...")
+                rows.append(measure(kind, data, q, truth, candidates, gpu=True))
+    result = {"dim": dim, "queries": queries, "candidates": candidates, "rows": [asdict(r) for r in rows]}
+    return {**result, "gpu_skipped": skipped}
 
 
 def scaling(result: dict) -> dict[str, list[tuple[int, float, float]]]:
@@ -174,13 +200,16 @@ def report(result: dict, console: Console, json_out: Path | None = None) -> None
         "p50_ms",
         "p99_ms",
     ]
-    for column in [*columns, "batch_qps", "factory"]:
-        table.add_column(column, justify="left" if column in ("type", "factory") else "right")
+    rest = ["batch_qps", "factory"]
+    if any(row.get("device", "cpu") != "cpu" for row in result["rows"]):
+        rest.append("device")
+    for column in [*columns, *rest]:
+        table.add_column(column, justify="left" if column in ("type", "factory", "device") else "right")
     for row in result["rows"]:
-        table.add_row(
-            *(f"{row[c]:,}" if c == "n" else str(row[c]) for c in [*columns, "batch_qps", "factory"])
-        )
+        table.add_row(*(f"{row[c]:,}" if c == "n" else str(row.get(c, "cpu")) for c in [*columns, *rest]))
     console.print(table)
+    if result.get("gpu_skipped"):
+        console.print(f"GPU rows skipped: {result['gpu_skipped']}")
     result["scaling"] = scaling(result)
     for kind, points in result["scaling"].items():
         line = ", ".join(f"{n:,}: {p} ms (x{r})" for n, p, r in points)

@@ -44,6 +44,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sqlalchemy.sql.elements import ColumnElement
 
+from search.hits import FAILED, IMAGE_SPACE, INDEXED, SPACES, TEXT_SPACE, HitRow
+
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
@@ -125,11 +127,6 @@ class State(Base):
     value: Mapped[int] = mapped_column(BigInteger)
 
 
-INDEXED, FAILED = "indexed", "failed"
-IMAGE_SPACE, TEXT_SPACE = "image", "text"  # what a segment's vector was made from (pictures or words)
-SPACES = (IMAGE_SPACE, TEXT_SPACE)
-
-
 @dataclass(frozen=True)
 class KnownFile:
     id: int
@@ -166,21 +163,6 @@ class WriteResult:
     added_spaces: list[str]
     removed_ids: np.ndarray
     generation: int
-
-
-@dataclass(frozen=True)
-class HitRow:
-    segment_id: int
-    item_id: int
-    uri: str
-    kind: str
-    width: int | None
-    height: int | None
-    space: str
-    t_start: float | None
-    t_end: float | None
-    text: str | None
-    has_thumbnail: bool
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
@@ -400,12 +382,15 @@ class Catalog:
                 Segment.t_end,
                 Segment.text,
                 Segment.thumbnail.is_not(None),
+                Item.status,
             )
             .join(Item, Item.id == Segment.item_id)
-            .where(Segment.id.in_([int(i) for i in segment_ids]), Item.status == INDEXED)
+            .where(Segment.id.in_([int(i) for i in segment_ids]))
         )
+        # The status is checked here, not in SQL: given `status = ?`, SQLite walks the status index
+        # (every item) instead of looking the segments up by id, 2 s instead of 1 ms at 100k items.
         with Session(self.engine) as s:
-            return {r[0]: HitRow(*r) for r in s.execute(q)}
+            return {r[0]: HitRow(*r[:-1]) for r in s.execute(q) if r[-1] == INDEXED}
 
     def word_candidates(self, words: Sequence[str], limit: int) -> np.ndarray:
         """Ids of transcript segments of indexed items that contain any of the words (case-insensitive).

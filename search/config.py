@@ -8,6 +8,9 @@ from typing import Literal
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from search.defaults import CANDIDATES, EF_SEARCH, GPU, NPROBE
+from search.layout import CATALOG, DEFAULT_INDEX_DIR
+
 DEFAULT_MODEL = "ViT-B-32-256"
 DEFAULT_PRETRAINED = "datacomp_s34b_b86k"
 
@@ -86,7 +89,7 @@ class SearchSettings(BaseModel):
     """Two-stage ranking: approximate top-`candidates` -> exact rescoring with the stored float32 vectors
     (when the FAISS index is approximate) -> optional reranking of the top `rerank_depth` hits."""
 
-    candidates: int = Field(100, ge=1, le=100_000, description="first-stage hits rescored exactly")
+    candidates: int = Field(CANDIDATES, ge=1, le=100_000, description="first-stage hits rescored exactly")
     rerank_model: str | None = Field(None, description="open_clip name or local folder of a reranker model")
     rerank_pretrained: str | None = Field(None, description="its pretrained tag or checkpoint file")
     rerank_depth: int = Field(50, ge=1, le=10_000, description="hits the reranker reorders")
@@ -98,11 +101,16 @@ class IndexSettings(BaseModel):
     factory: str | None = Field(None, description="FAISS factory string; None picks a type by size")
     flat_max: int = Field(50_000, ge=0, description="up to this many vectors: exact flat search")
     hnsw_max: int = Field(300_000, ge=0, description="up to this many: HNSW graph; above: IVF + PQ")
-    nprobe: int = Field(32, ge=1, description="IVF lists visited per query")
-    ef_search: int = Field(128, ge=1, description="HNSW candidate-list size per query")
+    nprobe: int = Field(NPROBE, ge=1, description="IVF lists visited per query")
+    ef_search: int = Field(EF_SEARCH, ge=1, description="HNSW candidate-list size per query")
     train_max: int = Field(200_000, ge=1000, description="most vectors sampled to train IVF / PQ")
     background: bool = Field(True, description="switch index types in a background thread")
     mmap: bool = Field(False, description="memory-map saved indexes (read-mostly servers)")
+    gpu: Literal["auto", "off", "on"] = Field(
+        GPU,
+        description="FAISS on a GPU (flat and IVF search, IVF training): auto when faiss has GPU support "
+        "and sees a GPU, off never, on required (an error without one)",
+    )
 
 
 class AnswerSettings(BaseModel):
@@ -166,7 +174,7 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="MMSEARCH_", env_nested_delimiter="__", extra="ignore")
 
-    index_dir: Path = Path("mmsearch-index")
+    index_dir: Path = DEFAULT_INDEX_DIR
     database_url: str | None = Field(None, description="SQLAlchemy URL; default: SQLite in index_dir")
     model: ModelSettings = Field(default_factory=ModelSettings)
     indexer: IndexerSettings = Field(default_factory=IndexerSettings)
@@ -178,4 +186,4 @@ class Settings(BaseSettings):
     api: ApiSettings = Field(default_factory=ApiSettings)
 
     def catalog_url(self) -> str:
-        return self.database_url or f"sqlite:///{(self.index_dir / 'catalog.sqlite').resolve()}"
+        return self.database_url or f"sqlite:///{(self.index_dir / CATALOG).resolve()}"

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
 from sqlalchemy import and_
 
-from search.catalog import IMAGE_SPACE, TEXT_SPACE, HitRow, Item
+from search.catalog import Item
 from search.config import SearchSettings, Settings
 from search.errors import InvalidQueryError, NotFoundError
 from search.filters import parse as parse_filter
 from search.fusion import BACKGROUND_SAMPLE, BACKGROUND_TEXTS, WORD_MATCH_Z, Scale, terms, word_match
+from search.hits import IMAGE_SPACE, OVERFETCH, TEXT_SPACE, Hit, grouped, hit, moment
 from search.models import Encoder, ModelSpec
 from search.store import Store, resolve_model
 
@@ -24,48 +25,6 @@ if TYPE_CHECKING:
 KINDS = ("image", "video", "audio", "product")
 RRF_K = 60  # reciprocal rank fusion's constant (Cormack et al. 2009; Weaviate and Qdrant use it too)
 KEYWORD_DEPTH = 50  # full-text matches fused with the vector hits
-OVERFETCH = 4  # segments fetched per wanted item, growing by this factor while items are missing
-MAX_MOMENTS = 3  # moments kept per hit
-
-
-@dataclass(frozen=True)
-class Moment:
-    """One segment of an item that matched: the whole picture, a video scene, or an utterance."""
-
-    segment_id: int
-    space: str  # "image" (a picture or keyframe) or "text" (a transcript)
-    score: float  # the ranking score (see Hit.score)
-    similarity: float  # cosine similarity to the query
-    t_start: float | None = None
-    t_end: float | None = None
-    text: str | None = None
-    has_thumbnail: bool = False
-
-
-@dataclass(frozen=True)
-class Hit:
-    """One item, ranked by its best moment; its fields repeat that moment's."""
-
-    item_id: int
-    segment_id: int
-    uri: str
-    kind: str
-    score: float  # cosine similarity, or a calibrated z-score when a text query spans both spaces
-    similarity: float
-    space: str
-    width: int | None = None
-    height: int | None = None
-    t_start: float | None = None
-    t_end: float | None = None
-    text: str | None = None
-    has_thumbnail: bool = False
-    moments: tuple[Moment, ...] = ()
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-MOMENT_FIELDS = tuple(f.name for f in fields(Moment))
 
 
 @dataclass(frozen=True)
@@ -74,26 +33,6 @@ class Term:
 
     value: str | Image.Image | int
     weight: float = 1.0
-
-
-def _moment(row: HitRow, score: float, similarity: float) -> Moment:
-    return Moment(
-        row.segment_id, row.space, score, similarity, row.t_start, row.t_end, row.text, row.has_thumbnail
-    )
-
-
-def _hit(row: HitRow, moments: Sequence[Moment]) -> Hit:
-    """An item's hit: its row, its moments (best first), and the best moment's fields on top."""
-    best = moments[0]
-    return Hit(
-        item_id=row.item_id,
-        uri=row.uri,
-        kind=row.kind,
-        width=row.width,
-        height=row.height,
-        moments=tuple(moments),
-        **{f: getattr(best, f) for f in MOMENT_FIELDS},
-    )
 
 
 @dataclass(frozen=True)
@@ -230,7 +169,7 @@ class Engine:
             in_space = [row for row in rows.values() if row.space == space]
             ids = np.array([row.segment_id for row in in_space], np.int64)
             for row, similarity in zip(in_space, self.store.vectors_of(space, ids) @ vector, strict=True):
-                out[row.item_id] = _hit(row, [_moment(row, float(similarity), float(similarity))])
+                out[row.item_id] = hit(row, [moment(row, float(similarity), float(similarity))])
         return out
 
     def search_image(
@@ -406,17 +345,7 @@ class Engine:
             scored += zip(score.tolist(), c.similarity.tolist(), c.ids.tolist(), strict=True)
         if min_score is not None:
             scored = [f for f in scored if f[1] >= min_score]
-        scored.sort(key=lambda f: -f[0])
-        moments: dict[int, list[Moment]] = {}
-        for score, similarity, seg_id in scored:
-            row = rows.get(seg_id)
-            if row is None:
-                continue
-            per_item = moments.setdefault(row.item_id, [])
-            if len(per_item) < MAX_MOMENTS:
-                per_item.append(_moment(row, score, similarity))
-        # dicts keep insertion order: best item first
-        return [_hit(rows[m[0].segment_id], m) for m in moments.values()]
+        return grouped(scored, rows)
 
     def item(self, item_id: int) -> Item:
         item = self.store.catalog.item(item_id) if 0 < item_id < 2**63 else None

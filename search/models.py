@@ -352,7 +352,7 @@ class Encoder:
         return self.model.encode_text(tokens.to(self.device), normalize=True).float().cpu().numpy()
 
     def _joined(self, chunks: list[np.ndarray]) -> np.ndarray:
-        return _unit(np.concatenate(chunks)) if chunks else np.zeros((0, self.dim), np.float32)
+        return query_tower.unit(np.concatenate(chunks)) if chunks else np.zeros((0, self.dim), np.float32)
 
     def token_count(self, text: str) -> int:
         """Tokens the text tower reads for `text`, start and end markers not counted."""
@@ -468,12 +468,6 @@ def _logit_scale_only(model: torch.nn.Module) -> torch.nn.Module:
     shell = torch.nn.Module()
     shell.logit_scale = model.logit_scale
     return shell
-
-
-def _unit(arr: np.ndarray) -> np.ndarray:
-    # Re-normalise in float32: fp16 encoders return vectors whose norm is off by ~1e-3.
-    arr = arr.astype(np.float32, copy=False)
-    return arr / np.maximum(np.linalg.norm(arr, axis=1, keepdims=True), 1e-12)
 
 
 def _image_size(model: torch.nn.Module) -> int:

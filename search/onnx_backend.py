@@ -277,6 +277,7 @@ def export_query_tower(
     PROBE_TEXTS, and record the check in its meta (written last)."""
     folder.mkdir(parents=True, exist_ok=True)
     source = folder / f"text.float32.tmp-{os.getpid()}.onnx"
+    quantised = folder / f"text.int8.tmp-{os.getpid()}.onnx"
     probe = tokenizer(["a photo of a cat", "probe"])
     with _exportable():
         torch.onnx.export(
@@ -291,9 +292,11 @@ def export_query_tower(
         )
     try:
         with _quiet_quantiser():
-            _quantise_one(source, folder / query_tower.GRAPH, ("MatMul", "Gather"))  # embeddings too
+            _quantise_one(source, quantised, ("MatMul", "Gather"))  # the embeddings too
+        query_tower.optimise(quantised, folder)
     finally:
         source.unlink(missing_ok=True)
+        quantised.unlink(missing_ok=True)
     fast_tokenizer(tokenizer).save(str(folder / query_tower.TOKENIZER))
     texts = list(PROBE_TEXTS)
     with torch.inference_mode():
@@ -305,6 +308,7 @@ def export_query_tower(
         eot=tokenizer.eot_token_id,
         dim=reference.shape[1],
         cosine_min=0.0,
+        runtime=query_tower.runtime_version(),
     )
     tower = query_tower.QueryTower(folder, meta, threads=1)
     if not np.array_equal(_padded(tokenizer(texts)), tower.tokens(texts)):

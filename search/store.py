@@ -24,30 +24,11 @@ from search import query_tower
 from search.catalog import SPACES, Catalog, ItemRecord
 from search.config import IndexSettings, Settings
 from search.errors import IndexStateError, ModelMismatchError
+from search.layout import FORMAT, LOCK, MANIFEST, read_manifest, vectors_file
 from search.models import ModelSpec
 from search.vectors import FLAT, VectorIndex
 
 log = logging.getLogger(__name__)
-
-FORMAT = 2
-MANIFEST, LOCK = "manifest.json", "write.lock"
-
-
-def vectors_file(folder: Path, space: str) -> Path:
-    return folder / f"vectors-{space}.faiss"
-
-
-def read_manifest(folder: Path) -> dict | None:
-    path = folder / MANIFEST
-    if not path.exists():
-        return None
-    try:
-        manifest = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise IndexStateError(f"cannot read {path}: {exc}") from exc
-    if manifest.get("format") != FORMAT:
-        raise IndexStateError(f"{path} has format {manifest.get('format')}, this mmsearch reads {FORMAT}")
-    return manifest
 
 
 def _no_index(folder: Path) -> IndexStateError:

@@ -10,23 +10,35 @@ a small JSON file at the cache's path, replaced atomically (temp file, fsync, re
 folder), that names the bytes and records the catalog generation they reflect, so a reader can tell a
 stale cache from a current one. `IndexIDMap` accepts duplicate ids: callers pass ids the catalog made
 unique.
+
+With a GPU selected (`IndexSettings.gpu`, search/faiss_gpu.py), IVF training runs its k-means on the GPU
+and searches without an id selector go to a GPU copy of the index where FAISS has one for its type
+(flat, IVF with flat coarse quantizer); the copy is made again after a change. Everything else, and
+everything without a GPU, runs on the CPU index, which stays the one saved and changed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import struct
+import threading
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import faiss
 import numpy as np
 
-from search.config import IndexSettings
+from search import faiss_gpu
+from search.defaults import IndexSearchDefaults
 from search.errors import IndexStateError
+
+if TYPE_CHECKING:
+    from search.config import IndexSettings
 
 MAGIC_V1 = b"MMSVEC1\n"  # header + FAISS bytes in one file (read, never written)
 MAGIC = b"MMSVEC2\n"  # header + JSON naming a separate FAISS file
@@ -73,6 +85,12 @@ def build_index(factory: str, dim: int) -> faiss.Index:
     return index
 
 
+def _default_settings() -> IndexSettings:
+    from search.config import IndexSettings  # pydantic: not for readers that pass IndexSearchDefaults
+
+    return IndexSettings()
+
+
 def _ivf(index: faiss.Index) -> faiss.IndexIVF | None:
     try:
         return faiss.extract_index_ivf(index)
@@ -80,15 +98,17 @@ def _ivf(index: faiss.Index) -> faiss.IndexIVF | None:
         return None
 
 
-def _train(index: faiss.Index, training: np.ndarray) -> None:
-    """Trains with k-means over exact (flat) assignment: through an HNSW coarse quantizer it is several
-    times slower; the trained centroids still go into the HNSW graph."""
+def _train(index: faiss.Index, training: np.ndarray, gpu: bool = False) -> None:
+    """Trains with k-means over exact (flat) assignment, on the GPU with `gpu`: through an HNSW coarse
+    quantizer it is several times slower; the trained centroids still go into the HNSW graph."""
     ivf = _ivf(index)
-    flat = faiss.IndexFlatL2(index.d)
+    gpu = gpu and ivf is not None
+    flat = faiss_gpu.clustering_index(index.d) if gpu else faiss.IndexFlatL2(index.d)
     if ivf is not None:
         ivf.clustering_index = flat
         ivf.cp.niter = 10
-    index.train(training)
+    with faiss_gpu.LOCK if gpu else contextlib.nullcontext():
+        index.train(training)
     if ivf is not None:
         ivf.clustering_index = None
 
@@ -117,17 +137,20 @@ class VectorIndex:
         dim: int,
         index: faiss.Index | None = None,
         factory: str = FLAT,
-        settings: IndexSettings | None = None,
+        settings: IndexSettings | IndexSearchDefaults | None = None,
         source: VectorSource | None = None,
     ):
         self.dim = dim
         self.index = index if index is not None else build_index(factory, dim)
         self.factory = factory
-        self.settings = settings or IndexSettings()
+        self.settings = settings if settings is not None else _default_settings()
         self.source = source  # exact vectors for types whose codes are lossy (set by the Store)
         self.deleted = np.zeros(0, np.int64)  # removed ids still in an index that cannot remove
         self.mapped = False  # memory-mapped read-only pages: copied into memory before any change
         self._ids: np.ndarray | None = None  # sorted ids, cached between changes
+        self._changes = 0  # counts adds and removes: a GPU copy made before the last one is stale
+        self._gpu: tuple[int, faiss.Index | None] | None = None  # (changes, GPU copy or None) when made
+        self._gpu_lock = threading.Lock()
 
     def __len__(self) -> int:
         return int(self.index.ntotal) - len(self.deleted)
@@ -173,6 +196,7 @@ class VectorIndex:
             self.compact()  # an id coming back must not meet its old copy
         self.index.add_with_ids(vectors, np.ascontiguousarray(ids, np.int64))
         self._ids = None
+        self._changes += 1
 
     def remove(self, ids: np.ndarray) -> int:
         """Removes these ids; where FAISS cannot remove (HNSW), they are hidden from search and the
@@ -186,6 +210,7 @@ class VectorIndex:
             return self._hide(ids)
         if removed:
             self._ids = None
+            self._changes += 1
         return removed
 
     def _hide(self, ids: np.ndarray) -> int:
@@ -205,6 +230,7 @@ class VectorIndex:
         self.index.reset()
         self.deleted = np.zeros(0, np.int64)
         self._ids = None
+        self._changes += 1
         self.index.add_with_ids(vectors, keep)
 
     def _own(self) -> None:
@@ -241,10 +267,35 @@ class VectorIndex:
         k = max(1, min(int(k), len(self))) if len(self) else 1
         if allowed is not None:
             allowed = np.setdiff1d(np.asarray(allowed, np.int64), self.deleted)
-        scores, ids = self.index.search(queries, k, params=self._params(k, allowed))
+        params = self._params(k, allowed)
+        gpu = self._gpu_copy(k, params, selector=allowed is not None or len(self.deleted) > 0)
+        if gpu is not None:
+            scores, ids = faiss_gpu.search(gpu, queries, k, params)
+        else:
+            scores, ids = self.index.search(queries, k, params=params)
         if allowed is not None and not self.exact and (ids < 0).any():
             return self._search_allowed(queries, k, allowed, scores, ids)
         return scores, ids
+
+    def _gpu_copy(self, k: int, params: faiss.SearchParameters | None, selector: bool) -> faiss.Index | None:
+        """The GPU copy to run this search on, made after the last change, when the settings select a
+        GPU and FAISS can search this type there; None sends the search to the CPU index (so do an id
+        selector, which GPU indexes lack, and k or nprobe past the GPU's limit)."""
+        if not faiss_gpu.use_gpu(self.settings.gpu):
+            return None
+        nprobe = params.nprobe if isinstance(params, faiss.SearchParametersIVF) else 0
+        if selector or not len(self) or max(k, nprobe) > faiss_gpu.MAX_K:
+            return None
+        with self._gpu_lock:
+            if self._gpu is None or self._gpu[0] != self._changes:
+                changes = self._changes
+                self._gpu = (changes, faiss_gpu.search_copy(self.index))
+            return self._gpu[1]
+
+    @property
+    def gpu_search(self) -> bool:
+        """Whether searches without an id selector run on a GPU copy (known after the first search)."""
+        return self._gpu is not None and self._gpu[1] is not None
 
     def _params(self, k: int, allowed: np.ndarray | None) -> faiss.SearchParameters | None:
         """Search parameters: the id selector (filter, hidden ids) and nprobe / efSearch, raised by
@@ -312,7 +363,8 @@ class VectorIndex:
     def train(self, training: np.ndarray) -> None:
         """Trains a type that needs it (IVF, PQ) on these sample vectors."""
         if not self.index.is_trained:
-            _train(self.index, np.ascontiguousarray(training, np.float32))
+            gpu = faiss_gpu.use_gpu(self.settings.gpu)
+            _train(self.index, np.ascontiguousarray(training, np.float32), gpu)
 
     def training_size(self) -> int:
         """How many sample vectors training this index wants (none for types without training)."""
@@ -342,7 +394,11 @@ class VectorIndex:
 
     @classmethod
     def load(
-        cls, path: Path, dim: int, settings: IndexSettings | None = None, mmap: bool = False
+        cls,
+        path: Path,
+        dim: int,
+        settings: IndexSettings | IndexSearchDefaults | None = None,
+        mmap: bool = False,
     ) -> tuple[VectorIndex, int]:
         """Returns the index and the catalog generation it was saved at. With `mmap`, FAISS maps the
         flat codes of the file instead of reading them (pages shared between processes)."""

@@ -17,7 +17,8 @@ from api.deps import EngineDep, SettingsDep
 from api.errors import error_responses
 from indexer.media import decode_image
 from search import Filters, Hit, InvalidQueryError, MediaTooLargeError
-from search.engine import Moment, Term
+from search.engine import Term
+from search.hits import Moment
 
 router = APIRouter(tags=["search"])
 

@@ -1,0 +1,37 @@
+"""The `mmsearch` command. A plain one-shot text search goes the light way (search/quick.py) when the
+index allows it, without importing the full command line (Typer, pydantic, torch); everything else,
+and every search the light way declines, runs api/cli.py."""
+
+from __future__ import annotations
+
+import sys
+
+
+def main() -> None:
+    if sys.argv[1:2] == ["search"] and quick_search(sys.argv[2:]):
+        return
+    from api.cli import main as full
+
+    full()
+
+
+def quick_search(args: list[str]) -> bool:
+    """Answer `mmsearch search ARGS` the light way; False when it must go the full way."""
+    from search import quick
+
+    query = quick.parse(args)
+    if query is None or quick.settings_in_env():
+        return False
+    hits = quick.search(query)
+    if hits is None:
+        return False
+    from rich.console import Console
+
+    from api.output import print_hits
+
+    print_hits(Console(), hits, query.as_json)
+    return True
+
+
+if __name__ == "__main__":
+    main()

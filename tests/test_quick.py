@@ -1,0 +1,181 @@
+"""The one-shot search (search/quick.py): the same hits as the engine, without torch, pydantic or
+SQLAlchemy in the process, and the full command line whenever it cannot tell them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from search import Engine, Settings, onnx_backend, query_tower, quick
+from search.catalog import ItemRecord
+from search.synthetic import caption, classes
+from tests.conftest import index_heldout_shapes
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(onnx_backend.missing() is not None, reason=f"query tower: {onnx_backend.missing()}"),
+]
+HEAVY = ("torch", "open_clip", "sqlalchemy", "pydantic", "typer")
+PER_CLASS = 3
+
+
+def tower_model(shapes_model: Path, cache: Path) -> dict:
+    """The trained shapes model, with its queries on the int8 query tower (auto keeps a model this
+    small on torch)."""
+    return {"name": str(shapes_model), "device": "cpu", "query_backend": "onnx-int8", "onnx_cache_dir": cache}
+
+
+@pytest.fixture(scope="module")
+def flat(shapes_model: Path, tmp_path_factory) -> tuple[Settings, Engine]:
+    root = tmp_path_factory.mktemp("quick-flat")
+    settings, engine = index_heldout_shapes(root, tower_model(shapes_model, root / "onnx"), PER_CLASS)
+    yield settings, engine
+    engine.close()
+
+
+@pytest.fixture(scope="module")
+def graph(shapes_model: Path, flat, tmp_path_factory) -> tuple[Settings, Engine]:
+    """The same pictures in an HNSW index: approximate candidates, rescored from the catalog."""
+    root = tmp_path_factory.mktemp("quick-hnsw")
+    model = tower_model(shapes_model, Path(flat[0].model.onnx_cache_dir))
+    settings = Settings(
+        index_dir=root / "index", model=model, index={"factory": "IDMap2,HNSW32,Flat", "background": False}
+    )
+    engine = Engine.open(settings, create=True)
+    from indexer import index_folder
+
+    index_folder(flat[0].index_dir.parent / "heldout", engine.encoder, engine.store, settings.indexer)
+    yield settings, engine
+    engine.close()
+
+
+QUERIES = [caption(c, s) for c, s in classes()[:6]] + ["something red", "a photo"]
+
+
+@pytest.mark.parametrize("collection", ["flat", "graph"])
+@pytest.mark.parametrize("k", [1, 5, 40])
+def test_quick_hits_equal_the_engines(collection, k, request):
+    settings, engine = request.getfixturevalue(collection)
+    assert engine.store.vectors["image"].exact == (collection == "flat")
+    for text in QUERIES:
+        expected = engine.search_text(text, k=k)
+        got = quick.search(quick.Query(text, k, settings.index_dir))
+        assert got == expected, text
+        assert len(got) == min(k, len(engine.store))
+
+
+def run_mmsearch(*args: str, **env: str) -> subprocess.CompletedProcess:
+    """`mmsearch ARGS` in a fresh process, printing the heavy modules it imported on stderr."""
+    code = (
+        "import sys\nfrom api.launch import main\nsys.argv = ['mmsearch', *sys.argv[1:]]\n"
+        "try:\n    main()\nfinally:\n"
+        f"    print('loaded:', *sorted(m for m in {HEAVY!r} if m in sys.modules), file=sys.stderr)\n"
+    )
+    clean = {k: v for k, v in os.environ.items() if not k.upper().startswith("MMSEARCH_")}
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        env={**clean, "HF_HUB_OFFLINE": "1", "COLUMNS": "200", **env},
+        timeout=300,
+    )
+
+
+def loaded(proc: subprocess.CompletedProcess) -> set[str]:
+    line = next(x for x in proc.stderr.splitlines() if x.startswith("loaded:"))
+    return set(line.split()[1:])
+
+
+def test_the_command_answers_without_heavy_imports_and_prints_what_the_full_one_does(flat):
+    settings, _ = flat
+    light = run_mmsearch("search", QUERIES[0], "-k", "5", "--json", "-i", str(settings.index_dir))
+    assert light.returncode == 0, light.stderr
+    assert loaded(light) == set()
+    # Any mmsearch setting in the environment sends the search the full way.
+    full = run_mmsearch(
+        "search",
+        QUERIES[0],
+        "-k",
+        "5",
+        "--json",
+        MMSEARCH_MODEL__QUERY_BACKEND="onnx-int8",
+        MMSEARCH_INDEX_DIR=str(settings.index_dir),
+    )
+    assert full.returncode == 0, full.stderr
+    assert {"torch", "sqlalchemy", "pydantic"} <= loaded(full)
+    assert json.loads(light.stdout) == json.loads(full.stdout)
+    assert len(json.loads(light.stdout)) == 5
+
+    table = run_mmsearch("search", QUERIES[0], MMSEARCH_INDEX_DIR=str(settings.index_dir))
+    assert table.returncode == 0 and loaded(table) == set()
+    assert Path(json.loads(light.stdout)[0]["uri"]).name in table.stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--kind", "image", "a red circle"],
+        ["a red circle", "--hybrid"],
+        ["--image", "x.jpg"],
+        ["a", "b"],
+        ["-k", "0", "a red circle"],
+        ["-k", "many", "a red circle"],
+        ["   "],
+        [],
+    ],
+)
+def test_anything_but_a_plain_text_query_goes_the_full_way(args):
+    assert quick.parse(args) is None
+
+
+def test_plain_queries_parse():
+    assert quick.parse(["a red circle"]) == quick.Query("a red circle")
+    assert quick.parse(["-k7", "x", "--json", "--index-dir=/i"]) == quick.Query("x", 7, Path("/i"), True)
+    assert quick.parse(["-i", "/i", "-k", "3", "x"]) == quick.Query("x", 3, Path("/i"))
+
+
+def test_an_index_it_cannot_answer_exactly_is_declined(flat, tmp_path):
+    settings, engine = flat
+    folder = settings.index_dir
+    query = quick.Query(QUERIES[0], 5, folder)
+    assert quick.search(query) is not None
+
+    assert quick.search(quick.Query(QUERIES[0], 5, tmp_path / "nothing")) is None
+    tower = folder / query_tower.FOLDER
+    meta = query_tower.TowerMeta.read(tower)
+    try:
+        (tower / query_tower.META).unlink()  # no query tower: the model is needed
+        assert quick.search(query) is None
+    finally:
+        meta.write(tower)
+
+    before = len(engine.store)
+    vector = engine.encoder.encode_texts(["a spoken sentence"])
+    record = ItemRecord(
+        "/talk.wav", "audio", 1, 0, vectors=vector, segments=[{"space": "text", "text": "hi"}]
+    )
+    engine.store.catalog.write([record])  # written behind the vector cache's back: stale
+    assert quick.search(query) is None
+    engine.store.refresh()
+    engine.store.save()
+    assert len(engine.store) == before + 1
+    assert quick.search(query) is None  # transcripts: ranked with calibration and word match
+    engine.store.catalog.write([], removed_uris=["/talk.wav"])
+    engine.store.refresh()
+    engine.store.save()
+    assert quick.search(query) == engine.search_text(QUERIES[0], k=5)
+
+
+def test_the_query_tower_in_the_index_matches_the_engines_queries(flat):
+    settings, engine = flat
+    meta = query_tower.usable(settings.index_dir / query_tower.FOLDER, engine.encoder.fingerprint)
+    tower = query_tower.QueryTower(settings.index_dir / query_tower.FOLDER, meta)
+    np.testing.assert_array_equal(
+        query_tower.unit(tower.encode_texts(QUERIES)), engine.encoder.encode_queries(QUERIES)
+    )
