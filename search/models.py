@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import open_clip
 import torch
+from open_clip.transform import PreprocessCfg, image_transform_v2
 from PIL import Image
 from torchvision.transforms import Compose, Normalize
 
@@ -209,14 +210,19 @@ class Encoder:
         self.spec = spec
         self.device = _device_for(backend, pick_device(device))
         self.batch_size = batch_size
-        self.model, transform, self.tokenizer = _load(spec, self.device)
-        self.preprocess = fast_preprocess(transform)
-        self.model.eval()
-        self.params = sum(p.numel() for p in self.model.parameters())
-        self.image_size = _image_size(self.model)
-        with torch.inference_mode():
-            self.dim = int(self.model.encode_text(self.tokenizer(["probe"]).to(self.device)).shape[-1])
         self.fingerprint = spec.fingerprint
+        cached = self._cached_info(backend, query_backend, cache_dir)
+        if cached is None:
+            self.model, transform, self.tokenizer = _load(spec, self.device)
+            self.model.eval()
+            self.params = sum(p.numel() for p in self.model.parameters())
+            self.image_size = _image_size(self.model)
+            with torch.inference_mode():
+                self.dim = int(self.model.encode_text(self.tokenizer(["probe"]).to(self.device)).shape[-1])
+        else:  # cached ONNX towers: the torch model is never built
+            self.model, transform, self.tokenizer = _from_info(spec, cached)
+            self.params, self.image_size, self.dim = cached.params, cached.image_size, cached.dim
+        self.preprocess = fast_preprocess(transform)
         self.backend = choose_backend(backend, self.device, self.params)
         self.towers: onnx_backend.OnnxTowers | None = None
         self.on_batch: Callable[[str, float], None] | None = None  # (kind, seconds) per batch: metrics
@@ -260,6 +266,21 @@ class Encoder:
             self.model = _logit_scale_only(self.model)  # before the sessions load: peak memory is one copy
             self.towers = _open_towers(folder, int8, threads or len(os.sched_getaffinity(0)))
 
+    def _cached_info(
+        self, backend: Backend, query_backend: QueryBackend, cache_dir: Path | None
+    ) -> onnx_backend.ModelInfo | None:
+        """The model's info from the ONNX cache when an ONNX backend was asked for and every tower this
+        encoder will run (the query tower too) is already there."""
+        if backend not in ONNX_BACKENDS or onnx_backend.missing() is not None:
+            return None
+        folder = self._cache_folder(cache_dir)
+        info = onnx_backend.ModelInfo.read(folder)
+        if info is None or not onnx_backend.is_cached(folder, backend == "onnx-int8"):
+            return None
+        if choose_query_backend(query_backend, self.device, info.params) == "torch":
+            return info
+        return info if query_tower.current(folder / query_tower.FOLDER, self.fingerprint) else None
+
     def _start_query_tower(self, cache_dir: Path | None, threads: int | None) -> QueryTower | None:
         """The int8 query tower from the ONNX cache, exported into it first if need be; None (queries on
         the main backend) when the query backend is torch, or the tower cannot be made or falls short."""
@@ -302,8 +323,10 @@ class Encoder:
     def _exported(self, cache_dir: Path | None, int8: bool) -> Path:
         """The cache folder of this model's ONNX towers, exported into it first if need be."""
         folder = self._cache_folder(cache_dir)
-        tokens = self.tokenizer(["a photo of a cat", "probe"])
-        onnx_backend.prepare(self.model, tokens, self.image_size, folder, int8)
+        if not onnx_backend.is_cached(folder, int8):
+            tokens = self.tokenizer(["a photo of a cat", "probe"])
+            info = onnx_backend.ModelInfo.of(self.model, self.dim, self.params, self.image_size)
+            onnx_backend.prepare(self.model, tokens, info, folder, int8)
         return folder
 
     @torch.inference_mode()
@@ -468,6 +491,15 @@ def _logit_scale_only(model: torch.nn.Module) -> torch.nn.Module:
     shell = torch.nn.Module()
     shell.logit_scale = model.logit_scale
     return shell
+
+
+def _from_info(spec: ModelSpec, info: onnx_backend.ModelInfo) -> tuple[torch.nn.Module, Callable, Callable]:
+    """The logit-scale shell, the model's own image transform and its tokenizer, from cached info."""
+    shell = torch.nn.Module()
+    shell.logit_scale = torch.nn.Parameter(torch.tensor(info.logit_scale), requires_grad=False)
+    transform = image_transform_v2(PreprocessCfg(**info.preprocess), is_train=False)
+    ident = f"local-dir:{spec.local_dir}" if spec.local_dir is not None else spec.name
+    return shell, transform, open_clip.get_tokenizer(ident)
 
 
 def _image_size(model: torch.nn.Module) -> int:

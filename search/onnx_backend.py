@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import json
 import logging
 import os
 import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import asdict, dataclass, replace
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +30,8 @@ from search.query_tower import session
 
 log = logging.getLogger(__name__)
 
-EXPORT_FORMAT = 1  # bump when the exported graphs change
+EXPORT_FORMAT = 2  # bump when the exported graphs or model.json change
+MODEL_INFO = "model.json"  # what an encoder needs of the model besides the towers
 OPSET = 17
 IMAGE, TEXT = "image", "text"
 
@@ -107,14 +110,45 @@ def _export_one(module: torch.nn.Module, example: torch.Tensor, name: str, path:
     os.replace(tmp, path)
 
 
-def export(model: torch.nn.Module, tokens: torch.Tensor, image_size: int, folder: Path) -> float:
-    """Export both towers of a float32 CPU model into `folder`; returns the seconds it took."""
+@dataclass(frozen=True)
+class ModelInfo:
+    """What an Encoder reads of the torch model besides its towers: with these beside cached towers,
+    an ONNX encoder starts without building the model (a ViT-B-32 in float32 is 600 MB)."""
+
+    dim: int
+    params: int
+    image_size: int
+    logit_scale: float  # as stored: the log of CLIP's temperature
+    preprocess: dict  # open_clip's PreprocessCfg fields for the model's own image transform
+
+    @classmethod
+    def of(cls, model: torch.nn.Module, dim: int, params: int, image_size: int) -> ModelInfo:
+        preprocess = dict(open_clip.get_model_preprocess_cfg(model))
+        return cls(dim, params, image_size, float(model.logit_scale.detach()), preprocess)
+
+    @classmethod
+    def read(cls, folder: Path) -> ModelInfo | None:
+        try:
+            return cls(**json.loads((folder / MODEL_INFO).read_text()))
+        except (OSError, ValueError, TypeError):
+            return None
+
+    def write(self, folder: Path) -> None:
+        tmp = folder / f"{MODEL_INFO}.tmp-{os.getpid()}"
+        tmp.write_text(json.dumps(asdict(self), indent=2))
+        os.replace(tmp, folder / MODEL_INFO)
+
+
+def export(model: torch.nn.Module, tokens: torch.Tensor, info: ModelInfo, folder: Path) -> float:
+    """Export both towers of a float32 CPU model into `folder`, then its ModelInfo; returns the seconds
+    it took."""
     start = time.perf_counter()
     folder.mkdir(parents=True, exist_ok=True)
-    pixels = torch.zeros(2, 3, image_size, image_size)
+    pixels = torch.zeros(2, 3, info.image_size, info.image_size)
     with _exportable():
         _export_one(_ImageTower(model), pixels, "pixels", tower_path(folder, IMAGE, False))
         _export_one(_TextTower(model), tokens, "tokens", tower_path(folder, TEXT, False))
+    info.write(folder)
     return time.perf_counter() - start
 
 
@@ -155,17 +189,23 @@ def _quiet_quantiser() -> Iterator[None]:
 
 
 def is_cached(folder: Path, int8: bool) -> bool:
-    return all(tower_path(folder, tower, int8).is_file() for tower in (IMAGE, TEXT))
+    towers = all(tower_path(folder, tower, int8).is_file() for tower in (IMAGE, TEXT))
+    return towers and (folder / MODEL_INFO).is_file()
 
 
 class OnnxTowers:
-    """Both towers in ONNX Runtime; outputs are (n, dim) float32 unit vectors."""
+    """Both towers in ONNX Runtime; outputs are (n, dim) float32 unit vectors. The text tower's session
+    opens on first use: indexing pictures never needs it."""
 
     def __init__(self, folder: Path, int8: bool, threads: int):
         self.folder = folder
         self.int8 = int8
+        self.threads = threads
         self.image = session(tower_path(folder, IMAGE, int8), threads)
-        self.text = session(tower_path(folder, TEXT, int8), threads)
+
+    @cached_property
+    def text(self):
+        return session(tower_path(self.folder, TEXT, self.int8), self.threads)
 
     def encode_image(self, pixels: np.ndarray) -> np.ndarray:
         return self.image.run(None, {"pixels": np.ascontiguousarray(pixels, np.float32)})[0]
@@ -174,11 +214,11 @@ class OnnxTowers:
         return self.text.run(None, {"tokens": np.ascontiguousarray(tokens, np.int64)})[0]
 
 
-def prepare(model: torch.nn.Module, tokens: torch.Tensor, image_size: int, folder: Path, int8: bool) -> None:
+def prepare(model: torch.nn.Module, tokens: torch.Tensor, info: ModelInfo, folder: Path, int8: bool) -> None:
     """Make sure the folder holds the towers asked for, exporting (and quantising) only what is missing."""
     if not is_cached(folder, False):
         log.info("exporting the model's towers to ONNX in %s (once per model)", folder)
-        log.info("exported in %.1f s", export(model, tokens, image_size, folder))
+        log.info("exported in %.1f s", export(model, tokens, info, folder))
     if int8 and not is_cached(folder, True):
         log.info("quantised to int8 in %.1f s", quantise(folder))
 

@@ -14,6 +14,7 @@ import numpy as np
 import open_clip
 import pytest
 import torch
+from PIL import Image
 
 from indexer import index_folder
 from indexer.media import decode_image
@@ -279,3 +280,22 @@ def test_info_reports_the_backend_and_any_backend_reopens_the_index(tmp_path: Pa
     assert "backend  torch here (setting: auto); index made with onnx" in mmsearch_info(tmp_path / "index")
     forced = mmsearch_info(tmp_path / "index", MMSEARCH_MODEL__BACKEND="onnx-int8")
     assert "backend  onnx-int8 here (setting: onnx-int8)" in forced
+
+
+@needs_onnx
+def test_cached_towers_start_an_encoder_without_building_the_model(tmp_path: Path, monkeypatch):
+    spec = ModelSpec(str(save_test_vit(tmp_path / "model", 1))).normalised()
+    first = Encoder(spec, "cpu", backend="onnx-int8", query_backend="onnx-int8")
+    expected = first.encode_images(IMAGES := [Image.new("RGB", (40, 30), c) for c in ("red", "navy")])
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the torch model was built")
+
+    monkeypatch.setattr(open_clip, "create_model_and_transforms", refuse)
+    second = Encoder(spec, "cpu", backend="onnx-int8", query_backend="onnx-int8")
+    assert (second.params, second.dim, second.image_size) == (first.params, first.dim, first.image_size)
+    assert second.model.logit_scale.item() == first.model.logit_scale.item()
+    np.testing.assert_array_equal(second.encode_images(IMAGES), expected)
+    np.testing.assert_array_equal(second.encode_texts(TEXTS), first.encode_texts(TEXTS))
+    np.testing.assert_array_equal(second.encode_queries(TEXTS), first.encode_queries(TEXTS))
+    assert second.record() == first.record()
