@@ -228,7 +228,7 @@ class Encoder:
         self.on_batch: Callable[[str, float], None] | None = None  # (kind, seconds) per batch: metrics
         self.query_backend = choose_query_backend(query_backend, self.device, self.params)
         self.query_tower = self._start_query_tower(cache_dir, threads)  # before _start_backend frees weights
-        self._start_backend(cache_dir, threads)
+        self._start_backend(cache_dir, threads, auto=backend == "auto")
         self.dtype = next(self.model.parameters()).dtype
 
     @classmethod
@@ -250,7 +250,7 @@ class Encoder:
             "query_backend": self.query_backend,
         }
 
-    def _start_backend(self, cache_dir: Path | None, threads: int | None) -> None:
+    def _start_backend(self, cache_dir: Path | None, threads: int | None, auto: bool) -> None:
         if self.backend == "torch-bf16":
             if self.device.type == "cpu" and not native_bf16():
                 log.warning("this CPU has no native bfloat16 (AVX512-BF16 / AMX): torch-bf16 is emulated")
@@ -263,6 +263,10 @@ class Encoder:
                 log.warning("ONNX backend unavailable, using torch: %s: %s", type(exc).__name__, exc)
                 self.backend = "torch"
                 return
+            if auto and int8 and not _int8_passed(onnx_backend.ModelInfo.read(folder)):
+                log.warning("the int8 towers are not close enough to float32 torch: auto uses torch")
+                self.backend = "torch"
+                return
             self.model = _logit_scale_only(self.model)  # before the sessions load: peak memory is one copy
             self.towers = _open_towers(folder, int8, threads or len(os.sched_getaffinity(0)))
 
@@ -271,12 +275,17 @@ class Encoder:
     ) -> onnx_backend.ModelInfo | None:
         """The model's info from the ONNX cache when an ONNX backend was asked for and every tower this
         encoder will run (the query tower too) is already there."""
-        if backend not in ONNX_BACKENDS or onnx_backend.missing() is not None:
+        if onnx_backend.missing() is not None:
             return None
         folder = self._cache_folder(cache_dir)
         info = onnx_backend.ModelInfo.read(folder)
-        if info is None or not onnx_backend.is_cached(folder, backend == "onnx-int8"):
+        planned = None if info is None else choose_backend(backend, self.device, info.params)
+        if planned not in ONNX_BACKENDS or not onnx_backend.is_cached(folder, planned == "onnx-int8"):
             return None
+        if planned == "onnx-int8" and (
+            info.int8_cosine_min is None or (backend == "auto" and not _int8_passed(info))
+        ):
+            return None  # the check is still to run, or auto falls back to torch: the model is needed
         if choose_query_backend(query_backend, self.device, info.params) == "torch":
             return info
         return info if query_tower.current(folder / query_tower.FOLDER, self.fingerprint) else None
@@ -323,10 +332,12 @@ class Encoder:
     def _exported(self, cache_dir: Path | None, int8: bool) -> Path:
         """The cache folder of this model's ONNX towers, exported into it first if need be."""
         folder = self._cache_folder(cache_dir)
-        if not onnx_backend.is_cached(folder, int8):
-            tokens = self.tokenizer(["a photo of a cat", "probe"])
+        info = onnx_backend.ModelInfo.read(folder)
+        if not onnx_backend.is_cached(folder, int8) or (int8 and info.int8_cosine_min is None):
+            tokens = self.tokenizer(list(onnx_backend.PROBE_TEXTS))
+            pixels = torch.stack([self.preprocess(im) for im in probe_images()])
             info = onnx_backend.ModelInfo.of(self.model, self.dim, self.params, self.image_size)
-            onnx_backend.prepare(self.model, tokens, info, folder, int8)
+            onnx_backend.prepare(self.model, tokens, pixels, info, folder, int8)
         return folder
 
     @torch.inference_mode()
@@ -444,15 +455,35 @@ def native_bf16() -> bool:
 
 def choose_backend(requested: Backend, device: torch.device, params: int) -> Backend:
     """The backend for `auto`, by fixed rules so a machine always makes the same choice for a model:
-    torch off the CPU and for small models (tests keep torch's exact numbers), bf16 torch on CPUs with
-    native bf16, else float32 torch. ONNX is asked for by name: its float32 towers ran no faster than
-    torch on a 2-core Xeon (ViT-B-32-256: 15.9 vs 18.3 images/s), and int8 (36 images/s, cosine 0.9998
-    with random weights) is not yet checked against pretrained weights (docs/models.md)."""
+    torch off the CPU and for small models (tests keep torch's exact numbers); on CPUs the int8 ONNX
+    towers (twice torch float32's speed on a 2-core Xeon), which the encoder still drops for torch when
+    they miss cosine 0.99 against float32 on its probe inputs; without ONNX Runtime, bf16 torch on CPUs
+    with native bf16, else float32 torch (docs/models.md)."""
     if requested != "auto":
         return requested
     if device.type != "cpu" or params < AUTO_MIN_PARAMS:
         return "torch"
+    if onnx_backend.missing() is None:
+        return "onnx-int8"
     return "torch-bf16" if native_bf16() else "torch"
+
+
+def _int8_passed(info: onnx_backend.ModelInfo | None) -> bool:
+    return info is not None and (info.int8_cosine_min or 0.0) >= query_tower.MIN_COSINE
+
+
+def probe_images() -> list[Image.Image]:
+    """Fixed pictures the int8 towers are checked on: coloured shapes, a gradient, noise."""
+    from search.synthetic import classes, render
+
+    rng = np.random.default_rng(0)
+    shapes = [render(colour, shape, rng, size=160) for colour, shape in classes()[::3]]
+    ramp = np.linspace(0, 255, 160, dtype=np.float32)
+    gradient = np.stack(
+        [ramp[None, :].repeat(160, 0), ramp[:, None].repeat(160, 1), 255 - ramp[None, :].repeat(160, 0)], -1
+    )
+    noise = rng.integers(0, 256, (160, 160, 3), dtype=np.uint8)
+    return [*shapes, Image.fromarray(gradient.astype(np.uint8)), Image.fromarray(noise)]
 
 
 def choose_query_backend(requested: QueryBackend, device: torch.device, params: int) -> QueryBackend:

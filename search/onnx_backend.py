@@ -120,6 +120,7 @@ class ModelInfo:
     image_size: int
     logit_scale: float  # as stored: the log of CLIP's temperature
     preprocess: dict  # open_clip's PreprocessCfg fields for the model's own image transform
+    int8_cosine_min: float | None = None  # the int8 towers against torch float32 on probe inputs
 
     @classmethod
     def of(cls, model: torch.nn.Module, dim: int, params: int, image_size: int) -> ModelInfo:
@@ -214,13 +215,42 @@ class OnnxTowers:
         return self.text.run(None, {"tokens": np.ascontiguousarray(tokens, np.int64)})[0]
 
 
-def prepare(model: torch.nn.Module, tokens: torch.Tensor, info: ModelInfo, folder: Path, int8: bool) -> None:
-    """Make sure the folder holds the towers asked for, exporting (and quantising) only what is missing."""
+def prepare(
+    model: torch.nn.Module,
+    tokens: torch.Tensor,
+    pixels: torch.Tensor,
+    info: ModelInfo,
+    folder: Path,
+    int8: bool,
+) -> None:
+    """Make sure the folder holds the towers asked for, exporting (and quantising, then checking) only
+    what is missing. `tokens` and `pixels` are probe inputs, preprocessed as the encoder does."""
     if not is_cached(folder, False):
         log.info("exporting the model's towers to ONNX in %s (once per model)", folder)
         log.info("exported in %.1f s", export(model, tokens, info, folder))
     if int8 and not is_cached(folder, True):
         log.info("quantised to int8 in %.1f s", quantise(folder))
+    if int8 and ModelInfo.read(folder).int8_cosine_min is None:
+        cosine = int8_cosine_min(model, tokens, pixels, folder)
+        log.info("int8 towers against float32 torch on probe inputs: cosine >= %.4f", cosine)
+        replace(ModelInfo.read(folder), int8_cosine_min=cosine).write(folder)
+
+
+def int8_cosine_min(
+    model: torch.nn.Module, tokens: torch.Tensor, pixels: torch.Tensor, folder: Path
+) -> float:
+    """The lowest cosine between the int8 towers' vectors and torch float32's for the probe inputs."""
+    with torch.inference_mode():
+        images = model.encode_image(pixels, normalize=True).float().numpy()
+        texts = model.encode_text(tokens, normalize=True).float().numpy()
+    towers = OnnxTowers(folder, True, threads=len(os.sched_getaffinity(0)))
+    cosines = np.concatenate(
+        [
+            (query_tower.unit(towers.encode_image(pixels.numpy())) * images).sum(1),
+            (query_tower.unit(towers.encode_text(tokens.numpy())) * texts).sum(1),
+        ]
+    )
+    return round(float(cosines.min()), 5)
 
 
 # Texts the query tower's export checks against open_clip: tokens equal, cosine to float32 torch.

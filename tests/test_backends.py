@@ -7,6 +7,7 @@ import logging
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import get_args
 
@@ -235,7 +236,8 @@ def test_auto_selection_follows_fixed_rules():
     assert choose_backend("auto", cuda, 10**9) == "torch"
     assert choose_backend("auto", cpu, AUTO_MIN_PARAMS - 1) == "torch"
     on_cpu = {choose_backend("auto", cpu, AUTO_MIN_PARAMS) for _ in range(3)}
-    assert on_cpu == {"torch-bf16" if native_bf16() else "torch"}  # ONNX only when asked for, for now
+    without_onnx = "torch-bf16" if native_bf16() else "torch"
+    assert on_cpu == {"onnx-int8" if ONNX_MISSING is None else without_onnx}
     for backend in get_args(Backend)[1:]:  # settings override the rules
         assert choose_backend(backend, cuda, 1) == backend
     assert choose_query_backend("auto", cuda, 10**9) == "torch"
@@ -299,3 +301,24 @@ def test_cached_towers_start_an_encoder_without_building_the_model(tmp_path: Pat
     np.testing.assert_array_equal(second.encode_texts(TEXTS), first.encode_texts(TEXTS))
     np.testing.assert_array_equal(second.encode_queries(TEXTS), first.encode_queries(TEXTS))
     assert second.record() == first.record()
+
+
+@needs_onnx
+def test_auto_keeps_int8_towers_only_when_they_pass_their_check(tmp_path: Path, monkeypatch, caplog):
+    monkeypatch.setattr("search.models.AUTO_MIN_PARAMS", 0)  # auto treats the test model as a large one
+    spec = ModelSpec(str(save_test_vit(tmp_path / "model", 1))).normalised()
+    first = Encoder(spec, "cpu")
+    assert first.backend == "onnx-int8" and first.towers is not None
+    info = onnx_backend.ModelInfo.read(first.towers.folder)
+    assert info.int8_cosine_min >= 0.99
+
+    failed = replace(info, int8_cosine_min=0.95)
+    failed.write(first.towers.folder)
+    with caplog.at_level(logging.WARNING, logger="search.models"):
+        second = Encoder(spec, "cpu")
+    assert second.backend == "torch" and second.towers is None and "not close enough" in caplog.text
+    asked = Encoder(spec, "cpu", backend="onnx-int8")  # asked for by name: kept
+    assert asked.backend == "onnx-int8"
+    np.testing.assert_allclose(
+        second.encode_texts(TEXTS), Encoder(spec, "cpu", backend="torch").encode_texts(TEXTS)
+    )
