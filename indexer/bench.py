@@ -62,7 +62,7 @@ def camera_jpegs(folder: Path, n: int, size: tuple[int, int] = (1600, 1200), see
     return paths
 
 
-def model_only(encoder: Encoder, pixels: torch.Tensor, n: int) -> float:
+def model_only(encoder: Encoder, pixels: np.ndarray, n: int) -> float:
     """Images/s of the encoder alone on preprocessed tensors, batch by batch as the pipeline feeds it."""
     encoder.encode_pixels(pixels)  # warm-up
     start, done = time.perf_counter(), 0
@@ -89,7 +89,7 @@ def bench_encoder(
             decode_image(p.read_bytes(), cfg.max_image_pixels, encoder.image_size).image
             for p in paths[: cfg.batch_size]
         ]
-        pixels = torch.stack([encoder.preprocess(im) for im in batch])
+        pixels = np.stack([encoder.preprocess(im) for im in batch])
         before = model_only(encoder, pixels, n)
         index_settings = settings.model_copy(update={"index_dir": Path(tmp) / "index"})
         store = Store.open(index_settings, encoder.record(), create=True)

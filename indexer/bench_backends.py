@@ -16,11 +16,10 @@ from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from indexer.bench import IndexBench, bench_encoder, camera_jpegs
 from indexer.media import decode_image
-from search import onnx_backend
+from search import onnx_towers
 from search.config import Backend, Settings
 from search.models import Encoder, native_bf16
 
@@ -54,7 +53,7 @@ def backends_here() -> list[Backend]:
     found: list[Backend] = [REFERENCE]
     if native_bf16():
         found.append("torch-bf16")
-    if onnx_backend.missing() is None:
+    if onnx_towers.missing() is None:
         found += ["onnx", "onnx-int8"]
     return found
 
@@ -94,7 +93,7 @@ def _run_one(
 def _probe_pixels(encoder: Encoder, folder: Path, n: int, size: tuple[int, int], max_pixels: int):
     paths = camera_jpegs(folder / f"camera-{size[0]}x{size[1]}-{n}", n, size)[:COSINE_IMAGES]
     images = [decode_image(p.read_bytes(), max_pixels, encoder.image_size).image for p in paths]
-    return torch.stack([encoder.preprocess(im) for im in images])
+    return np.stack([encoder.preprocess(im) for im in images])
 
 
 def _summary(

@@ -35,7 +35,8 @@ from indexer.pipeline import Decoded, IndexReport, ProgressFn, _decode, encode_r
 from indexer.sources import SourceFile, walk
 from search.catalog import ItemRecord, KnownFile
 from search.config import IndexerSettings, ModelSettings, Settings
-from search.models import Encoder, ModelSpec
+from search.models import Encoder
+from search.spec import ModelSpec
 from search.store import Store
 
 SHARDS = "shards"

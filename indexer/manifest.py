@@ -28,8 +28,8 @@ from indexer.pipeline import Batcher, Decoded, IndexReport, ProgressFn, decode_a
 from indexer.sources import SourceFile
 from search.catalog import IMAGE_SPACE, INDEXED, TEXT_SPACE, KnownFile
 from search.config import IndexerSettings
+from search.encoding import EncoderBase
 from search.errors import ConfigError, MediaError
-from search.models import Encoder
 from search.store import Store
 
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
@@ -204,7 +204,7 @@ def _fingerprint(row: Row) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _decode(row: Row, fingerprint: str, encoder: Encoder, cfg: IndexerSettings) -> Decoded:
+def _decode(row: Row, fingerprint: str, encoder: EncoderBase, cfg: IndexerSettings) -> Decoded:
     start = time.perf_counter()
     size, mtime_ns = sum(s for s, _ in row.stats), max((m for _, m in row.stats), default=0)
     src = SourceFile(row.images[0] if row.images else Path(row.uri), row.uri, KIND, size, mtime_ns)
@@ -235,7 +235,7 @@ def _decode(row: Row, fingerprint: str, encoder: Encoder, cfg: IndexerSettings) 
 
 def index_manifest(
     manifest: Path,
-    encoder: Encoder,
+    encoder: EncoderBase,
     store: Store,
     cfg: IndexerSettings,
     columns: Columns = Columns(),

@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 
 from indexer.isolate import MediaWorkers
@@ -30,8 +29,8 @@ from indexer.sources import ALL_KINDS, SourceFile, walk
 from indexer.worker import MediaExtract, MediaRequest
 from search.catalog import IMAGE_SPACE, INDEXED, TEXT_SPACE, ItemRecord, KnownFile
 from search.config import IndexerSettings, SpeechSettings, VideoSettings
+from search.encoding import EncoderBase
 from search.errors import MediaError
-from search.models import Encoder
 from search.store import Store
 
 KEYFRAME_THUMBNAIL_PX = 384
@@ -69,7 +68,7 @@ class Decoded:
 
     src: SourceFile
     content_hash: str | None = None
-    pixels: list[torch.Tensor] = field(default_factory=list)
+    pixels: list[np.ndarray] = field(default_factory=list)
     texts: list[str] = field(default_factory=list)
     segments: list[dict] = field(default_factory=list)
     width: int | None = None
@@ -117,7 +116,7 @@ def plan(files: Iterable[SourceFile], known: dict[str, KnownFile], root: Path, p
 
 
 def _decode(
-    src: SourceFile, known: KnownFile | None, encoder: Encoder, cfg: IndexerSettings, media: _Media
+    src: SourceFile, known: KnownFile | None, encoder: EncoderBase, cfg: IndexerSettings, media: _Media
 ) -> Decoded:
     start = time.perf_counter()
     out = Decoded(src)
@@ -141,7 +140,7 @@ def _unchanged(out: Decoded, known: KnownFile | None) -> bool:
     return False
 
 
-def _decode_image(out: Decoded, known: KnownFile | None, encoder: Encoder, cfg: IndexerSettings) -> None:
+def _decode_image(out: Decoded, known: KnownFile | None, encoder: EncoderBase, cfg: IndexerSettings) -> None:
     if out.src.size > cfg.max_file_bytes:
         raise MediaError(f"file is {out.src.size} bytes, over the limit of {cfg.max_file_bytes}")
     data = out.src.path.read_bytes()
@@ -154,7 +153,7 @@ def _decode_image(out: Decoded, known: KnownFile | None, encoder: Encoder, cfg: 
 
 
 def _decode_media(
-    out: Decoded, known: KnownFile | None, encoder: Encoder, cfg: IndexerSettings, media: _Media
+    out: Decoded, known: KnownFile | None, encoder: EncoderBase, cfg: IndexerSettings, media: _Media
 ) -> None:
     src = out.src
     if src.size == 0:
@@ -178,7 +177,7 @@ def _decode_media(
     _take_extract(out, extract, encoder)
 
 
-def _take_extract(out: Decoded, extract: MediaExtract, encoder: Encoder) -> None:
+def _take_extract(out: Decoded, extract: MediaExtract, encoder: EncoderBase) -> None:
     """Keyframes become image-space segments; utterances, cut to fit the text tower, text-space ones."""
     out.width, out.height, out.meta = extract.width, extract.height, extract.meta
     for scene, thumbnail in zip(extract.scenes, extract.thumbnails, strict=True):
@@ -222,7 +221,7 @@ def decode_ahead(
 
 def index_folder(
     root: Path,
-    encoder: Encoder,
+    encoder: EncoderBase,
     store: Store,
     cfg: IndexerSettings,
     prune: bool = False,
@@ -265,7 +264,7 @@ def index_folder(
 class Batcher:
     """Collects decoded files; flush() encodes them and commits one catalog transaction."""
 
-    def __init__(self, encoder: Encoder, store: Store, report: IndexReport, save_every_s: float):
+    def __init__(self, encoder: EncoderBase, store: Store, report: IndexReport, save_every_s: float):
         self.encoder, self.store, self.report = encoder, store, report
         self.items: list[Decoded] = []
         self.save_every_s = save_every_s
@@ -293,11 +292,13 @@ class Batcher:
             self.last_save = time.perf_counter()
 
 
-def encode_records(encoder: Encoder, items: list[Decoded]) -> tuple[list[ItemRecord], list[tuple[int, int]]]:
+def encode_records(
+    encoder: EncoderBase, items: list[Decoded]
+) -> tuple[list[ItemRecord], list[tuple[int, int]]]:
     """Encode decoded files together: a catalog record per new or changed file (its vectors, or its
     error), and (item id, mtime_ns) of each file whose content hash proved unchanged."""
     pixels = [p for item in items for p in item.pixels]
-    images = encoder.encode_pixels(torch.stack(pixels)) if pixels else None
+    images = encoder.encode_pixels(np.stack(pixels)) if pixels else None
     texts = encoder.encode_texts([t for item in items for t in item.texts])
     records, touched = [], []
     next_image = next_text = 0

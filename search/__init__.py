@@ -16,7 +16,7 @@ _EXPORTS = {
     "Filters": "search.engine",
     "Hit": "search.engine",
     "Encoder": "search.models",
-    "ModelSpec": "search.models",
+    "ModelSpec": "search.spec",
     **{
         name: "search.errors"
         for name in (
@@ -73,7 +73,8 @@ if TYPE_CHECKING:
         ModelUnavailableError,
         NotFoundError,
     )
-    from search.models import Encoder, ModelSpec
+    from search.models import Encoder
+    from search.spec import ModelSpec
 
 
 def __getattr__(name: str):

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from search.catalog import Catalog
 from search.errors import InvalidQueryError
-from search.models import Encoder
+
+if TYPE_CHECKING:
+    from search.encoding import EncoderBase
 
 # A few of the CLIP paper's ImageNet prompts. They suit models trained on web captions; a model trained
 # on narrow captions (like the synthetic shapes model) wants templates shaped like its own captions.
@@ -36,7 +39,7 @@ MAX_LOGIT_SCALE = 100.0
 class ZeroShotClassifier:
     """Scores unit image vectors against a fixed label set, single-label (softmax) or multi-label."""
 
-    def __init__(self, encoder: Encoder, labels: Sequence[str], templates: Sequence[str] | None = None):
+    def __init__(self, encoder: EncoderBase, labels: Sequence[str], templates: Sequence[str] | None = None):
         self.labels = _check_labels(labels)
         self.templates = _check_templates(DEFAULT_TEMPLATES if templates is None else templates)
         prompts = [t.replace("{}", label) for label in self.labels for t in self.templates]
@@ -44,7 +47,7 @@ class ZeroShotClassifier:
         means = per_prompt.mean(axis=1)
         self.class_vectors = means / np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-12)
         # The temperature the model was trained with, so softmax sharpness matches its contrastive loss.
-        self.logit_scale = min(float(encoder.model.logit_scale.detach().exp()), MAX_LOGIT_SCALE)
+        self.logit_scale = min(encoder.logit_scale, MAX_LOGIT_SCALE)
 
     def scores(self, image_vectors: np.ndarray) -> np.ndarray:
         """(n, labels) cosines; they do not compete across labels, which is what multi-label needs."""

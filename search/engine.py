@@ -12,14 +12,16 @@ from sqlalchemy import and_
 
 from search.catalog import Item
 from search.config import SearchSettings, Settings
+from search.encoding import open_encoder
 from search.errors import InvalidQueryError, NotFoundError
 from search.filters import parse as parse_filter
 from search.fusion import BACKGROUND_SAMPLE, BACKGROUND_TEXTS, WORD_MATCH_Z, Scale, terms, word_match
 from search.hits import IMAGE_SPACE, OVERFETCH, TEXT_SPACE, Hit, grouped, hit, moment
-from search.models import Encoder, ModelSpec
+from search.spec import ModelSpec
 from search.store import Store, resolve_model
 
 if TYPE_CHECKING:
+    from search.encoding import EncoderBase
     from search.rerank import Reranker
 
 KINDS = ("image", "video", "audio", "product")
@@ -75,7 +77,7 @@ class Engine:
 
     def __init__(
         self,
-        encoder: Encoder,
+        encoder: EncoderBase,
         store: Store,
         search: SearchSettings | None = None,
         reranker: Reranker | None = None,
@@ -91,12 +93,13 @@ class Engine:
     def open(cls, settings: Settings, create: bool = False) -> Engine:
         spec = resolve_model(settings, create)
         m = settings.model
-        encoder = Encoder.for_spec(spec, m)
+        encoder = open_encoder(spec, m)
         store = Store.open(settings, encoder.record(), create=create)
         if encoder.query_tower is not None:
             store.keep_query_tower(encoder.query_tower.folder)
         reranker = None
         if settings.search.rerank_model:
+            from search.models import Encoder
             from search.rerank import ClipReranker
 
             second = ModelSpec(settings.search.rerank_model, settings.search.rerank_pretrained).normalised()

@@ -2,108 +2,35 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import re
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
-from functools import cached_property
+from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import open_clip
 import torch
-from open_clip.transform import PreprocessCfg, image_transform_v2
 from PIL import Image
 from torchvision.transforms import Compose, Normalize
 
-from search import onnx_backend, query_tower
-from search.config import DEFAULT_MODEL, DEFAULT_PRETRAINED, Backend, ModelSettings, QueryBackend
+from search import onnx_backend, onnx_towers, query_tower
+from search.config import Backend, ModelSettings, QueryBackend
+from search.encoding import AUTO_MIN_PARAMS, ONNX_BACKENDS, EncoderBase
 from search.errors import ConfigError, ModelUnavailableError
 from search.hub import offline_if_unreachable
 from search.query_tower import QueryTower
+from search.spec import LOCAL_CONFIG, RANDOM_SEED, ModelSpec, weights_in
 
 log = logging.getLogger(__name__)
 
-RANDOM_SEED = 0
-LOCAL_CONFIG = "open_clip_config.json"
 MODEL_CONFIGS = Path(__file__).with_name("model_configs")
-ONNX_BACKENDS = ("onnx", "onnx-int8")
-AUTO_MIN_PARAMS = 20_000_000  # `auto` keeps smaller models (tests, the shapes demo) on float32 torch
 
 # Our own small architectures (e.g. mmsearch-tiny, the model tests and the offline demo train) join
 # open_clip's registry, so they build by name like any built-in.
 open_clip.add_model_config(MODEL_CONFIGS)
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """Where a model's weights come from: an open_clip name with a pretrained tag or checkpoint file,
-    a local model folder (config + weights), or random weights (only when asked for)."""
-
-    name: str
-    pretrained: str | None = None
-    random_weights: bool = False
-
-    @classmethod
-    def from_settings(cls, s: ModelSettings) -> ModelSpec:
-        name = s.name or DEFAULT_MODEL
-        pretrained = s.pretrained
-        if s.name is None and pretrained is None and not s.random_weights:
-            pretrained = DEFAULT_PRETRAINED
-        return cls(name, pretrained, s.random_weights).normalised()
-
-    def normalised(self) -> ModelSpec:
-        """Local folders and checkpoint files are recorded by absolute path."""
-        name = self.name.removeprefix("local-dir:")
-        if Path(name).is_dir():
-            return ModelSpec(str(Path(name).resolve()), None, self.random_weights)
-        pretrained = self.pretrained
-        if pretrained and Path(pretrained).is_file():
-            pretrained = str(Path(pretrained).resolve())
-        return ModelSpec(self.name, pretrained, self.random_weights)
-
-    @property
-    def local_dir(self) -> Path | None:
-        path = Path(self.name)
-        return path if path.is_absolute() and path.is_dir() else None
-
-    def label(self) -> str:
-        if self.random_weights:
-            return f"{self.name} (random weights)"
-        return f"{self.name}:{self.pretrained}" if self.pretrained else self.name
-
-    @cached_property
-    def fingerprint(self) -> str:
-        """Identifies the weights: tag for hub weights, content hash for local files, seed for random."""
-        if self.random_weights:
-            source = f"random:{RANDOM_SEED}"
-        elif self.local_dir is not None:
-            source = _sha256(_weights_in(self.local_dir))
-        elif self.pretrained and Path(self.pretrained).is_file():
-            source = _sha256(Path(self.pretrained))
-        else:
-            source = f"tag:{self.pretrained}"
-        digest = hashlib.sha256(f"{self.name}|{source}".encode()).hexdigest()
-        return digest[:16]
-
-
-def _weights_in(folder: Path) -> Path:
-    for pattern in ("*.safetensors", "*.bin", "*.pth", "*.pt"):
-        found = sorted(folder.glob(pattern))
-        if found:
-            return found[0]
-    raise ModelUnavailableError(f"model folder {folder} has no weights file (*.safetensors, *.bin, *.pt)")
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def pick_device(requested: str) -> torch.device:
@@ -122,7 +49,7 @@ def _load(spec: ModelSpec, device: torch.device) -> tuple[torch.nn.Module, Calla
     if spec.local_dir is not None:
         if not (spec.local_dir / LOCAL_CONFIG).is_file():
             raise ModelUnavailableError(f"{spec.local_dir} is not a model folder: {LOCAL_CONFIG} missing")
-        _weights_in(spec.local_dir)
+        weights_in(spec.local_dir)
         ident = f"local-dir:{spec.local_dir}"
         model, _, preprocess = open_clip.create_model_and_transforms(
             ident, precision=precision, device=device
@@ -170,23 +97,23 @@ class FastTail:
         std, mean = np.asarray(normalize.std, np.float32), np.asarray(normalize.mean, np.float32)
         self.scale, self.offset = 1.0 / (255.0 * std), -mean / std
 
-    def __call__(self, image: Image.Image) -> torch.Tensor:
+    def __call__(self, image: Image.Image) -> np.ndarray:
         for step in self.head:
             image = step(image)
         if not isinstance(image, Image.Image) or image.mode != "RGB":
-            return self.tail(image)
+            return self.tail(image).numpy()
         pixels = np.asarray(image, np.float32) * self.scale + self.offset
-        return torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))
+        return np.ascontiguousarray(pixels.transpose(2, 0, 1))
 
 
-def fast_preprocess(transform: Callable) -> Callable:
+def fast_preprocess(transform: Callable) -> Callable[[Image.Image], np.ndarray]:
     try:
         return FastTail(transform)
     except (AttributeError, TypeError, ValueError):
-        return transform
+        return lambda image: transform(image).numpy()
 
 
-class Encoder:
+class Encoder(EncoderBase):
     """Owns device, backend, preprocessing and batching; outputs (n, dim) float32 unit vectors.
 
     Backends (`backend`, chosen by `choose_backend`): torch as loaded (fp32 on the CPU, fp16 on CUDA),
@@ -211,20 +138,16 @@ class Encoder:
         self.device = _device_for(backend, pick_device(device))
         self.batch_size = batch_size
         self.fingerprint = spec.fingerprint
-        cached = self._cached_info(backend, query_backend, cache_dir)
-        if cached is None:
-            self.model, transform, self.tokenizer = _load(spec, self.device)
-            self.model.eval()
-            self.params = sum(p.numel() for p in self.model.parameters())
-            self.image_size = _image_size(self.model)
-            with torch.inference_mode():
-                self.dim = int(self.model.encode_text(self.tokenizer(["probe"]).to(self.device)).shape[-1])
-        else:  # cached ONNX towers: the torch model is never built
-            self.model, transform, self.tokenizer = _from_info(spec, cached)
-            self.params, self.image_size, self.dim = cached.params, cached.image_size, cached.dim
+        self.model, transform, self.tokenizer = _load(spec, self.device)
+        self.model.eval()
+        self.params = sum(p.numel() for p in self.model.parameters())
+        self.image_size = _image_size(self.model)
+        self.context_length = getattr(self.tokenizer, "context_length", 77)
+        with torch.inference_mode():
+            self.dim = int(self.model.encode_text(self.tokenizer(["probe"]).to(self.device)).shape[-1])
         self.preprocess = fast_preprocess(transform)
         self.backend = choose_backend(backend, self.device, self.params)
-        self.towers: onnx_backend.OnnxTowers | None = None
+        self.towers: onnx_towers.OnnxTowers | None = None
         self.on_batch: Callable[[str, float], None] | None = None  # (kind, seconds) per batch: metrics
         self.query_backend = choose_query_backend(query_backend, self.device, self.params)
         self.query_tower = self._start_query_tower(cache_dir, threads)  # before _start_backend frees weights
@@ -238,6 +161,11 @@ class Encoder:
     @classmethod
     def for_spec(cls, spec: ModelSpec, s: ModelSettings) -> Encoder:
         return cls(spec, s.device, s.batch_size, s.threads, s.backend, s.onnx_cache_dir, s.query_backend)
+
+    @property
+    def logit_scale(self) -> float:
+        """CLIP's learned temperature (the exponent of the stored log)."""
+        return float(self.model.logit_scale.detach().exp())
 
     def record(self) -> dict:
         """What an index folder stores about the model that made it (the backend is for information)."""
@@ -263,32 +191,12 @@ class Encoder:
                 log.warning("ONNX backend unavailable, using torch: %s: %s", type(exc).__name__, exc)
                 self.backend = "torch"
                 return
-            if auto and int8 and not _int8_passed(onnx_backend.ModelInfo.read(folder)):
+            if auto and int8 and not _int8_passed(onnx_towers.ModelInfo.read(folder)):
                 log.warning("the int8 towers are not close enough to float32 torch: auto uses torch")
                 self.backend = "torch"
                 return
             self.model = _logit_scale_only(self.model)  # before the sessions load: peak memory is one copy
             self.towers = _open_towers(folder, int8, threads or len(os.sched_getaffinity(0)))
-
-    def _cached_info(
-        self, backend: Backend, query_backend: QueryBackend, cache_dir: Path | None
-    ) -> onnx_backend.ModelInfo | None:
-        """The model's info from the ONNX cache when an ONNX backend was asked for and every tower this
-        encoder will run (the query tower too) is already there."""
-        if onnx_backend.missing() is not None:
-            return None
-        folder = self._cache_folder(cache_dir)
-        info = onnx_backend.ModelInfo.read(folder)
-        planned = None if info is None else choose_backend(backend, self.device, info.params)
-        if planned not in ONNX_BACKENDS or not onnx_backend.is_cached(folder, planned == "onnx-int8"):
-            return None
-        if planned == "onnx-int8" and (
-            info.int8_cosine_min is None or (backend == "auto" and not _int8_passed(info))
-        ):
-            return None  # the check is still to run, or auto falls back to torch: the model is needed
-        if choose_query_backend(query_backend, self.device, info.params) == "torch":
-            return info
-        return info if query_tower.current(folder / query_tower.FOLDER, self.fingerprint) else None
 
     def _start_query_tower(self, cache_dir: Path | None, threads: int | None) -> QueryTower | None:
         """The int8 query tower from the ONNX cache, exported into it first if need be; None (queries on
@@ -323,60 +231,33 @@ class Encoder:
         return meta
 
     def _cache_folder(self, cache_dir: Path | None) -> Path:
-        reason = onnx_backend.missing()
+        reason = onnx_towers.missing()
         if reason:
             raise ModuleNotFoundError(reason)
-        root = cache_dir or onnx_backend.default_cache_root(self.spec.local_dir)
-        return onnx_backend.cache_folder(Path(root), self.fingerprint)
+        root = cache_dir or onnx_towers.default_cache_root(self.spec.local_dir)
+        return onnx_towers.cache_folder(Path(root), self.fingerprint)
 
     def _exported(self, cache_dir: Path | None, int8: bool) -> Path:
         """The cache folder of this model's ONNX towers, exported into it first if need be."""
         folder = self._cache_folder(cache_dir)
-        info = onnx_backend.ModelInfo.read(folder)
-        if not onnx_backend.is_cached(folder, int8) or (int8 and info.int8_cosine_min is None):
+        info = onnx_towers.ModelInfo.read(folder)
+        if not onnx_towers.is_cached(folder, int8) or (int8 and info.int8_cosine_min is None):
             tokens = self.tokenizer(list(onnx_backend.PROBE_TEXTS))
-            pixels = torch.stack([self.preprocess(im) for im in probe_images()])
-            info = onnx_backend.ModelInfo.of(self.model, self.dim, self.params, self.image_size)
+            pixels = torch.from_numpy(np.stack([self.preprocess(im) for im in probe_images()]))
+            info = onnx_backend.model_info(self.model, self.dim, self.params, self.image_size)
             onnx_backend.prepare(self.model, tokens, pixels, info, folder, int8)
         return folder
 
-    @torch.inference_mode()
-    def encode_pixels(self, pixels: torch.Tensor) -> np.ndarray:
-        """Encode a batch of already preprocessed images (n, 3, H, W)."""
-        chunks = [pixels[i : i + self.batch_size] for i in range(0, len(pixels), self.batch_size)]
-        return self._joined([self._timed("image", self._image_chunk, chunk) for chunk in chunks])
-
-    def _image_chunk(self, pixels: torch.Tensor) -> np.ndarray:
+    def _image_chunk(self, pixels: np.ndarray) -> np.ndarray:
         if self.towers is not None:
-            return self.towers.encode_image(pixels.numpy())
-        out = self.model.encode_image(pixels.to(self.device, self.dtype), normalize=True)
+            return self.towers.encode_image(pixels)
+        with torch.inference_mode():
+            out = self.model.encode_image(
+                torch.from_numpy(pixels).to(self.device, self.dtype), normalize=True
+            )
         return out.float().cpu().numpy()
 
-    def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
-        if not images:
-            return np.zeros((0, self.dim), np.float32)
-        return self.encode_pixels(torch.stack([self.preprocess(im) for im in images]))
-
     @torch.inference_mode()
-    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
-        chunks = [list(texts[i : i + self.batch_size]) for i in range(0, len(texts), self.batch_size)]
-        return self._joined([self._timed("text", self._text_chunk, chunk) for chunk in chunks])
-
-    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
-        """Search queries: the int8 query tower when there is one (search/query_tower.py), else the
-        main backend. What is indexed (transcripts, fields) always goes through encode_texts."""
-        if self.query_tower is None:
-            return self.encode_texts(texts)
-        chunks = [list(texts[i : i + self.batch_size]) for i in range(0, len(texts), self.batch_size)]
-        return self._joined([self._timed("text", self.query_tower.encode_texts, chunk) for chunk in chunks])
-
-    def _timed(self, kind: str, encode: Callable, chunk) -> np.ndarray:
-        started = time.perf_counter()
-        out = encode(chunk)
-        if self.on_batch is not None:
-            self.on_batch(kind, time.perf_counter() - started)
-        return out
-
     def _text_chunk(self, texts: list[str]) -> np.ndarray:
         tokens = self.tokenizer(texts)
         if self.towers is not None:
@@ -385,28 +266,11 @@ class Encoder:
             return _encode_text_trimmed(self.model, tokens.to(self.device)).float().cpu().numpy()
         return self.model.encode_text(tokens.to(self.device), normalize=True).float().cpu().numpy()
 
-    def _joined(self, chunks: list[np.ndarray]) -> np.ndarray:
-        return query_tower.unit(np.concatenate(chunks)) if chunks else np.zeros((0, self.dim), np.float32)
-
     def token_count(self, text: str) -> int:
         """Tokens the text tower reads for `text`, start and end markers not counted."""
         if hasattr(self.tokenizer, "encode"):  # open_clip's own BPE tokenizer
             return len(self.tokenizer.encode(text))
         return len(self.tokenizer.tokenizer(text, add_special_tokens=False)["input_ids"])  # HF tokenizers
-
-    def split_text(self, text: str) -> list[str]:
-        """Runs of whole words that each fit the text tower's context; the tower cuts longer texts off."""
-        limit = max(1, getattr(self.tokenizer, "context_length", 77) - 2)
-        pieces: list[str] = []
-        current: list[str] = []
-        for word in text.split():
-            if current and self.token_count(" ".join([*current, word])) > limit:
-                pieces.append(" ".join(current))
-                current = []
-            current.append(word)
-        if current:
-            pieces.append(" ".join(current))
-        return pieces
 
 
 def _causal_clip(model: torch.nn.Module) -> bool:
@@ -463,12 +327,12 @@ def choose_backend(requested: Backend, device: torch.device, params: int) -> Bac
         return requested
     if device.type != "cpu" or params < AUTO_MIN_PARAMS:
         return "torch"
-    if onnx_backend.missing() is None:
+    if onnx_towers.missing() is None:
         return "onnx-int8"
     return "torch-bf16" if native_bf16() else "torch"
 
 
-def _int8_passed(info: onnx_backend.ModelInfo | None) -> bool:
+def _int8_passed(info: onnx_towers.ModelInfo | None) -> bool:
     return info is not None and (info.int8_cosine_min or 0.0) >= query_tower.MIN_COSINE
 
 
@@ -491,7 +355,7 @@ def choose_query_backend(requested: QueryBackend, device: torch.device, params: 
     (small models keep torch's exact numbers); torch on GPUs, where a query costs little anyway."""
     if requested != "auto":
         return requested
-    if device.type != "cpu" or params < AUTO_MIN_PARAMS or onnx_backend.missing() is not None:
+    if device.type != "cpu" or params < AUTO_MIN_PARAMS or onnx_towers.missing() is not None:
         return "torch"
     return "onnx-int8"
 
@@ -507,9 +371,9 @@ def planned_query_backend(s: ModelSettings, params: int) -> QueryBackend:
     return choose_query_backend(s.query_backend, _device_for(s.backend, pick_device(s.device)), params)
 
 
-def _open_towers(folder: Path, int8: bool, threads: int) -> onnx_backend.OnnxTowers:
+def _open_towers(folder: Path, int8: bool, threads: int) -> onnx_towers.OnnxTowers:
     try:
-        return onnx_backend.OnnxTowers(folder, int8, threads)
+        return onnx_towers.OnnxTowers(folder, int8, threads)
     except Exception as exc:  # onnxruntime raises its own Fail / InvalidGraph types
         raise ModelUnavailableError(
             f"cannot open the ONNX towers in {folder} ({type(exc).__name__}: {exc}); "
@@ -522,15 +386,6 @@ def _logit_scale_only(model: torch.nn.Module) -> torch.nn.Module:
     shell = torch.nn.Module()
     shell.logit_scale = model.logit_scale
     return shell
-
-
-def _from_info(spec: ModelSpec, info: onnx_backend.ModelInfo) -> tuple[torch.nn.Module, Callable, Callable]:
-    """The logit-scale shell, the model's own image transform and its tokenizer, from cached info."""
-    shell = torch.nn.Module()
-    shell.logit_scale = torch.nn.Parameter(torch.tensor(info.logit_scale), requires_grad=False)
-    transform = image_transform_v2(PreprocessCfg(**info.preprocess), is_train=False)
-    ident = f"local-dir:{spec.local_dir}" if spec.local_dir is not None else spec.name
-    return shell, transform, open_clip.get_tokenizer(ident)
 
 
 def _image_size(model: torch.nn.Module) -> int:

@@ -8,58 +8,25 @@ version, torch and open_clip versions) tells exports of the same weights by diff
 
 from __future__ import annotations
 
-import hashlib
-import importlib
-import json
 import logging
 import os
 import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, replace
-from functools import cached_property
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import open_clip
 import torch
 
-from search import query_tower
-from search.query_tower import session
+from search import onnx_towers, query_tower
+from search.onnx_towers import OPSET, ModelInfo, OnnxTowers, is_cached, tower_path
 
 log = logging.getLogger(__name__)
 
-EXPORT_FORMAT = 2  # bump when the exported graphs or model.json change
-MODEL_INFO = "model.json"  # what an encoder needs of the model besides the towers
-OPSET = 17
-IMAGE, TEXT = "image", "text"
-
-
-def missing() -> str | None:
-    """Why the ONNX backend cannot run here, or None when it can."""
-    for module in ("onnx", "onnxruntime"):
-        try:
-            importlib.import_module(module)
-        except ImportError as exc:
-            return f"{module} cannot be imported ({exc}); pip install 'mmsearch[onnx]'"
-    return None
-
-
-def default_cache_root(local_dir: Path | None) -> Path:
-    """Next to a writable local model folder; else the user's cache (hub and random-weight models)."""
-    if local_dir is not None and os.access(local_dir, os.W_OK):
-        return local_dir / "onnx"
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mmsearch" / "onnx"
-
-
-def cache_folder(root: Path, fingerprint: str) -> Path:
-    exporter = f"{EXPORT_FORMAT}|{OPSET}|{torch.__version__}|{open_clip.__version__}"
-    return root / f"{fingerprint}-{hashlib.sha256(exporter.encode()).hexdigest()[:8]}"
-
-
-def tower_path(folder: Path, tower: str, int8: bool) -> Path:
-    return folder / f"{tower}{'.int8' if int8 else ''}.onnx"
+IMAGE, TEXT = onnx_towers.IMAGE, onnx_towers.TEXT
 
 
 class _ImageTower(torch.nn.Module):
@@ -110,34 +77,10 @@ def _export_one(module: torch.nn.Module, example: torch.Tensor, name: str, path:
     os.replace(tmp, path)
 
 
-@dataclass(frozen=True)
-class ModelInfo:
-    """What an Encoder reads of the torch model besides its towers: with these beside cached towers,
-    an ONNX encoder starts without building the model (a ViT-B-32 in float32 is 600 MB)."""
-
-    dim: int
-    params: int
-    image_size: int
-    logit_scale: float  # as stored: the log of CLIP's temperature
-    preprocess: dict  # open_clip's PreprocessCfg fields for the model's own image transform
-    int8_cosine_min: float | None = None  # the int8 towers against torch float32 on probe inputs
-
-    @classmethod
-    def of(cls, model: torch.nn.Module, dim: int, params: int, image_size: int) -> ModelInfo:
-        preprocess = dict(open_clip.get_model_preprocess_cfg(model))
-        return cls(dim, params, image_size, float(model.logit_scale.detach()), preprocess)
-
-    @classmethod
-    def read(cls, folder: Path) -> ModelInfo | None:
-        try:
-            return cls(**json.loads((folder / MODEL_INFO).read_text()))
-        except (OSError, ValueError, TypeError):
-            return None
-
-    def write(self, folder: Path) -> None:
-        tmp = folder / f"{MODEL_INFO}.tmp-{os.getpid()}"
-        tmp.write_text(json.dumps(asdict(self), indent=2))
-        os.replace(tmp, folder / MODEL_INFO)
+def model_info(model: torch.nn.Module, dim: int, params: int, image_size: int) -> ModelInfo:
+    """What model.json keeps of a loaded model (search/onnx_towers.py)."""
+    preprocess = dict(open_clip.get_model_preprocess_cfg(model))
+    return ModelInfo(dim, params, image_size, float(model.logit_scale.detach()), preprocess)
 
 
 def export(model: torch.nn.Module, tokens: torch.Tensor, info: ModelInfo, folder: Path) -> float:
@@ -187,32 +130,6 @@ def _quiet_quantiser() -> Iterator[None]:
         yield
     finally:
         logging.getLogger().removeFilter(quiet)
-
-
-def is_cached(folder: Path, int8: bool) -> bool:
-    towers = all(tower_path(folder, tower, int8).is_file() for tower in (IMAGE, TEXT))
-    return towers and (folder / MODEL_INFO).is_file()
-
-
-class OnnxTowers:
-    """Both towers in ONNX Runtime; outputs are (n, dim) float32 unit vectors. The text tower's session
-    opens on first use: indexing pictures never needs it."""
-
-    def __init__(self, folder: Path, int8: bool, threads: int):
-        self.folder = folder
-        self.int8 = int8
-        self.threads = threads
-        self.image = session(tower_path(folder, IMAGE, int8), threads)
-
-    @cached_property
-    def text(self):
-        return session(tower_path(self.folder, TEXT, self.int8), self.threads)
-
-    def encode_image(self, pixels: np.ndarray) -> np.ndarray:
-        return self.image.run(None, {"pixels": np.ascontiguousarray(pixels, np.float32)})[0]
-
-    def encode_text(self, tokens: np.ndarray) -> np.ndarray:
-        return self.text.run(None, {"tokens": np.ascontiguousarray(tokens, np.int64)})[0]
 
 
 def prepare(

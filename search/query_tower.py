@@ -151,9 +151,10 @@ class QueryTower:
         meta = usable(folder, fingerprint)
         return None if meta is None else cls(folder, meta, threads)
 
-    def tokens(self, texts: list[str]) -> np.ndarray:
+    def tokens(self, texts: list[str], length: int | None = None) -> np.ndarray:
         """open_clip's token rows (start, text, end; cut to the context with the end token kept last),
-        zero-padded only to the longest row: the tower is causal and pools at the end token."""
+        zero-padded to `length`, by default only to the longest row: the query tower is causal and pools
+        at the end token."""
         m = self.meta
         rows = []
         for text in texts:
@@ -161,10 +162,14 @@ class QueryTower:
             ids = ids[: m.context_length]
             ids[-1] = m.eot
             rows.append(ids)
-        out = np.zeros((len(rows), max(len(r) for r in rows)), np.int64)
+        out = np.zeros((len(rows), length or max(len(r) for r in rows)), np.int64)
         for i, ids in enumerate(rows):
             out[i, : len(ids)] = ids
         return out
+
+    def token_count(self, text: str) -> int:
+        """Tokens of `text` without the start and end markers, as open_clip's tokenizer counts them."""
+        return len(self.tokenizer.encode(clean(text), add_special_tokens=False).ids)
 
     def encode_texts(self, texts: list[str]) -> np.ndarray:
         if not texts:

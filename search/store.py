@@ -25,7 +25,7 @@ from search.catalog import SPACES, Catalog, ItemRecord
 from search.config import IndexSettings, Settings
 from search.errors import IndexStateError, ModelMismatchError
 from search.layout import FORMAT, LOCK, MANIFEST, read_manifest, vectors_file
-from search.models import ModelSpec
+from search.spec import ModelSpec
 from search.vectors import FLAT, VectorIndex
 
 log = logging.getLogger(__name__)

@@ -15,11 +15,10 @@ import numpy as np
 import open_clip
 import pytest
 import torch
-from PIL import Image
 
 from indexer import index_folder
 from indexer.media import decode_image
-from search import Engine, ModelSpec, Settings, onnx_backend, query_tower
+from search import Engine, ModelSpec, Settings, onnx_backend, onnx_towers, query_tower
 from search.config import Backend, ModelSettings
 from search.models import AUTO_MIN_PARAMS, Encoder, choose_backend, choose_query_backend, native_bf16
 from search.synthetic import caption, class_of, classes, generate
@@ -27,7 +26,7 @@ from search.train import save_model
 from tests.conftest import index_heldout_shapes, write_images
 
 pytestmark = pytest.mark.slow
-ONNX_MISSING = onnx_backend.missing()
+ONNX_MISSING = onnx_towers.missing()
 needs_onnx = pytest.mark.skipif(ONNX_MISSING is not None, reason=f"ONNX backend: {ONNX_MISSING}")
 BACKENDS = [
     pytest.param(
@@ -285,31 +284,12 @@ def test_info_reports_the_backend_and_any_backend_reopens_the_index(tmp_path: Pa
 
 
 @needs_onnx
-def test_cached_towers_start_an_encoder_without_building_the_model(tmp_path: Path, monkeypatch):
-    spec = ModelSpec(str(save_test_vit(tmp_path / "model", 1))).normalised()
-    first = Encoder(spec, "cpu", backend="onnx-int8", query_backend="onnx-int8")
-    expected = first.encode_images(IMAGES := [Image.new("RGB", (40, 30), c) for c in ("red", "navy")])
-
-    def refuse(*args, **kwargs):
-        raise AssertionError("the torch model was built")
-
-    monkeypatch.setattr(open_clip, "create_model_and_transforms", refuse)
-    second = Encoder(spec, "cpu", backend="onnx-int8", query_backend="onnx-int8")
-    assert (second.params, second.dim, second.image_size) == (first.params, first.dim, first.image_size)
-    assert second.model.logit_scale.item() == first.model.logit_scale.item()
-    np.testing.assert_array_equal(second.encode_images(IMAGES), expected)
-    np.testing.assert_array_equal(second.encode_texts(TEXTS), first.encode_texts(TEXTS))
-    np.testing.assert_array_equal(second.encode_queries(TEXTS), first.encode_queries(TEXTS))
-    assert second.record() == first.record()
-
-
-@needs_onnx
 def test_auto_keeps_int8_towers_only_when_they_pass_their_check(tmp_path: Path, monkeypatch, caplog):
     monkeypatch.setattr("search.models.AUTO_MIN_PARAMS", 0)  # auto treats the test model as a large one
     spec = ModelSpec(str(save_test_vit(tmp_path / "model", 1))).normalised()
     first = Encoder(spec, "cpu")
     assert first.backend == "onnx-int8" and first.towers is not None
-    info = onnx_backend.ModelInfo.read(first.towers.folder)
+    info = onnx_towers.ModelInfo.read(first.towers.folder)
     assert info.int8_cosine_min >= 0.99
 
     failed = replace(info, int8_cosine_min=0.95)

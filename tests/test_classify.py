@@ -16,7 +16,8 @@ from PIL import Image
 
 from search.classify import DEFAULT_TEMPLATES, ZeroShotClassifier
 from search.errors import InvalidQueryError
-from search.models import Encoder, ModelSpec
+from search.models import Encoder
+from search.spec import ModelSpec
 from search.synthetic import COLOURS, SHAPES, class_of, generate
 
 pytestmark = pytest.mark.slow

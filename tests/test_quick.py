@@ -12,14 +12,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from search import Engine, Settings, onnx_backend, query_tower, quick
+from search import Engine, Settings, onnx_towers, query_tower, quick
 from search.catalog import ItemRecord
 from search.synthetic import caption, classes
 from tests.conftest import index_heldout_shapes
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(onnx_backend.missing() is not None, reason=f"query tower: {onnx_backend.missing()}"),
+    pytest.mark.skipif(onnx_towers.missing() is not None, reason=f"query tower: {onnx_towers.missing()}"),
 ]
 HEAVY = ("torch", "open_clip", "sqlalchemy", "pydantic", "typer")
 PER_CLASS = 3
