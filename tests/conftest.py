@@ -116,3 +116,15 @@ def index_heldout_shapes(root: Path, model: dict, per_class: int) -> tuple[Setti
     engine = Engine.open(settings, create=True)
     index_folder(root / "heldout", engine.encoder, engine.store, settings.indexer)
     return settings, engine
+
+
+@pytest.fixture(scope="module")
+def one_faiss_thread():
+    """One OpenMP thread for FAISS: its threads spin while they wait, and on a busy 2-core machine the
+    many small k-means runs of PQ training take 30x longer with two threads than with one."""
+    import faiss
+
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    yield
+    faiss.omp_set_num_threads(before)

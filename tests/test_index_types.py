@@ -21,14 +21,7 @@ TYPES = [FLAT, HNSW, "IDMap2,HNSW32_SQ8", "IVF16_HNSW32,SQ8", IVF_PQ]
 RECORD = {"name": "synthetic", "pretrained": None, "random_weights": True, "fingerprint": "t", "dim": DIM}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_faiss_thread():
-    """FAISS's OpenMP threads spin while they wait: on a busy 2-core machine, the many small k-means
-    runs of PQ training take 30x longer with two threads than with one."""
-    before = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)
-    yield
-    faiss.omp_set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_faiss_thread")
 
 
 @pytest.fixture(scope="module")
