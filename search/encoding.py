@@ -38,6 +38,7 @@ class EncoderBase:
     batch_size: int
     query_tower: query_tower.QueryTower | None
     on_batch: Callable[[str, float], None] | None  # (kind, seconds) per batch: metrics
+    context_length = 77  # tokens the text tower reads, start and end markers included
 
     def _image_chunk(self, pixels: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -52,8 +53,6 @@ class EncoderBase:
     def token_count(self, text: str) -> int:
         """Tokens the text tower reads for `text`, start and end markers not counted."""
         raise NotImplementedError
-
-    context_length = 77
 
     def encode_pixels(self, pixels: np.ndarray) -> np.ndarray:
         """Encode a batch of already preprocessed images (n, 3, H, W)."""
