@@ -21,12 +21,10 @@ import numpy as np
 import open_clip
 import torch
 
-from search import onnx_towers, query_tower
-from search.onnx_towers import OPSET, ModelInfo, OnnxTowers, is_cached, tower_path
+from search import query_tower
+from search.onnx_towers import IMAGE, OPSET, TEXT, ModelInfo, OnnxTowers, is_cached, tower_path
 
 log = logging.getLogger(__name__)
-
-IMAGE, TEXT = onnx_towers.IMAGE, onnx_towers.TEXT
 
 
 class _ImageTower(torch.nn.Module):

@@ -8,18 +8,18 @@ versions, read from their package metadata) tells exports of the same weights by
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
 import importlib.metadata
-import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
-from search.query_tower import session
+from search.query_tower import read_record, session, write_record
 
 EXPORT_FORMAT = 2  # bump when the exported graphs or model.json change
 OPSET = 17
@@ -45,9 +45,15 @@ def default_cache_root(local_dir: Path | None) -> Path:
 
 
 def cache_folder(root: Path, fingerprint: str) -> Path:
+    return root / f"{fingerprint}-{_exporter_key()}"
+
+
+@functools.cache
+def _exporter_key() -> str:
+    """The export format and torch's and open_clip's versions, hashed; read from package metadata (not
+    by importing them) once per process."""
     versions = "|".join(importlib.metadata.version(d) for d in ("torch", "open_clip_torch"))
-    exporter = f"{EXPORT_FORMAT}|{OPSET}|{versions}"
-    return root / f"{fingerprint}-{hashlib.sha256(exporter.encode()).hexdigest()[:8]}"
+    return hashlib.sha256(f"{EXPORT_FORMAT}|{OPSET}|{versions}".encode()).hexdigest()[:8]
 
 
 def tower_path(folder: Path, tower: str, int8: bool) -> Path:
@@ -73,15 +79,10 @@ class ModelInfo:
 
     @classmethod
     def read(cls, folder: Path) -> ModelInfo | None:
-        try:
-            return cls(**json.loads((folder / MODEL_INFO).read_text()))
-        except (OSError, ValueError, TypeError):
-            return None
+        return read_record(cls, folder / MODEL_INFO)
 
     def write(self, folder: Path) -> None:
-        tmp = folder / f"{MODEL_INFO}.tmp-{os.getpid()}"
-        tmp.write_text(json.dumps(asdict(self), indent=2))
-        os.replace(tmp, folder / MODEL_INFO)
+        write_record(self, folder / MODEL_INFO)
 
 
 class OnnxTowers:

@@ -44,15 +44,25 @@ class TowerMeta:
 
     @classmethod
     def read(cls, folder: Path) -> TowerMeta | None:
-        try:
-            return cls(**json.loads((folder / META).read_text()))
-        except (OSError, ValueError, TypeError):
-            return None
+        return read_record(cls, folder / META)
 
     def write(self, folder: Path) -> None:
-        tmp = folder / f"{META}.tmp-{os.getpid()}"
-        tmp.write_text(json.dumps(asdict(self), indent=2))
-        os.replace(tmp, folder / META)  # written last: a folder with its meta is whole
+        write_record(self, folder / META)  # written last: a folder with its meta is whole
+
+
+def read_record(cls: type, path: Path):
+    """A dataclass from its JSON file; None when the file is missing, unreadable or of another shape."""
+    try:
+        return cls(**json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def write_record(record: object, path: Path) -> None:
+    """A dataclass as JSON, replaced atomically."""
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(asdict(record), indent=2))
+    os.replace(tmp, path)
 
 
 def current(folder: Path, fingerprint: str) -> TowerMeta | None:
