@@ -616,6 +616,9 @@ def bench_search_cmd(
     ),
     queries: Annotated[int, typer.Option(min=1, help="Queries per size")] = 200,
     json_out: Annotated[Path | None, typer.Option(help="Write the results here as JSON")] = None,
+    scratch: Annotated[
+        Path | None, typer.Option(help="Folder for vector sets over 4 GiB, memory-mapped (default: temp)")
+    ] = None,
 ) -> None:
     """Index types on synthetic unit vectors: build time, bytes per vector, recall@10 before and after
     exact rescoring, p50 / p99 latency, batch QPS, and how latency grows with N."""
@@ -626,7 +629,7 @@ def bench_search_cmd(
     if unknown := set(kinds) - set(TYPES):
         raise typer.BadParameter(f"unknown index types {sorted(unknown)}; known: {', '.join(TYPES)}")
     counts = [int(s) for s in sizes.split(",")] + ([10_000_000] if ten_million else [])
-    result = bench_search(counts, dim, kinds, queries, console=err)
+    result = bench_search(counts, dim, kinds, queries, console=err, scratch=scratch)
     report(result, out, json_out)
 
 

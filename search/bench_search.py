@@ -5,6 +5,11 @@ noise (like embeddings, whose neighbourhoods have structure; uniform noise would
 equidistant and IVF meaningless). Queries are data points plus noise. Every approximate type is measured
 as the engine uses it: top-`candidates` from FAISS, rescored exactly with the float32 vectors.
 
+Vectors that would take more than SCRATCH_ABOVE of memory (10M x 512-d: 20 GB) are written to a
+memory-mapped file in a scratch folder instead, as the engine's catalog keeps them on disk; flat and
+HNSW, which hold a float32 copy of every vector in memory, are skipped (with the reason) where that
+copy would take more than half the machine's memory.
+
 Rows run on the CPU (`index.gpu` off). Where a GPU is selected (search/faiss_gpu.py), flat and ivf_pq get
 a second row each, `flat_gpu` (search on the GPU) and `ivf_pq_gpu` (k-means training on the GPU, search
 on the CPU: FAISS has no GPU 4-bit fast-scan PQ); the `device` column says which.
@@ -13,6 +18,7 @@ on the CPU: FAISS has no GPU 4-bit fast-scan PQ); the `device` column says which
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -31,6 +37,8 @@ TYPES = ("flat", "hnsw", "ivf_pq")
 GPU_TYPES = ("flat", "ivf_pq")  # the types a GPU changes: flat search, IVF training
 LATENT, NOISE, QUERY_NOISE = 64, 0.1, 0.05
 CHUNK = 100_000
+TRUTH_CHUNK = 1_000_000  # vectors per slice of the exact search that gives the ground truth
+SCRATCH_ABOVE = 4 << 30  # bytes of vectors above which they live in a memory-mapped file
 
 
 @dataclass
@@ -55,13 +63,14 @@ def factory_of(kind: str, n: int, dim: int) -> str:
     ]
 
 
-def synthetic(n: int, dim: int, seed: int = 0) -> np.ndarray:
-    """n clustered unit vectors: sqrt(n) Gaussian clusters in a 64-d latent space, projected to dim."""
+def synthetic(n: int, dim: int, seed: int = 0, out: np.ndarray | None = None) -> np.ndarray:
+    """n clustered unit vectors: sqrt(n) Gaussian clusters in a 64-d latent space, projected to dim;
+    written into `out` (an (n, dim) float32 array, memory-mapped or not) when given."""
     rng = np.random.default_rng(seed)
     clusters = max(16, int(np.sqrt(n)))
     projection = rng.normal(size=(LATENT, dim)).astype(np.float32) / np.sqrt(LATENT)
     centres = rng.normal(size=(clusters, LATENT)).astype(np.float32)
-    out = np.empty((n, dim), np.float32)
+    out = np.empty((n, dim), np.float32) if out is None else out
     for start in range(0, n, CHUNK):
         m = min(n, start + CHUNK) - start
         z = centres[rng.integers(clusters, size=m)] + 0.6 * rng.normal(size=(m, LATENT)).astype(np.float32)
@@ -76,6 +85,37 @@ def queries_near(data: np.ndarray, count: int, seed: int = 1) -> np.ndarray:
     q = data[rng.choice(len(data), min(count, len(data)), replace=False)]
     q = q + QUERY_NOISE * rng.normal(size=q.shape).astype(np.float32)
     return np.ascontiguousarray(q / np.linalg.norm(q, axis=1, keepdims=True), np.float32)
+
+
+def synthetic_in(n: int, dim: int, scratch: Path) -> np.ndarray:
+    """`synthetic(n, dim)` in memory, or in a memory-mapped .npy file under `scratch` when large."""
+    if n * dim * 4 <= SCRATCH_ABOVE:
+        return synthetic(n, dim)
+    out = np.lib.format.open_memmap(scratch / f"vectors-{n}x{dim}.npy", "w+", np.float32, (n, dim))
+    return synthetic(n, dim, out=out)
+
+
+def memory_bytes() -> int:
+    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def too_big(kind: str, n: int, dim: int) -> str | None:
+    """Why this type is not built at n here: flat and HNSW hold every vector as float32 in memory."""
+    need, have = n * dim * 4, memory_bytes()
+    if kind == "ivf_pq" or need <= have // 2:
+        return None
+    return f"{kind} at {n:,}: {need / 2**30:.1f} GiB of float32 vectors in {have / 2**30:.1f} GiB of memory"
+
+
+def exact_top(queries: np.ndarray, data: np.ndarray, k: int) -> np.ndarray:
+    """Ids of the exact top-k by inner product, searched a slice of the data at a time."""
+    heap = faiss.ResultHeap(len(queries), k, keep_max=True)
+    for start in range(0, len(data), TRUTH_CHUNK):
+        part = np.ascontiguousarray(data[start : start + TRUTH_CHUNK])
+        scores, ids = faiss.knn(queries, part, k, faiss.METRIC_INNER_PRODUCT)
+        heap.add_result(scores, ids + start)
+    heap.finalize()
+    return heap.I
 
 
 def build(kind: str, data: np.ndarray, settings: IndexSettings) -> tuple[VectorIndex, float]:
@@ -154,19 +194,42 @@ def bench_search(
     candidates: int = 100,
     console: Console | None = None,
     gpu: faiss_gpu.GpuMode | None = None,
+    scratch: Path | None = None,
 ) -> dict:
     """Every type at every size; rows as dicts, plus p50 latency per size (the scaling line). `gpu`
-    (default: the setting `index.gpu`) adds GPU rows where it selects a GPU."""
+    (default: the setting `index.gpu`) adds GPU rows where it selects a GPU. Large vector sets go to a
+    temporary file under `scratch` (default: the system's temp folder), removed at the end."""
     mode = Settings().index.gpu if gpu is None else gpu
     on_gpu = faiss_gpu.use_gpu(mode)
     skipped = None if on_gpu else ("index.gpu is off" if mode == "off" else faiss_gpu.no_gpu_reason())
-    everything = synthetic(max(sizes), dim)
+    with tempfile.TemporaryDirectory(prefix="mmsearch-bench-", dir=scratch) as folder:
+        everything = synthetic_in(max(sizes), dim, Path(folder))
+        rows, too_large = _measure_all(everything, sizes, types, queries, candidates, on_gpu, console)
+        del everything  # unmapped before its file goes
+    result = {"dim": dim, "queries": queries, "candidates": candidates, "rows": [asdict(r) for r in rows]}
+    return {**result, "gpu_skipped": skipped, "too_large": too_large}
+
+
+def _measure_all(
+    everything: np.ndarray,
+    sizes: list[int],
+    types: list[str] | tuple[str, ...],
+    queries: int,
+    candidates: int,
+    on_gpu: bool,
+    console: Console | None,
+) -> tuple[list[Row], list[str]]:
     rows: list[Row] = []
+    too_large: list[str] = []
+    dim = everything.shape[1]
     for n in sorted(sizes):
         data = everything[:n]
         q = queries_near(data, queries)
-        truth = faiss.knn(q, data, 10, faiss.METRIC_INNER_PRODUCT)[1]
+        truth = exact_top(q, data, 10)
         for kind in types:
+            if reason := too_big(kind, n, dim):
+                too_large.append(reason)
+                continue
             if console is not None:
                 console.log(f"{kind} at {n:,} vectors ...")
             rows.append(measure(kind, data, q, truth, candidates))
@@ -174,8 +237,7 @@ def bench_search(
                 if console is not None:
                     console.log(f"{kind} at {n:,} vectors on the GPU ...")
                 rows.append(measure(kind, data, q, truth, candidates, gpu=True))
-    result = {"dim": dim, "queries": queries, "candidates": candidates, "rows": [asdict(r) for r in rows]}
-    return {**result, "gpu_skipped": skipped}
+    return rows, too_large
 
 
 def scaling(result: dict) -> dict[str, list[tuple[int, float, float]]]:
@@ -210,6 +272,8 @@ def report(result: dict, console: Console, json_out: Path | None = None) -> None
     console.print(table)
     if result.get("gpu_skipped"):
         console.print(f"GPU rows skipped: {result['gpu_skipped']}")
+    for reason in result.get("too_large", []):
+        console.print(f"skipped, too large for this machine: {reason}")
     result["scaling"] = scaling(result)
     for kind, points in result["scaling"].items():
         line = ", ".join(f"{n:,}: {p} ms (x{r})" for n, p, r in points)

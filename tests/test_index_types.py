@@ -216,3 +216,31 @@ def test_range_search_scores_exactly_and_skips_deleted_ids(data, factory):
         )
         hits, wanted = hits + len(got), wanted + len(truth)
     assert hits == wanted if index.lossless else hits >= 0.95 * wanted
+
+
+def test_bench_search_memory_maps_large_sets_with_the_same_rows(tmp_path: Path, monkeypatch):
+    """Vector sets over the limit are written to a memory-mapped file (the 10M run) with the same
+    values; the ground truth searched slice by slice equals one exact search; types whose float32
+    copy would not fit are skipped with the reason."""
+    from search import bench_search as bench
+
+    in_memory = bench.synthetic(3000, 32)
+    monkeypatch.setattr(bench, "SCRATCH_ABOVE", 0)
+    monkeypatch.setattr(bench, "TRUTH_CHUNK", 700)
+    (tmp_path / "direct").mkdir()
+    mapped = bench.synthetic_in(3000, 32, tmp_path / "direct")
+    assert isinstance(mapped, np.memmap) and np.array_equal(mapped, in_memory)
+    q = bench.queries_near(in_memory, 50)
+    expected = faiss.knn(q, in_memory, 10, faiss.METRIC_INNER_PRODUCT)[1]
+    assert np.array_equal(bench.exact_top(q, mapped, 10), expected)
+    del mapped
+
+    monkeypatch.setattr(bench, "memory_bytes", lambda: 3000 * 32 * 4)  # room for half of it
+    (tmp_path / "bench").mkdir()
+    result = bench.bench_search(
+        [3000], 32, ["flat", "ivf_pq"], queries=20, scratch=tmp_path / "bench", gpu="off"
+    )
+    assert [r["type"] for r in result["rows"]] == ["ivf_pq"]
+    assert result["rows"][0]["recall_rescored"] >= 0.95
+    assert result["too_large"] == ["flat at 3,000: 0.0 GiB of float32 vectors in 0.0 GiB of memory"]
+    assert list((tmp_path / "bench").iterdir()) == [], "the scratch file is removed"
