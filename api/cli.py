@@ -117,8 +117,9 @@ def index(
     ray: Annotated[
         str | None,
         typer.Option(
-            help="Index the images on Ray at this address (auto: the running cluster; local: start one); "
-            "video and audio still go through the local pipeline. Needs the ray extra."
+            help="Index the images, or a manifest's products, on Ray at this address (auto: the running "
+            "cluster; local: start one); video and audio still go through the local pipeline. Needs the "
+            "ray extra."
         ),
     ] = None,
 ) -> None:
@@ -144,17 +145,20 @@ def index(
     with Progress(*columns, console=err, transient=True) as progress:
         task = progress.add_task("index", total=None)
         on_progress = lambda done, total: progress.update(task, completed=done, total=total)  # noqa: E731
-        if ray is not None and is_manifest(path):
-            raise typer.BadParameter("--ray indexes folders, not manifests")
+        chosen = Columns(key, images, tuple(text) if text else None)
         if ray is not None:
-            from indexer.distributed import connect, index_folder_on_ray
+            from indexer.distributed import connect, index_folder_on_ray, index_manifest_on_ray
 
             connect(ray)
-            report = index_folder_on_ray(
-                path, engine.encoder, engine.store, s, prune, on_progress=on_progress
-            )
+            if is_manifest(path):
+                report = index_manifest_on_ray(
+                    path, engine.encoder, engine.store, s, chosen, root, on_progress=on_progress
+                )
+            else:
+                report = index_folder_on_ray(
+                    path, engine.encoder, engine.store, s, prune, on_progress=on_progress
+                )
         elif is_manifest(path):
-            chosen = Columns(key, images, tuple(text) if text else None)
             report = index_manifest(
                 path, engine.encoder, engine.store, s.indexer, chosen, root, on_progress=on_progress
             )

@@ -1,15 +1,18 @@
-"""Index images on a Ray cluster (Ray Data): the driver plans and shards the work, CPU tasks decode,
-an actor pool (one GPU each when there is one) encodes, and the driver merges the shards.
+"""Index pictures on a Ray cluster (Ray Data): the driver plans and shards the work, CPU tasks decode,
+an actor pool (one GPU each when the cluster has GPUs) encodes, and the driver merges the shards.
 
-The driver plans like the plain pipeline (new and changed files against the catalog) and cuts the
-to-do list into shards of consecutive files, named by a hash of their paths, sizes, mtimes and the
-model. Decode tasks run the plain pipeline's `_decode`; encoder actors run its `encode_records` and
-write each shard's catalog records to INDEX_DIR/shards/<id>.pkl (temp file + rename). The driver, which
-holds the index's writer lock throughout, commits the shards in plan order with `Store.write` (so item
-and segment ids come out as the plain pipeline's) and deletes each shard file after its commit.
+The driver plans like the plain pipeline: new and changed image files of a folder against the catalog,
+or a manifest's new and changed rows (`index_manifest_on_ray`; the driver splits their texts to the text
+tower's context, which is quick, and the tasks decode their pictures). It cuts the to-do list into
+shards of consecutive items, named by a hash of what they hold (paths, sizes and mtimes; rows'
+fingerprints) and the model. Decode tasks run the plain pipeline's decoding; encoder actors, with the
+encoder the plain pipeline would choose (`open_encoder`), run its `encode_records` and write each
+shard's catalog records to INDEX_DIR/shards/<id>.pkl (temp file + rename). The driver, which holds the
+index's writer lock throughout, commits the shards in plan order with `Store.write` (so item and
+segment ids come out as the plain pipeline's) and deletes each shard file after its commit.
 
 Resuming: a shard file that exists is not computed again. A killed run leaves committed shards in the
-catalog (the next plan skips their files, and the uncommitted rest cuts into the same shards again) and
+catalog (the next plan skips their items, and the uncommitted rest cuts into the same shards again) and
 finished uncommitted shards on disk (merged without Ray work). Only images go through Ray; video and
 audio files go through the plain pipeline afterwards (`index_folder_on_ray`).
 """
@@ -26,16 +29,25 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import ray
-import torch
 
-from indexer.pipeline import Decoded, IndexReport, ProgressFn, _decode, encode_records, index_folder, plan
-from indexer.sources import SourceFile, walk
-from search.catalog import ItemRecord, KnownFile
+from indexer.manifest import Columns, decode_row, plan_rows
+from indexer.pipeline import (
+    Decoded,
+    IndexReport,
+    Preprocessing,
+    ProgressFn,
+    decode_file,
+    encode_records,
+    index_folder,
+    plan,
+)
+from indexer.sources import walk
 from search.config import IndexerSettings, ModelSettings, Settings
-from search.models import Encoder
+from search.encoding import EncoderBase, open_encoder
 from search.spec import ModelSpec
 from search.store import Store
 
@@ -43,21 +55,38 @@ SHARDS = "shards"
 SHARD_FILES = 64
 DECODE_WORKER_BYTES = 1 << 30  # measured: about 0.7 GiB with torch imported
 
-ShardResult = tuple[list[ItemRecord], list[tuple[int, int]]]  # what Store.write takes
+ShardResult = tuple[list, list[tuple[int, int]]]  # what Store.write takes: records, touched
 
 
 @dataclass(frozen=True)
 class Shard:
     id: str
-    files: list[tuple[SourceFile, KnownFile | None]]
+    items: list  # what its decoder takes, one per catalog item
 
 
 @dataclass(frozen=True)
-class Preprocessing:
-    """The part of an Encoder that decoding uses, small enough to ship to every decode task."""
+class DecodeFiles:
+    """Decodes a (SourceFile, KnownFile | None) as the plain pipeline does."""
 
-    preprocess: Callable
-    image_size: int
+    prep: Preprocessing
+    cfg: IndexerSettings
+
+    def __call__(self, item: tuple) -> Decoded:
+        return decode_file(item[0], item[1], self.prep, self.cfg)
+
+
+@dataclass(frozen=True)
+class DecodeRows:
+    """Decodes a manifest's (Row, fingerprint, text pieces) as `index_manifest` does."""
+
+    prep: Preprocessing
+    cfg: IndexerSettings
+
+    def __call__(self, item: tuple) -> Decoded:
+        return decode_row(*item, self.prep, self.cfg)
+
+
+Decoder = Callable[[Any], Decoded]
 
 
 def connect(address: str) -> None:
@@ -71,17 +100,14 @@ def connect(address: str) -> None:
         ray.init(address=address)
 
 
-def make_shards(
-    todo: list[SourceFile], known: dict[str, KnownFile], fingerprint: str, size: int = SHARD_FILES
-) -> list[Shard]:
-    """Consecutive runs of `size` files, each named by what it holds and the model."""
+def make_shards(items: list, keys: list[str], fingerprint: str, size: int = SHARD_FILES) -> list[Shard]:
+    """Consecutive runs of `size` items, each named by its items' keys and the model."""
     shards = []
-    for start in range(0, len(todo), size):
-        files = todo[start : start + size]
+    for start in range(0, len(items), size):
         h = hashlib.sha256(fingerprint.encode())
-        for f in files:
-            h.update(f"{f.uri}\0{f.size}\0{f.mtime_ns}\n".encode())
-        shards.append(Shard(h.hexdigest()[:24], [(f, known.get(f.uri)) for f in files]))
+        for key in keys[start : start + size]:
+            h.update(f"{key}\n".encode())
+        shards.append(Shard(h.hexdigest()[:24], items[start : start + size]))
     return shards
 
 
@@ -98,28 +124,24 @@ def _write_atomic(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def decode_batch(batch: dict[str, np.ndarray], prep: Preprocessing, cfg: IndexerSettings) -> dict:
-    """Ray Data stage 1 (CPU tasks): each row's shard of files -> its pickled list of Decoded."""
-    decoded = [pickle.dumps(_decode_images(pickle.loads(payload), prep, cfg)) for payload in batch["files"]]
+def decode_batch(batch: dict[str, np.ndarray], decode: Decoder, workers: int) -> dict:
+    """Ray Data stage 1 (CPU tasks): each row's shard of items -> its pickled list of Decoded, decoded
+    in threads, in order."""
+    decoded = []
+    with ThreadPoolExecutor(workers, thread_name_prefix="decode") as pool:
+        for payload in batch["items"]:
+            decoded.append(pickle.dumps(list(pool.map(decode, pickle.loads(payload)))))
     return {"shard": batch["shard"], "decoded": decoded}
 
 
-def _decode_images(
-    files: list[tuple[SourceFile, KnownFile | None]], prep: Preprocessing, cfg: IndexerSettings
-) -> list[Decoded]:
-    """The plain pipeline's decoding, in threads, in order (images need no media workers)."""
-    with ThreadPoolExecutor(cfg.decode_workers, thread_name_prefix="decode") as pool:
-        return list(pool.map(lambda f: _decode(f[0], f[1], prep, cfg, None), files))
-
-
 class EncodeShards:
-    """Ray Data stage 2 (actor pool): builds the encoder once, then encodes each shard's decoded files
-    and writes the shard's records to the shard folder."""
+    """Ray Data stage 2 (actor pool): opens the encoder once (on the actor's GPU when Ray gave it one),
+    then encodes each shard's decoded items and writes the shard's records to the shard folder."""
 
     def __init__(self, spec: ModelSpec, model: ModelSettings, folder: str):
-        device = "cuda" if torch.cuda.is_available() else model.device
+        device = "cuda" if ray.get_gpu_ids() else model.device
         threads = model.threads or len(os.sched_getaffinity(0))  # Ray sets 1 for the actor: use the node's
-        self.encoder = Encoder(spec, device, model.batch_size, threads, model.backend, model.onnx_cache_dir)
+        self.encoder = open_encoder(spec, model.model_copy(update={"device": device, "threads": threads}))
         self.folder = Path(folder)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict:
@@ -132,8 +154,17 @@ class EncodeShards:
         return {"shard": batch["shard"], "files": np.asarray(counts)}
 
 
+def cluster_gpus() -> bool:
+    return ray.cluster_resources().get("GPU", 0) > 0
+
+
 def run_shards(
-    shards: list[Shard], encoder: Encoder, settings: Settings, folder: Path, encoders: int
+    shards: list[Shard],
+    decode: Decoder,
+    encoder: EncoderBase,
+    settings: Settings,
+    folder: Path,
+    encoders: int,
 ) -> Iterator[str]:
     """Compute the shards on Ray; yield their ids, in order, as their files are written."""
     if not shards:
@@ -141,22 +172,22 @@ def run_shards(
     ctx = ray.data.DataContext.get_current()
     ctx.execution_options.preserve_order = True
     ctx.enable_progress_bars = False
-    rows = [{"shard": s.id, "files": pickle.dumps(s.files)} for s in shards]
-    prep = Preprocessing(encoder.preprocess, encoder.image_size)
+    rows = [{"shard": s.id, "items": pickle.dumps(s.items)} for s in shards]
+    largest = max(len(s.items) for s in shards)
     ds = ray.data.from_items(rows, override_num_blocks=len(rows)).map_batches(
         decode_batch,
         batch_size=1,
-        fn_kwargs={"prep": prep, "cfg": settings.indexer},
-        # A worker (torch imported, a JPEG at a time) plus a shard of float32 pixels, held twice while
-        # pickled. A memory request of its own also keeps Ray from fusing decoding into the encoder
-        # actors, so the two stages overlap.
-        memory=DECODE_WORKER_BYTES + 2 * 4 * 3 * encoder.image_size**2 * max(len(s.files) for s in shards),
+        fn_kwargs={"decode": decode, "workers": settings.indexer.decode_workers},
+        # A worker (a picture at a time) plus a shard of float32 pixels, held twice while pickled. A
+        # memory request of its own also keeps Ray from fusing decoding into the encoder actors, so the
+        # two stages overlap.
+        memory=DECODE_WORKER_BYTES + 2 * 4 * 3 * encoder.image_size**2 * largest,
     )
     ds = ds.map_batches(
         EncodeShards,
         batch_size=1,
         concurrency=encoders,
-        num_gpus=1 if torch.cuda.is_available() else 0,
+        num_gpus=1 if cluster_gpus() else 0,
         fn_constructor_args=(encoder.spec, settings.model, str(folder)),
     )
     for row in ds.iter_rows():
@@ -165,7 +196,7 @@ def run_shards(
 
 def index_images_on_ray(
     root: Path,
-    encoder: Encoder,
+    encoder: EncoderBase,
     store: Store,
     settings: Settings,
     shard_files: int = SHARD_FILES,
@@ -177,26 +208,78 @@ def index_images_on_ray(
     With `merge` off, the shards are computed and left on disk uncommitted (what a killed run leaves)."""
     started = time.perf_counter()
     report = IndexReport()
-    folder = store.folder / SHARDS
-    folder.mkdir(exist_ok=True)
     cfg = settings.indexer
     with store.writer():
         known = store.catalog.known_files()
         work = plan(walk(root, cfg.include, cfg.exclude, frozenset({"image"})), known, root, prune=False)
         report.skipped = work.skipped
-        shards = make_shards(work.todo, known, encoder.fingerprint, shard_files)
-        pending = [s for s in shards if not shard_file(folder, s.id).exists()]
-        # closing: an exception while merging stops the Ray pipeline too
-        with closing(run_shards(pending, encoder, settings, folder, encoders)) as computed:
-            if not merge:
-                for _ in computed:
-                    pass
-                return report
-            _merge(store, folder, shards, {s.id for s in pending}, computed, report, on_progress)
-        store.save()
-        _clear(folder)
+        items = [(f, known.get(f.uri)) for f in work.todo]
+        keys = [f"{f.uri}\0{f.size}\0{f.mtime_ns}" for f in work.todo]
+        shards = make_shards(items, keys, encoder.fingerprint, shard_files)
+        decode = DecodeFiles(Preprocessing.of(encoder), cfg)
+        _compute_and_merge(store, shards, decode, encoder, settings, encoders, merge, report, on_progress)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def index_manifest_on_ray(
+    manifest: Path,
+    encoder: EncoderBase,
+    store: Store,
+    settings: Settings,
+    columns: Columns = Columns(),
+    root: Path | None = None,
+    shard_files: int = SHARD_FILES,
+    encoders: int = 1,
+    merge: bool = True,
+    on_progress: ProgressFn | None = None,
+) -> IndexReport:
+    """`index_manifest` with the rows' pictures decoded and encoded on Ray (`connect` first): the same
+    catalog and index."""
+    started = time.perf_counter()
+    report = IndexReport()
+    with store.writer():
+        work = plan_rows(manifest, store, report, columns, root)
+        if work.gone:
+            store.write([], removed_uris=work.gone)
+            report.removed = len(work.gone)
+        if work.failed:
+            records, _ = encode_records(encoder, work.failed)
+            store.write(records)
+            report.count(records, [])
+        items = [(row, fingerprint, encoder.split_text(row.text)) for row, fingerprint in work.todo]
+        keys = [f"{row.uri}\0{fingerprint}" for row, fingerprint in work.todo]
+        shards = make_shards(items, keys, encoder.fingerprint, shard_files)
+        decode = DecodeRows(Preprocessing.of(encoder), settings.indexer)
+        _compute_and_merge(store, shards, decode, encoder, settings, encoders, merge, report, on_progress)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _compute_and_merge(
+    store: Store,
+    shards: list[Shard],
+    decode: Decoder,
+    encoder: EncoderBase,
+    settings: Settings,
+    encoders: int,
+    merge: bool,
+    report: IndexReport,
+    on_progress: ProgressFn | None,
+) -> None:
+    """The shards not on disk yet computed on Ray, and all of them committed in order (with `merge`)."""
+    folder = store.folder / SHARDS
+    folder.mkdir(exist_ok=True)
+    pending = [s for s in shards if not shard_file(folder, s.id).exists()]
+    # closing: an exception while merging stops the Ray pipeline too
+    with closing(run_shards(pending, decode, encoder, settings, folder, encoders)) as computed:
+        if not merge:
+            for _ in computed:
+                pass
+            return
+        _merge(store, folder, shards, {s.id for s in pending}, computed, report, on_progress)
+    store.save()
+    _clear(folder)
 
 
 def _merge(
@@ -209,12 +292,12 @@ def _merge(
     on_progress: ProgressFn | None,
 ) -> None:
     """Commit every shard in plan order, waiting for the computed ones to arrive (in the same order)."""
-    done, total = 0, sum(len(s.files) for s in shards)
+    done, total = 0, sum(len(s.items) for s in shards)
     for shard in shards:
         if shard.id in pending:
             next(computed)  # this shard's file is written
         _commit(store, folder, shard.id, report)
-        done += len(shard.files)
+        done += len(shard.items)
         if on_progress:
             on_progress(done, total)
 
@@ -229,7 +312,7 @@ def _commit(store: Store, folder: Path, shard_id: str, report: IndexReport) -> N
 
 
 def _clear(folder: Path) -> None:
-    """After a complete merge: remove shards of earlier plans (their files since committed or changed)
+    """After a complete merge: remove shards of earlier plans (their items since committed or changed)
     and temp files of killed writers."""
     for path in folder.iterdir():
         if path.suffix in (".pkl", ".tmp"):
@@ -238,7 +321,7 @@ def _clear(folder: Path) -> None:
 
 def index_folder_on_ray(
     root: Path,
-    encoder: Encoder,
+    encoder: EncoderBase,
     store: Store,
     settings: Settings,
     prune: bool = False,
@@ -265,7 +348,7 @@ def bench_ray(settings: Settings, n: int = 200, folder: Path | None = None, runs
 
     with tempfile.TemporaryDirectory(prefix="mmsearch-bench-ray-") as tmp:
         images = camera_jpegs((folder or Path(tmp)) / f"camera-1600x1200-{n}", n)[0].parent
-        encoder = Encoder.from_settings(settings.model)
+        encoder = open_encoder(ModelSpec.from_settings(settings.model), settings.model)
         best = {"plain": 0.0, "ray": 0.0}
         for run in range(runs):
             for way in best:

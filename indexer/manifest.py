@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from indexer.media import decode_image
-from indexer.pipeline import Batcher, Decoded, IndexReport, ProgressFn, decode_ahead
+from indexer.pipeline import Batcher, Decoded, IndexReport, Preprocessing, ProgressFn, decode_ahead
 from indexer.sources import SourceFile
 from search.catalog import IMAGE_SPACE, INDEXED, TEXT_SPACE, KnownFile
 from search.config import IndexerSettings
@@ -204,7 +204,10 @@ def _fingerprint(row: Row) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _decode(row: Row, fingerprint: str, encoder: EncoderBase, cfg: IndexerSettings) -> Decoded:
+def decode_row(
+    row: Row, fingerprint: str, pieces: list[str], prep: EncoderBase | Preprocessing, cfg: IndexerSettings
+) -> Decoded:
+    """A row's images decoded and preprocessed, and its text `pieces` (`encoder.split_text(row.text)`)."""
     start = time.perf_counter()
     size, mtime_ns = sum(s for s, _ in row.stats), max((m for _, m in row.stats), default=0)
     src = SourceFile(row.images[0] if row.images else Path(row.uri), row.uri, KIND, size, mtime_ns)
@@ -215,12 +218,12 @@ def _decode(row: Row, fingerprint: str, encoder: EncoderBase, cfg: IndexerSettin
                 raise MediaError(
                     f"{image_path.name} is {nbytes} bytes, over the limit of {cfg.max_file_bytes}"
                 )
-            img = decode_image(image_path.read_bytes(), cfg.max_image_pixels, min_side=encoder.image_size)
-            out.pixels.append(encoder.preprocess(img.image))
+            img = decode_image(image_path.read_bytes(), cfg.max_image_pixels, min_side=prep.image_size)
+            out.pixels.append(prep.preprocess(img.image))
             out.segments.append({"space": IMAGE_SPACE})
             if out.width is None:
                 out.width, out.height = img.width, img.height
-        for piece in encoder.split_text(row.text):
+        for piece in pieces:
             out.texts.append(piece)
             out.segments.append({"space": TEXT_SPACE, "text": piece})
     except MediaError as exc:
@@ -231,6 +234,43 @@ def _decode(row: Row, fingerprint: str, encoder: EncoderBase, cfg: IndexerSettin
         out.error = f"line {row.line}: cannot read an image: {exc.strerror or exc}"
     out.seconds = time.perf_counter() - start
     return out
+
+
+@dataclass
+class ManifestPlan:
+    """What a manifest asks of the catalog: rows to (re-)embed, rows to record as failed, items to drop."""
+
+    todo: list[tuple[Row, str]]  # (row, fingerprint)
+    failed: list[Decoded]  # bad rows with a key: failed products, visible in `mmsearch info --failures`
+    gone: list[str]
+
+
+def plan_rows(
+    manifest: Path, store: Store, report: IndexReport, columns: Columns, root: Path | None
+) -> ManifestPlan:
+    """The manifest's rows against the catalog (call under the store's writer lock); rows skipped as
+    unchanged and bad rows without a key (or with a duplicate one) are counted in `report`."""
+    rows = load(manifest, columns, root)
+    prefix = f"{manifest.resolve()}#"
+    known = {uri: k for uri, k in store.catalog.known_files().items() if uri.startswith(prefix)}
+    keys = {r.uri for r in rows if r.key}
+    work = ManifestPlan([], [], [uri for uri in known if uri not in keys])
+    for row in rows:
+        if row.problem is not None:
+            if row.key and not row.problem.startswith("duplicate key"):
+                src = SourceFile(Path(row.uri), row.uri, KIND, 0, 0)
+                work.failed.append(Decoded(src, error=f"line {row.line}: {row.problem}"))
+            else:
+                report.failed += 1
+                report.errors.append((f"{manifest}:{row.line}", f"line {row.line}: {row.problem}"))
+            continue
+        fingerprint = _fingerprint(row)
+        k: KnownFile | None = known.get(row.uri)
+        if k is not None and k.status == INDEXED and k.content_hash == fingerprint:
+            report.skipped += 1
+        else:
+            work.todo.append((row, fingerprint))
+    return work
 
 
 def index_manifest(
@@ -245,36 +285,17 @@ def index_manifest(
     """Bring the index up to date with the manifest: changed rows re-embedded, gone rows dropped."""
     started = time.perf_counter()
     report = IndexReport()
-    rows = load(manifest, columns, root)
-    prefix = f"{manifest.resolve()}#"
     with store.writer():
-        known = {uri: k for uri, k in store.catalog.known_files().items() if uri.startswith(prefix)}
-        keys = {r.uri for r in rows if r.key}
-        gone = [uri for uri in known if uri not in keys]
-        if gone:
-            store.write([], removed_uris=gone)
-            report.removed = len(gone)
-        todo, failed = [], []
-        for row in rows:
-            if row.problem is not None:
-                if row.key and not row.problem.startswith("duplicate key"):
-                    failed.append(row)  # recorded as a failed product, visible in `mmsearch info --failures`
-                else:
-                    report.failed += 1
-                    report.errors.append((f"{manifest}:{row.line}", f"line {row.line}: {row.problem}"))
-                continue
-            fingerprint = _fingerprint(row)
-            k: KnownFile | None = known.get(row.uri)
-            if k is not None and k.status == INDEXED and k.content_hash == fingerprint:
-                report.skipped += 1
-            else:
-                todo.append((row, fingerprint))
+        work = plan_rows(manifest, store, report, columns, root)
+        if work.gone:
+            store.write([], removed_uris=work.gone)
+            report.removed = len(work.gone)
         batcher = Batcher(encoder, store, report, cfg.save_every_s)
-        for row in failed:
-            src = SourceFile(Path(row.uri), row.uri, KIND, 0, 0)
-            batcher.add(Decoded(src, error=f"line {row.line}: {row.problem}"))
+        for failed in work.failed:
+            batcher.add(failed)
         with ThreadPoolExecutor(cfg.decode_workers, thread_name_prefix="decode") as pool:
-            fn = lambda item: _decode(item[0], item[1], encoder, cfg)  # noqa: E731
+            fn = lambda item: decode_row(*item, encoder.split_text(item[0].text), encoder, cfg)  # noqa: E731
+            todo = work.todo
             for done, item in enumerate(decode_ahead(pool, fn, todo, depth=cfg.batch_size * 3), 1):
                 report.stages["decode"] += item.seconds
                 batcher.add(item)

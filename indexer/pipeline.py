@@ -59,6 +59,18 @@ class IndexReport:
         self.skipped += len(touched)
 
 
+@dataclass(frozen=True)
+class Preprocessing:
+    """What decoding a picture uses of an encoder, small enough to ship to Ray's decode tasks."""
+
+    preprocess: Callable[[Image.Image], np.ndarray]
+    image_size: int
+
+    @classmethod
+    def of(cls, encoder: EncoderBase) -> Preprocessing:
+        return cls(encoder.preprocess, encoder.image_size)
+
+
 @dataclass
 class Decoded:
     """A worker's result for one file: what to encode, an unchanged hash, or an error.
@@ -115,15 +127,21 @@ def plan(files: Iterable[SourceFile], known: dict[str, KnownFile], root: Path, p
     return _Plan(todo, skipped, removed)
 
 
-def _decode(
-    src: SourceFile, known: KnownFile | None, encoder: EncoderBase, cfg: IndexerSettings, media: _Media
+def decode_file(
+    src: SourceFile,
+    known: KnownFile | None,
+    encoder: EncoderBase | Preprocessing,
+    cfg: IndexerSettings,
+    media: _Media | None = None,
 ) -> Decoded:
+    """One file read, hashed and decoded for the encoder, or its error (video and audio need `media`)."""
     start = time.perf_counter()
     out = Decoded(src)
     try:
         if src.kind == "image":
             _decode_image(out, known, encoder, cfg)
         else:
+            assert media is not None and isinstance(encoder, EncoderBase), "media files need media workers"
             _decode_media(out, known, encoder, cfg, media)
     except MediaError as exc:
         out.error = str(exc)
@@ -140,7 +158,9 @@ def _unchanged(out: Decoded, known: KnownFile | None) -> bool:
     return False
 
 
-def _decode_image(out: Decoded, known: KnownFile | None, encoder: EncoderBase, cfg: IndexerSettings) -> None:
+def _decode_image(
+    out: Decoded, known: KnownFile | None, encoder: EncoderBase | Preprocessing, cfg: IndexerSettings
+) -> None:
     if out.src.size > cfg.max_file_bytes:
         raise MediaError(f"file is {out.src.size} bytes, over the limit of {cfg.max_file_bytes}")
     data = out.src.path.read_bytes()
@@ -246,7 +266,7 @@ def index_folder(
         batcher = Batcher(encoder, store, report, cfg.save_every_s)
         done = 0
         with ThreadPoolExecutor(cfg.decode_workers, thread_name_prefix="decode") as pool:
-            fn = lambda src: _decode(src, known.get(src.uri), encoder, cfg, media)  # noqa: E731
+            fn = lambda src: decode_file(src, known.get(src.uri), encoder, cfg, media)  # noqa: E731
             for item in decode_ahead(pool, fn, work.todo, depth=cfg.batch_size * 3):
                 report.stages["decode"] += item.seconds
                 batcher.add(item)

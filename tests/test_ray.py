@@ -15,7 +15,14 @@ from tests.conftest import write_images
 
 ray = pytest.importorskip("ray")
 
-from indexer.distributed import SHARDS, index_folder_on_ray, index_images_on_ray  # noqa: E402
+from indexer.distributed import (  # noqa: E402
+    SHARDS,
+    index_folder_on_ray,
+    index_images_on_ray,
+    index_manifest_on_ray,
+)
+from indexer.manifest import index_manifest  # noqa: E402
+from tests.test_manifest import products, write_csv  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -38,6 +45,12 @@ def _rows(index: Path) -> list[tuple]:
             "select i.uri, i.status, i.content_hash, i.width, i.height, i.id, s.id, s.space, s.vector "
             "from items i join segments s on s.item_id = i.id order by s.id"
         ).fetchall()
+
+
+def _items(index: Path) -> list[tuple]:
+    """(id, uri, status, error, fields) per item, segments or not."""
+    with sqlite3.connect(index / "catalog.sqlite") as db:
+        return db.execute("select id, uri, status, error, fields from items order by id").fetchall()
 
 
 def _same_catalogs(a: Path, b: Path) -> None:
@@ -121,3 +134,47 @@ def test_killed_after_a_commit_finishes_without_duplicates(tmp_path: Path, local
         engine.close()
     assert (report.indexed, report.skipped, report.failed) == (40 - SHARD, SHARD, 0)
     _same_catalogs(plain.index_dir, settings.index_dir)
+
+
+def test_manifest_on_ray_matches_plain_and_follows_changes(tmp_path: Path, local_ray: None) -> None:
+    """A product CSV (one or two pictures and a title per row, a row whose picture is missing, a row
+    without a key) indexed on Ray after a killed run equals `index_manifest`'s catalog; so does a re-run
+    after rows change and go."""
+    rows = products(tmp_path)[:60]
+    rows[5]["images"] = ["img/missing.jpg"]
+    rows[9]["sku"] = ""
+    manifest = write_csv(tmp_path / "products.csv", rows)
+
+    def index(settings: Settings, on_ray: bool, **kw: object) -> IndexReport:
+        engine = Engine.open(settings, create=True)
+        try:
+            if on_ray:
+                return index_manifest_on_ray(
+                    manifest, engine.encoder, engine.store, settings, shard_files=SHARD, **kw
+                )
+            return index_manifest(manifest, engine.encoder, engine.store, settings.indexer)
+        finally:
+            engine.close()
+
+    def same() -> None:
+        _same_catalogs(plain.index_dir, on_ray.index_dir)
+        assert _items(plain.index_dir) == _items(on_ray.index_dir)
+
+    plain = Settings(index_dir=tmp_path / "plain", model=MODEL)
+    on_ray = Settings(index_dir=tmp_path / "ray", model=MODEL)
+    expected = index(plain, on_ray=False)
+    killed = index(on_ray, on_ray=True, merge=False)
+    assert killed.indexed == 0 and len(list((on_ray.index_dir / SHARDS).glob("*.pkl"))) == 4  # 58 rows
+    resumed = index(on_ray, on_ray=True)
+    assert (resumed.indexed, resumed.failed) == (expected.indexed, expected.failed) == (58, 2)
+    assert [e[1] for e in resumed.errors] == [e[1] for e in expected.errors]
+    same()
+    assert _search(on_ray) == _search(plain)
+
+    rows[0]["price"] = 999
+    del rows[30]
+    write_csv(manifest, rows)
+    plain_again, ray_again = index(plain, on_ray=False), index(on_ray, on_ray=True)
+    counts = (ray_again.indexed, ray_again.skipped, ray_again.removed)
+    assert counts == (plain_again.indexed, plain_again.skipped, plain_again.removed) == (1, 56, 1)
+    same()
