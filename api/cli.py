@@ -581,6 +581,35 @@ def _bench_compare(s: Settings, images: int, image_dir: Path | None, size: tuple
     out.print("img/s: model only, then end to end (e2e); memory: the process's peak RSS, its PSS at the end")
 
 
+@bench_app.command("ray")
+def bench_ray_cmd(
+    images: Annotated[int, typer.Option(min=1, help="Number of camera-size JPEGs")] = 200,
+    runs: Annotated[int, typer.Option(min=1, help="Runs of each way, alternating; the best counts")] = 2,
+    image_dir: Annotated[Path | None, typer.Option(help="Keep the generated JPEGs here for reuse")] = None,
+    model: Annotated[str, typer.Option("--model", "-m")] = "ViT-B-32",
+    pretrained: Pretrained = None,
+    device: Device = None,
+    ray: Annotated[str, typer.Option(help="Ray address (auto: the running cluster; local: start one)")] = (
+        "local"
+    ),
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Indexing throughput on Ray / the plain pipeline's, same files and model, in one run."""
+
+    from indexer.distributed import bench_ray, connect
+
+    s = settings_from(None, model, pretrained, pretrained is None, device)
+    connect(ray)  # not timed: a cluster is started once, not per run
+    with err.status("benchmarking ..."):
+        result = bench_ray(s, images, image_dir, runs)
+    _print_bench(
+        result,
+        as_json,
+        f"Ray {result.ray_ips:.1f} images/s / plain {result.plain_ips:.1f} images/s "
+        f"= [bold]{result.ratio:.2f}[/]",
+    )
+
+
 @bench_app.command("media")
 def bench_media_cmd(
     videos: Annotated[int, typer.Option(min=1, help="Number of generated videos")] = 2,

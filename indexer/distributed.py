@@ -341,8 +341,18 @@ def index_folder_on_ray(
     return rest
 
 
-def bench_ray(settings: Settings, n: int = 200, folder: Path | None = None, runs: int = 2) -> dict:
-    """Images/s of the plain pipeline and of `index_images_on_ray` (Ray started first) on the same n
+@dataclass
+class RayBench:
+    images: int
+    model: str
+    backend: str
+    plain_ips: float  # images/s of index_folder, best of the runs
+    ray_ips: float  # images/s of index_images_on_ray, best of the runs
+    ratio: float  # ray_ips / plain_ips
+
+
+def bench_ray(settings: Settings, n: int = 200, folder: Path | None = None, runs: int = 2) -> RayBench:
+    """Images/s of the plain pipeline and of `index_images_on_ray` (Ray connected first) on the same n
     camera-size JPEGs with the same model, each into a fresh index, best of `runs` each, alternating."""
     from indexer.bench import camera_jpegs
 
@@ -361,6 +371,6 @@ def bench_ray(settings: Settings, n: int = 200, folder: Path | None = None, runs
                 store.close()
                 if report.indexed != n:
                     raise RuntimeError(f"{way} indexed {report.indexed} of {n} images: {report.errors[:3]}")
-                best[way] = max(best[way], n / report.seconds)
+                best[way] = max(best[way], round(n / report.seconds, 2))
     ratio = round(best["ray"] / best["plain"], 3)
-    return {"images": n, "model": encoder.spec.label(), **best, "ratio": ratio}
+    return RayBench(n, encoder.spec.label(), encoder.backend, best["plain"], best["ray"], ratio)

@@ -38,16 +38,15 @@ class EncoderBase:
     batch_size: int
     query_tower: query_tower.QueryTower | None
     on_batch: Callable[[str, float], None] | None  # (kind, seconds) per batch: metrics
+    # One picture as the image tower reads it, (3, H, W) float32: a picklable function, not a method,
+    # so that Ray can ship it to decode tasks without the encoder.
+    preprocess: Callable[[Image.Image], np.ndarray]
     context_length = 77  # tokens the text tower reads, start and end markers included
 
     def _image_chunk(self, pixels: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
     def _text_chunk(self, texts: list[str]) -> np.ndarray:
-        raise NotImplementedError
-
-    def preprocess(self, image: Image.Image) -> np.ndarray:
-        """One picture as the image tower reads it: (3, H, W) float32."""
         raise NotImplementedError
 
     def token_count(self, text: str) -> int:
@@ -166,11 +165,8 @@ class OnnxEncoder(EncoderBase):
         self.towers = OnnxTowers(folder, backend == "onnx-int8", threads)
         self.query_tower = query_tower.QueryTower(folder / query_tower.FOLDER, tower, threads)
         self.context_length = tower.context_length
-        self._preprocess = preprocess
+        self.preprocess = preprocess
         self.on_batch = None
-
-    def preprocess(self, image: Image.Image) -> np.ndarray:
-        return self._preprocess(image)
 
     def record(self) -> dict:
         return {

@@ -4,6 +4,7 @@ same vectors as the torch Encoder's ONNX towers, and index and search runs with 
 from __future__ import annotations
 
 import json
+import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ import torch
 from open_clip.transform import PreprocessCfg, image_transform_v2
 from PIL import Image
 
+from indexer.pipeline import Preprocessing
 from search import ModelSpec, onnx_towers
 from search.config import ModelSettings
 from search.encoding import OnnxEncoder, ShortestSideCrop, open_encoder
@@ -86,6 +88,8 @@ def test_cached_towers_give_a_torch_free_encoder_with_the_same_vectors(model: Pa
     for text in TEXTS:
         assert light.token_count(text) == reference.token_count(text)
         assert light.split_text(text) == reference.split_text(text)
+    shipped = pickle.loads(pickle.dumps(Preprocessing.of(light)))  # what Ray sends to its decode tasks
+    np.testing.assert_array_equal(shipped.preprocess(images[0]), light.preprocess(images[0]))
 
     for other in (settings(model, backend="torch"), settings(model, query_backend="torch")):
         assert isinstance(open_encoder(ModelSpec(str(model)).normalised(), other), Encoder)

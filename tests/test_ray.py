@@ -7,10 +7,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import open_clip
 import pytest
+import torch
 
 from indexer import IndexReport, index_folder
-from search import Engine, Settings
+from search import Engine, ModelSpec, Settings, onnx_towers
+from search.config import ModelSettings
+from search.encoding import OnnxEncoder
+from search.models import Encoder
+from search.train import save_model
 from tests.conftest import write_images
 
 ray = pytest.importorskip("ray")
@@ -178,3 +184,29 @@ def test_manifest_on_ray_matches_plain_and_follows_changes(tmp_path: Path, local
     counts = (ray_again.indexed, ray_again.skipped, ray_again.removed)
     assert counts == (plain_again.indexed, plain_again.skipped, plain_again.removed) == (1, 56, 1)
     same()
+
+
+@pytest.mark.skipif(onnx_towers.missing() is not None, reason=f"ONNX: {onnx_towers.missing()}")
+def test_ray_with_the_torch_free_encoder_matches_plain(tmp_path: Path, local_ray: None) -> None:
+    """With cached int8 towers the driver and the actors open the torch-free OnnxEncoder (its
+    preprocessing is what Ray ships to the decode tasks); the catalogs are the same. int8 activations
+    are quantised per batch, so the shards are cut where the plain pipeline's batches end."""
+    torch.manual_seed(3)
+    config = open_clip.get_model_config("test-vit")
+    weights = save_model(open_clip.create_model("test-vit"), config, tmp_path / "model")
+    model = {"name": str(weights), "device": "cpu", "backend": "onnx-int8", "query_backend": "onnx-int8"}
+    model |= {"onnx_cache_dir": str(tmp_path / "onnx"), "batch_size": SHARD}
+    Encoder.for_spec(ModelSpec(str(weights)).normalised(), ModelSettings(**model))  # exports, checks
+    folder = tmp_path / "images"
+    write_images(folder, 20)
+
+    plain = Settings(index_dir=tmp_path / "plain", model=model, indexer={"batch_size": SHARD})
+    engine = Engine.open(plain, create=True)
+    try:
+        assert isinstance(engine.encoder, OnnxEncoder)
+        assert index_folder(folder, engine.encoder, engine.store, plain.indexer).indexed == 20
+    finally:
+        engine.close()
+    on_ray = Settings(index_dir=tmp_path / "ray", model=model, indexer={"batch_size": SHARD})
+    assert _index(on_ray, folder).indexed == 20
+    _same_catalogs(plain.index_dir, on_ray.index_dir)
