@@ -23,6 +23,7 @@ from rich.text import Text
 
 from api.output import print_hits, what, where
 from search.config import Backend, Settings
+from search.defaults import CANDIDATES
 from search.errors import MMSearchError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
@@ -594,7 +595,8 @@ def bench_ray_cmd(
     ),
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Indexing throughput on Ray / the plain pipeline's, same files and model, in one run."""
+    """Indexing throughput on Ray / the plain pipeline's, same files and model, in one run; and the
+    machine's busy CPU seconds of each (Ray's own processes included), the steadier measure."""
 
     from indexer.distributed import bench_ray, connect
 
@@ -606,7 +608,8 @@ def bench_ray_cmd(
         result,
         as_json,
         f"Ray {result.ray_ips:.1f} images/s / plain {result.plain_ips:.1f} images/s "
-        f"= [bold]{result.ratio:.2f}[/]",
+        f"= [bold]{result.ratio:.2f}[/]; CPU seconds plain {result.plain_cpu_s} / Ray {result.ray_cpu_s} "
+        f"= [bold]{result.cpu_ratio:.2f}[/]",
     )
 
 
@@ -652,6 +655,13 @@ def bench_search_cmd(
     scratch: Annotated[
         Path | None, typer.Option(help="Folder for vector sets over 4 GiB, memory-mapped (default: temp)")
     ] = None,
+    nprobe: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated IVF lists visited per query: a row each (default: the setting)"),
+    ] = None,
+    candidates: Annotated[
+        int, typer.Option(min=1, help="Top hits rescored exactly (the engine's default)")
+    ] = (CANDIDATES),
 ) -> None:
     """Index types on synthetic unit vectors: build time, bytes per vector, recall@10 before and after
     exact rescoring, p50 / p99 latency, batch QPS, and how latency grows with N."""
@@ -662,7 +672,8 @@ def bench_search_cmd(
     if unknown := set(kinds) - set(TYPES):
         raise typer.BadParameter(f"unknown index types {sorted(unknown)}; known: {', '.join(TYPES)}")
     counts = [int(s) for s in sizes.split(",")] + ([10_000_000] if ten_million else [])
-    result = bench_search(counts, dim, kinds, queries, console=err, scratch=scratch)
+    nprobes = [int(v) for v in nprobe.split(",")] if nprobe else None
+    result = bench_search(counts, dim, kinds, queries, candidates, err, scratch=scratch, nprobes=nprobes)
     report(result, out, json_out)
 
 

@@ -31,6 +31,7 @@ from rich.table import Table
 
 from search import faiss_gpu
 from search.config import IndexSettings, Settings
+from search.defaults import CANDIDATES
 from search.vectors import FLAT, HNSW, VectorIndex, nlist_for, pq_codes_for
 
 TYPES = ("flat", "hnsw", "ivf_pq")
@@ -54,6 +55,7 @@ class Row:
     p99_ms: float
     batch_qps: float
     device: str = "cpu"  # cpu, gpu (search on the GPU) or gpu-train (k-means on the GPU, search on the CPU)
+    nprobe: int | None = None  # IVF lists visited per query (IVF types)
 
 
 def factory_of(kind: str, n: int, dim: int) -> str:
@@ -155,35 +157,47 @@ def measure(
     candidates: int,
     k: int = 10,
     gpu: bool = False,
-):
-    """One row of the table: build, size, recall before and after rescoring, latency, batch QPS; with
+    nprobes: list[int] | None = None,
+) -> list[Row]:
+    """Rows of the table for one index: build, size, recall before and after rescoring, latency, batch
+    QPS; for IVF types one row per `nprobes` value (default: the setting's), over the same index. With
     `gpu`, the type as it runs with a GPU (its GPU copy is made at the first, untimed, search)."""
     index, build_s = build(kind, data, IndexSettings(gpu="on" if gpu else "off"))
-    raw = index.search(queries, k)[1]
-    latencies, final = [], []
-    for q in queries:
+    size = round(index_bytes(index) / len(data), 1)
+    ivf = kind == "ivf_pq"
+    rows = []
+    for nprobe in (nprobes or [index.settings.nprobe]) if ivf else [None]:
+        if nprobe is not None:
+            index.settings = index.settings.model_copy(update={"nprobe": nprobe})
+        raw = index.search(queries, k)[1]
+        latencies, final = [], []
+        for q in queries:
+            start = time.perf_counter()
+            ids = index.search(q[None, :], candidates)[1][0]
+            final.append(rescored(data, q, ids, k))
+            latencies.append(time.perf_counter() - start)
         start = time.perf_counter()
-        ids = index.search(q[None, :], candidates)[1][0]
-        final.append(rescored(data, q, ids, k))
-        latencies.append(time.perf_counter() - start)
-    start = time.perf_counter()
-    index.search(queries, candidates)
-    batch_s = time.perf_counter() - start
-    ms = np.asarray(latencies) * 1000
-    device = ("gpu" if index.gpu_search else "gpu-train" if kind == "ivf_pq" else "cpu") if gpu else "cpu"
-    return Row(
-        f"{kind}_gpu" if gpu else kind,
-        len(data),
-        index.factory,
-        round(build_s, 2),
-        round(index_bytes(index) / len(data), 1),
-        round(recall(raw, truth), 4),
-        round(recall(final, truth), 4),
-        round(float(np.percentile(ms, 50)), 3),
-        round(float(np.percentile(ms, 99)), 3),
-        round(len(queries) / batch_s, 1),
-        device,
-    )
+        index.search(queries, candidates)
+        batch_s = time.perf_counter() - start
+        ms = np.asarray(latencies) * 1000
+        device = ("gpu" if index.gpu_search else "gpu-train" if ivf else "cpu") if gpu else "cpu"
+        rows.append(
+            Row(
+                f"{kind}_gpu" if gpu else kind,
+                len(data),
+                index.factory,
+                round(build_s, 2),
+                size,
+                round(recall(raw, truth), 4),
+                round(recall(final, truth), 4),
+                round(float(np.percentile(ms, 50)), 3),
+                round(float(np.percentile(ms, 99)), 3),
+                round(len(queries) / batch_s, 1),
+                device,
+                nprobe,
+            )
+        )
+    return rows
 
 
 def bench_search(
@@ -191,21 +205,23 @@ def bench_search(
     dim: int = 512,
     types: list[str] | tuple[str, ...] = TYPES,
     queries: int = 200,
-    candidates: int = 100,
+    candidates: int = CANDIDATES,
     console: Console | None = None,
     gpu: faiss_gpu.GpuMode | None = None,
     scratch: Path | None = None,
+    nprobes: list[int] | None = None,
 ) -> dict:
     """Every type at every size; rows as dicts, plus p50 latency per size (the scaling line). `gpu`
-    (default: the setting `index.gpu`) adds GPU rows where it selects a GPU. Large vector sets go to a
-    temporary file under `scratch` (default: the system's temp folder), removed at the end."""
+    (default: the setting `index.gpu`) adds GPU rows where it selects a GPU; `nprobes` gives IVF types a
+    row per value. Large vector sets go to a temporary file under `scratch` (default: the system's temp
+    folder), removed at the end."""
     mode = Settings().index.gpu if gpu is None else gpu
     on_gpu = faiss_gpu.use_gpu(mode)
     skipped = None if on_gpu else ("index.gpu is off" if mode == "off" else faiss_gpu.no_gpu_reason())
     with tempfile.TemporaryDirectory(prefix="mmsearch-bench-", dir=scratch) as folder:
-        everything = synthetic_in(max(sizes), dim, Path(folder))
-        rows, too_large = _measure_all(everything, sizes, types, queries, candidates, on_gpu, console)
-        del everything  # unmapped before its file goes
+        vectors = synthetic_in(max(sizes), dim, Path(folder))
+        rows, too_large = _measure_all(vectors, sizes, types, queries, candidates, on_gpu, console, nprobes)
+        del vectors  # unmapped before its file goes
     result = {"dim": dim, "queries": queries, "candidates": candidates, "rows": [asdict(r) for r in rows]}
     return {**result, "gpu_skipped": skipped, "too_large": too_large}
 
@@ -218,6 +234,7 @@ def _measure_all(
     candidates: int,
     on_gpu: bool,
     console: Console | None,
+    nprobes: list[int] | None,
 ) -> tuple[list[Row], list[str]]:
     rows: list[Row] = []
     too_large: list[str] = []
@@ -232,19 +249,20 @@ def _measure_all(
                 continue
             if console is not None:
                 console.log(f"{kind} at {n:,} vectors ...")
-            rows.append(measure(kind, data, q, truth, candidates))
+            rows += measure(kind, data, q, truth, candidates, nprobes=nprobes)
             if on_gpu and kind in GPU_TYPES:
                 if console is not None:
                     console.log(f"{kind} at {n:,} vectors on the GPU ...")
-                rows.append(measure(kind, data, q, truth, candidates, gpu=True))
+                rows += measure(kind, data, q, truth, candidates, gpu=True, nprobes=nprobes)
     return rows, too_large
 
 
 def scaling(result: dict) -> dict[str, list[tuple[int, float, float]]]:
-    """Per type: (n, p50 ms, p50 / p50 at the smallest n)."""
-    out: dict[str, list[tuple[int, float, float]]] = {}
+    """Per type (and nprobe): (n, p50 ms, p50 / p50 at the smallest n)."""
+    out: dict[str, list[tuple[int, float]]] = {}
     for row in result["rows"]:
-        out.setdefault(row["type"], []).append((row["n"], row["p50_ms"]))
+        key = row["type"] if row.get("nprobe") is None else f"{row['type']} nprobe {row['nprobe']}"
+        out.setdefault(key, []).append((row["n"], row["p50_ms"]))
     return {t: [(n, p, round(p / pts[0][1], 2)) for n, p in pts] for t, pts in out.items()}
 
 
@@ -262,13 +280,17 @@ def report(result: dict, console: Console, json_out: Path | None = None) -> None
         "p50_ms",
         "p99_ms",
     ]
-    rest = ["batch_qps", "factory"]
+    rest = ["batch_qps", "nprobe", "factory"]
     if any(row.get("device", "cpu") != "cpu" for row in result["rows"]):
         rest.append("device")
     for column in [*columns, *rest]:
         table.add_column(column, justify="left" if column in ("type", "factory", "device") else "right")
     for row in result["rows"]:
-        table.add_row(*(f"{row[c]:,}" if c == "n" else str(row.get(c, "cpu")) for c in [*columns, *rest]))
+        cells = (
+            f"{row[c]:,}" if c == "n" else "-" if row.get(c) is None else str(row[c])
+            for c in [*columns, *rest]
+        )
+        table.add_row(*cells)
     console.print(table)
     if result.get("gpu_skipped"):
         console.print(f"GPU rows skipped: {result['gpu_skipped']}")
