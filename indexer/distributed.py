@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import ray
 
-from indexer.manifest import Columns, decode_row, plan_rows
+from indexer.manifest import Columns, decode_row, prepare_rows
 from indexer.pipeline import (
     Decoded,
     IndexReport,
@@ -139,7 +139,7 @@ class EncodeShards:
     then encodes each shard's decoded items and writes the shard's records to the shard folder."""
 
     def __init__(self, spec: ModelSpec, model: ModelSettings, folder: str):
-        device = "cuda" if ray.get_gpu_ids() else model.device
+        device = "cuda" if ray.get_gpu_ids() else "cpu" if model.device == "auto" else model.device
         threads = model.threads or len(os.sched_getaffinity(0))  # Ray sets 1 for the actor: use the node's
         self.encoder = open_encoder(spec, model.model_copy(update={"device": device, "threads": threads}))
         self.folder = Path(folder)
@@ -154,8 +154,9 @@ class EncodeShards:
         return {"shard": batch["shard"], "files": np.asarray(counts)}
 
 
-def cluster_gpus() -> bool:
-    return ray.cluster_resources().get("GPU", 0) > 0
+def gpus_per_encoder(model: ModelSettings) -> int:
+    """One GPU per encoder actor where the cluster has GPUs and the model's device allows one."""
+    return int(model.device in ("auto", "cuda") and ray.cluster_resources().get("GPU", 0) > 0)
 
 
 def run_shards(
@@ -187,7 +188,7 @@ def run_shards(
         EncodeShards,
         batch_size=1,
         concurrency=encoders,
-        num_gpus=1 if cluster_gpus() else 0,
+        num_gpus=gpus_per_encoder(settings.model),
         fn_constructor_args=(encoder.spec, settings.model, str(folder)),
     )
     for row in ds.iter_rows():
@@ -239,10 +240,7 @@ def index_manifest_on_ray(
     started = time.perf_counter()
     report = IndexReport()
     with store.writer():
-        work = plan_rows(manifest, store, report, columns, root)
-        if work.gone:
-            store.write([], removed_uris=work.gone)
-            report.removed = len(work.gone)
+        work = prepare_rows(manifest, store, report, columns, root)
         if work.failed:
             records, _ = encode_records(encoder, work.failed)
             store.write(records)

@@ -245,11 +245,12 @@ class ManifestPlan:
     gone: list[str]
 
 
-def plan_rows(
+def prepare_rows(
     manifest: Path, store: Store, report: IndexReport, columns: Columns, root: Path | None
 ) -> ManifestPlan:
-    """The manifest's rows against the catalog (call under the store's writer lock); rows skipped as
-    unchanged and bad rows without a key (or with a duplicate one) are counted in `report`."""
+    """The manifest's rows against the catalog (call under the store's writer lock). Products whose rows
+    are gone are dropped here; rows skipped as unchanged and bad rows without a key (or with a duplicate
+    one) are counted in `report`."""
     rows = load(manifest, columns, root)
     prefix = f"{manifest.resolve()}#"
     known = {uri: k for uri, k in store.catalog.known_files().items() if uri.startswith(prefix)}
@@ -270,6 +271,9 @@ def plan_rows(
             report.skipped += 1
         else:
             work.todo.append((row, fingerprint))
+    if work.gone:
+        store.write([], removed_uris=work.gone)
+        report.removed = len(work.gone)
     return work
 
 
@@ -286,10 +290,7 @@ def index_manifest(
     started = time.perf_counter()
     report = IndexReport()
     with store.writer():
-        work = plan_rows(manifest, store, report, columns, root)
-        if work.gone:
-            store.write([], removed_uris=work.gone)
-            report.removed = len(work.gone)
+        work = prepare_rows(manifest, store, report, columns, root)
         batcher = Batcher(encoder, store, report, cfg.save_every_s)
         for failed in work.failed:
             batcher.add(failed)
