@@ -3,7 +3,8 @@
 The vectors are clustered in a low-dimensional latent space and projected up, with a little isotropic
 noise (like embeddings, whose neighbourhoods have structure; uniform noise would make every neighbour
 equidistant and IVF meaningless). Queries are data points plus noise. Every approximate type is measured
-as the engine uses it: top-`candidates` from FAISS, rescored exactly with the float32 vectors.
+as the engine uses it: top-`candidates` from FAISS (grown past 1M vectors: `candidates_for`), rescored
+exactly with the float32 vectors.
 
 Vectors that would take more than SCRATCH_ABOVE of memory (10M x 512-d: 20 GB) are written to a
 memory-mapped file in a scratch folder instead, as the engine's catalog keeps them on disk; flat and
@@ -31,7 +32,7 @@ from rich.table import Table
 
 from search import faiss_gpu
 from search.config import IndexSettings, Settings
-from search.defaults import CANDIDATES
+from search.defaults import CANDIDATES, candidates_for
 from search.vectors import FLAT, HNSW, VectorIndex, nlist_for, pq_codes_for
 
 TYPES = ("flat", "hnsw", "ivf_pq")
@@ -56,6 +57,7 @@ class Row:
     batch_qps: float
     device: str = "cpu"  # cpu, gpu (search on the GPU) or gpu-train (k-means on the GPU, search on the CPU)
     nprobe: int | None = None  # IVF lists visited per query (IVF types)
+    candidates: int | None = None  # top hits rescored exactly: --candidates, grown past 1M vectors
 
 
 def factory_of(kind: str, n: int, dim: int) -> str:
@@ -166,6 +168,7 @@ def measure(
     size = round(index_bytes(index) / len(data), 1)
     ivf = kind == "ivf_pq"
     rows = []
+    candidates = candidates_for(len(data), candidates)  # as the engine grows them with the collection
     for nprobe in (nprobes or [index.settings.nprobe]) if ivf else [None]:
         if nprobe is not None:
             index.settings = index.settings.model_copy(update={"nprobe": nprobe})
@@ -195,6 +198,7 @@ def measure(
                 round(len(queries) / batch_s, 1),
                 device,
                 nprobe,
+                candidates,
             )
         )
     return rows
@@ -280,7 +284,7 @@ def report(result: dict, console: Console, json_out: Path | None = None) -> None
         "p50_ms",
         "p99_ms",
     ]
-    rest = ["batch_qps", "nprobe", "factory"]
+    rest = ["batch_qps", "nprobe", "candidates", "factory"]
     if any(row.get("device", "cpu") != "cpu" for row in result["rows"]):
         rest.append("device")
     for column in [*columns, *rest]:

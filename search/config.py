@@ -89,7 +89,12 @@ class SearchSettings(BaseModel):
     """Two-stage ranking: approximate top-`candidates` -> exact rescoring with the stored float32 vectors
     (when the FAISS index is approximate) -> optional reranking of the top `rerank_depth` hits."""
 
-    candidates: int = Field(CANDIDATES, ge=1, le=100_000, description="first-stage hits rescored exactly")
+    candidates: int = Field(
+        CANDIDATES,
+        ge=1,
+        le=100_000,
+        description="hits rescored exactly (up to 1M vectors; this many more per tenfold past it)",
+    )
     rerank_model: str | None = Field(None, description="open_clip name or local folder of a reranker model")
     rerank_pretrained: str | None = Field(None, description="its pretrained tag or checkpoint file")
     rerank_depth: int = Field(50, ge=1, le=10_000, description="hits the reranker reorders")

@@ -12,6 +12,7 @@ from sqlalchemy import and_
 
 from search.catalog import Item
 from search.config import SearchSettings, Settings
+from search.defaults import candidates_for
 from search.encoding import open_encoder
 from search.errors import InvalidQueryError, NotFoundError
 from search.filters import parse as parse_filter
@@ -268,8 +269,10 @@ class Engine:
             found: list[_Candidates] = []
             exhausted = True
             for space, query in spaces.items():
-                exact = self.store.vectors[space].exact
-                wanted = fetch if exact else max(fetch, self.search_settings.candidates)
+                index = self.store.vectors[space]
+                exact = index.exact
+                rescored = candidates_for(len(index), self.search_settings.candidates)
+                wanted = fetch if exact else max(fetch, rescored)
                 scores, ids = self.store.search(space, query[None, :], wanted, allowed)
                 valid = ids[0] >= 0
                 got = _Candidates(space, ids[0][valid], scores[0][valid])

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from search import query_tower
-from search.defaults import CANDIDATES, IndexSearchDefaults
+from search.defaults import IndexSearchDefaults, candidates_for
 from search.hits import IMAGE_SPACE, INDEXED, OVERFETCH, TEXT_SPACE, Hit, HitRow, grouped
 from search.layout import CATALOG, DEFAULT_INDEX_DIR, FORMAT, MANIFEST, vectors_file
 
@@ -132,7 +132,7 @@ def _ranked(index: VectorIndex, db: sqlite3.Connection, query: np.ndarray, k: in
     """Engine.search_vectors for one space, unfiltered and uncalibrated."""
     fetch = k * OVERFETCH + 8
     while True:
-        wanted = fetch if index.exact else max(fetch, CANDIDATES)
+        wanted = fetch if index.exact else max(fetch, candidates_for(len(index)))
         scores, ids = index.search(query[None, :], wanted)
         valid = ids[0] >= 0
         ids, similarity = ids[0][valid], scores[0][valid]

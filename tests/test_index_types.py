@@ -244,3 +244,13 @@ def test_bench_search_memory_maps_large_sets_with_the_same_rows(tmp_path: Path, 
     assert result["rows"][0]["recall_rescored"] >= 0.95
     assert result["too_large"] == ["flat at 3,000: 0.0 GiB of float32 vectors in 0.0 GiB of memory"]
     assert list((tmp_path / "bench").iterdir()) == [], "the scratch file is removed"
+
+
+def test_rescored_candidates_grow_past_a_million_vectors():
+    """4-bit PQ orders a denser neighbourhood less well: one more `base` of candidates per tenfold
+    past 1M (at 10M the top 200 give recall 0.97 where the top 100 gave 0.91, docs/benchmarks.md)."""
+    from search.defaults import candidates_for
+
+    assert [candidates_for(n) for n in (50_000, 1_000_000)] == [100, 100]
+    assert [candidates_for(n) for n in (1_000_001, 10_000_000, 10_000_001)] == [200, 200, 300]
+    assert candidates_for(10_000_000, base=30) == 60
