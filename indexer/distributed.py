@@ -46,6 +46,7 @@ from indexer.pipeline import (
     plan,
 )
 from indexer.sources import walk
+from search.catalog import ItemRecord
 from search.config import IndexerSettings, ModelSettings, Settings
 from search.encoding import EncoderBase, open_encoder
 from search.spec import ModelSpec
@@ -55,7 +56,7 @@ SHARDS = "shards"
 SHARD_FILES = 64
 DECODE_WORKER_BYTES = 1 << 30  # measured: about 0.7 GiB with torch imported
 
-ShardResult = tuple[list, list[tuple[int, int]]]  # what Store.write takes: records, touched
+ShardResult = tuple[list[ItemRecord], list[tuple[int, int]]]  # what Store.write takes
 
 
 @dataclass(frozen=True)
