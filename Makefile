@@ -11,7 +11,7 @@ PORT ?= 8000
 DEMO := .cache/demo
 SHAPES_MODEL := .cache/models/shapes
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench gpu-check clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,16 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/mmsearch bench index --images 256
 	$(BIN)/mmsearch bench media --speech-model "$$($(WHISPER))"
+
+# The CUDA paths on a machine with a GPU (docs/gpu.md): the GPU tests, then fp16 indexing against the CPU
+# path, fp16 against float32 vectors, FAISS on the GPU, peak memory. Without a GPU: one line, exit 0.
+gpu-check: $(STAMP)
+	@if $(BIN)/python -c "import sys, torch; sys.exit(not torch.cuda.is_available())"; then \
+		$(BIN)/python -m pytest -q tests/test_gpu_encoder.py tests/test_gpu_index.py && \
+		$(BIN)/mmsearch bench gpu --json-out gpu-check.json; \
+	else \
+		echo "gpu-check: no GPU here (torch sees no CUDA device); nothing checked"; \
+	fi
 
 clean:
 	rm -rf .cache $(VENV)

@@ -528,7 +528,7 @@ def bench_index_cmd(
     model: Annotated[str, typer.Option("--model", "-m")] = "ViT-B-32",
     pretrained: Pretrained = None,
     batch_size: Annotated[int, typer.Option(min=1)] = 32,
-    workers: Annotated[int, typer.Option(min=1)] = 2,
+    workers: Annotated[int | None, typer.Option(min=1, help="Decode threads (default: the cores)")] = None,
     device: Device = None,
     backend: Annotated[Backend, typer.Option(help="Encoder backend (auto: by rules per machine)")] = "auto",
     compare: Annotated[
@@ -735,6 +735,34 @@ def bench_oneshot_cmd(
         "" if result.light_took_the_light_way else " (the light way declined this index: see search/quick.py)"
     )
     _print_bench(result, as_json, f"one-shot search, full / light: [bold]{result.speedup}x[/]{way}")
+
+
+@bench_app.command("gpu")
+def bench_gpu_cmd(
+    images: Annotated[int, typer.Option(min=1, help="Number of camera-size JPEGs")] = 512,
+    model: Annotated[str, typer.Option("--model", "-m", help="open_clip architecture (random weights)")] = (
+        "ViT-B-32"
+    ),
+    vectors: Annotated[int, typer.Option(min=1000, help="512-d vectors for the FAISS GPU rows")] = 10**6,
+    queries: Annotated[int, typer.Option(min=1, help="Queries for the FAISS GPU rows")] = 1000,
+    json_out: Annotated[Path | None, typer.Option(help="Write the results here as JSON")] = None,
+) -> None:
+    """The CUDA paths in one run: indexing with fp16 on the GPU / the CPU path on the same files, fp16
+    against float32 vectors, FAISS on the GPU at 1M vectors, peak GPU memory. Without a CUDA GPU: one
+    line, exit 0."""
+    import json
+    from dataclasses import asdict
+
+    from indexer.bench_gpu import gpu_check, no_cuda_reason, summary
+
+    if reason := no_cuda_reason():
+        out.print(f"gpu-check: no GPU here ({reason}); nothing checked")
+        return
+    result = gpu_check(images, model, vectors, queries, log=err.log)
+    if json_out is not None:
+        json_out.write_text(json.dumps(asdict(result), indent=2))
+    for line in summary(result):
+        out.print(line, highlight=False, soft_wrap=True)
 
 
 def _print_bench(result, as_json: bool, summary: str) -> None:

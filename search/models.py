@@ -152,7 +152,7 @@ class Encoder(EncoderBase):
         self.query_backend = choose_query_backend(query_backend, self.device, self.params)
         self.query_tower = self._start_query_tower(cache_dir, threads)  # before _start_backend frees weights
         self._start_backend(cache_dir, threads, auto=backend == "auto")
-        self.dtype = next(self.model.parameters()).dtype
+        self.dtype = _weights_dtype(self.model)
 
     @classmethod
     def from_settings(cls, s: ModelSettings) -> Encoder:
@@ -386,6 +386,15 @@ def _logit_scale_only(model: torch.nn.Module) -> torch.nn.Module:
     shell = torch.nn.Module()
     shell.logit_scale = model.logit_scale
     return shell
+
+
+def _weights_dtype(model: torch.nn.Module) -> torch.dtype:
+    """The dtype pixels must be given in: that of the matrix weights. open_clip's fp16 (on CUDA) keeps
+    embeddings, norms and the logit scale in float32, so the first parameter does not tell."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.Conv2d | torch.nn.Linear):
+            return module.weight.dtype
+    return next(model.parameters()).dtype
 
 
 def _image_size(model: torch.nn.Module) -> int:
