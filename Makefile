@@ -11,7 +11,7 @@ PORT ?= 8000
 DEMO := .cache/demo
 SHAPES_MODEL := .cache/models/shapes
 
-.PHONY: run test lint bench gpu-check clean
+.PHONY: run test test-portable fixture-models lint bench gpu-check clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,22 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q --durations=10
+
+# The quality tests again where the CPU computes as an AVX2-only machine with one thread, and as one with
+# no vector kernels and 8 threads: a test that holds only by this CPU's rounding fails here first.
+AVX2_ONE_THREAD := ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2 OMP_NUM_THREADS=1
+NO_VECTOR_EIGHT_THREADS := ATEN_CPU_CAPABILITY=default MKL_CBWR=COMPATIBLE OMP_NUM_THREADS=8
+test-portable: $(STAMP)
+	$(AVX2_ONE_THREAD) $(BIN)/python -m pytest -q -m quality -p no:cacheprovider
+	$(NO_VECTOR_EIGHT_THREADS) $(BIN)/python -m pytest -q -m quality -p no:cacheprovider
+
+# The trained models the quality tests load (tests/fixtures/models/README.md).
+FIXTURES := tests/fixtures/models
+fixture-models: $(STAMP)
+	$(BIN)/mmsearch synth .cache/fixture-train --per-class 60 --seed 0
+	$(BIN)/mmsearch train .cache/fixture-train/captions.csv --out $(FIXTURES)/shapes --half
+	$(BIN)/mmsearch train .cache/fixture-train/captions.csv --out $(FIXTURES)/shapes-attribute \
+		--partial-captions 0.3 --half
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

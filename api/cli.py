@@ -483,6 +483,7 @@ def train(
             min=0.0, max=1.0, help="Chance a caption is cut to part of its words (teaches attributes)"
         ),
     ] = None,
+    half: Annotated[bool, typer.Option("--half", help="Save the weights as float16 (half the size)")] = False,
 ) -> None:
     """Train or fine-tune a CLIP model contrastively; the folder it writes works with --model."""
     from dataclasses import replace
@@ -498,7 +499,8 @@ def train(
         "partial_captions": partial_captions,
     }
     config = replace(
-        TrainConfig(model=base, pretrained=pretrained), **{k: v for k, v in given.items() if v is not None}
+        TrainConfig(model=base, pretrained=pretrained, half=half),
+        **{k: v for k, v in given.items() if v is not None},
     )
     pairs = load_pairs(captions)
     with Progress(

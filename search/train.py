@@ -47,6 +47,8 @@ class TrainConfig:
     (they are false negatives for the contrastive loss); it matters when captions repeat,
     as with class-like captions, and is harmless otherwise. Keep ``batch_size`` at most the
     number of distinct captions for it to work fully.
+    ``half`` saves the weights in float16: half the file, loaded back into float32 (the repo's
+    fixture models are saved so).
     ``partial_captions`` is the chance that a sample's caption is cut, for one step, to a random part
     of its words ("a blue circle" -> "blue", "circle", "blue circle"); the loss then counts every
     image whose caption holds all those words as a match, so the text tower learns single attributes
@@ -66,6 +68,7 @@ class TrainConfig:
     partial_captions: float = 0.0
     num_threads: int | None = 2
     device: str = "cpu"
+    half: bool = False
 
 
 def builtin_models() -> list[str]:
@@ -352,10 +355,11 @@ def _fit(model: torch.nn.Module, data: _Data, config: TrainConfig, on_epoch: Epo
     model.eval()
 
 
-def save_model(model: torch.nn.Module, model_cfg: dict[str, Any], out_dir: Path) -> Path:
+def save_model(model: torch.nn.Module, model_cfg: dict[str, Any], out_dir: Path, half: bool = False) -> Path:
     """Write an open_clip ``local-dir`` folder: built in a temp dir beside it, then renamed into place.
 
-    An existing ``out_dir`` is replaced. Returns the folder's absolute path.
+    An existing ``out_dir`` is replaced; ``half`` stores floating-point weights as float16. Returns the
+    folder's absolute path.
     """
     out_dir = Path(out_dir).resolve()
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -366,6 +370,8 @@ def save_model(model: torch.nn.Module, model_cfg: dict[str, Any], out_dir: Path)
         config = {"model_cfg": model_cfg, "preprocess_cfg": preprocess_cfg}
         (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        if half:
+            state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
         save_file(state, str(tmp / WEIGHTS_FILE))
         (tmp / WEIGHTS_FILE).chmod(0o644)  # safetensors writes owner-only files
         _replace_dir(tmp, out_dir)
@@ -415,6 +421,6 @@ def train(
         model, preprocess, tokenizer, model_cfg = _create_model(config)
         data = _prepare(pairs, preprocess, tokenizer)
         _fit(model, data, config, on_epoch)
-        return save_model(model, model_cfg, out_dir)
+        return save_model(model, model_cfg, out_dir, config.half)
     finally:
         torch.set_num_threads(threads)

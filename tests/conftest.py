@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -59,19 +60,24 @@ def engine(settings: Settings):
     eng.close()
 
 
-def _train_shapes(tmp_path_factory, name: str, partial_captions: float = 0.0) -> Path:
-    from search.synthetic import generate
-    from search.train import TrainConfig, train
+FIXTURE_MODELS = Path(__file__).parent / "fixtures" / "models"
 
-    data = tmp_path_factory.mktemp(f"{name}-train")
-    pairs = generate(data, per_class=SHAPES_TRAIN_PER_CLASS, seed=0)
-    return train(pairs, data.parent / name, TrainConfig(partial_captions=partial_captions))
+
+def _fixture_model(tmp_path_factory, name: str, env: str) -> Path:
+    """A copy of a trained model committed in tests/fixtures/models (its README says how it was made),
+    or of the folder the environment variable names (tests/spread.py points it at other trainings).
+    Loaded, not trained: the quality tests then measure the same weights on every machine. A copy, so
+    the ONNX towers exported beside a model folder stay out of the repository."""
+    source = Path(os.environ.get(env) or FIXTURE_MODELS / name)
+    copy = tmp_path_factory.mktemp(name) / name
+    shutil.copytree(source, copy)
+    return copy
 
 
 @pytest.fixture(scope="session")
 def shapes_model(tmp_path_factory) -> Path:
-    """mmsearch-tiny trained on the synthetic shapes (seed 0), as `mmsearch train` does: about a minute."""
-    return _train_shapes(tmp_path_factory, "shapes-model")
+    """mmsearch-tiny trained on the synthetic shapes (`make fixture-models`)."""
+    return _fixture_model(tmp_path_factory, "shapes", "MMSEARCH_TEST_SHAPES_MODEL")
 
 
 @pytest.fixture(scope="session")
@@ -80,10 +86,15 @@ def shapes_attribute_model(tmp_path_factory) -> Path:
     words mean something: what composed queries ("this picture, but blue") need. Kept apart from
     `shapes_model` because its text tower also scores everyday sentences higher, which changes how
     pictures and speech fuse in the media tests."""
-    return _train_shapes(tmp_path_factory, "shapes-attribute-model", partial_captions=0.3)
+    return _fixture_model(tmp_path_factory, "shapes-attribute", "MMSEARCH_TEST_SHAPES_ATTRIBUTE_MODEL")
 
 
-SHAPES_TRAIN_PER_CLASS = 60  # 40 let one training seed collapse the purple captions
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that measures a trained model is a quality test (`make test-portable` reruns them
+    under other CPU kernels and thread counts)."""
+    for item in items:
+        if {"shapes_model", "shapes_attribute_model"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.quality)
 
 
 @contextmanager

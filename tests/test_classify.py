@@ -50,13 +50,15 @@ def accuracy(held_out, labels: Sequence[str], templates: Sequence[str], part: in
     return float(np.mean([top[0][0] == cls[part] for top, cls in zip(predicted, truth, strict=True)]))
 
 
-def test_colours(held_out):
+def test_colours(held_out, record_property):
     acc = accuracy(held_out, list(COLOURS), COLOUR_TEMPLATES, 0)
+    record_property("zero_shot_colours", acc)
     assert acc >= 0.9, f"colour accuracy {acc:.3f}"
 
 
-def test_shapes(held_out):
+def test_shapes(held_out, record_property):
     acc = accuracy(held_out, list(SHAPES), SHAPE_TEMPLATES, 1)
+    record_property("zero_shot_shapes", acc)
     assert acc >= 0.9, f"shape accuracy {acc:.3f}"
 
 

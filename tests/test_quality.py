@@ -30,7 +30,7 @@ def shapes_engine(shapes_model: Path, tmp_path_factory):
     engine.close()
 
 
-def test_text_to_image_recall_at_5(shapes_engine):
+def test_text_to_image_recall_at_5(shapes_engine, record_property):
     engine, _ = shapes_engine
     per_class = {}
     for colour, shape in classes():
@@ -39,10 +39,11 @@ def test_text_to_image_recall_at_5(shapes_engine):
         per_class[(colour, shape)] = sum(class_of(h.uri) == (colour, shape) for h in hits) / 5
     recall = sum(per_class.values()) / len(per_class)
     worst = min(per_class, key=per_class.get)
+    record_property("text_image_recall_at_5", recall)
     assert recall >= 0.9, f"recall@5 {recall:.3f}; worst {worst}: {per_class[worst]:.1f}"
 
 
-def test_image_to_image_top1_same_class(shapes_engine, tmp_path: Path):
+def test_image_to_image_top1_same_class(shapes_engine, tmp_path: Path, record_property):
     engine, _ = shapes_engine
     queries = generate(tmp_path / "queries", per_class=3, seed=2, fmt="jpg")
     right = 0
@@ -50,6 +51,7 @@ def test_image_to_image_top1_same_class(shapes_engine, tmp_path: Path):
         image = decode_image(path.read_bytes(), 10**8, min_side=engine.encoder.image_size).image
         top = engine.search_image(image, k=1)[0]
         right += class_of(top.uri) == class_of(path)
+    record_property("image_image_top1", right / len(queries))
     assert right / len(queries) >= 0.9, f"image -> image top-1 {right}/{len(queries)}"
 
 

@@ -1,8 +1,11 @@
-"""Fast tests of the training inputs: caption files, the synthetic dataset, and one tiny training run."""
+"""Training: its inputs (caption files, the synthetic dataset), a tiny run's files, and what training must
+do (the loss falls; held-out recall rises far above chance), with thresholds set from the spread over
+seeds and CPU settings (docs/testing.md)."""
 
 from __future__ import annotations
 
 import json
+import os
 import random
 from pathlib import Path
 
@@ -10,8 +13,11 @@ import numpy as np
 import open_clip
 import pytest
 import torch
+from PIL import Image
 
 from search import synthetic
+from search.models import Encoder
+from search.spec import ModelSpec
 from search.train import CONFIG_FILE, WEIGHTS_FILE, TrainConfig, load_pairs, train
 
 
@@ -146,3 +152,62 @@ def test_train_writes_a_local_dir_model_open_clip_loads(tmp_path: Path) -> None:
     again = train(pairs, out, TrainConfig(epochs=1, batch_size=16, seed=1))
     assert again == out and (out / WEIGHTS_FILE).read_bytes() != weights
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+# --------------------------------------------------------------------------- what training must do
+
+TRAIN_SEED = int(os.environ.get("MMSEARCH_TEST_TRAIN_SEED", "0"))  # tests/spread.py varies it
+TRAIN_PER_CLASS, TRAIN_EPOCHS = 20, 10  # 600 pairs, 200 steps: about 20 s on 2 cores
+LOSS_RATIO_MAX = 0.8  # provisional: set from the spread below
+RECALL_MIN = 0.5  # provisional: set from the spread below
+
+
+@pytest.fixture(scope="module")
+def small_training(tmp_path_factory) -> tuple[Path, list[float]]:
+    """mmsearch-tiny trained from scratch on 600 captioned shapes, with torch's own thread count (the
+    machine's cores, or OMP_NUM_THREADS) as a user's run would have; the folder and each epoch's loss."""
+    root = tmp_path_factory.mktemp("small-training")
+    pairs = synthetic.generate(root / "train", per_class=TRAIN_PER_CLASS, seed=0)
+    losses: list[float] = []
+    config = TrainConfig(epochs=TRAIN_EPOCHS, seed=TRAIN_SEED, num_threads=None)
+    folder = train(pairs, root / "model", config, on_epoch=lambda _, loss: losses.append(loss))
+    return folder, losses
+
+
+def held_out_recall_at_5(encoder: Encoder, folder: Path) -> float:
+    """Text -> image recall@5 of each class's caption over 90 pictures never trained on (seed 1)."""
+    pairs = synthetic.generate(folder, per_class=3, seed=1)
+    images = []
+    for path, _ in pairs:
+        with Image.open(path) as im:
+            images.append(im.convert("RGB"))
+    truth = [synthetic.class_of(path) for path, _ in pairs]
+    classes = synthetic.classes()
+    texts = encoder.encode_texts([synthetic.caption(*c) for c in classes])
+    similarity = texts @ encoder.encode_images(images).T
+    top5 = np.argsort(-similarity, axis=1, kind="stable")[:, :5]
+    return float(np.mean([[truth[i] == c for i in row] for c, row in zip(classes, top5, strict=True)]))
+
+
+@pytest.mark.slow
+@pytest.mark.quality
+def test_training_lowers_the_loss(small_training, record_property) -> None:
+    _, losses = small_training
+    record_property("train_loss_last_over_first", losses[-1] / losses[0])
+    assert all(np.isfinite(losses))
+    assert losses[-1] <= LOSS_RATIO_MAX * losses[0], f"losses per epoch {np.round(losses, 3)}"
+
+
+@pytest.mark.slow
+@pytest.mark.quality
+def test_training_lifts_held_out_recall_far_above_chance(small_training, tmp_path: Path, record_property):
+    folder, _ = small_training
+    untrained = Encoder(ModelSpec("mmsearch-tiny", random_weights=True), "cpu", backend="torch")
+    trained = Encoder(ModelSpec(str(folder)).normalised(), "cpu", backend="torch")
+    before = held_out_recall_at_5(untrained, tmp_path / "held-out")
+    after = held_out_recall_at_5(trained, tmp_path / "held-out")
+    record_property("train_recall_at_5_untrained", before)
+    record_property("train_recall_at_5", after)
+    chance = 1 / len(synthetic.classes())
+    assert before <= 3 * chance, f"an untrained model is near chance ({chance:.3f}): {before:.3f}"
+    assert after >= RECALL_MIN, f"held-out recall@5 {after:.3f} (untrained {before:.3f})"
