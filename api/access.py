@@ -19,9 +19,9 @@ from urllib.parse import unquote
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api.errors import error_json
-from search.config import ApiSettings
-from search.errors import ConfigError
+from mmsearch.api.errors import error_json
+from mmsearch.config import ApiSettings
+from mmsearch.errors import ConfigError
 
 OPEN_PATHS = ("/health", "/web/")  # and "/" itself: liveness and the page's own files, no data
 ADMIN_PREFIX = "/admin"

@@ -20,13 +20,13 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
-from api import metrics
-from api.access import AccessMiddleware, check_exposure
-from api.errors import install_error_handlers
-from api.index_runs import IndexRunner
-from api.limits import BodyLimitMiddleware, TimeoutMiddleware
-from api.routes import admin, answer, classify, health, items, search
-from search import Engine, Settings
+from mmsearch import Engine, Settings
+from mmsearch.api import metrics
+from mmsearch.api.access import AccessMiddleware, check_exposure
+from mmsearch.api.errors import install_error_handlers
+from mmsearch.api.index_runs import IndexRunner
+from mmsearch.api.limits import BodyLimitMiddleware, TimeoutMiddleware
+from mmsearch.api.routes import admin, answer, classify, health, items, search
 
 WEB = Path(__file__).with_name("web")  # the page at / (plain HTML, CSS and JS: no build step)
 

@@ -56,7 +56,7 @@ def bench_oneshot(index_dir: Path, query: str, runs: int) -> OneShotBench:
 def _run(args: list[str], env: dict[str, str]) -> tuple[float, float, bool]:
     """(wall seconds, peak RSS MiB, whether torch was imported) of one `mmsearch ARGS` process."""
     code = (
-        "import sys\nfrom api.launch import main\nsys.argv = ['mmsearch', *sys.argv[1:]]\nmain()\n"
+        "import sys\nfrom mmsearch.api.launch import main\nsys.argv = ['mmsearch', *sys.argv[1:]]\nmain()\n"
         "sys.stderr.write('torch loaded\\n' if 'torch' in sys.modules else '')\n"
     )
     with tempfile.TemporaryFile() as errors:

@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from search import Settings
+from mmsearch import Settings
 
 TEXTS = [
     "a red circle", "a blue square", "a green triangle", "something yellow", "a picture of a dog",
@@ -77,7 +77,7 @@ class ServeBench:
 def _serve(settings: Settings, port: int) -> None:
     import uvicorn
 
-    from api.app import create_app
+    from mmsearch.api.app import create_app
 
     uvicorn.run(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
 

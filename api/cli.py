@@ -21,10 +21,10 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from api.output import print_hits, what, where
-from search.config import Backend, Settings
-from search.defaults import CANDIDATES
-from search.errors import MMSearchError
+from mmsearch.api.output import print_hits, what, where
+from mmsearch.config import Backend, Settings
+from mmsearch.defaults import CANDIDATES
+from mmsearch.errors import MMSearchError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks that print measured ratios.")
@@ -74,7 +74,7 @@ def settings_from(
 
 
 def open_engine(settings: Settings, create: bool = False):
-    from search.engine import Engine  # torch and open_clip load here, not for --help
+    from mmsearch.engine import Engine  # torch and open_clip load here, not for --help
 
     with err.status(f"loading model and index {settings.index_dir} ..."):
         return Engine.open(settings, create=create)
@@ -126,8 +126,8 @@ def index(
 ) -> None:
     """Index the images, videos and audio under PATH, or the products a manifest (CSV, JSONL, Parquet)
     lists (incremental: unchanged files and rows are skipped)."""
-    from indexer import index_folder
-    from indexer.manifest import Columns, index_manifest, is_manifest
+    from mmsearch.indexer import index_folder
+    from mmsearch.indexer.manifest import Columns, index_manifest, is_manifest
 
     s = settings_from(
         index_dir,
@@ -148,7 +148,7 @@ def index(
         on_progress = lambda done, total: progress.update(task, completed=done, total=total)  # noqa: E731
         chosen = Columns(key, images, tuple(text) if text else None)
         if ray is not None:
-            from indexer.distributed import connect, index_folder_on_ray, index_manifest_on_ray
+            from mmsearch.indexer.distributed import connect, index_folder_on_ray, index_manifest_on_ray
 
             connect(ray)
             if is_manifest(path):
@@ -216,8 +216,8 @@ def search(
 ) -> None:
     """Search by text, by image (--image FILE), or both composed: `--image dress.jpg "red" --weight 0.3
     --not striped`, `--like 42 "in blue"`."""
-    from search.engine import Filters, Term
-    from search.errors import InvalidQueryError
+    from mmsearch.engine import Filters, Term
+    from mmsearch.errors import InvalidQueryError
 
     if query is None and image is None and like is None:
         raise InvalidQueryError("give a text query, --image FILE or --like ITEM_ID")
@@ -226,7 +226,7 @@ def search(
     engine = open_engine(s)
     picture = None
     if image is not None:
-        from indexer.media import decode_image
+        from mmsearch.indexer.media import decode_image
 
         picture = decode_image(image.read_bytes(), s.indexer.max_image_pixels).image
     given = [t for t in (picture, like, query) if t is not None]
@@ -259,10 +259,10 @@ def ask(
     hits it cites."""
     from pydantic import ValidationError
 
-    from search.answer import Answer, Answerer
-    from search.config import AnswerSettings
-    from search.engine import Filters
-    from search.errors import ConfigError
+    from mmsearch.answer import Answer, Answerer
+    from mmsearch.config import AnswerSettings
+    from mmsearch.engine import Filters
+    from mmsearch.errors import ConfigError
 
     s = settings_from(index_dir)
     chosen = {k: v for k, v in {"backend": backend, "model": vlm, "base_url": base_url}.items() if v}
@@ -306,13 +306,13 @@ def classify(
 ) -> None:
     """Zero-shot tags for the whole collection (stored, filterable as `tag = shoe`, re-runnable), or
     label probabilities for one --image."""
-    from search.classify import ZeroShotClassifier, tag_collection
+    from mmsearch.classify import ZeroShotClassifier, tag_collection
 
     s = settings_from(index_dir)
     engine = open_engine(s)
     classifier = ZeroShotClassifier(engine.encoder, labels.split(","), template)
     if image is not None:
-        from indexer.media import decode_image
+        from mmsearch.indexer.media import decode_image
 
         picture = decode_image(image.read_bytes(), s.indexer.max_image_pixels).image
         vector = engine.encoder.encode_images([picture])
@@ -337,7 +337,7 @@ def dedup(
     index_dir: IndexDir = None,
 ) -> None:
     """Group duplicates: exact copies (same content hash) and near-identical images."""
-    from search.dedup import find_duplicates, groups_to_json, write_csv
+    from mmsearch.dedup import find_duplicates, groups_to_json, write_csv
 
     engine = open_engine(settings_from(index_dir))
     groups = find_duplicates(engine.store, threshold)
@@ -359,8 +359,8 @@ def info(
     failures: Annotated[bool, typer.Option("--failures", help="List the files that failed")] = False,
 ) -> None:
     """Show the index's model, counts and failures."""
-    from search.catalog import Catalog
-    from search.store import read_manifest
+    from mmsearch.catalog import Catalog
+    from mmsearch.layout import read_manifest
 
     s = settings_from(index_dir)
     manifest = read_manifest(s.index_dir)
@@ -390,7 +390,7 @@ def info(
 
 def _backend_line(s: Settings, recorded: dict) -> str:
     """The backend this machine picks for the index's model, and the one that made the index."""
-    from search.models import planned_backend
+    from mmsearch.models import planned_backend
 
     made = f"index made with {recorded.get('backend', 'torch')}"
     if "params" not in recorded:  # indexes from before backends were recorded
@@ -401,8 +401,8 @@ def _backend_line(s: Settings, recorded: dict) -> str:
 def _query_line(s: Settings, recorded: dict) -> str:
     """How query texts are encoded here: the planned query backend, and whether the index holds a
     query tower for its model (what a one-shot search loads without torch, search/quick.py)."""
-    from search import query_tower
-    from search.models import planned_query_backend
+    from mmsearch import query_tower
+    from mmsearch.models import planned_query_backend
 
     planned = planned_query_backend(s.model, recorded["params"])
     held = query_tower.usable(s.index_dir / query_tower.FOLDER, recorded["fingerprint"])
@@ -437,7 +437,7 @@ def serve(
     (MMSEARCH_API__READ_KEYS / MMSEARCH_API__ADMIN_KEYS)."""
     import uvicorn
 
-    from api.app import create_app
+    from mmsearch.api.app import create_app
 
     s = settings_from(index_dir, model, device=device)
     asked = {"host": host, "port": port, "index_roots": index_roots}
@@ -454,7 +454,7 @@ def synth(
     fmt: Annotated[str, typer.Option("--format", help="png or jpg")] = "png",
 ) -> None:
     """Write the synthetic captioned shapes dataset (for training, tests and the offline demo)."""
-    from search.synthetic import generate
+    from mmsearch.synthetic import generate
 
     pairs = generate(out_dir, per_class, seed=seed, size=size, fmt=fmt)
     out.print(f"wrote {len(pairs)} images and {out_dir / 'captions.csv'}")
@@ -488,8 +488,8 @@ def train(
     """Train or fine-tune a CLIP model contrastively; the folder it writes works with --model."""
     from dataclasses import replace
 
-    from search.train import TrainConfig, load_pairs
-    from search.train import train as run_training
+    from mmsearch.train import TrainConfig, load_pairs
+    from mmsearch.train import train as run_training
 
     given = {
         "epochs": epochs,
@@ -540,7 +540,7 @@ def bench_index_cmd(
 ) -> None:
     """Pipeline throughput (JPEG files -> committed vectors) / model-only throughput, in one run."""
 
-    from indexer.bench import bench_index
+    from mmsearch.indexer.bench import bench_index
 
     w, h = (int(v) for v in size.lower().split("x"))
     s = settings_from(
@@ -567,7 +567,7 @@ def _bench_compare(s: Settings, images: int, image_dir: Path | None, size: tuple
 
     from rich.table import Column
 
-    from indexer.bench_backends import backends_here, compare_backends
+    from mmsearch.indexer.bench_backends import backends_here, compare_backends
 
     backends = backends_here()
     with err.status(f"benchmarking {', '.join(backends)}, each in its own process ..."):
@@ -600,7 +600,7 @@ def bench_ray_cmd(
     """Indexing throughput on Ray / the plain pipeline's, same files and model, in one run; and the
     machine's busy CPU seconds of each (Ray's own processes included), the steadier measure."""
 
-    from indexer.distributed import bench_ray, connect
+    from mmsearch.indexer.distributed import bench_ray, connect
 
     s = settings_from(None, model, pretrained, pretrained is None, device)
     connect(ray)  # not timed: a cluster is started once, not per run
@@ -628,7 +628,7 @@ def bench_media_cmd(
 ) -> None:
     """Keyframe extraction and speech transcription speed (x real time) on generated media, in one run."""
 
-    from indexer.bench import bench_media
+    from mmsearch.indexer.bench import bench_media
 
     w, h = (int(v) for v in size.lower().split("x"))
     s = settings_from(speech={"model": speech_model})
@@ -668,7 +668,7 @@ def bench_search_cmd(
     """Index types on synthetic unit vectors: build time, bytes per vector, recall@10 before and after
     exact rescoring, p50 / p99 latency, batch QPS, and how latency grows with N."""
 
-    from search.bench_search import TYPES, bench_search, report
+    from mmsearch.bench_search import TYPES, bench_search, report
 
     kinds = [t.strip() for t in types.split(",") if t.strip()]
     if unknown := set(kinds) - set(TYPES):
@@ -695,7 +695,7 @@ def bench_serve_cmd(
     index run writes, against the same server's latency with one client, in one run."""
     from dataclasses import asdict
 
-    from api.bench_serve import bench_serve
+    from mmsearch.api.bench_serve import bench_serve
 
     s = settings_from(index_dir)
     with err.status(f"{clients} clients for {seconds:g} s ..."):
@@ -728,7 +728,7 @@ def bench_oneshot_cmd(
 ) -> None:
     """Whole-process time of a one-shot `mmsearch search "text"`: the light way (no torch) against
     the full way, in one run on the same index."""
-    from api.bench_oneshot import bench_oneshot
+    from mmsearch.api.bench_oneshot import bench_oneshot
 
     s = settings_from(index_dir)
     with err.status(f"{2 * runs + 1} searches, one process each ..."):
@@ -755,7 +755,7 @@ def bench_gpu_cmd(
     import json
     from dataclasses import asdict
 
-    from indexer.bench_gpu import gpu_check, no_cuda_reason, summary
+    from mmsearch.indexer.bench_gpu import gpu_check, no_cuda_reason, summary
 
     if reason := no_cuda_reason():
         out.print(f"gpu-check: no GPU here ({reason}); nothing checked")

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from search import Engine, IndexStateError, Settings
+from mmsearch import Engine, IndexStateError, Settings
 
 
 async def get_engine(request: Request) -> Engine:

@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from search.errors import (
+from mmsearch.errors import (
     BackendError,
     BackendTimeoutError,
     BusyError,

@@ -11,9 +11,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from indexer import index_folder
-from search import Engine, Settings
-from search.errors import BusyError, ConfigError
+from mmsearch import Engine, Settings
+from mmsearch.errors import BusyError, ConfigError
+from mmsearch.indexer import index_folder
 
 log = logging.getLogger("api")
 

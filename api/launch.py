@@ -10,14 +10,14 @@ import sys
 def main() -> None:
     if sys.argv[1:2] == ["search"] and quick_search(sys.argv[2:]):
         return
-    from api.cli import main as full
+    from mmsearch.api.cli import main as full
 
     full()
 
 
 def quick_search(args: list[str]) -> bool:
     """Answer `mmsearch search ARGS` the light way; False when it must go the full way."""
-    from search import quick
+    from mmsearch import quick
 
     query = quick.parse(args)
     if query is None or quick.settings_in_env():
@@ -27,7 +27,7 @@ def quick_search(args: list[str]) -> bool:
         return False
     from rich.console import Console
 
-    from api.output import print_hits
+    from mmsearch.api.output import print_hits
 
     print_hits(Console(), hits, query.as_json)
     return True

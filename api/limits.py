@@ -8,7 +8,7 @@ import contextlib
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.errors import error_json
+from mmsearch.api.errors import error_json
 
 MULTIPART_SLACK = 64 * 2**10  # room for multipart boundaries and part headers around an upload
 UNTIMED_PREFIXES = ("/answer",)  # answers have their own (AnswerSettings.timeout_s, per token)

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from rich.console import Console
 from rich.table import Table
 
-from search.hits import Hit, clock
+from mmsearch.hits import Hit, clock
 
 
 def where(hit: Hit) -> str:

@@ -16,9 +16,9 @@ from pathlib import Path
 import av
 import numpy as np
 
-from indexer.scenes import SceneDetector, signature
-from search.config import VideoSettings
-from search.errors import MediaError
+from mmsearch.config import VideoSettings
+from mmsearch.errors import MediaError
+from mmsearch.indexer.scenes import SceneDetector, signature
 
 CONTAINERS = {
     ".mp4": "mov",

@@ -17,11 +17,11 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from indexer.media import decode_image
-from indexer.pipeline import index_folder
-from search.config import IndexerSettings, Settings
-from search.models import Encoder
-from search.store import Store
+from mmsearch.config import IndexerSettings, Settings
+from mmsearch.indexer.media import decode_image
+from mmsearch.indexer.pipeline import index_folder
+from mmsearch.models import Encoder
+from mmsearch.store import Store
 
 
 @dataclass
@@ -142,10 +142,10 @@ def bench_media(
     settings: Settings, videos: int, seconds: float, size: tuple[int, int], media_dir: Path | None = None
 ) -> MediaBench:
     """Keyframe extraction and transcription speed, both as multiples of real time, in one run."""
-    from indexer.isolate import MediaWorker
-    from indexer.speech import SAMPLE_RATE, Transcriber
-    from indexer.worker import MediaRequest
-    from search.synthetic_media import silence, speak, write_footage
+    from mmsearch.indexer.isolate import MediaWorker
+    from mmsearch.indexer.speech import SAMPLE_RATE, Transcriber
+    from mmsearch.indexer.worker import MediaRequest
+    from mmsearch.synthetic_media import silence, speak, write_footage
 
     with tempfile.TemporaryDirectory(prefix="mmsearch-bench-") as tmp:
         folder = (media_dir or Path(tmp)) / f"footage-{size[0]}x{size[1]}-{seconds:g}s"

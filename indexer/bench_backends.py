@@ -17,11 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from indexer.bench import IndexBench, bench_encoder, camera_jpegs
-from indexer.media import decode_image
-from search import onnx_towers
-from search.config import Backend, Settings
-from search.models import Encoder, native_bf16
+from mmsearch import onnx_towers
+from mmsearch.config import Backend, Settings
+from mmsearch.indexer.bench import IndexBench, bench_encoder, camera_jpegs
+from mmsearch.indexer.media import decode_image
+from mmsearch.models import Encoder, native_bf16
 
 REFERENCE: Backend = "torch"
 COSINE_IMAGES = 64

@@ -21,12 +21,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from indexer.bench import bench_encoder
-from indexer.media import decode_image
-from search import faiss_gpu
-from search.config import Settings
-from search.models import Encoder
-from search.spec import ModelSpec
+from mmsearch import faiss_gpu
+from mmsearch.config import Settings
+from mmsearch.indexer.bench import bench_encoder
+from mmsearch.indexer.media import decode_image
+from mmsearch.models import Encoder
+from mmsearch.spec import ModelSpec
 
 TEXTS = (
     "a red bicycle against a brick wall",
@@ -159,7 +159,7 @@ def faiss_on_gpu(vectors: int, queries: int) -> dict:
     reason = faiss_gpu.no_gpu_reason()
     if reason is not None:
         return {"skipped": reason}
-    from search.bench_search import bench_search
+    from mmsearch.bench_search import bench_search
 
     result = bench_search([vectors], 512, ("flat", "ivf_pq"), queries, gpu="on")
     return {"rows": [r for r in result["rows"] if r["device"] != "cpu"] or result["rows"]}

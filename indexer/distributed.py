@@ -34,8 +34,11 @@ from typing import Any
 import numpy as np
 import ray
 
-from indexer.manifest import Columns, decode_row, prepare_rows
-from indexer.pipeline import (
+from mmsearch.catalog import ItemRecord
+from mmsearch.config import IndexerSettings, ModelSettings, Settings
+from mmsearch.encoding import EncoderBase, open_encoder
+from mmsearch.indexer.manifest import Columns, decode_row, prepare_rows
+from mmsearch.indexer.pipeline import (
     Decoded,
     IndexReport,
     Preprocessing,
@@ -45,12 +48,9 @@ from indexer.pipeline import (
     index_folder,
     plan,
 )
-from indexer.sources import walk
-from search.catalog import ItemRecord
-from search.config import IndexerSettings, ModelSettings, Settings
-from search.encoding import EncoderBase, open_encoder
-from search.spec import ModelSpec
-from search.store import Store
+from mmsearch.indexer.sources import walk
+from mmsearch.spec import ModelSpec
+from mmsearch.store import Store
 
 SHARDS = "shards"
 SHARD_FILES = 64
@@ -364,7 +364,7 @@ def busy_cpu_seconds() -> float:
 def bench_ray(settings: Settings, n: int = 200, folder: Path | None = None, runs: int = 2) -> RayBench:
     """Images/s and busy CPU seconds of the plain pipeline and of `index_images_on_ray` (Ray connected
     first) on the same n camera-size JPEGs with the same model, each into a fresh index, alternating."""
-    from indexer.bench import camera_jpegs
+    from mmsearch.indexer.bench import camera_jpegs
 
     with tempfile.TemporaryDirectory(prefix="mmsearch-bench-ray-") as tmp:
         images = camera_jpegs((folder or Path(tmp)) / f"camera-1600x1200-{n}", n)[0].parent

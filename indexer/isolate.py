@@ -1,7 +1,7 @@
 """Media decoding in child processes: a decoder that segfaults or hangs costs one file, never the run.
 
 PyAV/FFmpeg can take the whole interpreter down on a hostile file, so each MediaWorker runs
-`indexer.worker` in its own process and talks to it over a pipe. The child sends a heartbeat while it
+`mmsearch.indexer.worker` in its own process and talks to it over a pipe. The child sends a heartbeat while it
 works; silence for `timeout_s` (a hang) or a dead child (a crash) becomes a MediaError for that file, and
 the next file gets a fresh child.
 """
@@ -16,12 +16,9 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from multiprocessing.connection import Connection
-from pathlib import Path
 
-from indexer.worker import MediaExtract, MediaRequest
-from search.errors import MediaError, ModelUnavailableError
-
-ROOT = Path(__file__).resolve().parent.parent
+from mmsearch.errors import MediaError, ModelUnavailableError
+from mmsearch.indexer.worker import MediaExtract, MediaRequest
 
 
 def _describe_exit(code: int | None) -> str:
@@ -43,15 +40,10 @@ class MediaWorker:
     def _start(self) -> None:
         child_read, parent_write = os.pipe()
         parent_read, child_write = os.pipe()
-        env = {
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-        }
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "indexer.worker", str(child_read), str(child_write)],
+            [sys.executable, "-m", "mmsearch.indexer.worker", str(child_read), str(child_write)],
             pass_fds=(child_read, child_write),
             stdin=subprocess.DEVNULL,
-            env=env,
         )
         os.close(child_read)
         os.close(child_write)

@@ -23,14 +23,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from indexer.media import decode_image
-from indexer.pipeline import Batcher, Decoded, IndexReport, Preprocessing, ProgressFn, decode_ahead
-from indexer.sources import SourceFile
-from search.catalog import IMAGE_SPACE, INDEXED, TEXT_SPACE, KnownFile
-from search.config import IndexerSettings
-from search.encoding import EncoderBase
-from search.errors import ConfigError, MediaError
-from search.store import Store
+from mmsearch.catalog import KnownFile
+from mmsearch.config import IndexerSettings
+from mmsearch.encoding import EncoderBase
+from mmsearch.errors import ConfigError, MediaError
+from mmsearch.hits import IMAGE_SPACE, INDEXED, TEXT_SPACE
+from mmsearch.indexer.media import decode_image
+from mmsearch.indexer.pipeline import Batcher, Decoded, IndexReport, Preprocessing, ProgressFn, decode_ahead
+from mmsearch.indexer.sources import SourceFile
+from mmsearch.store import Store
 
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
 KEY_COLUMNS = ("id", "sku", "key", "product_id")

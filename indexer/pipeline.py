@@ -23,15 +23,16 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from indexer.isolate import MediaWorkers
-from indexer.media import decode_image
-from indexer.sources import ALL_KINDS, SourceFile, walk
-from indexer.worker import MediaExtract, MediaRequest
-from search.catalog import IMAGE_SPACE, INDEXED, TEXT_SPACE, ItemRecord, KnownFile
-from search.config import IndexerSettings, SpeechSettings, VideoSettings
-from search.encoding import EncoderBase
-from search.errors import MediaError
-from search.store import Store
+from mmsearch.catalog import ItemRecord, KnownFile
+from mmsearch.config import IndexerSettings, SpeechSettings, VideoSettings
+from mmsearch.encoding import EncoderBase
+from mmsearch.errors import MediaError
+from mmsearch.hits import IMAGE_SPACE, INDEXED, TEXT_SPACE
+from mmsearch.indexer.isolate import MediaWorkers
+from mmsearch.indexer.media import decode_image
+from mmsearch.indexer.sources import ALL_KINDS, SourceFile, walk
+from mmsearch.indexer.worker import MediaExtract, MediaRequest
+from mmsearch.store import Store
 
 KEYFRAME_THUMBNAIL_PX = 384
 

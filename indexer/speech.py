@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from search.config import SpeechSettings
-from search.errors import ModelUnavailableError
+from mmsearch.config import SpeechSettings
+from mmsearch.errors import ModelUnavailableError
 
 SAMPLE_RATE = 16_000
 
@@ -44,7 +44,7 @@ class Transcriber:
         compute = s.compute_type if s.compute_type != "auto" else ("float16" if device == "cuda" else "int8")
         local = Path(s.model).expanduser()
         if not local.is_dir():
-            from search.hub import offline_if_unreachable
+            from mmsearch.hub import offline_if_unreachable
 
             offline_if_unreachable()
         try:

@@ -1,8 +1,8 @@
 """The media worker: a child process that reads video and audio files and transcribes their speech.
 
-Started by indexer/isolate.py as `python -m indexer.worker READ_FD WRITE_FD`. It answers one request at
-a time and sends a heartbeat while it works, so the parent can tell slow from stuck. It imports neither
-torch nor the search model: it only decodes, picks keyframes and runs Whisper.
+Started by indexer/isolate.py as `python -m mmsearch.indexer.worker READ_FD WRITE_FD`. It answers one
+request at a time and sends a heartbeat while it works, so the parent can tell slow from stuck. It
+imports neither torch nor the search model: it only decodes, picks keyframes and runs Whisper.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from pathlib import Path
 
 from PIL import Image
 
-from indexer.avfile import Scene, read_media
-from indexer.speech import Transcriber, Utterance
-from search.config import SpeechSettings, VideoSettings
-from search.errors import MediaError, ModelUnavailableError
+from mmsearch.config import SpeechSettings, VideoSettings
+from mmsearch.errors import MediaError, ModelUnavailableError
+from mmsearch.indexer.avfile import Scene, read_media
+from mmsearch.indexer.speech import Transcriber, Utterance
 
 HEARTBEAT_S = 0.5
 THUMBNAIL_QUALITY = 80
@@ -104,7 +104,8 @@ def main(read_fd: int, write_fd: int) -> None:
 
 
 if __name__ == "__main__":
-    # Run as the importable module, so the dataclasses it sends unpickle as indexer.worker.* in the parent.
-    from indexer import worker
+    # Run as the importable module, so the dataclasses it sends unpickle as mmsearch.indexer.worker.* in the
+    # parent.
+    from mmsearch.indexer import worker
 
     worker.main(int(sys.argv[1]), int(sys.argv[2]))

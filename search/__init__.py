@@ -1,6 +1,6 @@
 """mmsearch's engine: encode, store and search images (and later video moments and speech) in one space.
 
-Names are imported lazily, so `import search.config` or `search.errors` does not load torch.
+Names are imported lazily, so `import mmsearch.config` or `mmsearch.errors` does not load torch.
 """
 
 from __future__ import annotations
@@ -9,16 +9,16 @@ import importlib
 from typing import TYPE_CHECKING
 
 _EXPORTS = {
-    "Settings": "search.config",
-    "ModelSettings": "search.config",
-    "IndexerSettings": "search.config",
-    "Engine": "search.engine",
-    "Filters": "search.engine",
-    "Hit": "search.engine",
-    "Encoder": "search.models",
-    "ModelSpec": "search.spec",
+    "Settings": "mmsearch.config",
+    "ModelSettings": "mmsearch.config",
+    "IndexerSettings": "mmsearch.config",
+    "Engine": "mmsearch.engine",
+    "Filters": "mmsearch.engine",
+    "Hit": "mmsearch.hits",
+    "Encoder": "mmsearch.models",
+    "ModelSpec": "mmsearch.spec",
     **{
-        name: "search.errors"
+        name: "mmsearch.errors"
         for name in (
             "MMSearchError",
             "ConfigError",
@@ -58,9 +58,9 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from search.config import IndexerSettings, ModelSettings, Settings
-    from search.engine import Engine, Filters, Hit
-    from search.errors import (
+    from mmsearch.config import IndexerSettings, ModelSettings, Settings
+    from mmsearch.engine import Engine, Filters
+    from mmsearch.errors import (
         BackendError,
         BackendTimeoutError,
         ConfigError,
@@ -73,11 +73,12 @@ if TYPE_CHECKING:
         ModelUnavailableError,
         NotFoundError,
     )
-    from search.models import Encoder
-    from search.spec import ModelSpec
+    from mmsearch.hits import Hit
+    from mmsearch.models import Encoder
+    from mmsearch.spec import ModelSpec
 
 
 def __getattr__(name: str):
     if name in _EXPORTS:
         return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'search' has no attribute {name!r}")
+    raise AttributeError(f"module 'mmsearch' has no attribute {name!r}")

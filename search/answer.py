@@ -18,11 +18,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from search.config import AnswerSettings
-from search.engine import Engine, Filters, Hit
-from search.errors import ConfigError, InvalidQueryError, MediaError, ModelUnavailableError
-from search.hits import clock
-from search.vlm.base import ImagePart, Prompt, TextPart, VLMBackend
+from mmsearch.config import AnswerSettings
+from mmsearch.engine import Engine, Filters
+from mmsearch.errors import ConfigError, InvalidQueryError, MediaError, ModelUnavailableError
+from mmsearch.hits import Hit, clock
+from mmsearch.vlm.base import ImagePart, Prompt, TextPart, VLMBackend
 
 SYSTEM = (
     "You answer questions about the user's own media collection (pictures, video scenes and what is "
@@ -126,7 +126,7 @@ class Answerer:
                 data = Path(hit.uri).read_bytes()
             if data is None:
                 return None
-            from indexer.media import decode_image
+            from mmsearch.indexer.media import decode_image
 
             image = decode_image(data, 100_000_000, min_side=self.settings.image_px).image
         except (OSError, MediaError):
@@ -183,7 +183,7 @@ class Answerer:
 def make_backend(settings: AnswerSettings) -> VLMBackend:
     try:
         if settings.backend == "local":
-            from search.vlm.local import LocalBackend
+            from mmsearch.vlm.local import LocalBackend
 
             return LocalBackend(settings.model, settings.device)
         if not settings.model:
@@ -191,10 +191,10 @@ def make_backend(settings: AnswerSettings) -> VLMBackend:
                 f"the {settings.backend} answer backend needs a model name (MMSEARCH_ANSWER__MODEL)"
             )
         if settings.backend == "openai":
-            from search.vlm.openai_compat import OpenAICompatBackend
+            from mmsearch.vlm.openai_compat import OpenAICompatBackend
 
             return OpenAICompatBackend(settings.model, settings.base_url, settings.api_key)
-        from search.vlm.anthropic_api import AnthropicBackend
+        from mmsearch.vlm.anthropic_api import AnthropicBackend
 
         return AnthropicBackend(settings.model, settings.base_url, settings.api_key)
     except ImportError as exc:

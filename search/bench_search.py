@@ -30,10 +30,10 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from search import faiss_gpu
-from search.config import IndexSettings, Settings
-from search.defaults import CANDIDATES, candidates_for
-from search.vectors import FLAT, HNSW, VectorIndex, nlist_for, pq_codes_for
+from mmsearch import faiss_gpu
+from mmsearch.config import IndexSettings, Settings
+from mmsearch.defaults import CANDIDATES, candidates_for
+from mmsearch.vectors import FLAT, HNSW, VectorIndex, nlist_for, pq_codes_for
 
 TYPES = ("flat", "hnsw", "ivf_pq")
 GPU_TYPES = ("flat", "ivf_pq")  # the types a GPU changes: flat search, IVF training

@@ -44,7 +44,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sqlalchemy.sql.elements import ColumnElement
 
-from search.hits import FAILED, IMAGE_SPACE, INDEXED, SPACES, TEXT_SPACE, HitRow
+from mmsearch.hits import FAILED, IMAGE_SPACE, INDEXED, SPACES, TEXT_SPACE, HitRow
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 

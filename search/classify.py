@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from search.catalog import Catalog
-from search.errors import InvalidQueryError
+from mmsearch.catalog import Catalog
+from mmsearch.errors import InvalidQueryError
 
 if TYPE_CHECKING:
-    from search.encoding import EncoderBase
+    from mmsearch.encoding import EncoderBase
 
 # A few of the CLIP paper's ImageNet prompts. They suit models trained on web captions; a model trained
 # on narrow captions (like the synthetic shapes model) wants templates shaped like its own captions.

@@ -18,11 +18,11 @@ from typing import IO, TYPE_CHECKING
 
 import numpy as np
 
-from search.catalog import IMAGE_SPACE, INDEXED
+from mmsearch.hits import IMAGE_SPACE, INDEXED
 
 if TYPE_CHECKING:
-    from search.engine import Hit
-    from search.store import Store
+    from mmsearch.hits import Hit
+    from mmsearch.store import Store
 
 EXACT, NEAR = "exact", "near"
 CHUNK = 4096  # query vectors per range_search call, and segment ids per catalog lookup

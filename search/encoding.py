@@ -20,12 +20,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
-from search import query_tower
-from search.onnx_towers import ModelInfo, OnnxTowers, cache_folder, default_cache_root, is_cached
+from mmsearch import query_tower
+from mmsearch.onnx_towers import ModelInfo, OnnxTowers, cache_folder, default_cache_root, is_cached
 
 if TYPE_CHECKING:
-    from search.config import ModelSettings
-    from search.spec import ModelSpec
+    from mmsearch.config import ModelSettings
+    from mmsearch.spec import ModelSpec
 
 AUTO_MIN_PARAMS = 20_000_000  # `auto` keeps smaller models (tests, the shapes demo) on float32 torch
 ONNX_BACKENDS = ("onnx", "onnx-int8")
@@ -196,7 +196,7 @@ def open_encoder(spec: ModelSpec, s: ModelSettings):
     light = _light_encoder(spec, s)
     if light is not None:
         return light
-    from search.models import Encoder
+    from mmsearch.models import Encoder
 
     return Encoder.for_spec(spec, s)
 

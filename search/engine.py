@@ -10,20 +10,20 @@ import numpy as np
 from PIL import Image
 from sqlalchemy import and_
 
-from search.catalog import Item
-from search.config import SearchSettings, Settings
-from search.defaults import candidates_for
-from search.encoding import open_encoder
-from search.errors import InvalidQueryError, NotFoundError
-from search.filters import parse as parse_filter
-from search.fusion import BACKGROUND_SAMPLE, BACKGROUND_TEXTS, WORD_MATCH_Z, Scale, terms, word_match
-from search.hits import IMAGE_SPACE, OVERFETCH, TEXT_SPACE, Hit, grouped, hit, moment
-from search.spec import ModelSpec
-from search.store import Store, resolve_model
+from mmsearch.catalog import Item
+from mmsearch.config import SearchSettings, Settings
+from mmsearch.defaults import candidates_for
+from mmsearch.encoding import open_encoder
+from mmsearch.errors import InvalidQueryError, NotFoundError
+from mmsearch.filters import parse as parse_filter
+from mmsearch.fusion import BACKGROUND_SAMPLE, BACKGROUND_TEXTS, WORD_MATCH_Z, Scale, terms, word_match
+from mmsearch.hits import IMAGE_SPACE, OVERFETCH, TEXT_SPACE, Hit, grouped, hit, moment
+from mmsearch.spec import ModelSpec
+from mmsearch.store import Store, resolve_model
 
 if TYPE_CHECKING:
-    from search.encoding import EncoderBase
-    from search.rerank import Reranker
+    from mmsearch.encoding import EncoderBase
+    from mmsearch.rerank import Reranker
 
 KINDS = ("image", "video", "audio", "product")
 RRF_K = 60  # reciprocal rank fusion's constant (Cormack et al. 2009; Weaviate and Qdrant use it too)
@@ -100,8 +100,8 @@ class Engine:
             store.keep_query_tower(encoder.query_tower.folder)
         reranker = None
         if settings.search.rerank_model:
-            from search.models import Encoder
-            from search.rerank import ClipReranker
+            from mmsearch.models import Encoder
+            from mmsearch.rerank import ClipReranker
 
             second = ModelSpec(settings.search.rerank_model, settings.search.rerank_pretrained).normalised()
             reranker = ClipReranker(Encoder.for_spec(second, m), store.catalog)
@@ -131,7 +131,7 @@ class Engine:
             {IMAGE_SPACE: vector, TEXT_SPACE: vector}, depth, filters, words=query, calibrate=calibrate
         )
         if self.reranker is not None and hits:
-            from search.rerank import rerank
+            from mmsearch.rerank import rerank
 
             hits = rerank(hits, self.reranker.scores(query, hits))
         if hybrid:
@@ -188,7 +188,7 @@ class Engine:
         """Keep the best of each set of pictures at least `threshold` alike (search/dedup.py)."""
         if threshold is None or not hits:
             return hits
-        from search.dedup import collapse
+        from mmsearch.dedup import collapse
 
         vectors = np.zeros((len(hits), self.store.dim), np.float32)  # transcripts: never collapsed
         pictures = [i for i, h in enumerate(hits) if h.space == IMAGE_SPACE]

@@ -16,7 +16,7 @@ from typing import Literal
 import faiss
 import numpy as np
 
-from search.errors import ConfigError
+from mmsearch.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

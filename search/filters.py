@@ -25,8 +25,8 @@ from lark.exceptions import LarkError, VisitError
 from sqlalchemy import and_, exists, false, func, not_, or_, select, true
 from sqlalchemy.sql.elements import ColumnElement
 
-from search.catalog import Item, ItemField, Tag
-from search.errors import InvalidQueryError
+from mmsearch.catalog import Item, ItemField, Tag
+from mmsearch.errors import InvalidQueryError
 
 GRAMMAR = r"""
 ?start: expr

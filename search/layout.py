@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from search.errors import IndexStateError
+from mmsearch.errors import IndexStateError
 
 DEFAULT_INDEX_DIR = Path("mmsearch-index")
 CATALOG = "catalog.sqlite"  # the default catalog: SQLite inside the index folder

@@ -16,13 +16,13 @@ import torch
 from PIL import Image
 from torchvision.transforms import Compose, Normalize
 
-from search import onnx_backend, onnx_towers, query_tower
-from search.config import Backend, ModelSettings, QueryBackend
-from search.encoding import AUTO_MIN_PARAMS, ONNX_BACKENDS, EncoderBase
-from search.errors import ConfigError, ModelUnavailableError
-from search.hub import offline_if_unreachable
-from search.query_tower import QueryTower
-from search.spec import LOCAL_CONFIG, RANDOM_SEED, ModelSpec, weights_in
+from mmsearch import onnx_backend, onnx_towers, query_tower
+from mmsearch.config import Backend, ModelSettings, QueryBackend
+from mmsearch.encoding import AUTO_MIN_PARAMS, ONNX_BACKENDS, EncoderBase
+from mmsearch.errors import ConfigError, ModelUnavailableError
+from mmsearch.hub import offline_if_unreachable
+from mmsearch.query_tower import QueryTower
+from mmsearch.spec import LOCAL_CONFIG, RANDOM_SEED, ModelSpec, weights_in
 
 log = logging.getLogger(__name__)
 
@@ -338,7 +338,7 @@ def _int8_passed(info: onnx_towers.ModelInfo | None) -> bool:
 
 def probe_images() -> list[Image.Image]:
     """Fixed pictures the int8 towers are checked on: coloured shapes, a gradient, noise."""
-    from search.synthetic import classes, render
+    from mmsearch.synthetic import classes, render
 
     rng = np.random.default_rng(0)
     shapes = [render(colour, shape, rng, size=160) for colour, shape in classes()[::3]]

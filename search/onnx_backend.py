@@ -21,8 +21,8 @@ import numpy as np
 import open_clip
 import torch
 
-from search import query_tower
-from search.onnx_towers import IMAGE, OPSET, TEXT, ModelInfo, OnnxTowers, is_cached, tower_path
+from mmsearch import query_tower
+from mmsearch.onnx_towers import IMAGE, OPSET, TEXT, ModelInfo, OnnxTowers, is_cached, tower_path
 
 log = logging.getLogger(__name__)
 

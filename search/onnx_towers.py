@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from search.query_tower import read_record, session, write_record
+from mmsearch.query_tower import read_record, session, write_record
 
 EXPORT_FORMAT = 2  # bump when the exported graphs or model.json change
 OPSET = 17

@@ -13,10 +13,10 @@ from typing import Protocol
 
 import numpy as np
 
-from search.catalog import IMAGE_SPACE, Catalog
-from search.engine import Hit
-from search.errors import MediaError
-from search.models import Encoder
+from mmsearch.catalog import Catalog
+from mmsearch.errors import MediaError
+from mmsearch.hits import IMAGE_SPACE, Hit
+from mmsearch.models import Encoder
 
 
 class Reranker(Protocol):
@@ -36,7 +36,7 @@ class ClipReranker:
         self.name = f"clip:{encoder.spec.label()}"
 
     def scores(self, query: str, hits: Sequence[Hit]) -> np.ndarray:
-        from indexer.media import decode_image
+        from mmsearch.indexer.media import decode_image
 
         out = np.full(len(hits), np.nan, np.float32)
         images, where = [], []

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from search.config import DEFAULT_MODEL, DEFAULT_PRETRAINED, ModelSettings
-from search.errors import ModelUnavailableError
+from mmsearch.config import DEFAULT_MODEL, DEFAULT_PRETRAINED, ModelSettings
+from mmsearch.errors import ModelUnavailableError
 
 RANDOM_SEED = 0  # random weights are seeded: the same "model" every time, so indexes can be reopened
 LOCAL_CONFIG = "open_clip_config.json"

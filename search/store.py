@@ -20,13 +20,14 @@ from pathlib import Path
 
 import numpy as np
 
-from search import query_tower
-from search.catalog import SPACES, Catalog, ItemRecord
-from search.config import IndexSettings, Settings
-from search.errors import IndexStateError, ModelMismatchError
-from search.layout import FORMAT, LOCK, MANIFEST, read_manifest, vectors_file
-from search.spec import ModelSpec
-from search.vectors import FLAT, VectorIndex
+from mmsearch import query_tower
+from mmsearch.catalog import Catalog, ItemRecord
+from mmsearch.config import IndexSettings, Settings
+from mmsearch.errors import IndexStateError, ModelMismatchError
+from mmsearch.hits import SPACES
+from mmsearch.layout import FORMAT, LOCK, MANIFEST, read_manifest, vectors_file
+from mmsearch.spec import ModelSpec
+from mmsearch.vectors import FLAT, VectorIndex
 
 log = logging.getLogger(__name__)
 

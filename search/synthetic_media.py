@@ -21,7 +21,7 @@ import av
 import numpy as np
 from PIL import Image
 
-from search.synthetic import render
+from mmsearch.synthetic import render
 
 AUDIO_CODECS: dict[str, str] = {
     ".mp3": "libmp3lame",
@@ -226,7 +226,7 @@ def write_footage(
 ) -> Path:
     """Camera-like H.264 footage for benchmarks: a new shapes scene every ``shot_s`` seconds, each
     panning slowly, with sensor-like noise, so decoders see motion and a realistic bitrate."""
-    from search.synthetic import classes
+    from mmsearch.synthetic import classes
 
     width, height = size
     rng = np.random.default_rng(seed)

@@ -33,12 +33,12 @@ from typing import TYPE_CHECKING
 import faiss
 import numpy as np
 
-from search import faiss_gpu
-from search.defaults import IndexSearchDefaults
-from search.errors import IndexStateError
+from mmsearch import faiss_gpu
+from mmsearch.defaults import IndexSearchDefaults
+from mmsearch.errors import IndexStateError
 
 if TYPE_CHECKING:
-    from search.config import IndexSettings
+    from mmsearch.config import IndexSettings
 
 MAGIC_V1 = b"MMSVEC1\n"  # header + FAISS bytes in one file (read, never written)
 MAGIC = b"MMSVEC2\n"  # header + JSON naming a separate FAISS file
@@ -86,7 +86,7 @@ def build_index(factory: str, dim: int) -> faiss.Index:
 
 
 def _default_settings() -> IndexSettings:
-    from search.config import IndexSettings  # pydantic: not for readers that pass IndexSearchDefaults
+    from mmsearch.config import IndexSettings  # pydantic: not for readers that pass IndexSearchDefaults
 
     return IndexSettings()
 

@@ -22,7 +22,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import open_clip
 
-from search import Engine, Settings
+from mmsearch import Engine, Settings
 
 # A two-layer random ViT for plumbing tests: it builds in a blink, and unlike a random ResNet this small
 # (every pair of images > 0.996 alike) it keeps distinct images apart.
@@ -119,8 +119,8 @@ def serve(app) -> Iterator[str]:
 
 def index_heldout_shapes(root: Path, model: dict, per_class: int) -> tuple[Settings, Engine]:
     """Held-out synthetic shapes (seed 1, never trained on) in root/heldout, indexed into root/index."""
-    from indexer import index_folder
-    from search.synthetic import generate
+    from mmsearch.indexer import index_folder
+    from mmsearch.synthetic import generate
 
     generate(root / "heldout", per_class=per_class, seed=1, fmt="jpg")
     settings = Settings(index_dir=root / "index", model=model)

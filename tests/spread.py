@@ -63,7 +63,7 @@ def run_tests(env: dict[str, str], workdir: Path) -> dict:
 def train_fixtures(seed: int, folder: Path) -> dict[str, str]:
     """Both fixture models trained again with this seed; the environment that points the tests at them."""
     data = folder / "data"
-    mmsearch = [sys.executable, "-m", "api.launch"]
+    mmsearch = [sys.executable, "-m", "mmsearch.api.launch"]
     if not (data / "captions.csv").exists():
         synth = [*mmsearch, "synth", str(data), "--per-class", "60", "--seed", "0"]
         subprocess.run(synth, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)

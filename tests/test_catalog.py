@@ -7,7 +7,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine, inspect, text
 
-from search.catalog import MIGRATIONS, Catalog, ItemRecord
+from mmsearch.catalog import MIGRATIONS, Catalog, ItemRecord
 
 
 def record(uri: str, vec: float = 1.0, error: str | None = None) -> ItemRecord:

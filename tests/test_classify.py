@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from search.classify import DEFAULT_TEMPLATES, ZeroShotClassifier
-from search.errors import InvalidQueryError
-from search.models import Encoder
-from search.spec import ModelSpec
-from search.synthetic import COLOURS, SHAPES, class_of, generate
+from mmsearch.classify import DEFAULT_TEMPLATES, ZeroShotClassifier
+from mmsearch.errors import InvalidQueryError
+from mmsearch.models import Encoder
+from mmsearch.spec import ModelSpec
+from mmsearch.synthetic import COLOURS, SHAPES, class_of, generate
 
 pytestmark = pytest.mark.slow
 HELD_OUT_PER_CLASS = 6

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from search.synthetic import class_of, generate
+from mmsearch.synthetic import class_of, generate
 
 pytestmark = pytest.mark.slow
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "200"}
@@ -16,7 +16,7 @@ ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "200"}
 
 def mmsearch(*args: str | Path, ok: bool = True) -> subprocess.CompletedProcess:
     proc = subprocess.run(
-        [sys.executable, "-m", "api.cli", *map(str, args)],
+        [sys.executable, "-m", "mmsearch.api.cli", *map(str, args)],
         capture_output=True,
         text=True,
         env=ENV,

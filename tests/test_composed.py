@@ -14,10 +14,10 @@ import httpx
 import numpy as np
 import pytest
 
-from api.app import create_app
-from search import InvalidQueryError
-from search.engine import Term
-from search.synthetic import class_of, render
+from mmsearch import InvalidQueryError
+from mmsearch.api.app import create_app
+from mmsearch.engine import Term
+from mmsearch.synthetic import class_of, render
 from tests.conftest import index_heldout_shapes, serve
 
 

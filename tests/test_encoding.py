@@ -16,12 +16,12 @@ import torch
 from open_clip.transform import PreprocessCfg, image_transform_v2
 from PIL import Image
 
-from indexer.pipeline import Preprocessing
-from search import ModelSpec, onnx_towers
-from search.config import ModelSettings
-from search.encoding import OnnxEncoder, ShortestSideCrop, open_encoder
-from search.models import Encoder
-from search.train import save_model
+from mmsearch import ModelSpec, onnx_towers
+from mmsearch.config import ModelSettings
+from mmsearch.encoding import OnnxEncoder, ShortestSideCrop, open_encoder
+from mmsearch.indexer.pipeline import Preprocessing
+from mmsearch.models import Encoder
+from mmsearch.train import save_model
 from tests.conftest import write_images
 
 pytestmark = [
@@ -100,8 +100,8 @@ def test_indexing_and_searching_import_no_torch(model: Path, reference: Encoder,
     code = f"""
 import json, sys
 from pathlib import Path
-from indexer import index_folder
-from search import Engine, Settings
+from mmsearch.indexer import index_folder
+from mmsearch import Engine, Settings
 s = Settings(index_dir=Path({str(tmp_path / "index")!r}), model={settings(model).model_dump(mode="json")!r})
 engine = Engine.open(s, create=True)
 report = index_folder(Path({str(tmp_path / "photos")!r}), engine.encoder, engine.store, s.indexer)

@@ -11,10 +11,10 @@ import pytest
 import torch
 from PIL import Image
 
-from indexer import index_folder
-from search import Engine, ModelSpec, Settings
-from search.config import ModelSettings
-from search.models import Encoder
+from mmsearch import Engine, ModelSpec, Settings
+from mmsearch.config import ModelSettings
+from mmsearch.indexer import index_folder
+from mmsearch.models import Encoder
 from tests.conftest import write_images
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no GPU: torch sees no CUDA device")

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from search import faiss_gpu
-from search.bench_search import queries_near, synthetic
-from search.config import IndexSettings, Settings
-from search.errors import ConfigError
-from search.vectors import FLAT, HNSW, VectorIndex
+from mmsearch import faiss_gpu
+from mmsearch.bench_search import queries_near, synthetic
+from mmsearch.config import IndexSettings, Settings
+from mmsearch.errors import ConfigError
+from mmsearch.vectors import FLAT, HNSW, VectorIndex
 
 DIM = 64
 OFFSET = 1000  # ids are not row numbers

@@ -14,14 +14,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from api.access import RateLimiter, check_exposure
-from api.app import create_app
-from api.bench_serve import bench_serve
-from api.limits import TimeoutMiddleware
-from indexer import index_folder
-from search import Engine, Settings
-from search.config import ApiSettings
-from search.errors import ConfigError
+from mmsearch import Engine, Settings
+from mmsearch.api.access import RateLimiter, check_exposure
+from mmsearch.api.app import create_app
+from mmsearch.api.bench_serve import bench_serve
+from mmsearch.api.limits import TimeoutMiddleware
+from mmsearch.config import ApiSettings
+from mmsearch.errors import ConfigError
+from mmsearch.indexer import index_folder
 from tests.conftest import TINY, serve, write_images
 
 READ, ADMIN = "read-key-0123456789", "admin-key-0123456789"

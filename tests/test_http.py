@@ -20,10 +20,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from api.app import create_app
-from api.limits import MULTIPART_SLACK
-from indexer import index_folder
-from search import Engine, Settings
+from mmsearch import Engine, Settings
+from mmsearch.api.app import create_app
+from mmsearch.api.limits import MULTIPART_SLACK
+from mmsearch.indexer import index_folder
 from tests.conftest import TINY, serve
 
 SMALL_UPLOAD = 4096

@@ -8,11 +8,12 @@ import faiss
 import numpy as np
 import pytest
 
-from search.bench_search import queries_near, synthetic
-from search.catalog import ItemRecord
-from search.config import IndexSettings, Settings
-from search.store import Store, vectors_file
-from search.vectors import FLAT, HEADER_V1, HNSW, MAGIC_V1, VectorIndex, factory_for
+from mmsearch.bench_search import queries_near, synthetic
+from mmsearch.catalog import ItemRecord
+from mmsearch.config import IndexSettings, Settings
+from mmsearch.layout import vectors_file
+from mmsearch.store import Store
+from mmsearch.vectors import FLAT, HEADER_V1, HNSW, MAGIC_V1, VectorIndex, factory_for
 
 DIM = 32
 OFFSET = 1000  # ids are not row numbers
@@ -222,7 +223,7 @@ def test_bench_search_memory_maps_large_sets_with_the_same_rows(tmp_path: Path, 
     """Vector sets over the limit are written to a memory-mapped file (the 10M run) with the same
     values; the ground truth searched slice by slice equals one exact search; types whose float32
     copy would not fit are skipped with the reason."""
-    from search import bench_search as bench
+    from mmsearch import bench_search as bench
 
     in_memory = bench.synthetic(3000, 32)
     monkeypatch.setattr(bench, "SCRATCH_ABOVE", 0)
@@ -249,7 +250,7 @@ def test_bench_search_memory_maps_large_sets_with_the_same_rows(tmp_path: Path, 
 def test_rescored_candidates_grow_past_a_million_vectors():
     """4-bit PQ orders a denser neighbourhood less well: one more `base` of candidates per tenfold
     past 1M (at 10M the top 200 give recall 0.97 where the top 100 gave 0.91, docs/benchmarks.md)."""
-    from search.defaults import candidates_for
+    from mmsearch.defaults import candidates_for
 
     assert [candidates_for(n) for n in (50_000, 1_000_000)] == [100, 100]
     assert [candidates_for(n) for n in (1_000_001, 10_000_000, 10_000_001)] == [200, 200, 300]

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from indexer import index_folder
-from indexer.sources import walk
-from search import Engine
-from search.errors import IndexStateError
-from search.store import Store
+from mmsearch import Engine
+from mmsearch.errors import IndexStateError
+from mmsearch.indexer import index_folder
+from mmsearch.indexer.sources import walk
+from mmsearch.store import Store
 from tests.conftest import make_settings, write_images
 
 
@@ -104,7 +104,7 @@ def _index_cmd(folder: Path, index_dir: Path) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "api.cli",
+        "mmsearch.api.cli",
         "index",
         str(folder),
         "--index-dir",

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from indexer.manifest import Columns, index_manifest, load
-from search import ConfigError, Filters, InvalidQueryError
+from mmsearch import ConfigError, Filters, InvalidQueryError
+from mmsearch.indexer.manifest import Columns, index_manifest, load
 
 N = 300  # products; `bucket` splits them in 100 groups of 3, so `bucket = 7` keeps 1%
 
@@ -164,7 +164,7 @@ def test_bad_filters_are_clear_errors(engine, where):
 
 
 def test_filters_and_fields_over_http(tmp_path, engine, settings):
-    from api.app import create_app
+    from mmsearch.api.app import create_app
     from tests.conftest import serve
 
     manifest = write_csv(tmp_path / "p.csv", products(tmp_path)[:30])

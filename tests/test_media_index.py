@@ -19,11 +19,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from api.app import create_app
-from indexer import IndexReport, index_folder
-from search import Engine, Settings
-from search.synthetic import caption, classes, render
-from search.synthetic_media import bad_media, shot_of, shot_times, silence, write_video
+from mmsearch import Engine, Settings
+from mmsearch.api.app import create_app
+from mmsearch.indexer import IndexReport, index_folder
+from mmsearch.synthetic import caption, classes, render
+from mmsearch.synthetic_media import bad_media, shot_of, shot_times, silence, write_video
 from tests.conftest import serve
 
 SPEECH = Path(__file__).with_name("fixtures") / "speech"
@@ -247,7 +247,7 @@ def test_media_is_served_with_range_requests(client, collection):
 
 def test_cli_prints_moments_as_minutes_and_seconds(collection):
     proc = subprocess.run(
-        [sys.executable, "-m", "api.cli", "search", "welcome to the volcano museum", "-k", "2"],
+        [sys.executable, "-m", "mmsearch.api.cli", "search", "welcome to the volcano museum", "-k", "2"],
         capture_output=True,
         text=True,
         env={**os.environ, "MMSEARCH_INDEX_DIR": str(collection.settings.index_dir), "COLUMNS": "200"},

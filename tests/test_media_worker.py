@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from indexer import index_folder
-from indexer.isolate import MediaWorker
-from indexer.worker import MediaRequest
-from search import MediaError
-from search.config import SpeechSettings, VideoSettings
-from search.synthetic_media import shot_of, write_video
+from mmsearch import MediaError
+from mmsearch.config import SpeechSettings, VideoSettings
+from mmsearch.indexer import index_folder
+from mmsearch.indexer.isolate import MediaWorker
+from mmsearch.indexer.worker import MediaRequest
+from mmsearch.synthetic_media import shot_of, write_video
 
 NO_SPEECH = SpeechSettings(enabled=False)
 

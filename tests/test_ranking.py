@@ -8,11 +8,11 @@ import faiss
 import numpy as np
 import pytest
 
-from search import Engine
-from search.catalog import ItemRecord
-from search.rerank import ClipReranker, rerank
-from search.synthetic import caption, class_of, classes
-from search.vectors import VectorIndex
+from mmsearch import Engine
+from mmsearch.catalog import ItemRecord
+from mmsearch.rerank import ClipReranker, rerank
+from mmsearch.synthetic import caption, class_of, classes
+from mmsearch.vectors import VectorIndex
 from tests.conftest import TINY, index_heldout_shapes
 
 N, K = 3000, 10

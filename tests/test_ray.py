@@ -11,23 +11,23 @@ import open_clip
 import pytest
 import torch
 
-from indexer import IndexReport, index_folder
-from search import Engine, ModelSpec, Settings, onnx_towers
-from search.config import ModelSettings
-from search.encoding import OnnxEncoder
-from search.models import Encoder
-from search.train import save_model
+from mmsearch import Engine, ModelSpec, Settings, onnx_towers
+from mmsearch.config import ModelSettings
+from mmsearch.encoding import OnnxEncoder
+from mmsearch.indexer import IndexReport, index_folder
+from mmsearch.models import Encoder
+from mmsearch.train import save_model
 from tests.conftest import write_images
 
 ray = pytest.importorskip("ray")
 
-from indexer.distributed import (  # noqa: E402
+from mmsearch.indexer.distributed import (  # noqa: E402
     SHARDS,
     index_folder_on_ray,
     index_images_on_ray,
     index_manifest_on_ray,
 )
-from indexer.manifest import index_manifest  # noqa: E402
+from mmsearch.indexer.manifest import index_manifest  # noqa: E402
 from tests.test_manifest import products, write_csv  # noqa: E402
 
 pytestmark = pytest.mark.slow

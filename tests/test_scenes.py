@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from indexer.pipeline import _pieces
-from indexer.scenes import SceneDetector
+from mmsearch.indexer.pipeline import _pieces
+from mmsearch.indexer.scenes import SceneDetector
 
 STILL = np.zeros((4, 4, 3), np.float32)
 

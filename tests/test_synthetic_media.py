@@ -9,7 +9,7 @@ import av
 import numpy as np
 import pytest
 
-from search.synthetic_media import (
+from mmsearch.synthetic_media import (
     BAD_MEDIA,
     bad_media,
     shot_of,

@@ -11,10 +11,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from api.app import create_app
-from search import Filters
-from search.classify import ZeroShotClassifier, tag_collection
-from search.synthetic import COLOURS, class_of
+from mmsearch import Filters
+from mmsearch.api.app import create_app
+from mmsearch.classify import ZeroShotClassifier, tag_collection
+from mmsearch.synthetic import COLOURS, class_of
 from tests.conftest import index_heldout_shapes, serve
 
 COLOUR_TEMPLATES = ("{}", "a {}", "the {}")  # shaped like the shapes model's captions (see test_classify)
@@ -89,7 +89,7 @@ def test_cli_classify_tags_the_collection(shapes):
         [
             sys.executable,
             "-m",
-            "api.cli",
+            "mmsearch.api.cli",
             "classify",
             "--labels",
             ",".join(COLOURS),

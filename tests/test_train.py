@@ -15,10 +15,10 @@ import pytest
 import torch
 from PIL import Image
 
-from search import synthetic
-from search.models import Encoder
-from search.spec import ModelSpec
-from search.train import CONFIG_FILE, WEIGHTS_FILE, TrainConfig, load_pairs, train
+from mmsearch import synthetic
+from mmsearch.models import Encoder
+from mmsearch.spec import ModelSpec
+from mmsearch.train import CONFIG_FILE, WEIGHTS_FILE, TrainConfig, load_pairs, train
 
 
 def _image(folder: Path, name: str) -> Path:

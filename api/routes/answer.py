@@ -17,11 +17,11 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
-from api.deps import EngineDep, SettingsDep
-from api.errors import error_responses, status_for
-from api.routes.search import Kind, media_url, thumbnail_url
-from search import BackendError, Filters
-from search.answer import Answer, Answerer, Evidence
+from mmsearch import BackendError, Filters
+from mmsearch.answer import Answer, Answerer, Evidence
+from mmsearch.api.deps import EngineDep, SettingsDep
+from mmsearch.api.errors import error_responses, status_for
+from mmsearch.api.routes.search import Kind, media_url, thumbnail_url
 
 router = APIRouter(tags=["answer"])
 MAX_QUESTION_CHARS = 1000

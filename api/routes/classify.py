@@ -9,12 +9,12 @@ from fastapi import APIRouter, File, Form, UploadFile
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import EngineDep, SettingsDep
-from api.errors import error_responses
-from indexer.media import decode_image
-from search import InvalidQueryError, MediaTooLargeError
-from search.catalog import IMAGE_SPACE
-from search.classify import ZeroShotClassifier
+from mmsearch import InvalidQueryError, MediaTooLargeError
+from mmsearch.api.deps import EngineDep, SettingsDep
+from mmsearch.api.errors import error_responses
+from mmsearch.classify import ZeroShotClassifier
+from mmsearch.hits import IMAGE_SPACE
+from mmsearch.indexer.media import decode_image
 
 router = APIRouter(tags=["classify"])
 MAX_LABELS = 1000

@@ -7,9 +7,9 @@ import logging
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from api.deps import EngineDep
-from api.errors import error_responses
-from search import IndexStateError
+from mmsearch import IndexStateError
+from mmsearch.api.deps import EngineDep
+from mmsearch.api.errors import error_responses
 
 router = APIRouter(tags=["health"])
 log = logging.getLogger("api")

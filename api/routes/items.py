@@ -22,11 +22,11 @@ from fastapi.responses import FileResponse
 from PIL import Image
 from pydantic import BaseModel, Field
 
-from api.deps import EngineDep, SettingsDep
-from api.errors import error_responses
-from indexer.media import decode_image
-from search import MediaError, NotFoundError
-from search.catalog import INDEXED
+from mmsearch import MediaError, NotFoundError
+from mmsearch.api.deps import EngineDep, SettingsDep
+from mmsearch.api.errors import error_responses
+from mmsearch.hits import INDEXED
+from mmsearch.indexer.media import decode_image
 
 router = APIRouter(tags=["items"])
 

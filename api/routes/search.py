@@ -13,12 +13,12 @@ from PIL import Image
 from pydantic import BaseModel, Field, model_validator
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import EngineDep, SettingsDep
-from api.errors import error_responses
-from indexer.media import decode_image
-from search import Filters, Hit, InvalidQueryError, MediaTooLargeError
-from search.engine import Term
-from search.hits import Moment
+from mmsearch import Filters, Hit, InvalidQueryError, MediaTooLargeError
+from mmsearch.api.deps import EngineDep, SettingsDep
+from mmsearch.api.errors import error_responses
+from mmsearch.engine import Term
+from mmsearch.hits import Moment
+from mmsearch.indexer.media import decode_image
 
 router = APIRouter(tags=["search"])
 

@@ -26,10 +26,10 @@ from transformers import (
     TextIteratorStreamer,
 )
 
-from search.errors import BackendError, BackendTimeoutError, ModelUnavailableError
-from search.hub import offline_if_unreachable
-from search.models import pick_device
-from search.vlm.base import ImagePart, Prompt, TextPart
+from mmsearch.errors import BackendError, BackendTimeoutError, ModelUnavailableError
+from mmsearch.hub import offline_if_unreachable
+from mmsearch.models import pick_device
+from mmsearch.vlm.base import ImagePart, Prompt, TextPart
 
 log = logging.getLogger(__name__)
 
