@@ -454,7 +454,7 @@ def synth(
     fmt: Annotated[str, typer.Option("--format", help="png or jpg")] = "png",
 ) -> None:
     """Write the synthetic captioned shapes dataset (for training, tests and the offline demo)."""
-    from mmsearch.synthetic import generate
+    from mmsearch.synth.shapes import generate
 
     pairs = generate(out_dir, per_class, seed=seed, size=size, fmt=fmt)
     out.print(f"wrote {len(pairs)} images and {out_dir / 'captions.csv'}")

@@ -145,7 +145,7 @@ def bench_media(
     from mmsearch.indexer.isolate import MediaWorker
     from mmsearch.indexer.speech import SAMPLE_RATE, Transcriber
     from mmsearch.indexer.worker import MediaRequest
-    from mmsearch.synthetic_media import silence, speak, write_footage
+    from mmsearch.synth.media import silence, speak, write_footage
 
     with tempfile.TemporaryDirectory(prefix="mmsearch-bench-") as tmp:
         folder = (media_dir or Path(tmp)) / f"footage-{size[0]}x{size[1]}-{seconds:g}s"

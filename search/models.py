@@ -338,7 +338,7 @@ def _int8_passed(info: onnx_towers.ModelInfo | None) -> bool:
 
 def probe_images() -> list[Image.Image]:
     """Fixed pictures the int8 towers are checked on: coloured shapes, a gradient, noise."""
-    from mmsearch.synthetic import classes, render
+    from mmsearch.synth.shapes import classes, render
 
     rng = np.random.default_rng(0)
     shapes = [render(colour, shape, rng, size=160) for colour, shape in classes()[::3]]

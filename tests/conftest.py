@@ -120,7 +120,7 @@ def serve(app) -> Iterator[str]:
 def index_heldout_shapes(root: Path, model: dict, per_class: int) -> tuple[Settings, Engine]:
     """Held-out synthetic shapes (seed 1, never trained on) in root/heldout, indexed into root/index."""
     from mmsearch.indexer import index_folder
-    from mmsearch.synthetic import generate
+    from mmsearch.synth.shapes import generate
 
     generate(root / "heldout", per_class=per_class, seed=1, fmt="jpg")
     settings = Settings(index_dir=root / "index", model=model)

@@ -22,8 +22,8 @@ from mmsearch import Engine, Settings
 from mmsearch.answer import NOTHING_FOUND, Answerer, Evidence, cite, cited_numbers
 from mmsearch.api.app import create_app
 from mmsearch.indexer import index_folder
-from mmsearch.synthetic import caption, generate
-from mmsearch.synthetic_media import shot_of, write_video
+from mmsearch.synth.media import shot_of, write_video
+from mmsearch.synth.shapes import caption, generate
 from tests.conftest import serve
 from tests.fake_vlm import DELTAS, Behaviour, fake_vlm_server
 from tests.test_vlm_local import build_tiny_llava

@@ -22,7 +22,7 @@ from mmsearch.encoding import AUTO_MIN_PARAMS
 from mmsearch.indexer import index_folder
 from mmsearch.indexer.media import decode_image
 from mmsearch.models import Encoder, choose_backend, choose_query_backend, native_bf16
-from mmsearch.synthetic import caption, class_of, classes, generate
+from mmsearch.synth.shapes import caption, class_of, classes, generate
 from mmsearch.train import save_model
 from tests.conftest import index_heldout_shapes, write_images
 

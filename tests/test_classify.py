@@ -18,7 +18,7 @@ from mmsearch.classify import DEFAULT_TEMPLATES, ZeroShotClassifier
 from mmsearch.errors import InvalidQueryError
 from mmsearch.models import Encoder
 from mmsearch.spec import ModelSpec
-from mmsearch.synthetic import COLOURS, SHAPES, class_of, generate
+from mmsearch.synth.shapes import COLOURS, SHAPES, class_of, generate
 
 pytestmark = pytest.mark.slow
 HELD_OUT_PER_CLASS = 6

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mmsearch.synthetic import class_of, generate
+from mmsearch.synth.shapes import class_of, generate
 
 pytestmark = pytest.mark.slow
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "200"}

@@ -17,7 +17,7 @@ import pytest
 from mmsearch import InvalidQueryError
 from mmsearch.api.app import create_app
 from mmsearch.engine import Term
-from mmsearch.synthetic import class_of, render
+from mmsearch.synth.shapes import class_of, render
 from tests.conftest import index_heldout_shapes, serve
 
 

@@ -22,8 +22,8 @@ from PIL import Image
 from mmsearch import Engine, Settings
 from mmsearch.api.app import create_app
 from mmsearch.indexer import IndexReport, index_folder
-from mmsearch.synthetic import caption, classes, render
-from mmsearch.synthetic_media import bad_media, shot_of, shot_times, silence, write_video
+from mmsearch.synth.media import bad_media, shot_of, shot_times, silence, write_video
+from mmsearch.synth.shapes import caption, classes, render
 from tests.conftest import serve
 
 SPEECH = Path(__file__).with_name("fixtures") / "speech"

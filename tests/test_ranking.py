@@ -11,7 +11,7 @@ import pytest
 from mmsearch import Engine
 from mmsearch.catalog import ItemRecord
 from mmsearch.rerank import ClipReranker, rerank
-from mmsearch.synthetic import caption, class_of, classes
+from mmsearch.synth.shapes import caption, class_of, classes
 from mmsearch.vectors import VectorIndex
 from tests.conftest import TINY, index_heldout_shapes
 

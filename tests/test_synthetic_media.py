@@ -9,7 +9,7 @@ import av
 import numpy as np
 import pytest
 
-from mmsearch.synthetic_media import (
+from mmsearch.synth.media import (
     BAD_MEDIA,
     bad_media,
     shot_of,

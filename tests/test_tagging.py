@@ -14,7 +14,7 @@ import pytest
 from mmsearch import Filters
 from mmsearch.api.app import create_app
 from mmsearch.classify import ZeroShotClassifier, tag_collection
-from mmsearch.synthetic import COLOURS, class_of
+from mmsearch.synth.shapes import COLOURS, class_of
 from tests.conftest import index_heldout_shapes, serve
 
 COLOUR_TEMPLATES = ("{}", "a {}", "the {}")  # shaped like the shapes model's captions (see test_classify)

@@ -15,16 +15,16 @@ import pytest
 import torch
 from PIL import Image
 
-from mmsearch import synthetic
 from mmsearch.models import Encoder
 from mmsearch.spec import ModelSpec
+from mmsearch.synth import shapes
 from mmsearch.train import CONFIG_FILE, WEIGHTS_FILE, TrainConfig, load_pairs, train
 
 
 def _image(folder: Path, name: str) -> Path:
     path = folder / name
     path.parent.mkdir(parents=True, exist_ok=True)
-    synthetic.render("red", "circle", random.Random(0), size=16).save(path)
+    shapes.render("red", "circle", random.Random(0), size=16).save(path)
     return path
 
 
@@ -79,10 +79,10 @@ def test_load_pairs_rejects_bad_rows_naming_file_and_line(
 
 
 def test_generate_is_deterministic_per_seed(tmp_path: Path) -> None:
-    first = synthetic.generate(tmp_path / "a", per_class=2, seed=3, size=32)
-    again = synthetic.generate(tmp_path / "b", per_class=2, seed=3, size=32)
-    other = synthetic.generate(tmp_path / "c", per_class=2, seed=4, size=32)
-    assert len(first) == 2 * len(synthetic.COLOURS) * len(synthetic.SHAPES)
+    first = shapes.generate(tmp_path / "a", per_class=2, seed=3, size=32)
+    again = shapes.generate(tmp_path / "b", per_class=2, seed=3, size=32)
+    other = shapes.generate(tmp_path / "c", per_class=2, seed=4, size=32)
+    assert len(first) == 2 * len(shapes.COLOURS) * len(shapes.SHAPES)
     assert [p.name for p, _ in first] == [p.name for p, _ in again] == [p.name for p, _ in other]
     assert all(p.read_bytes() == q.read_bytes() for (p, _), (q, _) in zip(first, again, strict=True))
     assert (tmp_path / "a" / "captions.csv").read_bytes() == (tmp_path / "b" / "captions.csv").read_bytes()
@@ -90,45 +90,45 @@ def test_generate_is_deterministic_per_seed(tmp_path: Path) -> None:
 
 
 def test_generate_writes_a_captions_file_that_load_pairs_reads(tmp_path: Path) -> None:
-    pairs = synthetic.generate(tmp_path, per_class=1, seed=0, size=24, fmt="jpg")
+    pairs = shapes.generate(tmp_path, per_class=1, seed=0, size=24, fmt="jpg")
     assert load_pairs(tmp_path / "captions.csv") == pairs
     assert (tmp_path / "captions.csv").read_text().splitlines()[0] == "path,caption"
     for path, text in pairs:
         assert path.suffix == ".jpg"
-        assert text == synthetic.caption(*synthetic.class_of(path))
+        assert text == shapes.caption(*shapes.class_of(path))
 
 
 def test_class_of_round_trips_every_class(tmp_path: Path) -> None:
-    pairs = synthetic.generate(tmp_path, per_class=1, seed=0, size=16)
-    assert sorted(synthetic.class_of(p) for p, _ in pairs) == sorted(synthetic.classes())
-    assert synthetic.class_of("x/y/purple-star-0012.jpg") == ("purple", "star")
+    pairs = shapes.generate(tmp_path, per_class=1, seed=0, size=16)
+    assert sorted(shapes.class_of(p) for p, _ in pairs) == sorted(shapes.classes())
+    assert shapes.class_of("x/y/purple-star-0012.jpg") == ("purple", "star")
     for bad in ("img-000.jpg", "pink-circle-0001.png", "red-blob-0001.png", "red-circle.png"):
         with pytest.raises(ValueError):
-            synthetic.class_of(bad)
+            shapes.class_of(bad)
 
 
 def test_render_accepts_both_rng_kinds_deterministically() -> None:
-    a = synthetic.render("blue", "star", random.Random(7), size=40)
-    b = synthetic.render("blue", "star", random.Random(7), size=40)
-    c = synthetic.render("blue", "star", np.random.default_rng(7), size=40)
-    d = synthetic.render("blue", "star", np.random.default_rng(7), size=40)
+    a = shapes.render("blue", "star", random.Random(7), size=40)
+    b = shapes.render("blue", "star", random.Random(7), size=40)
+    c = shapes.render("blue", "star", np.random.default_rng(7), size=40)
+    d = shapes.render("blue", "star", np.random.default_rng(7), size=40)
     assert a.mode == "RGB" and a.size == (40, 40)
     assert a.tobytes() == b.tobytes() and c.tobytes() == d.tobytes()
     with pytest.raises(ValueError):
-        synthetic.render("pink", "star", random.Random(0))
+        shapes.render("pink", "star", random.Random(0))
 
 
 def test_caption() -> None:
-    assert synthetic.caption("red", "circle") == "a red circle"
+    assert shapes.caption("red", "circle") == "a red circle"
     with pytest.raises(ValueError):
-        synthetic.caption("red", "blob")
+        shapes.caption("red", "blob")
 
 
 # --------------------------------------------------------------------------- training (tiny smoke run)
 
 
 def test_train_writes_a_local_dir_model_open_clip_loads(tmp_path: Path) -> None:
-    pairs = synthetic.generate(tmp_path / "data", per_class=1, seed=0, size=32)
+    pairs = shapes.generate(tmp_path / "data", per_class=1, seed=0, size=32)
     epochs: list[tuple[int, float]] = []
     config = TrainConfig(epochs=2, batch_size=16, seed=0)
     out = train(pairs, tmp_path / "model", config, on_epoch=lambda e, loss: epochs.append((e, loss)))
@@ -141,7 +141,7 @@ def test_train_writes_a_local_dir_model_open_clip_loads(tmp_path: Path) -> None:
     tokenizer = open_clip.get_tokenizer(f"local-dir:{out}")
     model.eval()
     with torch.no_grad():
-        image = model.encode_image(preprocess(synthetic.render("red", "star", random.Random(1))).unsqueeze(0))
+        image = model.encode_image(preprocess(shapes.render("red", "star", random.Random(1))).unsqueeze(0))
         text = model.encode_text(tokenizer(["a red star"]))
     assert image.shape == text.shape and torch.isfinite(image).all()
 
@@ -167,7 +167,7 @@ def small_training(tmp_path_factory) -> tuple[Path, list[float]]:
     """mmsearch-tiny trained from scratch on 600 captioned shapes, with torch's own thread count (the
     machine's cores, or OMP_NUM_THREADS) as a user's run would have; the folder and each epoch's loss."""
     root = tmp_path_factory.mktemp("small-training")
-    pairs = synthetic.generate(root / "train", per_class=TRAIN_PER_CLASS, seed=0)
+    pairs = shapes.generate(root / "train", per_class=TRAIN_PER_CLASS, seed=0)
     losses: list[float] = []
     config = TrainConfig(epochs=TRAIN_EPOCHS, seed=TRAIN_SEED, num_threads=None)
     folder = train(pairs, root / "model", config, on_epoch=lambda _, loss: losses.append(loss))
@@ -176,14 +176,14 @@ def small_training(tmp_path_factory) -> tuple[Path, list[float]]:
 
 def held_out_recall_at_5(encoder: Encoder, folder: Path) -> float:
     """Text -> image recall@5 of each class's caption over 90 pictures never trained on (seed 1)."""
-    pairs = synthetic.generate(folder, per_class=3, seed=1)
+    pairs = shapes.generate(folder, per_class=3, seed=1)
     images = []
     for path, _ in pairs:
         with Image.open(path) as im:
             images.append(im.convert("RGB"))
-    truth = [synthetic.class_of(path) for path, _ in pairs]
-    classes = synthetic.classes()
-    texts = encoder.encode_texts([synthetic.caption(*c) for c in classes])
+    truth = [shapes.class_of(path) for path, _ in pairs]
+    classes = shapes.classes()
+    texts = encoder.encode_texts([shapes.caption(*c) for c in classes])
     similarity = texts @ encoder.encode_images(images).T
     top5 = np.argsort(-similarity, axis=1, kind="stable")[:, :5]
     return float(np.mean([[truth[i] == c for i in row] for c, row in zip(classes, top5, strict=True)]))
@@ -208,6 +208,6 @@ def test_training_lifts_held_out_recall_far_above_chance(small_training, tmp_pat
     after = held_out_recall_at_5(trained, tmp_path / "held-out")
     record_property("train_recall_at_5_untrained", before)
     record_property("train_recall_at_5", after)
-    chance = 1 / len(synthetic.classes())
+    chance = 1 / len(shapes.classes())
     assert before <= 3 * chance, f"an untrained model is near chance ({chance:.3f}): {before:.3f}"
     assert after >= RECALL_MIN, f"held-out recall@5 {after:.3f} (untrained {before:.3f})"

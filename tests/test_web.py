@@ -14,8 +14,8 @@ import pytest
 from mmsearch import Engine, Settings
 from mmsearch.api.app import create_app
 from mmsearch.indexer import index_folder
-from mmsearch.synthetic import caption, classes, render
-from mmsearch.synthetic_media import shot_of, write_video
+from mmsearch.synth.media import shot_of, write_video
+from mmsearch.synth.shapes import caption, classes, render
 from tests.conftest import serve
 
 CHROMIUM = shutil.which("chromium")

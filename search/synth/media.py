@@ -1,7 +1,7 @@
 """Deterministic generated media for tests and benchmarks: shot videos, speech, audio files, broken files.
 
-Videos are cut from :class:`Shot` stills drawn by :mod:`search.synthetic`; every frame's timestamp is its
-index at time base ``1/fps``, so shot boundaries fall exactly at :func:`shot_times`. Speech comes from
+Videos are cut from :class:`Shot` stills drawn by :mod:`mmsearch.synth.shapes`; every frame's timestamp is
+its index at time base ``1/fps``, so shot boundaries fall exactly at :func:`shot_times`. Speech comes from
 ``espeak-ng``. :func:`bad_media` writes hostile files for robustness tests.
 """
 
@@ -21,7 +21,7 @@ import av
 import numpy as np
 from PIL import Image
 
-from mmsearch.synthetic import render
+from mmsearch.synth.shapes import render
 
 AUDIO_CODECS: dict[str, str] = {
     ".mp3": "libmp3lame",
@@ -226,7 +226,7 @@ def write_footage(
 ) -> Path:
     """Camera-like H.264 footage for benchmarks: a new shapes scene every ``shot_s`` seconds, each
     panning slowly, with sensor-like noise, so decoders see motion and a realistic bitrate."""
-    from mmsearch.synthetic import classes
+    from mmsearch.synth.shapes import classes
 
     width, height = size
     rng = np.random.default_rng(seed)
