@@ -226,7 +226,7 @@ def search(
     engine = open_engine(s)
     picture = None
     if image is not None:
-        from mmsearch.indexer.media import decode_image
+        from mmsearch.encode.images import decode_image
 
         picture = decode_image(image.read_bytes(), s.indexer.max_image_pixels).image
     given = [t for t in (picture, like, query) if t is not None]
@@ -312,7 +312,7 @@ def classify(
     engine = open_engine(s)
     classifier = ZeroShotClassifier(engine.encoder, labels.split(","), template)
     if image is not None:
-        from mmsearch.indexer.media import decode_image
+        from mmsearch.encode.images import decode_image
 
         picture = decode_image(image.read_bytes(), s.indexer.max_image_pixels).image
         vector = engine.encoder.encode_images([picture])
@@ -390,7 +390,7 @@ def info(
 
 def _backend_line(s: Settings, recorded: dict) -> str:
     """The backend this machine picks for the index's model, and the one that made the index."""
-    from mmsearch.models import planned_backend
+    from mmsearch.encode.models import planned_backend
 
     made = f"index made with {recorded.get('backend', 'torch')}"
     if "params" not in recorded:  # indexes from before backends were recorded
@@ -401,8 +401,8 @@ def _backend_line(s: Settings, recorded: dict) -> str:
 def _query_line(s: Settings, recorded: dict) -> str:
     """How query texts are encoded here: the planned query backend, and whether the index holds a
     query tower for its model (what a one-shot search loads without torch, search/quick.py)."""
-    from mmsearch import query_tower
-    from mmsearch.models import planned_query_backend
+    from mmsearch.encode import query_tower
+    from mmsearch.encode.models import planned_query_backend
 
     planned = planned_query_backend(s.model, recorded["params"])
     held = query_tower.usable(s.index_dir / query_tower.FOLDER, recorded["fingerprint"])

@@ -18,9 +18,9 @@ import torch
 from PIL import Image, ImageDraw
 
 from mmsearch.config import IndexerSettings, Settings
-from mmsearch.indexer.media import decode_image
+from mmsearch.encode.images import decode_image
+from mmsearch.encode.models import Encoder
 from mmsearch.indexer.pipeline import index_folder
-from mmsearch.models import Encoder
 from mmsearch.store import Store
 
 

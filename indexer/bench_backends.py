@@ -17,11 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from mmsearch import onnx_towers
 from mmsearch.config import Backend, Settings
+from mmsearch.encode import onnx_towers
+from mmsearch.encode.images import decode_image
+from mmsearch.encode.models import Encoder, native_bf16
 from mmsearch.indexer.bench import IndexBench, bench_encoder, camera_jpegs
-from mmsearch.indexer.media import decode_image
-from mmsearch.models import Encoder, native_bf16
 
 REFERENCE: Backend = "torch"
 COSINE_IMAGES = 64

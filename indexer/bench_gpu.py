@@ -23,10 +23,10 @@ import torch
 
 from mmsearch import faiss_gpu
 from mmsearch.config import Settings
+from mmsearch.encode.images import decode_image
+from mmsearch.encode.models import Encoder
+from mmsearch.encode.spec import ModelSpec
 from mmsearch.indexer.bench import bench_encoder
-from mmsearch.indexer.media import decode_image
-from mmsearch.models import Encoder
-from mmsearch.spec import ModelSpec
 
 TEXTS = (
     "a red bicycle against a brick wall",

@@ -36,7 +36,9 @@ import ray
 
 from mmsearch.catalog import ItemRecord
 from mmsearch.config import IndexerSettings, ModelSettings, Settings
-from mmsearch.encoding import EncoderBase, open_encoder
+from mmsearch.encode.base import EncoderBase
+from mmsearch.encode.factory import open_encoder
+from mmsearch.encode.spec import ModelSpec
 from mmsearch.indexer.manifest import Columns, decode_row, prepare_rows
 from mmsearch.indexer.pipeline import (
     Decoded,
@@ -49,7 +51,6 @@ from mmsearch.indexer.pipeline import (
     plan,
 )
 from mmsearch.indexer.sources import walk
-from mmsearch.spec import ModelSpec
 from mmsearch.store import Store
 
 SHARDS = "shards"

@@ -25,10 +25,10 @@ from pathlib import Path
 
 from mmsearch.catalog import KnownFile
 from mmsearch.config import IndexerSettings
-from mmsearch.encoding import EncoderBase
+from mmsearch.encode.base import EncoderBase
+from mmsearch.encode.images import decode_image
 from mmsearch.errors import ConfigError, MediaError
 from mmsearch.hits import IMAGE_SPACE, INDEXED, TEXT_SPACE
-from mmsearch.indexer.media import decode_image
 from mmsearch.indexer.pipeline import Batcher, Decoded, IndexReport, Preprocessing, ProgressFn, decode_ahead
 from mmsearch.indexer.sources import SourceFile
 from mmsearch.store import Store

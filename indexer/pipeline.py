@@ -25,11 +25,11 @@ from PIL import Image
 
 from mmsearch.catalog import ItemRecord, KnownFile
 from mmsearch.config import IndexerSettings, SpeechSettings, VideoSettings
-from mmsearch.encoding import EncoderBase
+from mmsearch.encode.base import EncoderBase
+from mmsearch.encode.images import decode_image
 from mmsearch.errors import MediaError
 from mmsearch.hits import IMAGE_SPACE, INDEXED, TEXT_SPACE
 from mmsearch.indexer.isolate import MediaWorkers
-from mmsearch.indexer.media import decode_image
 from mmsearch.indexer.sources import ALL_KINDS, SourceFile, walk
 from mmsearch.indexer.worker import MediaExtract, MediaRequest
 from mmsearch.store import Store

@@ -44,7 +44,7 @@ class Transcriber:
         compute = s.compute_type if s.compute_type != "auto" else ("float16" if device == "cuda" else "int8")
         local = Path(s.model).expanduser()
         if not local.is_dir():
-            from mmsearch.hub import offline_if_unreachable
+            from mmsearch.encode.hub import offline_if_unreachable
 
             offline_if_unreachable()
         try:

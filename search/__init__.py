@@ -15,8 +15,8 @@ _EXPORTS = {
     "Engine": "mmsearch.engine",
     "Filters": "mmsearch.engine",
     "Hit": "mmsearch.hits",
-    "Encoder": "mmsearch.models",
-    "ModelSpec": "mmsearch.spec",
+    "Encoder": "mmsearch.encode.models",
+    "ModelSpec": "mmsearch.encode.spec",
     **{
         name: "mmsearch.errors"
         for name in (
@@ -59,6 +59,8 @@ __all__ = [
 
 if TYPE_CHECKING:
     from mmsearch.config import IndexerSettings, ModelSettings, Settings
+    from mmsearch.encode.models import Encoder
+    from mmsearch.encode.spec import ModelSpec
     from mmsearch.engine import Engine, Filters
     from mmsearch.errors import (
         BackendError,
@@ -74,8 +76,6 @@ if TYPE_CHECKING:
         NotFoundError,
     )
     from mmsearch.hits import Hit
-    from mmsearch.models import Encoder
-    from mmsearch.spec import ModelSpec
 
 
 def __getattr__(name: str):

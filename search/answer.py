@@ -126,7 +126,7 @@ class Answerer:
                 data = Path(hit.uri).read_bytes()
             if data is None:
                 return None
-            from mmsearch.indexer.media import decode_image
+            from mmsearch.encode.images import decode_image
 
             image = decode_image(data, 100_000_000, min_side=self.settings.image_px).image
         except (OSError, MediaError):

@@ -18,7 +18,7 @@ from mmsearch.catalog import Catalog
 from mmsearch.errors import InvalidQueryError
 
 if TYPE_CHECKING:
-    from mmsearch.encoding import EncoderBase
+    from mmsearch.encode.base import EncoderBase
 
 # A few of the CLIP paper's ImageNet prompts. They suit models trained on web captions; a model trained
 # on narrow captions (like the synthetic shapes model) wants templates shaped like its own captions.

@@ -13,16 +13,16 @@ from sqlalchemy import and_
 from mmsearch.catalog import Item
 from mmsearch.config import SearchSettings, Settings
 from mmsearch.defaults import candidates_for
-from mmsearch.encoding import open_encoder
+from mmsearch.encode.factory import open_encoder
+from mmsearch.encode.spec import ModelSpec
 from mmsearch.errors import InvalidQueryError, NotFoundError
 from mmsearch.filters import parse as parse_filter
 from mmsearch.fusion import BACKGROUND_SAMPLE, BACKGROUND_TEXTS, WORD_MATCH_Z, Scale, terms, word_match
 from mmsearch.hits import IMAGE_SPACE, OVERFETCH, TEXT_SPACE, Hit, grouped, hit, moment
-from mmsearch.spec import ModelSpec
 from mmsearch.store import Store, resolve_model
 
 if TYPE_CHECKING:
-    from mmsearch.encoding import EncoderBase
+    from mmsearch.encode.base import EncoderBase
     from mmsearch.rerank import Reranker
 
 KINDS = ("image", "video", "audio", "product")
@@ -100,7 +100,7 @@ class Engine:
             store.keep_query_tower(encoder.query_tower.folder)
         reranker = None
         if settings.search.rerank_model:
-            from mmsearch.models import Encoder
+            from mmsearch.encode.models import Encoder
             from mmsearch.rerank import ClipReranker
 
             second = ModelSpec(settings.search.rerank_model, settings.search.rerank_pretrained).normalised()

@@ -2,7 +2,7 @@
 
 A process that searches once pays more for its imports than for its search: torch and open_clip take
 seconds, pydantic and SQLAlchemy tenths. This path loads the index's int8 query tower
-(search/query_tower.py), FAISS and the standard library's sqlite3, and ranks as Engine.search_text does
+(search/encode/query_tower.py), FAISS and the standard library's sqlite3, and ranks as Engine.search_text does
 (tests/test_quick.py holds the two equal). It only takes what it can answer that way:
 - a text query with no option but -k, --index-dir / -i and --json;
 - no MMSEARCH_ setting in the environment but MMSEARCH_INDEX_DIR (so default search settings hold);
@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mmsearch import query_tower
 from mmsearch.defaults import IndexSearchDefaults, candidates_for
+from mmsearch.encode import query_tower
 from mmsearch.hits import IMAGE_SPACE, INDEXED, OVERFETCH, TEXT_SPACE, Hit, HitRow, grouped
 from mmsearch.layout import CATALOG, DEFAULT_INDEX_DIR, FORMAT, MANIFEST, vectors_file
 

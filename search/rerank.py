@@ -14,9 +14,9 @@ from typing import Protocol
 import numpy as np
 
 from mmsearch.catalog import Catalog
+from mmsearch.encode.models import Encoder
 from mmsearch.errors import MediaError
 from mmsearch.hits import IMAGE_SPACE, Hit
-from mmsearch.models import Encoder
 
 
 class Reranker(Protocol):
@@ -36,7 +36,7 @@ class ClipReranker:
         self.name = f"clip:{encoder.spec.label()}"
 
     def scores(self, query: str, hits: Sequence[Hit]) -> np.ndarray:
-        from mmsearch.indexer.media import decode_image
+        from mmsearch.encode.images import decode_image
 
         out = np.full(len(hits), np.nan, np.float32)
         images, where = [], []

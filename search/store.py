@@ -20,13 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
-from mmsearch import query_tower
 from mmsearch.catalog import Catalog, ItemRecord
 from mmsearch.config import IndexSettings, Settings
+from mmsearch.encode import query_tower
+from mmsearch.encode.spec import ModelSpec
 from mmsearch.errors import IndexStateError, ModelMismatchError
 from mmsearch.hits import SPACES
 from mmsearch.layout import FORMAT, LOCK, MANIFEST, read_manifest, vectors_file
-from mmsearch.spec import ModelSpec
 from mmsearch.vectors import FLAT, VectorIndex
 
 log = logging.getLogger(__name__)

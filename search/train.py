@@ -25,7 +25,8 @@ from PIL import Image
 from safetensors.torch import save_file
 from torch.optim.lr_scheduler import LRScheduler
 
-MODEL_CONFIG_DIR = Path(__file__).parent / "model_configs"
+from mmsearch.encode.spec import MODEL_CONFIGS
+
 CONFIG_FILE = "open_clip_config.json"
 WEIGHTS_FILE = "open_clip_model.safetensors"
 LOCAL_DIR_PREFIX = "local-dir:"
@@ -38,7 +39,7 @@ EpochCallback = Callable[[int, float], None]
 class TrainConfig:
     """Settings for :func:`train`.
 
-    ``model`` is a config shipped in ``search/model_configs`` (e.g. "mmsearch-tiny", trained from
+    ``model`` is a config shipped in ``search/encode/model_configs`` (e.g. "mmsearch-tiny", trained from
     scratch), an open_clip model name (with ``pretrained``, a tag or a weights file), or
     ``"local-dir:PATH"`` (or just the folder's path) to fine-tune a previously saved model.
     The defaults suit training mmsearch-tiny from scratch; fine-tuning a pretrained model wants
@@ -73,7 +74,7 @@ class TrainConfig:
 
 def builtin_models() -> list[str]:
     """Names of the model configs shipped with mmsearch."""
-    return sorted(p.stem for p in MODEL_CONFIG_DIR.glob("*.json"))
+    return sorted(p.stem for p in MODEL_CONFIGS.glob("*.json"))
 
 
 # --------------------------------------------------------------------------- pairs
@@ -143,9 +144,9 @@ def _resolve_model_name(name: str) -> str:
     """Register a shipped config if needed; turn a saved folder's path into ``local-dir:``."""
     if name.startswith(LOCAL_DIR_PREFIX):
         return name
-    if (MODEL_CONFIG_DIR / f"{name}.json").is_file():
+    if (MODEL_CONFIGS / f"{name}.json").is_file():
         if name not in open_clip.list_models():
-            open_clip.add_model_config(MODEL_CONFIG_DIR / f"{name}.json")
+            open_clip.add_model_config(MODEL_CONFIGS / f"{name}.json")
         return name
     if (Path(name) / CONFIG_FILE).is_file():
         return LOCAL_DIR_PREFIX + name

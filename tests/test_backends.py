@@ -16,12 +16,13 @@ import open_clip
 import pytest
 import torch
 
-from mmsearch import Engine, ModelSpec, Settings, onnx_backend, onnx_towers, query_tower
+from mmsearch import Engine, ModelSpec, Settings
 from mmsearch.config import Backend, ModelSettings
-from mmsearch.encoding import AUTO_MIN_PARAMS
+from mmsearch.encode import onnx_export, onnx_towers, query_tower
+from mmsearch.encode.base import AUTO_MIN_PARAMS
+from mmsearch.encode.images import decode_image
+from mmsearch.encode.models import Encoder, choose_backend, choose_query_backend, native_bf16
 from mmsearch.indexer import index_folder
-from mmsearch.indexer.media import decode_image
-from mmsearch.models import Encoder, choose_backend, choose_query_backend, native_bf16
 from mmsearch.synth.shapes import caption, class_of, classes, generate
 from mmsearch.train import save_model
 from tests.conftest import index_heldout_shapes, write_images
@@ -139,7 +140,7 @@ def test_query_tower_matches_open_clip_tokens_and_torch_vectors(shapes_model: Pa
     assert encoder.query_backend == "onnx-int8" and tower is not None
     assert tower.folder.name == query_tower.FOLDER and tower.folder.parent.parent == onnx_cache
     assert tower.folder.parent.name.startswith(encoder.fingerprint)
-    texts = [*probes[1], *onnx_backend.PROBE_TEXTS, "Ünïcödé  CAFÉ\u00a0noir", "&amp;amp; x", "a\x07b", "  "]
+    texts = [*probes[1], *onnx_export.PROBE_TEXTS, "Ünïcödé  CAFÉ\u00a0noir", "&amp;amp; x", "a\x07b", "  "]
     expected = encoder.tokenizer(texts)
     got = tower.tokens(texts)
     assert np.array_equal(got, expected[:, : got.shape[1]].numpy()) and not expected[:, got.shape[1] :].any()
@@ -167,7 +168,7 @@ def test_a_query_tower_that_fails_its_check_is_not_used(shapes_model: Path, onnx
     meta = query_tower.TowerMeta.read(folder)
     try:
         query_tower.TowerMeta(**{**meta.__dict__, "cosine_min": 0.98}).write(folder)
-        with caplog.at_level(logging.WARNING, logger="mmsearch.models"):
+        with caplog.at_level(logging.WARNING, logger="mmsearch.encode.models"):
             encoder = Encoder.from_settings(settings)
         assert encoder.query_tower is None and encoder.query_backend == "torch"
         assert "not close enough" in caplog.text
@@ -193,7 +194,7 @@ def test_onnx_export_is_cached_beside_the_model_and_reused(tmp_path: Path, caplo
     exported = onnx_files(first.towers.folder)
     assert list(exported) == ["image.onnx", "text.onnx"]
 
-    with caplog.at_level(logging.INFO, logger="mmsearch.onnx_backend"):
+    with caplog.at_level(logging.INFO, logger="mmsearch.encode.onnx_export"):
         second = Encoder(spec, "cpu", backend="onnx")
         int8 = Encoder(spec, "cpu", backend="onnx-int8")
     assert "exporting" not in caplog.text and "quantised" in caplog.text
@@ -223,7 +224,7 @@ def test_a_changed_model_is_exported_again(tmp_path: Path):
 def test_without_onnx_runtime_the_encoder_falls_back_to_torch(monkeypatch, tmp_path: Path, caplog):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if the [onnx] extra were not installed
     spec = ModelSpec("test-vit", random_weights=True)
-    with caplog.at_level(logging.WARNING, logger="mmsearch.models"):
+    with caplog.at_level(logging.WARNING, logger="mmsearch.encode.models"):
         encoder = Encoder(spec, "cpu", backend="onnx", cache_dir=tmp_path)
     assert encoder.backend == "torch" and encoder.towers is None
     assert "onnxruntime cannot be imported" in caplog.text and "mmsearch[onnx]" in caplog.text
@@ -286,7 +287,9 @@ def test_info_reports_the_backend_and_any_backend_reopens_the_index(tmp_path: Pa
 
 @needs_onnx
 def test_auto_keeps_int8_towers_only_when_they_pass_their_check(tmp_path: Path, monkeypatch, caplog):
-    monkeypatch.setattr("mmsearch.models.AUTO_MIN_PARAMS", 0)  # auto treats the test model as a large one
+    monkeypatch.setattr(
+        "mmsearch.encode.models.AUTO_MIN_PARAMS", 0
+    )  # auto treats the test model as a large one
     spec = ModelSpec(str(save_test_vit(tmp_path / "model", 1))).normalised()
     first = Encoder(spec, "cpu")
     assert first.backend == "onnx-int8" and first.towers is not None
@@ -295,7 +298,7 @@ def test_auto_keeps_int8_towers_only_when_they_pass_their_check(tmp_path: Path, 
 
     failed = replace(info, int8_cosine_min=0.95)
     failed.write(first.towers.folder)
-    with caplog.at_level(logging.WARNING, logger="mmsearch.models"):
+    with caplog.at_level(logging.WARNING, logger="mmsearch.encode.models"):
         second = Encoder(spec, "cpu")
     assert second.backend == "torch" and second.towers is None and "not close enough" in caplog.text
     asked = Encoder(spec, "cpu", backend="onnx-int8")  # asked for by name: kept

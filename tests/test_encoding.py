@@ -1,4 +1,4 @@
-"""The torch-free encoder (search/encoding.py): the model's own preprocessing in PIL and numpy, the
+"""The torch-free encoder (search/encode/onnx_encoder.py): the model's own preprocessing in PIL and numpy, the
 same vectors as the torch Encoder's ONNX towers, and index and search runs with no torch imported."""
 
 from __future__ import annotations
@@ -16,11 +16,13 @@ import torch
 from open_clip.transform import PreprocessCfg, image_transform_v2
 from PIL import Image
 
-from mmsearch import ModelSpec, onnx_towers
+from mmsearch import ModelSpec
 from mmsearch.config import ModelSettings
-from mmsearch.encoding import OnnxEncoder, ShortestSideCrop, open_encoder
+from mmsearch.encode import onnx_towers
+from mmsearch.encode.factory import open_encoder
+from mmsearch.encode.models import Encoder
+from mmsearch.encode.onnx_encoder import OnnxEncoder, ShortestSideCrop
 from mmsearch.indexer.pipeline import Preprocessing
-from mmsearch.models import Encoder
 from mmsearch.train import save_model
 from tests.conftest import write_images
 

@@ -13,8 +13,8 @@ from PIL import Image
 
 from mmsearch import Engine, ModelSpec, Settings
 from mmsearch.config import ModelSettings
+from mmsearch.encode.models import Encoder
 from mmsearch.indexer import index_folder
-from mmsearch.models import Encoder
 from tests.conftest import write_images
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no GPU: torch sees no CUDA device")

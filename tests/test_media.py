@@ -5,9 +5,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mmsearch.encode.images import decode_image
 from mmsearch.errors import MediaError, MediaTooLargeError
 from mmsearch.indexer import index_folder
-from mmsearch.indexer.media import decode_image
 from tests.media_cases import FAIL, OK, cases
 
 LIMIT = 100_000_000

@@ -8,9 +8,9 @@ import pytest
 from PIL import Image
 
 from mmsearch import Engine, ModelSpec
+from mmsearch.encode.models import Encoder
 from mmsearch.errors import ConfigError, ModelMismatchError, ModelUnavailableError
 from mmsearch.indexer import index_folder
-from mmsearch.models import Encoder
 from mmsearch.train import save_model
 from tests.conftest import make_settings, write_images
 
@@ -96,8 +96,8 @@ def test_text_encoding_cuts_the_padding_without_changing_a_vector(shapes_model):
     reads them); the vectors equal open_clip's own full-length encode_text."""
     import torch
 
-    from mmsearch.models import Encoder, _causal_clip
-    from mmsearch.spec import ModelSpec
+    from mmsearch.encode.models import Encoder, _causal_clip
+    from mmsearch.encode.spec import ModelSpec
 
     encoder = Encoder(ModelSpec(str(shapes_model)), "cpu", batch_size=8, backend="torch")
     assert _causal_clip(encoder.model)

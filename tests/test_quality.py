@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from mmsearch import Engine, Filters, Settings
+from mmsearch.encode.images import decode_image
 from mmsearch.indexer import index_folder
-from mmsearch.indexer.media import decode_image
 from mmsearch.synth.shapes import caption, class_of, classes, generate
 
 pytestmark = pytest.mark.slow

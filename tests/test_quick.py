@@ -12,8 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mmsearch import Engine, Settings, onnx_towers, query_tower, quick
+from mmsearch import Engine, Settings, quick
 from mmsearch.catalog import ItemRecord
+from mmsearch.encode import onnx_towers, query_tower
 from mmsearch.synth.shapes import caption, classes
 from tests.conftest import index_heldout_shapes
 

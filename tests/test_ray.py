@@ -11,11 +11,12 @@ import open_clip
 import pytest
 import torch
 
-from mmsearch import Engine, ModelSpec, Settings, onnx_towers
+from mmsearch import Engine, ModelSpec, Settings
 from mmsearch.config import ModelSettings
-from mmsearch.encoding import OnnxEncoder
+from mmsearch.encode import onnx_towers
+from mmsearch.encode.models import Encoder
+from mmsearch.encode.onnx_encoder import OnnxEncoder
 from mmsearch.indexer import IndexReport, index_folder
-from mmsearch.models import Encoder
 from mmsearch.train import save_model
 from tests.conftest import write_images
 

@@ -15,8 +15,8 @@ import pytest
 import torch
 from PIL import Image
 
-from mmsearch.models import Encoder
-from mmsearch.spec import ModelSpec
+from mmsearch.encode.models import Encoder
+from mmsearch.encode.spec import ModelSpec
 from mmsearch.synth import shapes
 from mmsearch.train import CONFIG_FILE, WEIGHTS_FILE, TrainConfig, load_pairs, train
 

@@ -13,8 +13,8 @@ from mmsearch import InvalidQueryError, MediaTooLargeError
 from mmsearch.api.deps import EngineDep, SettingsDep
 from mmsearch.api.errors import error_responses
 from mmsearch.classify import ZeroShotClassifier
+from mmsearch.encode.images import decode_image
 from mmsearch.hits import IMAGE_SPACE
-from mmsearch.indexer.media import decode_image
 
 router = APIRouter(tags=["classify"])
 MAX_LABELS = 1000

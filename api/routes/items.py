@@ -25,8 +25,8 @@ from pydantic import BaseModel, Field
 from mmsearch import MediaError, NotFoundError
 from mmsearch.api.deps import EngineDep, SettingsDep
 from mmsearch.api.errors import error_responses
+from mmsearch.encode.images import decode_image
 from mmsearch.hits import INDEXED
-from mmsearch.indexer.media import decode_image
 
 router = APIRouter(tags=["items"])
 

@@ -16,9 +16,9 @@ from starlette.concurrency import run_in_threadpool
 from mmsearch import Filters, Hit, InvalidQueryError, MediaTooLargeError
 from mmsearch.api.deps import EngineDep, SettingsDep
 from mmsearch.api.errors import error_responses
+from mmsearch.encode.images import decode_image
 from mmsearch.engine import Term
 from mmsearch.hits import Moment
-from mmsearch.indexer.media import decode_image
 
 router = APIRouter(tags=["search"])
 

@@ -26,9 +26,9 @@ from transformers import (
     TextIteratorStreamer,
 )
 
+from mmsearch.encode.hub import offline_if_unreachable
+from mmsearch.encode.models import pick_device
 from mmsearch.errors import BackendError, BackendTimeoutError, ModelUnavailableError
-from mmsearch.hub import offline_if_unreachable
-from mmsearch.models import pick_device
 from mmsearch.vlm.base import ImagePart, Prompt, TextPart
 
 log = logging.getLogger(__name__)

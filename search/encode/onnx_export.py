@@ -21,8 +21,8 @@ import numpy as np
 import open_clip
 import torch
 
-from mmsearch import query_tower
-from mmsearch.onnx_towers import IMAGE, OPSET, TEXT, ModelInfo, OnnxTowers, is_cached, tower_path
+from mmsearch.encode import query_tower
+from mmsearch.encode.onnx_towers import IMAGE, OPSET, TEXT, ModelInfo, OnnxTowers, is_cached, tower_path
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ def _export_one(module: torch.nn.Module, example: torch.Tensor, name: str, path:
 
 
 def model_info(model: torch.nn.Module, dim: int, params: int, image_size: int) -> ModelInfo:
-    """What model.json keeps of a loaded model (search/onnx_towers.py)."""
+    """What model.json keeps of a loaded model (search/encode/onnx_towers.py)."""
     preprocess = dict(open_clip.get_model_preprocess_cfg(model))
     return ModelInfo(dim, params, image_size, float(model.logit_scale.detach()), preprocess)
 

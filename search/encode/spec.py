@@ -13,6 +13,7 @@ from mmsearch.errors import ModelUnavailableError
 
 RANDOM_SEED = 0  # random weights are seeded: the same "model" every time, so indexes can be reopened
 LOCAL_CONFIG = "open_clip_config.json"
+MODEL_CONFIGS = Path(__file__).with_name("model_configs")  # our own architectures (mmsearch-tiny)
 
 
 @dataclass(frozen=True)

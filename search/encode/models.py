@@ -16,17 +16,15 @@ import torch
 from PIL import Image
 from torchvision.transforms import Compose, Normalize
 
-from mmsearch import onnx_backend, onnx_towers, query_tower
 from mmsearch.config import Backend, ModelSettings, QueryBackend
-from mmsearch.encoding import AUTO_MIN_PARAMS, ONNX_BACKENDS, EncoderBase
+from mmsearch.encode import onnx_export, onnx_towers, query_tower
+from mmsearch.encode.base import AUTO_MIN_PARAMS, ONNX_BACKENDS, EncoderBase
+from mmsearch.encode.hub import offline_if_unreachable
+from mmsearch.encode.query_tower import QueryTower
+from mmsearch.encode.spec import LOCAL_CONFIG, MODEL_CONFIGS, RANDOM_SEED, ModelSpec, weights_in
 from mmsearch.errors import ConfigError, ModelUnavailableError
-from mmsearch.hub import offline_if_unreachable
-from mmsearch.query_tower import QueryTower
-from mmsearch.spec import LOCAL_CONFIG, RANDOM_SEED, ModelSpec, weights_in
 
 log = logging.getLogger(__name__)
-
-MODEL_CONFIGS = Path(__file__).with_name("model_configs")
 
 # Our own small architectures (e.g. mmsearch-tiny, the model tests and the offline demo train) join
 # open_clip's registry, so they build by name like any built-in.
@@ -218,11 +216,11 @@ class Encoder(EncoderBase):
         return QueryTower(folder, meta, threads)
 
     def _export_query_tower(self, folder: Path) -> query_tower.TowerMeta | None:
-        if not onnx_backend.supports_query_tower(self.model, self.tokenizer):
+        if not onnx_export.supports_query_tower(self.model, self.tokenizer):
             log.warning("no query tower for %s: not a CLIP with a causal text tower", self.spec.label())
             return None
         started = time.perf_counter()
-        meta = onnx_backend.export_query_tower(self.model, self.tokenizer, folder, self.fingerprint)
+        meta = onnx_export.export_query_tower(self.model, self.tokenizer, folder, self.fingerprint)
         log.info(
             "exported the int8 query tower in %.1f s (cosine to float32 >= %.4f)",
             time.perf_counter() - started,
@@ -242,10 +240,10 @@ class Encoder(EncoderBase):
         folder = self._cache_folder(cache_dir)
         info = onnx_towers.ModelInfo.read(folder)
         if not onnx_towers.is_cached(folder, int8) or (int8 and info.int8_cosine_min is None):
-            tokens = self.tokenizer(list(onnx_backend.PROBE_TEXTS))
+            tokens = self.tokenizer(list(onnx_export.PROBE_TEXTS))
             pixels = torch.from_numpy(np.stack([self.preprocess(im) for im in probe_images()]))
-            info = onnx_backend.model_info(self.model, self.dim, self.params, self.image_size)
-            onnx_backend.prepare(self.model, tokens, pixels, info, folder, int8)
+            info = onnx_export.model_info(self.model, self.dim, self.params, self.image_size)
+            onnx_export.prepare(self.model, tokens, pixels, info, folder, int8)
         return folder
 
     def _image_chunk(self, pixels: np.ndarray) -> np.ndarray:

@@ -1,9 +1,9 @@
 """A model's exported ONNX towers as they lie in the cache, and running them: no torch here.
 
-search/onnx_backend.py exports and checks them (with torch); this module finds and runs them, so the
-torch-free encoder (search/encoding.py) can too. Export keys: the model fingerprint names the folder (new
-weights, new folder) and a hash of the exporter's inputs (the export format, torch's and open_clip's
-versions, read from their package metadata) tells exports of the same weights by different code apart.
+onnx_export.py exports and checks them (with torch); this module finds and runs them, so the torch-free
+encoder (onnx_encoder.py) can too. Export keys: the model fingerprint names the folder (new weights, new
+folder) and a hash of the exporter's inputs (the export format, torch's and open_clip's versions, read
+from their package metadata) tells exports of the same weights by different code apart.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mmsearch.query_tower import read_record, session, write_record
+from mmsearch.encode.query_tower import read_record, session, write_record
 
 EXPORT_FORMAT = 2  # bump when the exported graphs or model.json change
 OPSET = 17

@@ -4,7 +4,7 @@ CLIP's byte-pair encoding in the `tokenizers` library.
 A query is a few words, so encoding it is bound by reading the tower's weights, not by arithmetic:
 int8 weights are a quarter of float32's, and a graph as long as the query (not CLIP's 77 positions)
 does a tenth of the work. ViT-B-32's text tower, one short query on 2 cores: about 5 ms, against 25 ms
-for trimmed float32 torch. The export (search/onnx_backend.py) checks the tokenizer against open_clip's
+for trimmed float32 torch. The export (search/encode/onnx_export.py) checks the tokenizer against open_clip's
 and the vectors against torch float32 (`cosine_min`); a tower under MIN_COSINE is never used.
 
 This module imports neither torch nor open_clip: a one-shot search (search/quick.py) loads it alone.
@@ -33,7 +33,7 @@ MIN_COSINE = 0.99  # against torch float32 on the export's probe texts
 
 @dataclass(frozen=True)
 class TowerMeta:
-    fingerprint: str  # the model's (search/models.py): a tower only serves the index of its own model
+    fingerprint: str  # the model's (search/encode/models.py): a tower only serves the index of its own model
     context_length: int
     sot: int
     eot: int
