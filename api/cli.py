@@ -359,8 +359,8 @@ def info(
     failures: Annotated[bool, typer.Option("--failures", help="List the files that failed")] = False,
 ) -> None:
     """Show the index's model, counts and failures."""
-    from mmsearch.catalog import Catalog
-    from mmsearch.layout import read_manifest
+    from mmsearch.storage.catalog import Catalog
+    from mmsearch.storage.layout import read_manifest
 
     s = settings_from(index_dir)
     manifest = read_manifest(s.index_dir)

@@ -21,7 +21,7 @@ from mmsearch.config import IndexerSettings, Settings
 from mmsearch.encode.images import decode_image
 from mmsearch.encode.models import Encoder
 from mmsearch.indexer.pipeline import index_folder
-from mmsearch.store import Store
+from mmsearch.storage.store import Store
 
 
 @dataclass

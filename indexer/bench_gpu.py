@@ -21,12 +21,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mmsearch import faiss_gpu
 from mmsearch.config import Settings
 from mmsearch.encode.images import decode_image
 from mmsearch.encode.models import Encoder
 from mmsearch.encode.spec import ModelSpec
 from mmsearch.indexer.bench import bench_encoder
+from mmsearch.storage import faiss_gpu
 
 TEXTS = (
     "a red bicycle against a brick wall",

@@ -34,7 +34,6 @@ from typing import Any
 import numpy as np
 import ray
 
-from mmsearch.catalog import ItemRecord
 from mmsearch.config import IndexerSettings, ModelSettings, Settings
 from mmsearch.encode.base import EncoderBase
 from mmsearch.encode.factory import open_encoder
@@ -51,7 +50,8 @@ from mmsearch.indexer.pipeline import (
     plan,
 )
 from mmsearch.indexer.sources import walk
-from mmsearch.store import Store
+from mmsearch.storage.schema import ItemRecord
+from mmsearch.storage.store import Store
 
 SHARDS = "shards"
 SHARD_FILES = 64

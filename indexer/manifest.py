@@ -23,7 +23,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mmsearch.catalog import KnownFile
 from mmsearch.config import IndexerSettings
 from mmsearch.encode.base import EncoderBase
 from mmsearch.encode.images import decode_image
@@ -31,7 +30,8 @@ from mmsearch.errors import ConfigError, MediaError
 from mmsearch.hits import IMAGE_SPACE, INDEXED, TEXT_SPACE
 from mmsearch.indexer.pipeline import Batcher, Decoded, IndexReport, Preprocessing, ProgressFn, decode_ahead
 from mmsearch.indexer.sources import SourceFile
-from mmsearch.store import Store
+from mmsearch.storage.schema import KnownFile
+from mmsearch.storage.store import Store
 
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
 KEY_COLUMNS = ("id", "sku", "key", "product_id")

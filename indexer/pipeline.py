@@ -23,7 +23,6 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from mmsearch.catalog import ItemRecord, KnownFile
 from mmsearch.config import IndexerSettings, SpeechSettings, VideoSettings
 from mmsearch.encode.base import EncoderBase
 from mmsearch.encode.images import decode_image
@@ -32,7 +31,8 @@ from mmsearch.hits import IMAGE_SPACE, INDEXED, TEXT_SPACE
 from mmsearch.indexer.isolate import MediaWorkers
 from mmsearch.indexer.sources import ALL_KINDS, SourceFile, walk
 from mmsearch.indexer.worker import MediaExtract, MediaRequest
-from mmsearch.store import Store
+from mmsearch.storage.schema import ItemRecord, KnownFile
+from mmsearch.storage.store import Store
 
 KEYFRAME_THUMBNAIL_PX = 384
 

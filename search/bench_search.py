@@ -11,9 +11,9 @@ memory-mapped file in a scratch folder instead, as the engine's catalog keeps th
 HNSW, which hold a float32 copy of every vector in memory, are skipped (with the reason) where that
 copy would take more than half the machine's memory.
 
-Rows run on the CPU (`index.gpu` off). Where a GPU is selected (search/faiss_gpu.py), flat and ivf_pq get
-a second row each, `flat_gpu` (search on the GPU) and `ivf_pq_gpu` (k-means training on the GPU, search
-on the CPU: FAISS has no GPU 4-bit fast-scan PQ); the `device` column says which.
+Rows run on the CPU (`index.gpu` off). Where a GPU is selected (search/storage/faiss_gpu.py), flat and
+ivf_pq get a second row each, `flat_gpu` (search on the GPU) and `ivf_pq_gpu` (k-means training on the
+GPU, search on the CPU: FAISS has no GPU 4-bit fast-scan PQ); the `device` column says which.
 """
 
 from __future__ import annotations
@@ -30,10 +30,11 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from mmsearch import faiss_gpu
 from mmsearch.config import IndexSettings, Settings
 from mmsearch.defaults import CANDIDATES, candidates_for
-from mmsearch.vectors import FLAT, HNSW, VectorIndex, nlist_for, pq_codes_for
+from mmsearch.storage import faiss_gpu
+from mmsearch.storage.index_types import FLAT, HNSW, nlist_for, pq_codes_for
+from mmsearch.storage.vectors import VectorIndex
 
 TYPES = ("flat", "hnsw", "ivf_pq")
 GPU_TYPES = ("flat", "ivf_pq")  # the types a GPU changes: flat search, IVF training

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mmsearch.catalog import Catalog
 from mmsearch.errors import InvalidQueryError
+from mmsearch.storage.catalog import Catalog
 
 if TYPE_CHECKING:
     from mmsearch.encode.base import EncoderBase

@@ -9,8 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from mmsearch.defaults import CANDIDATES, EF_SEARCH, GPU, NPROBE
-from mmsearch.layout import CATALOG, DEFAULT_INDEX_DIR
+from mmsearch.defaults import CANDIDATES, CATALOG, DEFAULT_INDEX_DIR, EF_SEARCH, GPU, NPROBE
 
 DEFAULT_MODEL = "ViT-B-32-256"
 DEFAULT_PRETRAINED = "datacomp_s34b_b86k"

@@ -22,7 +22,7 @@ from mmsearch.hits import IMAGE_SPACE, INDEXED
 
 if TYPE_CHECKING:
     from mmsearch.hits import Hit
-    from mmsearch.store import Store
+    from mmsearch.storage.store import Store
 
 EXACT, NEAR = "exact", "near"
 CHUNK = 4096  # query vectors per range_search call, and segment ids per catalog lookup

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
+DEFAULT_INDEX_DIR = Path("mmsearch-index")
+CATALOG = "catalog.sqlite"  # the default catalog: SQLite inside the index folder
 CANDIDATES = 100  # first-stage hits of an approximate index, rescored exactly (SearchSettings)
 CANDIDATES_GROW_FROM = 1_000_000  # vectors past which an approximate index rescores more candidates
 NPROBE = 32  # IVF lists visited per query (IndexSettings)

@@ -10,7 +10,6 @@ import numpy as np
 from PIL import Image
 from sqlalchemy import and_
 
-from mmsearch.catalog import Item
 from mmsearch.config import SearchSettings, Settings
 from mmsearch.defaults import candidates_for
 from mmsearch.encode.factory import open_encoder
@@ -19,7 +18,8 @@ from mmsearch.errors import InvalidQueryError, NotFoundError
 from mmsearch.filters import parse as parse_filter
 from mmsearch.fusion import BACKGROUND_SAMPLE, BACKGROUND_TEXTS, WORD_MATCH_Z, Scale, terms, word_match
 from mmsearch.hits import IMAGE_SPACE, OVERFETCH, TEXT_SPACE, Hit, grouped, hit, moment
-from mmsearch.store import Store, resolve_model
+from mmsearch.storage.schema import Item
+from mmsearch.storage.store import Store, resolve_model
 
 if TYPE_CHECKING:
     from mmsearch.encode.base import EncoderBase

@@ -25,8 +25,8 @@ from lark.exceptions import LarkError, VisitError
 from sqlalchemy import and_, exists, false, func, not_, or_, select, true
 from sqlalchemy.sql.elements import ColumnElement
 
-from mmsearch.catalog import Item, ItemField, Tag
 from mmsearch.errors import InvalidQueryError
+from mmsearch.storage.schema import Item, ItemField, Tag
 
 GRAMMAR = r"""
 ?start: expr

@@ -24,13 +24,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mmsearch.defaults import IndexSearchDefaults, candidates_for
+from mmsearch.defaults import CATALOG, DEFAULT_INDEX_DIR, IndexSearchDefaults, candidates_for
 from mmsearch.encode import query_tower
 from mmsearch.hits import IMAGE_SPACE, INDEXED, OVERFETCH, TEXT_SPACE, Hit, HitRow, grouped
-from mmsearch.layout import CATALOG, DEFAULT_INDEX_DIR, FORMAT, MANIFEST, vectors_file
+from mmsearch.storage.layout import FORMAT, MANIFEST, vectors_file
 
 if TYPE_CHECKING:
-    from mmsearch.vectors import VectorIndex
+    from mmsearch.storage.vectors import VectorIndex
 
 INDEX_DIR_ENV = "MMSEARCH_INDEX_DIR"
 MAX_K = 10_000  # as the full command's -k
@@ -115,7 +115,7 @@ def _read_only(path: Path) -> sqlite3.Connection:
 def _search(
     folder: Path, db: sqlite3.Connection, model: dict, tower: query_tower.QueryTower, query: Query
 ) -> list[Hit] | None:
-    from mmsearch.vectors import VectorIndex  # FAISS loads while the tower's session starts
+    from mmsearch.storage.vectors import VectorIndex  # FAISS loads while the tower's session starts
 
     if db.execute("SELECT 1 FROM segments WHERE space = ? LIMIT 1", (TEXT_SPACE,)).fetchone():
         return None

@@ -13,10 +13,10 @@ from typing import Protocol
 
 import numpy as np
 
-from mmsearch.catalog import Catalog
 from mmsearch.encode.models import Encoder
 from mmsearch.errors import MediaError
 from mmsearch.hits import IMAGE_SPACE, Hit
+from mmsearch.storage.catalog import Catalog
 
 
 class Reranker(Protocol):

@@ -7,7 +7,8 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine, inspect, text
 
-from mmsearch.catalog import MIGRATIONS, Catalog, ItemRecord
+from mmsearch.storage.catalog import MIGRATIONS, Catalog
+from mmsearch.storage.schema import ItemRecord
 
 
 def record(uri: str, vec: float = 1.0, error: str | None = None) -> ItemRecord:

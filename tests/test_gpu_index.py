@@ -1,4 +1,4 @@
-"""FAISS on a GPU (search/faiss_gpu.py): GPU search copies and GPU k-means where a GPU is, the same
+"""FAISS on a GPU (search/storage/faiss_gpu.py): GPU search copies and GPU k-means where a GPU is, the same
 results on the CPU where none is, and the routing between the two (checked anywhere with a stand-in)."""
 
 from __future__ import annotations
@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from mmsearch import faiss_gpu
 from mmsearch.bench_search import queries_near, synthetic
 from mmsearch.config import IndexSettings, Settings
 from mmsearch.errors import ConfigError
-from mmsearch.vectors import FLAT, HNSW, VectorIndex
+from mmsearch.storage import faiss_gpu
+from mmsearch.storage.index_types import FLAT, HNSW
+from mmsearch.storage.vectors import VectorIndex
 
 DIM = 64
 OFFSET = 1000  # ids are not row numbers

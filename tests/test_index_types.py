@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 
 from mmsearch.bench_search import queries_near, synthetic
-from mmsearch.catalog import ItemRecord
 from mmsearch.config import IndexSettings, Settings
-from mmsearch.layout import vectors_file
-from mmsearch.store import Store
-from mmsearch.vectors import FLAT, HEADER_V1, HNSW, MAGIC_V1, VectorIndex, factory_for
+from mmsearch.storage.index_types import FLAT, HNSW, factory_for
+from mmsearch.storage.layout import vectors_file
+from mmsearch.storage.schema import ItemRecord
+from mmsearch.storage.store import Store
+from mmsearch.storage.vectors import HEADER_V1, MAGIC_V1, VectorIndex
 
 DIM = 32
 OFFSET = 1000  # ids are not row numbers

@@ -16,7 +16,7 @@ from mmsearch import Engine
 from mmsearch.errors import IndexStateError
 from mmsearch.indexer import index_folder
 from mmsearch.indexer.sources import walk
-from mmsearch.store import Store
+from mmsearch.storage.store import Store
 from tests.conftest import make_settings, write_images
 
 

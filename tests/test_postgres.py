@@ -20,8 +20,8 @@ from PIL import Image
 from sqlalchemy import create_engine, inspect, make_url, text
 
 from mmsearch import Engine, Filters, Settings
-from mmsearch.catalog import MIGRATIONS, Catalog
 from mmsearch.indexer import index_folder
+from mmsearch.storage.catalog import MIGRATIONS, Catalog
 from tests.conftest import TINY, write_images
 from tests.test_catalog import record
 

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from mmsearch import Engine, Settings, quick
-from mmsearch.catalog import ItemRecord
 from mmsearch.encode import onnx_towers, query_tower
+from mmsearch.storage.schema import ItemRecord
 from mmsearch.synth.shapes import caption, classes
 from tests.conftest import index_heldout_shapes
 

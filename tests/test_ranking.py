@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from mmsearch import Engine
-from mmsearch.catalog import ItemRecord
 from mmsearch.rerank import ClipReranker, rerank
+from mmsearch.storage.schema import ItemRecord
+from mmsearch.storage.vectors import VectorIndex
 from mmsearch.synth.shapes import caption, class_of, classes
-from mmsearch.vectors import VectorIndex
 from tests.conftest import TINY, index_heldout_shapes
 
 N, K = 3000, 10

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from mmsearch.errors import IndexStateError
-from mmsearch.vectors import VectorIndex
+from mmsearch.storage.vectors import VectorIndex
 
 
 def unit(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:

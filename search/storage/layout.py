@@ -7,8 +7,6 @@ from pathlib import Path
 
 from mmsearch.errors import IndexStateError
 
-DEFAULT_INDEX_DIR = Path("mmsearch-index")
-CATALOG = "catalog.sqlite"  # the default catalog: SQLite inside the index folder
 FORMAT = 2
 MANIFEST, LOCK = "manifest.json", "write.lock"
 

@@ -20,14 +20,16 @@ from pathlib import Path
 
 import numpy as np
 
-from mmsearch.catalog import Catalog, ItemRecord
 from mmsearch.config import IndexSettings, Settings
 from mmsearch.encode import query_tower
 from mmsearch.encode.spec import ModelSpec
 from mmsearch.errors import IndexStateError, ModelMismatchError
 from mmsearch.hits import SPACES
-from mmsearch.layout import FORMAT, LOCK, MANIFEST, read_manifest, vectors_file
-from mmsearch.vectors import FLAT, VectorIndex
+from mmsearch.storage.catalog import Catalog
+from mmsearch.storage.index_types import FLAT
+from mmsearch.storage.layout import FORMAT, LOCK, MANIFEST, read_manifest, vectors_file
+from mmsearch.storage.schema import ItemRecord
+from mmsearch.storage.vectors import VectorIndex
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +164,7 @@ class Store:
         return np.concatenate([c[1] for c in chunks])[at]
 
     def grow(self) -> None:
-        """Switch the index type of every space that outgrew its own (search/vectors.py), in a
+        """Switch the index type of every space that outgrew its own (search/storage/vectors.py), in a
         background thread unless the settings say otherwise."""
         with self._mutex:
             for space, index in self.vectors.items():

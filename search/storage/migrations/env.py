@@ -1,8 +1,8 @@
-"""Alembic environment: run by search.catalog.Catalog with an open connection in config.attributes."""
+"""Alembic environment: run by storage/catalog.py (Catalog) with an open connection in config.attributes."""
 
 from alembic import context
 
-from mmsearch.catalog import Base
+from mmsearch.storage.schema import Base
 
 connection = context.config.attributes["connection"]
 context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=True)

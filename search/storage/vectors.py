@@ -1,9 +1,9 @@
 """VectorIndex: FAISS inner-product search over unit vectors, keyed by segment id.
 
-The index type follows the collection's size (docs/search.md, "Index types"): exact flat search for small
-collections, an HNSW graph for mid-size ones, and an inverted file with an HNSW coarse quantizer and 4-bit
-product-quantised codes for large ones; `IndexSettings.factory` overrides the choice. Approximate types
-only find candidates: the engine rescores them with the catalog's stored float32 vectors.
+The index type follows the collection's size (index_types.py): exact flat search for small collections,
+an HNSW graph for mid-size ones, an inverted file with 4-bit product-quantised codes for large ones;
+`IndexSettings.factory` overrides the choice. Approximate types only find candidates: the engine
+rescores them with the catalog's stored float32 vectors.
 
 The cache on disk is two files: FAISS's own bytes under a fresh name (so FAISS can memory-map them), and
 a small JSON file at the cache's path, replaced atomically (temp file, fsync, rename, fsync of the
@@ -11,7 +11,7 @@ folder), that names the bytes and records the catalog generation they reflect, s
 stale cache from a current one. `IndexIDMap` accepts duplicate ids: callers pass ids the catalog made
 unique.
 
-With a GPU selected (`IndexSettings.gpu`, search/faiss_gpu.py), IVF training runs its k-means on the GPU
+With a GPU selected (`IndexSettings.gpu`, faiss_gpu.py), IVF training runs its k-means on the GPU
 and searches without an id selector go to a GPU copy of the index where FAISS has one for its type
 (flat, IVF with flat coarse quantizer); the copy is made again after a change. Everything else, and
 everything without a GPU, runs on the CPU index, which stays the one saved and changed.
@@ -19,7 +19,6 @@ everything without a GPU, runs on the CPU index, which stays the one saved and c
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
@@ -33,9 +32,20 @@ from typing import TYPE_CHECKING
 import faiss
 import numpy as np
 
-from mmsearch import faiss_gpu
 from mmsearch.defaults import IndexSearchDefaults
 from mmsearch.errors import IndexStateError
+from mmsearch.storage import faiss_gpu
+from mmsearch.storage.index_types import (
+    FLAT,
+    TRAIN_PER_LIST,
+    build_index,
+    core_of,
+    factory_for,
+    ivf_of,
+    level_of,
+    nlist_for,
+    train_index,
+)
 
 if TYPE_CHECKING:
     from mmsearch.config import IndexSettings
@@ -43,88 +53,16 @@ if TYPE_CHECKING:
 MAGIC_V1 = b"MMSVEC1\n"  # header + FAISS bytes in one file (read, never written)
 MAGIC = b"MMSVEC2\n"  # header + JSON naming a separate FAISS file
 HEADER_V1 = struct.Struct("<8sq")  # magic, catalog generation
-FLAT = "IDMap2,Flat"
-HNSW = "IDMap2,HNSW32,Flat"
 COMPACT_FRACTION = 0.1  # deleted-but-present ids (types that cannot remove) above this share: rebuild
 RANGE_SLACK = 0.1  # how much lower compressed scores may be than exact ones, for range search
-TRAIN_PER_LIST = 40  # k-means wants at least 39 training points per centroid
-LEVELS = {"flat": 0, "hnsw": 1, "ivf": 2}
 
 VectorSource = Callable[[np.ndarray], np.ndarray]  # ids -> their exact float32 vectors, in that order
-
-
-def nlist_for(n: int) -> int:
-    """Inverted lists for n vectors: a power of two near 2 sqrt(n), at least 16."""
-    return max(16, 1 << round(math.log2(max(2.0 * math.sqrt(n), 1.0))))
-
-
-def pq_codes_for(dim: int) -> int:
-    """Sub-quantisers for 4-bit PQ: one per 4 dimensions (64 bytes a 512-d vector), an even divisor."""
-    m = max(2, dim // 4)
-    while m > 2 and (dim % m or m % 2):
-        m -= 1
-    return m
-
-
-def factory_for(n: int, dim: int, settings: IndexSettings) -> str:
-    """The FAISS factory string for a collection of n vectors."""
-    if settings.factory:
-        return settings.factory
-    if n <= settings.flat_max:
-        return FLAT
-    if n <= settings.hnsw_max:
-        return HNSW
-    return f"IVF{nlist_for(n)}_HNSW32,PQ{pq_codes_for(dim)}x4fsr"
-
-
-def build_index(factory: str, dim: int) -> faiss.Index:
-    """An empty inner-product index for `factory`, able to take caller ids (IDMap2 unless IVF)."""
-    index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
-    if _ivf(index) is None and not isinstance(index, faiss.IndexIDMap2):
-        index = faiss.IndexIDMap2(index)
-    return index
 
 
 def _default_settings() -> IndexSettings:
     from mmsearch.config import IndexSettings  # pydantic: not for readers that pass IndexSearchDefaults
 
     return IndexSettings()
-
-
-def _ivf(index: faiss.Index) -> faiss.IndexIVF | None:
-    try:
-        return faiss.extract_index_ivf(index)
-    except RuntimeError:
-        return None
-
-
-def _train(index: faiss.Index, training: np.ndarray, gpu: bool = False) -> None:
-    """Trains with k-means over exact (flat) assignment, on the GPU with `gpu`: through an HNSW coarse
-    quantizer it is several times slower; the trained centroids still go into the HNSW graph."""
-    ivf = _ivf(index)
-    gpu = gpu and ivf is not None
-    flat = faiss_gpu.clustering_index(index.d) if gpu else faiss.IndexFlatL2(index.d)
-    if ivf is not None:
-        ivf.clustering_index = flat
-        ivf.cp.niter = 10
-    with faiss_gpu.LOCK if gpu else contextlib.nullcontext():
-        index.train(training)
-    if ivf is not None:
-        ivf.clustering_index = None
-
-
-def _core(index: faiss.Index) -> faiss.Index:
-    """The index under id maps and transforms."""
-    index = faiss.downcast_index(index)
-    while isinstance(index, faiss.IndexIDMap | faiss.IndexIDMap2 | faiss.IndexPreTransform):
-        index = faiss.downcast_index(index.index)
-    return index
-
-
-def _level(index: faiss.Index) -> int:
-    if _ivf(index) is not None:
-        return LEVELS["ivf"]
-    return LEVELS["hnsw"] if isinstance(_core(index), faiss.IndexHNSW) else LEVELS["flat"]
 
 
 def _batch(ids: np.ndarray) -> faiss.IDSelectorBatch:
@@ -158,14 +96,14 @@ class VectorIndex:
     @property
     def exact(self) -> bool:
         """Whether search is exhaustive with exact inner products (a flat index), not approximate."""
-        return isinstance(_core(self.index), faiss.IndexFlat)
+        return isinstance(core_of(self.index), faiss.IndexFlat)
 
     @property
     def lossless(self) -> bool:
         """Whether the index itself holds the float32 vectors (flat storage), so it can return them."""
-        core = _core(self.index)
+        core = core_of(self.index)
         storage = faiss.downcast_index(core.storage) if isinstance(core, faiss.IndexHNSW) else core
-        return isinstance(storage, faiss.IndexFlat) and _ivf(self.index) is None
+        return isinstance(storage, faiss.IndexFlat) and ivf_of(self.index) is None
 
     def ids(self) -> np.ndarray:
         if self._ids is None:
@@ -174,7 +112,7 @@ class VectorIndex:
         return self._ids
 
     def _stored_ids(self) -> np.ndarray:
-        ivf = _ivf(self.index)
+        ivf = ivf_of(self.index)
         if ivf is None:
             return faiss.vector_to_array(self.index.id_map).astype(np.int64)
         lists = ivf.invlists
@@ -306,11 +244,11 @@ class VectorIndex:
         else:
             sel = faiss.IDSelectorNot(hidden) if hidden is not None else None
         share = min(1.0, max(len(allowed), 1) / max(len(self), 1)) if allowed is not None else 1.0
-        ivf = _ivf(self.index)
+        ivf = ivf_of(self.index)
         if ivf is not None:
             nprobe = min(ivf.nlist, math.ceil(self.settings.nprobe / share))
             params = faiss.SearchParametersIVF(sel=sel, nprobe=nprobe)
-        elif isinstance(_core(self.index), faiss.IndexHNSW):
+        elif isinstance(core_of(self.index), faiss.IndexHNSW):
             ef = min(max(len(self), k), math.ceil(max(self.settings.ef_search, k) / share))
             params = faiss.SearchParametersHNSW(sel=sel, efSearch=ef)
         else:
@@ -354,8 +292,8 @@ class VectorIndex:
             return None
         if self.settings.factory:
             return wanted
-        current, target = _level(self.index), _level(build_index(wanted, self.dim))
-        ivf = _ivf(self.index)
+        current, target = level_of(self.index), level_of(build_index(wanted, self.dim))
+        ivf = ivf_of(self.index)
         if target > current or (ivf is not None and nlist_for(len(self)) >= 4 * ivf.nlist):
             return wanted
         return None
@@ -364,13 +302,13 @@ class VectorIndex:
         """Trains a type that needs it (IVF, PQ) on these sample vectors."""
         if not self.index.is_trained:
             gpu = faiss_gpu.use_gpu(self.settings.gpu)
-            _train(self.index, np.ascontiguousarray(training, np.float32), gpu)
+            train_index(self.index, np.ascontiguousarray(training, np.float32), gpu)
 
     def training_size(self) -> int:
         """How many sample vectors training this index wants (none for types without training)."""
         if self.index.is_trained:
             return 0
-        ivf = _ivf(self.index)
+        ivf = ivf_of(self.index)
         lists = ivf.nlist if ivf is not None else 0
         return min(self.settings.train_max, max(TRAIN_PER_LIST * lists, 10_000))
 

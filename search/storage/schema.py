@@ -1,0 +1,139 @@
+"""The catalog's tables (items, their segments with stored vectors, typed fields, keywords, tags, state)
+and the records written into them. The Alembic versions in migrations/ build these tables step by step;
+catalog.py reads and writes them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+import numpy as np
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# 64-bit ids everywhere but SQLite, where only INTEGER PRIMARY KEY is the rowid that AUTOINCREMENT needs
+# (SQLite integers are 64-bit anyway).
+Id = BigInteger().with_variant(Integer, "sqlite")
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Item(Base):
+    __tablename__ = "items"
+    __table_args__ = {"sqlite_autoincrement": True}  # ids are never reused: API links stay unambiguous
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    uri: Mapped[str] = mapped_column(String(4096), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    size: Mapped[int] = mapped_column(BigInteger)
+    mtime_ns: Mapped[int] = mapped_column(BigInteger)
+    content_hash: Mapped[str | None] = mapped_column(String(64))
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    error: Mapped[str | None] = mapped_column(Text)
+    meta: Mapped[dict | None] = mapped_column(JSON)  # what the indexer found: duration, codecs, ...
+    fields: Mapped[dict | None] = mapped_column(JSON)  # what the user gave: a manifest row's typed values
+    indexed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Segment(Base):
+    __tablename__ = "segments"
+    __table_args__ = {"sqlite_autoincrement": True}  # a reused id would hide a changed vector from FAISS
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    item_id: Mapped[int] = mapped_column(Id, ForeignKey("items.id", ondelete="CASCADE"), index=True)
+    space: Mapped[str] = mapped_column(String(16), index=True)
+    t_start: Mapped[float | None] = mapped_column(Float)
+    t_end: Mapped[float | None] = mapped_column(Float)
+    text: Mapped[str | None] = mapped_column(Text)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+    thumbnail: Mapped[bytes | None] = mapped_column(LargeBinary)  # JPEG of a video keyframe
+
+
+class ItemField(Base):
+    """One user field of an item, typed: numbers in `num` (compared as numbers), the rest in `text`."""
+
+    __tablename__ = "item_fields"
+    __table_args__ = (Index("ix_item_fields_name_num", "name", "num"),)
+    item_id: Mapped[int] = mapped_column(Id, ForeignKey("items.id", ondelete="CASCADE"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    num: Mapped[float | None] = mapped_column(Float)
+    text: Mapped[str | None] = mapped_column(Text)
+
+
+class Keywords(Base):
+    """An item's words for full-text search: file name, transcripts, titles, text fields. Indexed by
+    FTS5 on SQLite and a GIN tsvector index on PostgreSQL (migration 0004)."""
+
+    __tablename__ = "keywords"
+    item_id: Mapped[int] = mapped_column(Id, ForeignKey("items.id", ondelete="CASCADE"), primary_key=True)
+    text: Mapped[str] = mapped_column(Text)
+
+
+class Tag(Base):
+    """A label on an item with its score, e.g. from zero-shot classification; filterable as `tag`."""
+
+    __tablename__ = "tags"
+    item_id: Mapped[int] = mapped_column(Id, ForeignKey("items.id", ondelete="CASCADE"), primary_key=True)
+    source: Mapped[str] = mapped_column(String(64), primary_key=True)  # who gave it, e.g. "zero-shot"
+    label: Mapped[str] = mapped_column(String(256), primary_key=True, index=True)
+    score: Mapped[float] = mapped_column(Float)
+
+
+class State(Base):
+    """Key-value state; `generation` grows with every committed write, so readers see change cheaply."""
+
+    __tablename__ = "state"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger)
+
+
+@dataclass(frozen=True)
+class KnownFile:
+    id: int
+    size: int
+    mtime_ns: int
+    content_hash: str | None
+    status: str
+
+
+@dataclass
+class ItemRecord:
+    """One file's outcome, ready to write: vectors for an indexed file, an error for a failed one."""
+
+    uri: str
+    kind: str
+    size: int
+    mtime_ns: int
+    content_hash: str | None = None
+    width: int | None = None
+    height: int | None = None
+    error: str | None = None
+    meta: dict | None = None
+    fields: dict | None = None  # user metadata (a manifest row): str, int, float or bool values
+    vectors: np.ndarray | None = None
+    segments: list[dict] = field(default_factory=list)  # per vector: space, t_start, t_end, text, thumbnail
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What the vector index must do after a committed batch."""
+
+    added_ids: np.ndarray
+    added_vectors: np.ndarray
+    added_spaces: list[str]
+    removed_ids: np.ndarray
+    generation: int
