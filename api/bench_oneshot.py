@@ -1,5 +1,5 @@
 """`mmsearch bench oneshot`: whole-process wall time of `mmsearch search "text"`, the light way
-(search/quick.py) against the full way (the engine with torch), in one run on the same index.
+(search/query/quick.py) against the full way (the engine with torch), in one run on the same index.
 
 Each run is a fresh process, as a user's shell starts it; the full way is forced with a setting at its
 default value (any MMSEARCH_ setting sends a search the full way), so both rank with the same settings.
@@ -28,7 +28,7 @@ class OneShotBench:
     light_peak_mib: float  # the largest peak resident set over the runs
     full_s: float
     full_peak_mib: float
-    light_took_the_light_way: bool  # False: the index needs the engine (see search/quick.py)
+    light_took_the_light_way: bool  # False: the index needs the engine (see search/query/quick.py)
 
     @property
     def speedup(self) -> float:

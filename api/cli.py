@@ -74,7 +74,7 @@ def settings_from(
 
 
 def open_engine(settings: Settings, create: bool = False):
-    from mmsearch.engine import Engine  # torch and open_clip load here, not for --help
+    from mmsearch.query.engine import Engine  # torch and open_clip load here, not for --help
 
     with err.status(f"loading model and index {settings.index_dir} ..."):
         return Engine.open(settings, create=create)
@@ -216,8 +216,8 @@ def search(
 ) -> None:
     """Search by text, by image (--image FILE), or both composed: `--image dress.jpg "red" --weight 0.3
     --not striped`, `--like 42 "in blue"`."""
-    from mmsearch.engine import Filters, Term
     from mmsearch.errors import InvalidQueryError
+    from mmsearch.query.engine import Filters, Term
 
     if query is None and image is None and like is None:
         raise InvalidQueryError("give a text query, --image FILE or --like ITEM_ID")
@@ -261,8 +261,8 @@ def ask(
 
     from mmsearch.answer import Answer, Answerer
     from mmsearch.config import AnswerSettings
-    from mmsearch.engine import Filters
     from mmsearch.errors import ConfigError
+    from mmsearch.query.engine import Filters
 
     s = settings_from(index_dir)
     chosen = {k: v for k, v in {"backend": backend, "model": vlm, "base_url": base_url}.items() if v}
@@ -337,7 +337,7 @@ def dedup(
     index_dir: IndexDir = None,
 ) -> None:
     """Group duplicates: exact copies (same content hash) and near-identical images."""
-    from mmsearch.dedup import find_duplicates, groups_to_json, write_csv
+    from mmsearch.query.dedup import find_duplicates, groups_to_json, write_csv
 
     engine = open_engine(settings_from(index_dir))
     groups = find_duplicates(engine.store, threshold)
@@ -400,7 +400,7 @@ def _backend_line(s: Settings, recorded: dict) -> str:
 
 def _query_line(s: Settings, recorded: dict) -> str:
     """How query texts are encoded here: the planned query backend, and whether the index holds a
-    query tower for its model (what a one-shot search loads without torch, search/quick.py)."""
+    query tower for its model (what a one-shot search loads without torch, search/query/quick.py)."""
     from mmsearch.encode import query_tower
     from mmsearch.encode.models import planned_query_backend
 
@@ -734,7 +734,9 @@ def bench_oneshot_cmd(
     with err.status(f"{2 * runs + 1} searches, one process each ..."):
         result = bench_oneshot(s.index_dir, query, runs)
     way = (
-        "" if result.light_took_the_light_way else " (the light way declined this index: see search/quick.py)"
+        ""
+        if result.light_took_the_light_way
+        else " (the light way declined this index: see search/query/quick.py)"
     )
     _print_bench(result, as_json, f"one-shot search, full / light: [bold]{result.speedup}x[/]{way}")
 

@@ -1,4 +1,4 @@
-"""The `mmsearch` command. A plain one-shot text search goes the light way (search/quick.py) when the
+"""The `mmsearch` command. A plain one-shot text search goes the light way (search/query/quick.py) when the
 index allows it, without importing the full command line (Typer, pydantic, torch); everything else,
 and every search the light way declines, runs api/cli.py."""
 
@@ -17,7 +17,7 @@ def main() -> None:
 
 def quick_search(args: list[str]) -> bool:
     """Answer `mmsearch search ARGS` the light way; False when it must go the full way."""
-    from mmsearch import quick
+    from mmsearch.query import quick
 
     query = quick.parse(args)
     if query is None or quick.settings_in_env():

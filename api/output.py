@@ -1,5 +1,5 @@
 """How the command line prints hits: a table, or JSON. Shared by the full command line (api/cli.py) and
-the one-shot search (search/quick.py), so both print the same thing."""
+the one-shot search (search/query/quick.py), so both print the same thing."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ One item per row, a product (`kind` "product", uri `<manifest path>#<key>`). Its
 row: `;`-separated in CSV, a list in JSONL and Parquet) become image-space segments; its title and
 description are embedded by the text tower as text-space segments. Every column is kept as a typed field
 (numbers stay numbers: a CSV column whose values are mostly numbers is numeric, and a value in it that
-is not a number is a bad row), filterable with the filter language (search/filters.py).
+is not a number is a bad row), filterable with the filter language (search/query/filters.py).
 
 Bad rows (missing key or file, a file outside the allowed root, a bad number, a duplicate key) are
 reported with their line number and skipped; the rest indexes. A re-run re-embeds only the rows whose

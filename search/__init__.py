@@ -12,8 +12,8 @@ _EXPORTS = {
     "Settings": "mmsearch.config",
     "ModelSettings": "mmsearch.config",
     "IndexerSettings": "mmsearch.config",
-    "Engine": "mmsearch.engine",
-    "Filters": "mmsearch.engine",
+    "Engine": "mmsearch.query.engine",
+    "Filters": "mmsearch.query.engine",
     "Hit": "mmsearch.hits",
     "Encoder": "mmsearch.encode.models",
     "ModelSpec": "mmsearch.encode.spec",
@@ -61,7 +61,6 @@ if TYPE_CHECKING:
     from mmsearch.config import IndexerSettings, ModelSettings, Settings
     from mmsearch.encode.models import Encoder
     from mmsearch.encode.spec import ModelSpec
-    from mmsearch.engine import Engine, Filters
     from mmsearch.errors import (
         BackendError,
         BackendTimeoutError,
@@ -76,6 +75,7 @@ if TYPE_CHECKING:
         NotFoundError,
     )
     from mmsearch.hits import Hit
+    from mmsearch.query.engine import Engine, Filters
 
 
 def __getattr__(name: str):

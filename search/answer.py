@@ -1,6 +1,6 @@
 """Answers with citations: question -> search -> numbered evidence -> prompt -> VLM -> cited answer.
 
-Evidence is the top hits whose calibrated score (robust sigmas above the background, search/fusion.py)
+Evidence is the top hits whose calibrated score (robust sigmas above the background, search/query/fusion.py)
 reaches `min_relevance` (and whose cosine reaches `min_similarity`, if set); when none does, the answer
 says the collection has nothing on it and no model is called. The calibrated score says how much a hit
 stands out from the collection, not how relevant it is in absolute terms: in a large collection the best
@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mmsearch.config import AnswerSettings
-from mmsearch.engine import Engine, Filters
 from mmsearch.errors import ConfigError, InvalidQueryError, MediaError, ModelUnavailableError
 from mmsearch.hits import Hit, clock
+from mmsearch.query.engine import Engine, Filters
 from mmsearch.vlm.base import ImagePart, Prompt, TextPart, VLMBackend
 
 SYSTEM = (

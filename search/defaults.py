@@ -1,5 +1,5 @@
 """Setting defaults that code without pydantic needs too: search/config.py starts from them, and the
-one-shot search (search/quick.py), which reads no settings, searches with them."""
+one-shot search (search/query/quick.py), which reads no settings, searches with them."""
 
 from __future__ import annotations
 

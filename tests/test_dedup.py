@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mmsearch.dedup import DuplicateGroup, Member, collapse, find_duplicates, groups_to_json, write_csv
 from mmsearch.hits import Hit
 from mmsearch.indexer import index_folder
+from mmsearch.query.dedup import DuplicateGroup, Member, collapse, find_duplicates, groups_to_json, write_csv
 from tests.conftest import write_images
 
 THRESHOLD = 0.95

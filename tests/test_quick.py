@@ -1,4 +1,4 @@
-"""The one-shot search (search/quick.py): the same hits as the engine, without torch, pydantic or
+"""The one-shot search (search/query/quick.py): the same hits as the engine, without torch, pydantic or
 SQLAlchemy in the process, and the full command line whenever it cannot tell them."""
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mmsearch import Engine, Settings, quick
+from mmsearch import Engine, Settings
 from mmsearch.encode import onnx_towers, query_tower
+from mmsearch.query import quick
 from mmsearch.storage.schema import ItemRecord
 from mmsearch.synth.shapes import caption, classes
 from tests.conftest import index_heldout_shapes

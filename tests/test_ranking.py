@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from mmsearch import Engine
-from mmsearch.rerank import ClipReranker, rerank
+from mmsearch.query.rerank import ClipReranker, rerank
 from mmsearch.storage.schema import ItemRecord
 from mmsearch.storage.vectors import VectorIndex
 from mmsearch.synth.shapes import caption, class_of, classes

@@ -17,8 +17,8 @@ from mmsearch import Filters, Hit, InvalidQueryError, MediaTooLargeError
 from mmsearch.api.deps import EngineDep, SettingsDep
 from mmsearch.api.errors import error_responses
 from mmsearch.encode.images import decode_image
-from mmsearch.engine import Term
 from mmsearch.hits import Moment
+from mmsearch.query.engine import Term
 
 router = APIRouter(tags=["search"])
 

@@ -7,7 +7,7 @@ does a tenth of the work. ViT-B-32's text tower, one short query on 2 cores: abo
 for trimmed float32 torch. The export (search/encode/onnx_export.py) checks the tokenizer against open_clip's
 and the vectors against torch float32 (`cosine_min`); a tower under MIN_COSINE is never used.
 
-This module imports neither torch nor open_clip: a one-shot search (search/quick.py) loads it alone.
+This module imports neither torch nor open_clip: a one-shot search (search/query/quick.py) loads it alone.
 """
 
 from __future__ import annotations

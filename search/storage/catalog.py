@@ -212,7 +212,7 @@ class Catalog:
         self, kind: str | None = None, path_prefix: str | None = None, where: ColumnElement | None = None
     ) -> np.ndarray:
         """Segments of indexed items that pass the filters; `where` is a condition on Item
-        (search/filters.py)."""
+        (search/query/filters.py)."""
         q = select(Segment.id).join(Item, Item.id == Segment.item_id).where(Item.status == INDEXED)
         if kind:
             q = q.where(Item.kind == kind)

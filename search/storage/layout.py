@@ -1,4 +1,4 @@
-"""The files of an index folder, readable without the engine's imports (search/quick.py reads them)."""
+"""The files of an index folder, readable without the engine's imports (search/query/quick.py reads them)."""
 
 from __future__ import annotations
 

@@ -115,7 +115,7 @@ class Store:
 
     def keep_query_tower(self, source: Path) -> None:
         """A copy of the model's query tower in the index folder, so a one-shot search finds it without
-        loading the model (search/quick.py); a read-only folder only loses that shortcut."""
+        loading the model (search/query/quick.py); a read-only folder only loses that shortcut."""
         target = self.folder / query_tower.FOLDER
         if query_tower.usable(target, self.manifest["model"]["fingerprint"]) is None:
             try:

@@ -26,7 +26,8 @@ import numpy as np
 
 from mmsearch.defaults import CATALOG, DEFAULT_INDEX_DIR, IndexSearchDefaults, candidates_for
 from mmsearch.encode import query_tower
-from mmsearch.hits import IMAGE_SPACE, INDEXED, OVERFETCH, TEXT_SPACE, Hit, HitRow, grouped
+from mmsearch.hits import IMAGE_SPACE, INDEXED, TEXT_SPACE, Hit, HitRow
+from mmsearch.query.grouping import OVERFETCH, grouped
 from mmsearch.storage.layout import FORMAT, MANIFEST, vectors_file
 
 if TYPE_CHECKING:

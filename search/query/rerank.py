@@ -2,21 +2,24 @@
 
 A reranker gives each hit a score for the query; the engine re-sorts the pictures among the top
 `depth` hits by it. Transcript hits keep their places: a picture model's text-to-text score does not
-compare with its text-to-image score, and the fused order of seen vs said (search/fusion.py) stays.
+compare with its text-to-image score, and the fused order of seen vs said (search/query/fusion.py) stays.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from mmsearch.encode.models import Encoder
+from mmsearch.encode.images import decode_image
 from mmsearch.errors import MediaError
 from mmsearch.hits import IMAGE_SPACE, Hit
 from mmsearch.storage.catalog import Catalog
+
+if TYPE_CHECKING:
+    from mmsearch.encode.models import Encoder
 
 
 class Reranker(Protocol):
@@ -36,8 +39,6 @@ class ClipReranker:
         self.name = f"clip:{encoder.spec.label()}"
 
     def scores(self, query: str, hits: Sequence[Hit]) -> np.ndarray:
-        from mmsearch.encode.images import decode_image
-
         out = np.full(len(hits), np.nan, np.float32)
         images, where = [], []
         for i, hit in enumerate(hits):

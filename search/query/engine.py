@@ -15,15 +15,17 @@ from mmsearch.defaults import candidates_for
 from mmsearch.encode.factory import open_encoder
 from mmsearch.encode.spec import ModelSpec
 from mmsearch.errors import InvalidQueryError, NotFoundError
-from mmsearch.filters import parse as parse_filter
-from mmsearch.fusion import BACKGROUND_SAMPLE, BACKGROUND_TEXTS, WORD_MATCH_Z, Scale, terms, word_match
-from mmsearch.hits import IMAGE_SPACE, OVERFETCH, TEXT_SPACE, Hit, grouped, hit, moment
+from mmsearch.hits import IMAGE_SPACE, TEXT_SPACE, Hit
+from mmsearch.query import dedup
+from mmsearch.query.filters import parse as parse_filter
+from mmsearch.query.fusion import BACKGROUND_SAMPLE, BACKGROUND_TEXTS, WORD_MATCH_Z, Scale, terms, word_match
+from mmsearch.query.grouping import OVERFETCH, grouped, hit, moment
+from mmsearch.query.rerank import ClipReranker, Reranker, rerank
 from mmsearch.storage.schema import Item
 from mmsearch.storage.store import Store, resolve_model
 
 if TYPE_CHECKING:
     from mmsearch.encode.base import EncoderBase
-    from mmsearch.rerank import Reranker
 
 KINDS = ("image", "video", "audio", "product")
 RRF_K = 60  # reciprocal rank fusion's constant (Cormack et al. 2009; Weaviate and Qdrant use it too)
@@ -58,7 +60,7 @@ class Filters:
     kind: str | None = None
     path_prefix: str | None = None
     min_score: float | None = None
-    where: str | None = None  # the filter language (search/filters.py), e.g. 'category = "shoes"'
+    where: str | None = None  # the filter language (search/query/filters.py), e.g. 'category = "shoes"'
 
     def __post_init__(self) -> None:
         check_text(self.path_prefix, "path prefix")
@@ -100,8 +102,7 @@ class Engine:
             store.keep_query_tower(encoder.query_tower.folder)
         reranker = None
         if settings.search.rerank_model:
-            from mmsearch.encode.models import Encoder
-            from mmsearch.rerank import ClipReranker
+            from mmsearch.encode.models import Encoder  # torch: only for a second model that reranks
 
             second = ModelSpec(settings.search.rerank_model, settings.search.rerank_pretrained).normalised()
             reranker = ClipReranker(Encoder.for_spec(second, m), store.catalog)
@@ -116,7 +117,7 @@ class Engine:
         collapse: float | None = None,
         hybrid: bool = False,
     ) -> list[Hit]:
-        """What is seen (images, keyframes) and what is said (transcripts), fused (search/fusion.py).
+        """What is seen (images, keyframes) and what is said (transcripts), fused (search/query/fusion.py).
         `calibrate` gives calibrated scores even when only one space takes part; `collapse` keeps one of
         pictures at least that alike (near-duplicates); `hybrid` fuses full-text matches in by rank."""
         query = query.strip()
@@ -131,8 +132,6 @@ class Engine:
             {IMAGE_SPACE: vector, TEXT_SPACE: vector}, depth, filters, words=query, calibrate=calibrate
         )
         if self.reranker is not None and hits:
-            from mmsearch.rerank import rerank
-
             hits = rerank(hits, self.reranker.scores(query, hits))
         if hybrid:
             hits = self._with_keywords(query, vector, hits, depth, filters or Filters())
@@ -185,16 +184,14 @@ class Engine:
         return self._collapse(hits, collapse)[:k]
 
     def _collapse(self, hits: list[Hit], threshold: float | None) -> list[Hit]:
-        """Keep the best of each set of pictures at least `threshold` alike (search/dedup.py)."""
+        """Keep the best of each set of pictures at least `threshold` alike (search/query/dedup.py)."""
         if threshold is None or not hits:
             return hits
-        from mmsearch.dedup import collapse
-
         vectors = np.zeros((len(hits), self.store.dim), np.float32)  # transcripts: never collapsed
         pictures = [i for i, h in enumerate(hits) if h.space == IMAGE_SPACE]
         ids = np.array([hits[i].segment_id for i in pictures], np.int64)
         vectors[pictures] = self.store.vectors_of(IMAGE_SPACE, ids)
-        return collapse(hits, vectors, threshold)
+        return dedup.collapse(hits, vectors, threshold)
 
     def compose(self, terms: Sequence[Term]) -> np.ndarray:
         """One picture-space query vector from weighted terms: the normalised weighted sum of their unit
