@@ -259,7 +259,7 @@ def ask(
     hits it cites."""
     from pydantic import ValidationError
 
-    from mmsearch.answer import Answer, Answerer
+    from mmsearch.answer.answerer import Answer, Answerer
     from mmsearch.config import AnswerSettings
     from mmsearch.errors import ConfigError
     from mmsearch.query.engine import Filters

@@ -130,7 +130,7 @@ class IndexSettings(BaseModel):
 
 
 class AnswerSettings(BaseModel):
-    """Answers from a vision-language model over the top hits (search/answer.py, search/vlm/).
+    """Answers from a vision-language model over the top hits (search/answer/answerer.py, search/answer/vlm/).
 
     `local` runs a transformers image-text-to-text model in-process (default SmolVLM-256M-Instruct: the
     smallest current instruction-tuned VLM that transformers loads by name, a few seconds per answer on

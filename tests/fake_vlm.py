@@ -16,7 +16,7 @@ from typing import Any
 
 from PIL import Image
 
-from mmsearch.vlm.base import ImagePart, Prompt, TextPart
+from mmsearch.answer.vlm.base import ImagePart, Prompt, TextPart
 
 DELTAS = ["The red car ", "is in [1]", " and [2].", " Ünïcode ✓"]
 SLOW_S = 3.0  # how long a slow or stalled server keeps the client waiting

@@ -19,7 +19,7 @@ import pytest
 from PIL import Image
 
 from mmsearch import Engine, Settings
-from mmsearch.answer import NOTHING_FOUND, Answerer, Evidence, cite, cited_numbers
+from mmsearch.answer.answerer import NOTHING_FOUND, Answerer, Evidence, cite, cited_numbers
 from mmsearch.api.app import create_app
 from mmsearch.indexer import index_folder
 from mmsearch.synth.media import shot_of, write_video

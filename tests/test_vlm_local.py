@@ -27,10 +27,10 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
+from mmsearch.answer.vlm import local
+from mmsearch.answer.vlm.base import ImagePart, Prompt, TextPart
+from mmsearch.answer.vlm.local import LocalBackend
 from mmsearch.errors import BackendError, BackendTimeoutError, ModelUnavailableError
-from mmsearch.vlm import local
-from mmsearch.vlm.base import ImagePart, Prompt, TextPart
-from mmsearch.vlm.local import LocalBackend
 
 SPECIAL = ["<unk>", "<s>", "</s>", "<image>"]
 WORDS = [

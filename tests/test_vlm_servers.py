@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
+from mmsearch.answer.vlm.anthropic_api import AnthropicBackend
+from mmsearch.answer.vlm.openai_compat import OpenAICompatBackend
 from mmsearch.errors import BackendError, BackendTimeoutError, ConfigError
-from mmsearch.vlm.anthropic_api import AnthropicBackend
-from mmsearch.vlm.openai_compat import OpenAICompatBackend
 from tests.fake_vlm import (
     BLUE,
     DELTAS,

@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
 from mmsearch import BackendError, Filters
-from mmsearch.answer import Answer, Answerer, Evidence
+from mmsearch.answer.answerer import Answer, Answerer, Evidence
 from mmsearch.api.deps import EngineDep, SettingsDep
 from mmsearch.api.errors import error_responses, status_for
 from mmsearch.api.routes.search import Kind, media_url, thumbnail_url

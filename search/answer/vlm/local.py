@@ -26,10 +26,10 @@ from transformers import (
     TextIteratorStreamer,
 )
 
+from mmsearch.answer.vlm.base import ImagePart, Prompt, TextPart
 from mmsearch.encode.hub import offline_if_unreachable
 from mmsearch.encode.models import pick_device
 from mmsearch.errors import BackendError, BackendTimeoutError, ModelUnavailableError
-from mmsearch.vlm.base import ImagePart, Prompt, TextPart
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """What every VLM backend takes and gives: a Prompt in, text deltas out.
 
 A prompt is a system text plus one user turn made of ordered parts: text, and JPEG images (already
-bounded in number and size by search/answer.py). Each backend maps the parts to its own wire format
+bounded in number and size by search/answer/answerer.py). Each backend maps the parts to its own wire format
 (transformers chat template, OpenAI chat-completions content parts, Anthropic content blocks).
 """
 

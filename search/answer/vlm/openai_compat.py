@@ -12,8 +12,8 @@ from typing import Any
 
 import openai
 
+from mmsearch.answer.vlm.base import ImagePart, Prompt, TextPart
 from mmsearch.errors import BackendError, BackendTimeoutError, ConfigError
-from mmsearch.vlm.base import ImagePart, Prompt, TextPart
 
 KEYLESS = "not-needed"  # local servers (Ollama, vLLM, llama.cpp) take any key, but the SDK insists on one
 

@@ -18,11 +18,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mmsearch.answer.vlm.base import ImagePart, Prompt, TextPart, VLMBackend
 from mmsearch.config import AnswerSettings
 from mmsearch.errors import ConfigError, InvalidQueryError, MediaError, ModelUnavailableError
 from mmsearch.hits import Hit, clock
 from mmsearch.query.engine import Engine, Filters
-from mmsearch.vlm.base import ImagePart, Prompt, TextPart, VLMBackend
 
 SYSTEM = (
     "You answer questions about the user's own media collection (pictures, video scenes and what is "
@@ -183,7 +183,7 @@ class Answerer:
 def make_backend(settings: AnswerSettings) -> VLMBackend:
     try:
         if settings.backend == "local":
-            from mmsearch.vlm.local import LocalBackend
+            from mmsearch.answer.vlm.local import LocalBackend
 
             return LocalBackend(settings.model, settings.device)
         if not settings.model:
@@ -191,10 +191,10 @@ def make_backend(settings: AnswerSettings) -> VLMBackend:
                 f"the {settings.backend} answer backend needs a model name (MMSEARCH_ANSWER__MODEL)"
             )
         if settings.backend == "openai":
-            from mmsearch.vlm.openai_compat import OpenAICompatBackend
+            from mmsearch.answer.vlm.openai_compat import OpenAICompatBackend
 
             return OpenAICompatBackend(settings.model, settings.base_url, settings.api_key)
-        from mmsearch.vlm.anthropic_api import AnthropicBackend
+        from mmsearch.answer.vlm.anthropic_api import AnthropicBackend
 
         return AnthropicBackend(settings.model, settings.base_url, settings.api_key)
     except ImportError as exc:

@@ -12,8 +12,8 @@ from typing import Any
 import anthropic
 import httpx2
 
+from mmsearch.answer.vlm.base import ImagePart, Prompt, TextPart
 from mmsearch.errors import BackendError, BackendTimeoutError, ConfigError
-from mmsearch.vlm.base import ImagePart, Prompt, TextPart
 
 KEYLESS = "not-needed"  # a self-hosted server may need no key, but the SDK sends no request without one
 
