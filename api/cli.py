@@ -306,7 +306,7 @@ def classify(
 ) -> None:
     """Zero-shot tags for the whole collection (stored, filterable as `tag = shoe`, re-runnable), or
     label probabilities for one --image."""
-    from mmsearch.classify import ZeroShotClassifier, tag_collection
+    from mmsearch.learn.classify import ZeroShotClassifier, tag_collection
 
     s = settings_from(index_dir)
     engine = open_engine(s)
@@ -488,8 +488,8 @@ def train(
     """Train or fine-tune a CLIP model contrastively; the folder it writes works with --model."""
     from dataclasses import replace
 
-    from mmsearch.train import TrainConfig, load_pairs
-    from mmsearch.train import train as run_training
+    from mmsearch.learn.train import TrainConfig, load_pairs
+    from mmsearch.learn.train import train as run_training
 
     given = {
         "epochs": epochs,

@@ -23,8 +23,8 @@ from mmsearch.encode.base import AUTO_MIN_PARAMS
 from mmsearch.encode.images import decode_image
 from mmsearch.encode.models import Encoder, choose_backend, choose_query_backend, native_bf16
 from mmsearch.indexer import index_folder
+from mmsearch.learn.train import save_model
 from mmsearch.synth.shapes import caption, class_of, classes, generate
-from mmsearch.train import save_model
 from tests.conftest import index_heldout_shapes, write_images
 
 pytestmark = pytest.mark.slow

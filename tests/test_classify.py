@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mmsearch.classify import DEFAULT_TEMPLATES, ZeroShotClassifier
 from mmsearch.encode.models import Encoder
 from mmsearch.encode.spec import ModelSpec
 from mmsearch.errors import InvalidQueryError
+from mmsearch.learn.classify import DEFAULT_TEMPLATES, ZeroShotClassifier
 from mmsearch.synth.shapes import COLOURS, SHAPES, class_of, generate
 
 pytestmark = pytest.mark.slow

@@ -23,7 +23,7 @@ from mmsearch.encode.factory import open_encoder
 from mmsearch.encode.models import Encoder
 from mmsearch.encode.onnx_encoder import OnnxEncoder, ShortestSideCrop
 from mmsearch.indexer.pipeline import Preprocessing
-from mmsearch.train import save_model
+from mmsearch.learn.train import save_model
 from tests.conftest import write_images
 
 pytestmark = [

@@ -11,7 +11,7 @@ from mmsearch import Engine, ModelSpec
 from mmsearch.encode.models import Encoder
 from mmsearch.errors import ConfigError, ModelMismatchError, ModelUnavailableError
 from mmsearch.indexer import index_folder
-from mmsearch.train import save_model
+from mmsearch.learn.train import save_model
 from tests.conftest import make_settings, write_images
 
 

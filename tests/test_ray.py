@@ -17,7 +17,7 @@ from mmsearch.encode import onnx_towers
 from mmsearch.encode.models import Encoder
 from mmsearch.encode.onnx_encoder import OnnxEncoder
 from mmsearch.indexer import IndexReport, index_folder
-from mmsearch.train import save_model
+from mmsearch.learn.train import save_model
 from tests.conftest import write_images
 
 ray = pytest.importorskip("ray")

@@ -13,7 +13,7 @@ import pytest
 
 from mmsearch import Filters
 from mmsearch.api.app import create_app
-from mmsearch.classify import ZeroShotClassifier, tag_collection
+from mmsearch.learn.classify import ZeroShotClassifier, tag_collection
 from mmsearch.synth.shapes import COLOURS, class_of
 from tests.conftest import index_heldout_shapes, serve
 

@@ -12,9 +12,9 @@ from starlette.concurrency import run_in_threadpool
 from mmsearch import InvalidQueryError, MediaTooLargeError
 from mmsearch.api.deps import EngineDep, SettingsDep
 from mmsearch.api.errors import error_responses
-from mmsearch.classify import ZeroShotClassifier
 from mmsearch.encode.images import decode_image
 from mmsearch.hits import IMAGE_SPACE
+from mmsearch.learn.classify import ZeroShotClassifier
 
 router = APIRouter(tags=["classify"])
 MAX_LABELS = 1000

@@ -1,0 +1,5 @@
+"""What a model learns or is asked without a query: contrastive training and fine-tuning into a local
+open_clip model folder (train.py), zero-shot classification and tagging a collection (classify.py).
+
+May import: the ground floor, synth/, encode/ and storage/ (tags are written to the catalog).
+"""
