@@ -21,6 +21,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from mmsearch.api.bench.measure import show
 from mmsearch.api.output import print_hits, what, where
 from mmsearch.config import Backend, Settings
 from mmsearch.defaults import CANDIDATES
@@ -540,7 +541,7 @@ def bench_index_cmd(
 ) -> None:
     """Pipeline throughput (JPEG files -> committed vectors) / model-only throughput, in one run."""
 
-    from mmsearch.indexer.bench import bench_index
+    from mmsearch.api.bench.index import bench_index
 
     w, h = (int(v) for v in size.lower().split("x"))
     s = settings_from(
@@ -554,7 +555,8 @@ def bench_index_cmd(
         return
     with err.status("benchmarking ..."):
         result = bench_index(s, images, image_dir, (w, h))
-    _print_bench(
+    show(
+        out,
         result,
         as_json,
         f"pipeline {result.pipeline_ips:.1f} images/s / model-only {result.model_only_ips:.1f} images/s "
@@ -567,7 +569,7 @@ def _bench_compare(s: Settings, images: int, image_dir: Path | None, size: tuple
 
     from rich.table import Column
 
-    from mmsearch.indexer.bench_backends import backends_here, compare_backends
+    from mmsearch.api.bench.backends import backends_here, compare_backends
 
     backends = backends_here()
     with err.status(f"benchmarking {', '.join(backends)}, each in its own process ..."):
@@ -600,13 +602,15 @@ def bench_ray_cmd(
     """Indexing throughput on Ray / the plain pipeline's, same files and model, in one run; and the
     machine's busy CPU seconds of each (Ray's own processes included), the steadier measure."""
 
-    from mmsearch.indexer.distributed import bench_ray, connect
+    from mmsearch.api.bench.ray import bench_ray
+    from mmsearch.indexer.distributed import connect
 
     s = settings_from(None, model, pretrained, pretrained is None, device)
     connect(ray)  # not timed: a cluster is started once, not per run
     with err.status("benchmarking ..."):
         result = bench_ray(s, images, image_dir, runs)
-    _print_bench(
+    show(
+        out,
         result,
         as_json,
         f"Ray {result.ray_ips:.1f} images/s / plain {result.plain_ips:.1f} images/s "
@@ -628,13 +632,14 @@ def bench_media_cmd(
 ) -> None:
     """Keyframe extraction and speech transcription speed (x real time) on generated media, in one run."""
 
-    from mmsearch.indexer.bench import bench_media
+    from mmsearch.api.bench.media import bench_media
 
     w, h = (int(v) for v in size.lower().split("x"))
     s = settings_from(speech={"model": speech_model})
     with err.status("benchmarking ..."):
         result = bench_media(s, videos, seconds, (w, h), media_dir)
-    _print_bench(
+    show(
+        out,
         result,
         as_json,
         f"keyframes [bold]{result.keyframes_x_realtime:.1f}x[/] real time, "
@@ -668,7 +673,7 @@ def bench_search_cmd(
     """Index types on synthetic unit vectors: build time, bytes per vector, recall@10 before and after
     exact rescoring, p50 / p99 latency, batch QPS, and how latency grows with N."""
 
-    from mmsearch.bench_search import TYPES, bench_search, report
+    from mmsearch.api.bench.search import TYPES, bench_search, report
 
     kinds = [t.strip() for t in types.split(",") if t.strip()]
     if unknown := set(kinds) - set(TYPES):
@@ -695,7 +700,7 @@ def bench_serve_cmd(
     index run writes, against the same server's latency with one client, in one run."""
     from dataclasses import asdict
 
-    from mmsearch.api.bench_serve import bench_serve
+    from mmsearch.api.bench.serve import bench_serve
 
     s = settings_from(index_dir)
     with err.status(f"{clients} clients for {seconds:g} s ..."):
@@ -728,7 +733,7 @@ def bench_oneshot_cmd(
 ) -> None:
     """Whole-process time of a one-shot `mmsearch search "text"`: the light way (no torch) against
     the full way, in one run on the same index."""
-    from mmsearch.api.bench_oneshot import bench_oneshot
+    from mmsearch.api.bench.oneshot import bench_oneshot
 
     s = settings_from(index_dir)
     with err.status(f"{2 * runs + 1} searches, one process each ..."):
@@ -738,7 +743,7 @@ def bench_oneshot_cmd(
         if result.light_took_the_light_way
         else " (the light way declined this index: see search/query/quick.py)"
     )
-    _print_bench(result, as_json, f"one-shot search, full / light: [bold]{result.speedup}x[/]{way}")
+    show(out, result, as_json, f"one-shot search, full / light: [bold]{result.speedup}x[/]{way}")
 
 
 @bench_app.command("gpu")
@@ -754,33 +759,19 @@ def bench_gpu_cmd(
     """The CUDA paths in one run: indexing with fp16 on the GPU / the CPU path on the same files, fp16
     against float32 vectors, FAISS on the GPU at 1M vectors, peak GPU memory. Without a CUDA GPU: one
     line, exit 0."""
-    import json
     from dataclasses import asdict
 
-    from mmsearch.indexer.bench_gpu import gpu_check, no_cuda_reason, summary
+    from mmsearch.api.bench.gpu import gpu_check, no_cuda_reason, summary
+    from mmsearch.api.bench.measure import write_json
 
     if reason := no_cuda_reason():
         out.print(f"gpu-check: no GPU here ({reason}); nothing checked")
         return
     result = gpu_check(images, model, vectors, queries, log=err.log)
     if json_out is not None:
-        json_out.write_text(json.dumps(asdict(result), indent=2))
+        write_json(json_out, asdict(result))
     for line in summary(result):
         out.print(line, highlight=False, soft_wrap=True)
-
-
-def _print_bench(result, as_json: bool, summary: str) -> None:
-    """A benchmark's fields as JSON, or as a table followed by its one-line summary."""
-    from dataclasses import asdict
-
-    if as_json:
-        out.print_json(data=asdict(result))
-        return
-    table = Table(box=None, show_header=False)
-    for key, value in asdict(result).items():
-        table.add_row(key, str(value))
-    out.print(table)
-    out.print(summary)
 
 
 def main() -> None:

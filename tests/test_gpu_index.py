@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from mmsearch.bench_search import queries_near, synthetic
+from mmsearch.api.bench.search import queries_near, synthetic
 from mmsearch.config import IndexSettings, Settings
 from mmsearch.errors import ConfigError
 from mmsearch.storage import faiss_gpu

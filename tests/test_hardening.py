@@ -17,7 +17,7 @@ import pytest
 from mmsearch import Engine, Settings
 from mmsearch.api.access import RateLimiter, check_exposure
 from mmsearch.api.app import create_app
-from mmsearch.api.bench_serve import bench_serve
+from mmsearch.api.bench.serve import bench_serve
 from mmsearch.api.limits import TimeoutMiddleware
 from mmsearch.config import ApiSettings
 from mmsearch.errors import ConfigError

@@ -8,7 +8,7 @@ import faiss
 import numpy as np
 import pytest
 
-from mmsearch.bench_search import queries_near, synthetic
+from mmsearch.api.bench.search import queries_near, synthetic
 from mmsearch.config import IndexSettings, Settings
 from mmsearch.storage.index_types import FLAT, HNSW, factory_for
 from mmsearch.storage.layout import vectors_file
@@ -224,7 +224,7 @@ def test_bench_search_memory_maps_large_sets_with_the_same_rows(tmp_path: Path, 
     """Vector sets over the limit are written to a memory-mapped file (the 10M run) with the same
     values; the ground truth searched slice by slice equals one exact search; types whose float32
     copy would not fit are skipped with the reason."""
-    from mmsearch import bench_search as bench
+    from mmsearch.api.bench import search as bench
 
     in_memory = bench.synthetic(3000, 32)
     monkeypatch.setattr(bench, "SCRATCH_ABOVE", 0)

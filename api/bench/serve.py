@@ -17,9 +17,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import httpx
-import numpy as np
 
 from mmsearch import Settings
+from mmsearch.api.bench.measure import Stopwatch, percentiles_ms, rate, ratio
 
 TEXTS = [
     "a red circle", "a blue square", "a green triangle", "something yellow", "a picture of a dog",
@@ -41,11 +41,8 @@ class Latencies:
     def of(cls, seconds: list[float], errors: int) -> Latencies:
         if not seconds:
             return cls(errors=errors)
-        ms = np.asarray(seconds) * 1000
-        p50, p99 = np.percentile(ms, [50, 99])
-        return cls(
-            len(ms) + errors, errors, round(float(p50), 2), round(float(p99), 2), round(float(ms.max()), 2)
-        )
+        p50, p99, worst = percentiles_ms(seconds, (50, 99, 100), 2)
+        return cls(len(seconds) + errors, errors, p50, p99, worst)
 
 
 @dataclass
@@ -67,7 +64,7 @@ class ServeBench:
     def slowdown(self) -> float | None:
         """p50 of text queries under load over their p50 alone: what concurrency costs one query."""
         if self.load_text.p50_ms and self.idle_text.p50_ms:
-            return round(self.load_text.p50_ms / self.idle_text.p50_ms, 2)
+            return ratio(self.load_text.p50_ms, self.idle_text.p50_ms, 2)
         return None
 
     def to_dict(self) -> dict:
@@ -102,7 +99,7 @@ class Load:
         if kind is None:
             use_image = self.pictures and self.rng.random() < self.image_share
             kind = "image" if use_image else "text"
-        started = time.perf_counter()
+        clock = Stopwatch()
         try:
             if kind == "image":
                 files = {"file": ("q.jpg", self.rng.choice(self.pictures), "image/jpeg")}
@@ -113,7 +110,7 @@ class Load:
             self._failed(f"{kind}: {type(exc).__name__}: {exc}", kind)
             return
         if r.status_code == 200:
-            self.times[kind].append(time.perf_counter() - started)
+            self.times[kind].append(clock.seconds())
         else:
             self._failed(f"{kind}: HTTP {r.status_code} {r.text[:200]}", kind)
 
@@ -178,9 +175,9 @@ async def _run(
             while time.perf_counter() < stop:
                 await load.one()
 
-        started = time.perf_counter()
+        clock = Stopwatch()
         await asyncio.gather(*(worker() for _ in range(clients)))
-        took = time.perf_counter() - started
+        took = clock.seconds()
         run = (await client.get("/admin/index")).json() if index_while else None
         if run is not None and run["state"] == "running":
             await client.delete("/admin/index")
@@ -192,7 +189,7 @@ async def _run(
             idle.latencies("image"),
             load.latencies("text"),
             load.latencies("image"),
-            round(done / took, 1),
+            rate(done, took, 1),
             run,
             idle.samples + load.samples,
         )

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import resource
 import tempfile
-import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from multiprocessing import get_context
@@ -17,11 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
+from mmsearch.api.bench.index import IndexBench, bench_encoder, camera_jpegs
+from mmsearch.api.bench.measure import Stopwatch
 from mmsearch.config import Backend, Settings
 from mmsearch.encode import onnx_towers
 from mmsearch.encode.images import decode_image
 from mmsearch.encode.models import Encoder, native_bf16
-from mmsearch.indexer.bench import IndexBench, bench_encoder, camera_jpegs
 
 REFERENCE: Backend = "torch"
 COSINE_IMAGES = 64
@@ -80,9 +80,9 @@ def _run_one(
 ) -> tuple[IndexBench, np.ndarray, float, float, float | None]:
     """In a fresh process: build the encoder, benchmark it, encode the probe images, read memory."""
     model = settings.model.model_copy(update={"backend": backend})
-    start = time.perf_counter()
+    clock = Stopwatch()
     encoder = Encoder.from_settings(model)
-    load_s = time.perf_counter() - start
+    load_s = clock.seconds()
     bench = bench_encoder(encoder, settings, n, folder, size)
     vectors = encoder.encode_pixels(
         _probe_pixels(encoder, folder, n, size, settings.indexer.max_image_pixels)

@@ -11,10 +11,11 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from subprocess import DEVNULL, Popen
+
+from mmsearch.api.bench.measure import Stopwatch, ratio
 
 FORCE_FULL = {"MMSEARCH_SEARCH__CANDIDATES": "100"}  # the default: changes nothing but the way
 
@@ -32,7 +33,7 @@ class OneShotBench:
 
     @property
     def speedup(self) -> float:
-        return round(self.full_s / self.light_s, 2)
+        return ratio(self.full_s, self.light_s, 2)
 
 
 def bench_oneshot(index_dir: Path, query: str, runs: int) -> OneShotBench:
@@ -60,10 +61,10 @@ def _run(args: list[str], env: dict[str, str]) -> tuple[float, float, bool]:
         "sys.stderr.write('torch loaded\\n' if 'torch' in sys.modules else '')\n"
     )
     with tempfile.TemporaryFile() as errors:
-        started = time.perf_counter()
+        clock = Stopwatch()
         proc = Popen([sys.executable, "-c", code, *args], env=env, stdout=DEVNULL, stderr=errors)
         _, status, usage = os.wait4(proc.pid, 0)  # the child's own peak memory, unlike communicate()
-        elapsed = time.perf_counter() - started
+        elapsed = clock.seconds()
         proc.returncode = os.waitstatus_to_exitcode(status)
         errors.seek(0)
         stderr = errors.read()

@@ -18,10 +18,8 @@ GPU, search on the CPU: FAISS has no GPU 4-bit fast-scan PQ); the `device` colum
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -30,6 +28,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from mmsearch.api.bench.measure import Stopwatch, percentiles_ms, rate, ratio, write_json
 from mmsearch.config import IndexSettings, Settings
 from mmsearch.defaults import CANDIDATES, candidates_for
 from mmsearch.storage import faiss_gpu
@@ -125,14 +124,14 @@ def exact_top(queries: np.ndarray, data: np.ndarray, k: int) -> np.ndarray:
 
 def build(kind: str, data: np.ndarray, settings: IndexSettings) -> tuple[VectorIndex, float]:
     """The index of this type over the data (ids 0..n-1), trained on a sample; and its build seconds."""
-    start = time.perf_counter()
+    clock = Stopwatch()
     index = VectorIndex(data.shape[1], factory=factory_of(kind, len(data), data.shape[1]), settings=settings)
     wanted = min(len(data), index.training_size())
     if wanted:
         index.train(data[np.sort(np.random.default_rng(2).choice(len(data), wanted, replace=False))])
     for s in range(0, len(data), CHUNK):
         index.add(np.arange(s, min(len(data), s + CHUNK)), data[s : s + CHUNK])
-    return index, time.perf_counter() - start
+    return index, clock.seconds()
 
 
 def index_bytes(index: VectorIndex) -> int:
@@ -176,14 +175,14 @@ def measure(
         raw = index.search(queries, k)[1]
         latencies, final = [], []
         for q in queries:
-            start = time.perf_counter()
+            clock = Stopwatch()
             ids = index.search(q[None, :], candidates)[1][0]
             final.append(rescored(data, q, ids, k))
-            latencies.append(time.perf_counter() - start)
-        start = time.perf_counter()
+            latencies.append(clock.seconds())
+        clock = Stopwatch()
         index.search(queries, candidates)
-        batch_s = time.perf_counter() - start
-        ms = np.asarray(latencies) * 1000
+        batch_s = clock.seconds()
+        p50, p99 = percentiles_ms(latencies, (50, 99), 3)
         device = ("gpu" if index.gpu_search else "gpu-train" if ivf else "cpu") if gpu else "cpu"
         rows.append(
             Row(
@@ -194,9 +193,9 @@ def measure(
                 size,
                 round(recall(raw, truth), 4),
                 round(recall(final, truth), 4),
-                round(float(np.percentile(ms, 50)), 3),
-                round(float(np.percentile(ms, 99)), 3),
-                round(len(queries) / batch_s, 1),
+                p50,
+                p99,
+                rate(len(queries), batch_s, 1),
                 device,
                 nprobe,
                 candidates,
@@ -268,7 +267,7 @@ def scaling(result: dict) -> dict[str, list[tuple[int, float, float]]]:
     for row in result["rows"]:
         key = row["type"] if row.get("nprobe") is None else f"{row['type']} nprobe {row['nprobe']}"
         out.setdefault(key, []).append((row["n"], row["p50_ms"]))
-    return {t: [(n, p, round(p / pts[0][1], 2)) for n, p in pts] for t, pts in out.items()}
+    return {t: [(n, p, ratio(p, pts[0][1], 2)) for n, p in pts] for t, pts in out.items()}
 
 
 def report(result: dict, console: Console, json_out: Path | None = None) -> None:
@@ -306,5 +305,5 @@ def report(result: dict, console: Console, json_out: Path | None = None) -> None
         line = ", ".join(f"{n:,}: {p} ms (x{r})" for n, p, r in points)
         console.print(f"scaling {kind}: p50 {line}")
     if json_out is not None:
-        json_out.write_text(json.dumps(result, indent=2))
+        write_json(json_out, result)
         console.print(f"wrote {json_out}")

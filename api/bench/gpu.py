@@ -14,18 +14,19 @@ speed and numerics are the architecture's; no download).
 from __future__ import annotations
 
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from mmsearch.api.bench.index import bench_encoder
+from mmsearch.api.bench.measure import Stopwatch, ratio
+from mmsearch.api.bench.search import bench_search
 from mmsearch.config import Settings
 from mmsearch.encode.images import decode_image
 from mmsearch.encode.models import Encoder
 from mmsearch.encode.spec import ModelSpec
-from mmsearch.indexer.bench import bench_encoder
 from mmsearch.storage import faiss_gpu
 
 TEXTS = (
@@ -92,7 +93,7 @@ def gpu_check(
     log=print,
 ) -> GpuCheck:
     """Every figure of the check; call only where `no_cuda_reason()` is None."""
-    started = time.perf_counter()
+    clock = Stopwatch()
     memory = DeviceMemory()
     spec = ModelSpec(model, random_weights=True)
     torch.cuda.reset_peak_memory_stats()
@@ -129,7 +130,7 @@ def gpu_check(
         gpu_256.pipeline_ips,
         cpu_run.model_only_ips,
         cpu_run.pipeline_ips,
-        round(gpu_run.pipeline_ips / cpu_run.pipeline_ips, 2),
+        ratio(gpu_run.pipeline_ips, cpu_run.pipeline_ips, 2),
         gpu_run.stages,
         round(float(image_cos.min()), 5),
         round(float(image_cos.mean()), 5),
@@ -137,7 +138,7 @@ def gpu_check(
         faiss_figures,
         round(torch.cuda.max_memory_allocated() / 2**20, 1),
         round(memory.peak / 2**20, 1),
-        round(time.perf_counter() - started, 1),
+        round(clock.seconds(), 1),
     )
 
 
@@ -159,8 +160,6 @@ def faiss_on_gpu(vectors: int, queries: int) -> dict:
     reason = faiss_gpu.no_gpu_reason()
     if reason is not None:
         return {"skipped": reason}
-    from mmsearch.bench_search import bench_search
-
     result = bench_search([vectors], 512, ("flat", "ivf_pq"), queries, gpu="on")
     return {"rows": [r for r in result["rows"] if r["device"] != "cpu"] or result["rows"]}
 

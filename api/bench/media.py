@@ -1,0 +1,101 @@
+"""`mmsearch bench media`: keyframe extraction and speech transcription speed, both as multiples of real
+time, on generated footage and synthetic speech, in one run.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mmsearch.api.bench.measure import Stopwatch, ratio
+from mmsearch.config import Settings
+from mmsearch.indexer.isolate import MediaWorker
+from mmsearch.indexer.speech import SAMPLE_RATE, Transcriber
+from mmsearch.indexer.worker import MediaRequest
+from mmsearch.synth.media import silence, speak, write_footage
+
+
+@dataclass
+class MediaBench:
+    videos: int
+    video_seconds: float
+    video_size: str
+    video_kbps: float
+    keyframes: int
+    keyframes_x_realtime: float  # seconds of video per second of wall time, through a media worker
+    speech_seconds: float
+    speech_model: str
+    utterances: int
+    speech_x_realtime: float  # seconds of speech per second of wall time, model already loaded
+
+
+SPOKEN = (
+    "The lighthouse keeper painted the door bright yellow.",
+    "A small boat sails across the quiet harbour at dawn.",
+    "The orchestra played a waltz for the wedding guests.",
+    "Welcome to the volcano museum, where the lava flows are explained.",
+    "Our train leaves from platform nine in twenty minutes.",
+    "Please add two cups of flour and a pinch of salt.",
+)
+
+
+def bench_media(
+    settings: Settings, videos: int, seconds: float, size: tuple[int, int], media_dir: Path | None = None
+) -> MediaBench:
+    """Keyframe extraction and transcription speed, both as multiples of real time, in one run."""
+    with tempfile.TemporaryDirectory(prefix="mmsearch-bench-") as tmp:
+        folder = (media_dir or Path(tmp)) / f"footage-{size[0]}x{size[1]}-{seconds:g}s"
+        folder.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for i in range(videos):
+            path = folder / f"footage-{i:02d}.mp4"
+            if not path.exists():
+                write_footage(path, seconds, size, seed=i)
+            paths.append(path)
+        no_speech = settings.speech.model_copy(update={"enabled": False})
+        worker = MediaWorker(settings.indexer.media_timeout_s)
+        try:
+            worker.extract(MediaRequest(str(paths[0]), "video", settings.video, no_speech, 224, 64))  # warm
+            clock = Stopwatch()
+            extracts = [
+                worker.extract(MediaRequest(str(p), "video", settings.video, no_speech, 224, 384))
+                for p in paths
+            ]
+            video_wall = clock.seconds()
+        finally:
+            worker.close()
+        video_seconds = sum(e.duration for e in extracts)
+        kbps = sum(p.stat().st_size for p in paths) * 8 / 1000 / video_seconds
+
+    pieces = []
+    for text in SPOKEN:
+        samples, rate = speak(text)
+        pieces += [_resample(samples, rate, SAMPLE_RATE), silence(1.0, SAMPLE_RATE)]
+    audio = np.concatenate(pieces)
+    transcriber = Transcriber(settings.speech)
+    transcriber.transcribe(audio[: SAMPLE_RATE * 2])  # loads the model
+    clock = Stopwatch()
+    utterances = transcriber.transcribe(audio)
+    speech_wall = clock.seconds()
+    speech_seconds = len(audio) / SAMPLE_RATE
+    return MediaBench(
+        videos,
+        round(video_seconds, 2),
+        f"{size[0]}x{size[1]}",
+        round(kbps, 1),
+        sum(len(e.scenes) for e in extracts),
+        ratio(video_seconds, video_wall, 2),
+        round(speech_seconds, 2),
+        settings.speech.model,
+        len(utterances),
+        ratio(speech_seconds, speech_wall, 2),
+    )
+
+
+def _resample(samples: np.ndarray, rate: int, to: int) -> np.ndarray:
+    """Linear resampling: enough for synthetic speech."""
+    n = round(len(samples) * to / rate)
+    return np.interp(np.linspace(0, len(samples) - 1, n), np.arange(len(samples)), samples).astype(np.float32)
