@@ -1,1 +1,2 @@
-"""mmsearch at the edges: the HTTP API (`api.app.create_app`) and the command line (`api.cli`)."""
+"""mmsearch at the edges: the HTTP API (`mmsearch.api.app.create_app`), the command line (`mmsearch.api.cli`)
+and the benchmarks (`mmsearch.api.bench`)."""

@@ -1,6 +1,6 @@
 """The `mmsearch` command. A plain one-shot text search goes the light way (search/query/quick.py) when the
 index allows it, without importing the full command line (Typer, pydantic, torch); everything else,
-and every search the light way declines, runs api/cli.py."""
+and every search the light way declines, runs api/cli/."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""How the command line prints hits: a table, or JSON. Shared by the full command line (api/cli.py) and
+"""How the command line prints hits: a table, or JSON. Shared by the full command line (api/cli/) and
 the one-shot search (search/query/quick.py), so both print the same thing."""
 
 from __future__ import annotations

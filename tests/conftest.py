@@ -16,7 +16,7 @@ import uvicorn
 from PIL import Image
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no hub here: fail fast instead of waiting on the network
-# As `mmsearch` does (api/cli.py): OpenMP threads that spin while they wait fight the server and decode
+# As `mmsearch` does (api/cli/): OpenMP threads that spin while they wait fight the server and decode
 # threads of the same tests for 2 cores; under load that made model training 10x slower. Set before torch.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 

@@ -1,0 +1,177 @@
+"""Looking after an index: `classify` (zero-shot tags), `dedup`, `info`, `reindex`, and `serve` (HTTP)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+)
+
+from mmsearch.api.cli.common import (
+    Device,
+    IndexDir,
+    Model,
+    err,
+    open_engine,
+    out,
+    settings_from,
+)
+from mmsearch.config import Settings
+from mmsearch.errors import MMSearchError
+
+
+def classify(
+    labels: Annotated[str, typer.Option(help="Comma-separated labels, e.g. 'shoe,bag,hat'")],
+    template: Annotated[
+        list[str] | None, typer.Option(help="Prompt template with {} (repeatable; default: a CLIP ensemble)")
+    ] = None,
+    threshold: Annotated[
+        float | None, typer.Option(help="Multi-label: every label whose cosine reaches this")
+    ] = None,
+    image: Annotated[
+        Path | None, typer.Option(exists=True, help="Classify this file instead of tagging")
+    ] = None,
+    top: Annotated[int, typer.Option(min=1, help="Labels to show for --image")] = 3,
+    index_dir: IndexDir = None,
+) -> None:
+    """Zero-shot tags for the whole collection (stored, filterable as `tag = shoe`, re-runnable), or
+    label probabilities for one --image."""
+    from mmsearch.learn.classify import ZeroShotClassifier, tag_collection
+
+    s = settings_from(index_dir)
+    engine = open_engine(s)
+    classifier = ZeroShotClassifier(engine.encoder, labels.split(","), template)
+    if image is not None:
+        from mmsearch.encode.images import decode_image
+
+        picture = decode_image(image.read_bytes(), s.indexer.max_image_pixels).image
+        vector = engine.encoder.encode_images([picture])
+        for label, p in classifier.classify(vector, top=min(top, len(classifier.labels)))[0]:
+            out.print(f"{p:6.3f}  {label}")
+        return
+    with Progress(
+        TextColumn("tagging"), BarColumn(), MofNCompleteColumn(), console=err, transient=True
+    ) as bar:
+        task = bar.add_task("tag", total=engine.info()["indexed"])
+        tagged, given = tag_collection(
+            engine.store.catalog, classifier, threshold, on_progress=lambda n: bar.update(task, completed=n)
+        )
+    out.print(f"tagged {tagged} items: " + ", ".join(f"{label} {n}" for label, n in given.most_common()))
+
+
+def dedup(
+    threshold: Annotated[float, typer.Option(min=0.0, max=1.0, help="Pictures at least this alike")] = 0.95,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the groups as JSON")] = False,
+    csv_out: Annotated[Path | None, typer.Option("--csv", help="Write the groups to this CSV file")] = None,
+    index_dir: IndexDir = None,
+) -> None:
+    """Group duplicates: exact copies (same content hash) and near-identical images."""
+    from mmsearch.query.dedup import find_duplicates, groups_to_json, write_csv
+
+    engine = open_engine(settings_from(index_dir))
+    groups = find_duplicates(engine.store, threshold)
+    if csv_out is not None:
+        write_csv(groups, csv_out)
+    if as_json:
+        out.print_json(groups_to_json(groups))
+        return
+    for n, group in enumerate(groups, 1):
+        out.print(f"[bold]group {n}[/] {group.kind} (>= {group.min_similarity:.3f} alike)")
+        for member in group.members:
+            out.print(f"  {member.uri}", highlight=False)
+    out.print(f"{len(groups)} groups, {sum(len(g.members) for g in groups)} items")
+
+
+def info(
+    index_dir: IndexDir = None,
+    failures: Annotated[bool, typer.Option("--failures", help="List the files that failed")] = False,
+) -> None:
+    """Show the index's model, counts and failures."""
+    from mmsearch.storage.catalog import Catalog
+    from mmsearch.storage.layout import read_manifest
+
+    s = settings_from(index_dir)
+    manifest = read_manifest(s.index_dir)
+    if manifest is None:
+        raise MMSearchError(f"no index at {s.index_dir}")
+    catalog = Catalog(s.catalog_url())
+    m = manifest["model"]
+    out.print(f"index    {s.index_dir.resolve()}")
+    out.print(
+        f"model    {m['name']} {m['pretrained'] or ''}{' (random weights)' if m['random_weights'] else ''}"
+        f" dim={m['dim']} fingerprint={m['fingerprint']}"
+    )
+    out.print(f"backend  {_backend_line(s, m)}")
+    if "params" in m:
+        out.print(f"queries  {_query_line(s, m)}")
+    counts = catalog.counts()
+    spaces = ", ".join(f"{len(ids)} {space}" for space, ids in catalog.segment_ids_by_space().items())
+    out.print(
+        f"items    {counts['indexed']} indexed, {counts['failed']} failed; "
+        f"{counts['segments']} vectors ({spaces})"
+    )
+    limit = 1000 if failures else 5
+    for uri, reason in catalog.failures(limit):
+        out.print(f"  failed {uri}: {reason}")
+    catalog.close()
+
+
+def _backend_line(s: Settings, recorded: dict) -> str:
+    """The backend this machine picks for the index's model, and the one that made the index."""
+    from mmsearch.encode.models import planned_backend
+
+    made = f"index made with {recorded.get('backend', 'torch')}"
+    if "params" not in recorded:  # indexes from before backends were recorded
+        return made
+    return f"{planned_backend(s.model, recorded['params'])} here (setting: {s.model.backend}); {made}"
+
+
+def _query_line(s: Settings, recorded: dict) -> str:
+    """How query texts are encoded here: the planned query backend, and whether the index holds a
+    query tower for its model (what a one-shot search loads without torch, search/query/quick.py)."""
+    from mmsearch.encode import query_tower
+    from mmsearch.encode.models import planned_query_backend
+
+    planned = planned_query_backend(s.model, recorded["params"])
+    held = query_tower.usable(s.index_dir / query_tower.FOLDER, recorded["fingerprint"])
+    tower = (
+        f"query tower in the index (cosine >= {held.cosine_min:.4f})"
+        if held
+        else "no query tower in the index"
+    )
+    return f"{planned} here (setting: {s.model.query_backend}); {tower}"
+
+
+def reindex(index_dir: IndexDir = None) -> None:
+    """Rebuild the FAISS file from the vectors stored in the catalog."""
+    engine = open_engine(settings_from(index_dir))
+    out.print(f"rebuilt the vector index: {engine.store.rebuild()} vectors")
+
+
+def serve(
+    index_dir: IndexDir = None,
+    host: Annotated[str | None, typer.Option(help="Bind address")] = None,
+    port: Annotated[int | None, typer.Option(help="Port")] = None,
+    model: Model = None,
+    device: Device = None,
+    index_roots: Annotated[
+        list[Path] | None,
+        typer.Option("--index-root", exists=True, file_okay=False, help="A folder /admin/index may index"),
+    ] = None,
+) -> None:
+    """Serve the HTTP API, its docs (/docs) and the web page (/). Off loopback, API keys are required
+    (MMSEARCH_API__READ_KEYS / MMSEARCH_API__ADMIN_KEYS)."""
+    import uvicorn
+
+    from mmsearch.api.app import create_app
+
+    s = settings_from(index_dir, model, device=device)
+    asked = {"host": host, "port": port, "index_roots": index_roots}
+    s = s.model_copy(update={"api": s.api.model_copy(update={k: v for k, v in asked.items() if v})})
+    uvicorn.run(create_app(s), host=s.api.host, port=s.api.port)

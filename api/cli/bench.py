@@ -1,0 +1,274 @@
+"""`mmsearch bench ...`: each benchmark's options; the measuring lives in api/bench/."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from mmsearch.api.bench.measure import show
+from mmsearch.api.cli.common import (
+    Device,
+    IndexDir,
+    Pretrained,
+    err,
+    out,
+    settings_from,
+)
+from mmsearch.config import Backend, Settings
+from mmsearch.defaults import CANDIDATES
+
+app = typer.Typer(no_args_is_help=True, help="Benchmarks that print measured ratios.")
+
+
+@app.command("index")
+def bench_index_cmd(
+    images: Annotated[int, typer.Option(min=1, help="Number of camera-size JPEGs")] = 256,
+    size: Annotated[str, typer.Option(help="JPEG size WxH")] = "1600x1200",
+    image_dir: Annotated[Path | None, typer.Option(help="Keep the generated JPEGs here for reuse")] = None,
+    model: Annotated[str, typer.Option("--model", "-m")] = "ViT-B-32",
+    pretrained: Pretrained = None,
+    batch_size: Annotated[int, typer.Option(min=1)] = 32,
+    workers: Annotated[int | None, typer.Option(min=1, help="Decode threads (default: the cores)")] = None,
+    device: Device = None,
+    backend: Annotated[Backend, typer.Option(help="Encoder backend (auto: by rules per machine)")] = "auto",
+    compare: Annotated[
+        bool, typer.Option("--compare", help="Every backend this machine runs, each in its own process")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Pipeline throughput (JPEG files -> committed vectors) / model-only throughput, in one run."""
+
+    from mmsearch.api.bench.index import bench_index
+
+    w, h = (int(v) for v in size.lower().split("x"))
+    s = settings_from(
+        None, model, pretrained, pretrained is None, device, batch_size=batch_size, decode_workers=workers
+    )
+    s = s.model_copy(
+        update={"model": s.model.model_copy(update={"batch_size": batch_size, "backend": backend})}
+    )
+    if compare:
+        _bench_compare(s, images, image_dir, (w, h), as_json)
+        return
+    with err.status("benchmarking ..."):
+        result = bench_index(s, images, image_dir, (w, h))
+    show(
+        out,
+        result,
+        as_json,
+        f"pipeline {result.pipeline_ips:.1f} images/s / model-only {result.model_only_ips:.1f} images/s "
+        f"= [bold]{result.ratio:.2f}[/]",
+    )
+
+
+def _bench_compare(s: Settings, images: int, image_dir: Path | None, size: tuple[int, int], as_json: bool):
+    from dataclasses import asdict
+
+    from rich.table import Column
+
+    from mmsearch.api.bench.backends import backends_here, compare_backends
+
+    backends = backends_here()
+    with err.status(f"benchmarking {', '.join(backends)}, each in its own process ..."):
+        result = compare_backends(s, images, image_dir, size, backends)
+    if as_json:
+        out.print_json(data=asdict(result))
+        return
+    out.print(f"{result.model}, {result.images} JPEGs of {result.image_size}, batch {result.batch_size}")
+    headers = ("load s", "model img/s", "e2e img/s", "peak RSS MiB", "PSS MiB", "cos", "min")
+    table = Table(Column("backend", no_wrap=True), *headers)
+    for b in result.backends:
+        table.add_row(*("-" if v is None else str(v) for v in asdict(b).values()))
+    out.print(table)
+    out.print("img/s: model only, then end to end (e2e); memory: the process's peak RSS, its PSS at the end")
+
+
+@app.command("ray")
+def bench_ray_cmd(
+    images: Annotated[int, typer.Option(min=1, help="Number of camera-size JPEGs")] = 200,
+    runs: Annotated[int, typer.Option(min=1, help="Runs of each way, alternating; the best counts")] = 2,
+    image_dir: Annotated[Path | None, typer.Option(help="Keep the generated JPEGs here for reuse")] = None,
+    model: Annotated[str, typer.Option("--model", "-m")] = "ViT-B-32",
+    pretrained: Pretrained = None,
+    device: Device = None,
+    ray: Annotated[str, typer.Option(help="Ray address (auto: the running cluster; local: start one)")] = (
+        "local"
+    ),
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Indexing throughput on Ray / the plain pipeline's, same files and model, in one run; and the
+    machine's busy CPU seconds of each (Ray's own processes included), the steadier measure."""
+
+    from mmsearch.api.bench.ray import bench_ray
+    from mmsearch.indexer.distributed import connect
+
+    s = settings_from(None, model, pretrained, pretrained is None, device)
+    connect(ray)  # not timed: a cluster is started once, not per run
+    with err.status("benchmarking ..."):
+        result = bench_ray(s, images, image_dir, runs)
+    show(
+        out,
+        result,
+        as_json,
+        f"Ray {result.ray_ips:.1f} images/s / plain {result.plain_ips:.1f} images/s "
+        f"= [bold]{result.ratio:.2f}[/]; CPU seconds plain {result.plain_cpu_s} / Ray {result.ray_cpu_s} "
+        f"= [bold]{result.cpu_ratio:.2f}[/]",
+    )
+
+
+@app.command("media")
+def bench_media_cmd(
+    videos: Annotated[int, typer.Option(min=1, help="Number of generated videos")] = 2,
+    seconds: Annotated[float, typer.Option(min=1, help="Length of each video in seconds")] = 30.0,
+    size: Annotated[str, typer.Option(help="Video size WxH")] = "1280x720",
+    media_dir: Annotated[Path | None, typer.Option(help="Keep the generated videos here for reuse")] = None,
+    speech_model: Annotated[
+        str | None, typer.Option(help="faster-whisper size or local folder [env MMSEARCH_SPEECH__MODEL]")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Keyframe extraction and speech transcription speed (x real time) on generated media, in one run."""
+
+    from mmsearch.api.bench.media import bench_media
+
+    w, h = (int(v) for v in size.lower().split("x"))
+    s = settings_from(speech={"model": speech_model})
+    with err.status("benchmarking ..."):
+        result = bench_media(s, videos, seconds, (w, h), media_dir)
+    show(
+        out,
+        result,
+        as_json,
+        f"keyframes [bold]{result.keyframes_x_realtime:.1f}x[/] real time, "
+        f"speech [bold]{result.speech_x_realtime:.1f}x[/] real time",
+    )
+
+
+@app.command("search")
+def bench_search_cmd(
+    sizes: Annotated[str, typer.Option(help="Comma-separated collection sizes")] = "100000,1000000",
+    ten_million: Annotated[
+        bool, typer.Option("--10m", help="Add 10,000,000 vectors (20 GB of float32 at 512-d)")
+    ] = False,
+    dim: Annotated[int, typer.Option(min=2, help="Vector dimension (the model's; ViT-B-32: 512)")] = 512,
+    types: Annotated[str, typer.Option(help="Comma-separated index types: flat, hnsw, ivf_pq")] = (
+        "flat,hnsw,ivf_pq"
+    ),
+    queries: Annotated[int, typer.Option(min=1, help="Queries per size")] = 200,
+    json_out: Annotated[Path | None, typer.Option(help="Write the results here as JSON")] = None,
+    scratch: Annotated[
+        Path | None, typer.Option(help="Folder for vector sets over 4 GiB, memory-mapped (default: temp)")
+    ] = None,
+    nprobe: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated IVF lists visited per query: a row each (default: the setting)"),
+    ] = None,
+    candidates: Annotated[
+        int, typer.Option(min=1, help="Top hits rescored exactly (the engine's default)")
+    ] = (CANDIDATES),
+) -> None:
+    """Index types on synthetic unit vectors: build time, bytes per vector, recall@10 before and after
+    exact rescoring, p50 / p99 latency, batch QPS, and how latency grows with N."""
+
+    from mmsearch.api.bench.search import TYPES, bench_search, report
+
+    kinds = [t.strip() for t in types.split(",") if t.strip()]
+    if unknown := set(kinds) - set(TYPES):
+        raise typer.BadParameter(f"unknown index types {sorted(unknown)}; known: {', '.join(TYPES)}")
+    counts = [int(s) for s in sizes.split(",")] + ([10_000_000] if ten_million else [])
+    nprobes = [int(v) for v in nprobe.split(",")] if nprobe else None
+    result = bench_search(counts, dim, kinds, queries, candidates, err, scratch=scratch, nprobes=nprobes)
+    report(result, out, json_out)
+
+
+@app.command("serve")
+def bench_serve_cmd(
+    index_dir: IndexDir = None,
+    clients: Annotated[int, typer.Option(min=1, help="Concurrent clients")] = 16,
+    seconds: Annotated[float, typer.Option(min=1, help="How long the load runs")] = 30.0,
+    image_share: Annotated[float, typer.Option(min=0, max=1, help="Share of picture queries")] = 0.3,
+    index_while: Annotated[
+        Path | None,
+        typer.Option(exists=True, file_okay=False, help="Index this folder during the load"),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """HTTP latency (p50 / p99) of text and picture queries from concurrent clients, optionally while an
+    index run writes, against the same server's latency with one client, in one run."""
+    from dataclasses import asdict
+
+    from mmsearch.api.bench.serve import bench_serve
+
+    s = settings_from(index_dir)
+    with err.status(f"{clients} clients for {seconds:g} s ..."):
+        result = bench_serve(s, clients, seconds, image_share=image_share, index_while=index_while)
+    if as_json:
+        out.print_json(data=result.to_dict())
+        return
+    table = Table("phase", "kind", "requests", "errors", "p50 ms", "p99 ms", "max ms")
+    for phase, kind in (("1 client", "text"), ("1 client", "image"), ("load", "text"), ("load", "image")):
+        row = asdict(getattr(result, f"{'idle' if phase == '1 client' else 'load'}_{kind}"))
+        table.add_row(phase, kind, *("-" if v is None else str(v) for v in row.values()))
+    out.print(table)
+    run = result.index_run
+    if run is not None:
+        out.print(f"index run during the load: {run['state']}, {run['done']} of {run['total']} files")
+    for sample in result.error_samples:
+        err.print(f"[red]error[/] {sample}")
+    out.print(
+        f"{clients} clients: [bold]{result.throughput_rps}[/] requests/s, {result.errors} errors; "
+        f"text p50 under load / alone: [bold]{result.slowdown()}x[/]"
+    )
+
+
+@app.command("oneshot")
+def bench_oneshot_cmd(
+    index_dir: IndexDir = None,
+    query: Annotated[str, typer.Option(help="The text searched for")] = "a red circle",
+    runs: Annotated[int, typer.Option(min=1, help="Processes timed each way")] = 5,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Whole-process time of a one-shot `mmsearch search "text"`: the light way (no torch) against
+    the full way, in one run on the same index."""
+    from mmsearch.api.bench.oneshot import bench_oneshot
+
+    s = settings_from(index_dir)
+    with err.status(f"{2 * runs + 1} searches, one process each ..."):
+        result = bench_oneshot(s.index_dir, query, runs)
+    way = (
+        ""
+        if result.light_took_the_light_way
+        else " (the light way declined this index: see search/query/quick.py)"
+    )
+    show(out, result, as_json, f"one-shot search, full / light: [bold]{result.speedup}x[/]{way}")
+
+
+@app.command("gpu")
+def bench_gpu_cmd(
+    images: Annotated[int, typer.Option(min=1, help="Number of camera-size JPEGs")] = 512,
+    model: Annotated[str, typer.Option("--model", "-m", help="open_clip architecture (random weights)")] = (
+        "ViT-B-32"
+    ),
+    vectors: Annotated[int, typer.Option(min=1000, help="512-d vectors for the FAISS GPU rows")] = 10**6,
+    queries: Annotated[int, typer.Option(min=1, help="Queries for the FAISS GPU rows")] = 1000,
+    json_out: Annotated[Path | None, typer.Option(help="Write the results here as JSON")] = None,
+) -> None:
+    """The CUDA paths in one run: indexing with fp16 on the GPU / the CPU path on the same files, fp16
+    against float32 vectors, FAISS on the GPU at 1M vectors, peak GPU memory. Without a CUDA GPU: one
+    line, exit 0."""
+    from dataclasses import asdict
+
+    from mmsearch.api.bench.gpu import gpu_check, no_cuda_reason, summary
+    from mmsearch.api.bench.measure import write_json
+
+    if reason := no_cuda_reason():
+        out.print(f"gpu-check: no GPU here ({reason}); nothing checked")
+        return
+    result = gpu_check(images, model, vectors, queries, log=err.log)
+    if json_out is not None:
+        write_json(json_out, asdict(result))
+    for line in summary(result):
+        out.print(line, highlight=False, soft_wrap=True)

@@ -1,0 +1,122 @@
+"""`mmsearch search` (by text, picture or both composed) and `mmsearch ask` (a cited answer)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from mmsearch.api.cli.common import (
+    Device,
+    IndexDir,
+    Model,
+    Pretrained,
+    open_engine,
+    out,
+    settings_from,
+)
+from mmsearch.api.output import print_hits, what, where
+
+
+def search(
+    query: Annotated[str | None, typer.Argument(help="Text query")] = None,
+    image: Annotated[Path | None, typer.Option("--image", exists=True, help="Image query file")] = None,
+    k: Annotated[int, typer.Option("-k", min=1, max=10_000, help="Number of hits")] = 10,
+    min_score: Annotated[float | None, typer.Option(help="Drop hits scoring below this")] = None,
+    kind: Annotated[str | None, typer.Option(help="Only items of this kind (image, video, audio)")] = None,
+    path_prefix: Annotated[str | None, typer.Option(help="Only files whose path starts with this")] = None,
+    where: Annotated[
+        str | None, typer.Option(help="Filter, e.g. 'category = \"shoes\" and price < 50' (docs/filters.md)")
+    ] = None,
+    collapse: Annotated[
+        float | None, typer.Option(min=0.0, max=1.0, help="Keep one of pictures at least this alike")
+    ] = None,
+    weight: Annotated[float, typer.Option(help="Weight of the text next to --image or --like")] = 1.0,
+    negative: Annotated[
+        list[str] | None, typer.Option("--not", help="Push down what matches this text (repeatable)")
+    ] = None,
+    not_weight: Annotated[float, typer.Option(help="Weight of each --not term")] = 0.5,
+    like: Annotated[int | None, typer.Option(help="More like this indexed item (its id)")] = None,
+    hybrid: Annotated[
+        bool, typer.Option("--hybrid", help="Also match words in titles, transcripts, fields (full text)")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+    index_dir: IndexDir = None,
+    model: Model = None,
+    pretrained: Pretrained = None,
+    device: Device = None,
+) -> None:
+    """Search by text, by image (--image FILE), or both composed: `--image dress.jpg "red" --weight 0.3
+    --not striped`, `--like 42 "in blue"`."""
+    from mmsearch.errors import InvalidQueryError
+    from mmsearch.query.engine import Filters, Term
+
+    if query is None and image is None and like is None:
+        raise InvalidQueryError("give a text query, --image FILE or --like ITEM_ID")
+    filters = Filters(kind, str(Path(path_prefix).resolve()) if path_prefix else None, min_score, where)
+    s = settings_from(index_dir, model, pretrained, device=device)
+    engine = open_engine(s)
+    picture = None
+    if image is not None:
+        from mmsearch.encode.images import decode_image
+
+        picture = decode_image(image.read_bytes(), s.indexer.max_image_pixels).image
+    given = [t for t in (picture, like, query) if t is not None]
+    if negative or like is not None or len(given) > 1:
+        terms = [Term(t, weight if isinstance(t, str) else 1.0) for t in given]
+        terms += [Term(text, -not_weight) for text in negative or []]
+        hits = engine.search_composed(terms, k, filters, collapse=collapse)
+    elif picture is not None:
+        hits = engine.search_image(picture, k, filters, collapse=collapse)
+    else:
+        hits = engine.search_text(query or "", k, filters, collapse=collapse, hybrid=hybrid)
+    print_hits(out, hits, as_json)
+
+
+def ask(
+    question: Annotated[str, typer.Argument(help="A question about the collection, in plain language")],
+    kind: Annotated[str | None, typer.Option(help="Only items of this kind (image, video, audio)")] = None,
+    path_prefix: Annotated[str | None, typer.Option(help="Only files whose path starts with this")] = None,
+    backend: Annotated[
+        str | None, typer.Option(help="local, openai or anthropic [MMSEARCH_ANSWER__BACKEND]")
+    ] = None,
+    vlm: Annotated[
+        str | None, typer.Option("--vlm", help="VLM name or folder [MMSEARCH_ANSWER__MODEL]")
+    ] = None,
+    base_url: Annotated[str | None, typer.Option(help="Server URL for openai/anthropic backends")] = None,
+    index_dir: IndexDir = None,
+) -> None:
+    """Answer a question from the collection with a vision-language model, streaming, then list the
+    hits it cites."""
+    from pydantic import ValidationError
+
+    from mmsearch.answer.answerer import Answer, Answerer
+    from mmsearch.config import AnswerSettings
+    from mmsearch.errors import ConfigError
+    from mmsearch.query.engine import Filters
+
+    s = settings_from(index_dir)
+    chosen = {k: v for k, v in {"backend": backend, "model": vlm, "base_url": base_url}.items() if v}
+    try:
+        answer_settings = AnswerSettings.model_validate({**s.answer.model_dump(), **chosen})
+    except ValidationError as exc:
+        raise ConfigError(f"invalid answer settings: {exc.errors()[0]['msg']}") from None
+    s = s.model_copy(update={"answer": answer_settings})
+    engine = open_engine(s)
+    answerer = Answerer(engine, s.answer)
+    filters = Filters(kind, str(Path(path_prefix).resolve()) if path_prefix else None)
+    result = None
+    for piece in answerer.stream(question, filters):
+        if isinstance(piece, Answer):
+            result = piece
+        else:
+            out.print(piece, end="", highlight=False, markup=False)
+    out.print()
+    if result is None or not result.citations:
+        return
+    table = Table("#", "kind", "path", "when", "what", box=None, title="cited")
+    for e in result.citations:
+        table.add_row(f"[{e.number}]", e.hit.kind, e.hit.uri, where(e.hit), what(e.hit))
+    out.print(table)
