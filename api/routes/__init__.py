@@ -1,1 +1,1 @@
-"""HTTP routes, one router per area; `api.app.create_app` mounts them."""
+"""HTTP routes, one router per area; `mmsearch.api.app.create_app` mounts them."""

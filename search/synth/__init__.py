@@ -2,6 +2,6 @@
 offline demo and the int8 towers' probe pictures; shot videos, speech and broken files for media tests
 and benchmarks.
 
-The lowest room: it imports only the ground floor (mmsearch.config, .defaults, .errors, .hits), so every
-other room, the encoders included, may use it.
+May import: the ground floor (mmsearch.config, .defaults, .errors, .hits) only. The lowest room, so
+every other, the encoders included, may use it.
 """
