@@ -155,8 +155,14 @@ def test_a_room_says_what_it_owns_and_loads_nothing():
 
 
 def test_pyproject_lists_every_package():
+    """Every folder ships: packages, and the data folders beside them (model configs, migrations, the
+    web page), which setuptools wants listed too."""
     tomllib = pytest.importorskip("tomllib")
     setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
     assert setuptools["package-dir"] == {package: folder for folder, package in FOLDERS.items()}
-    packages = {m for m, path in MODULES.items() if path.name == "__init__.py"}
-    assert set(setuptools["packages"]) == packages
+    folders = set()
+    for folder, package in FOLDERS.items():
+        for path in [ROOT / folder, *(ROOT / folder).rglob("*")]:
+            if path.is_dir() and path.name != "__pycache__":
+                folders.add(".".join([package, *path.relative_to(ROOT / folder).parts]))
+    assert set(setuptools["packages"]) == folders
