@@ -1,6 +1,6 @@
 """Errors at the HTTP edge: every failure leaves as JSON `{"error": message, "type": name}`.
 
-Domain errors (`search.errors`) map to a status by class; request validation gives 422 with the
+Domain errors (`mmsearch.errors`) map to a status by class; request validation gives 422 with the
 offending fields in `detail`; an unexpected exception gives a 500 that names nothing internal.
 """
 

@@ -30,7 +30,7 @@ class Prompt:
 
 
 class VLMBackend(Protocol):
-    """Streams an answer. Raises search.errors.BackendError on failure and BackendTimeoutError when the
+    """Streams an answer. Raises mmsearch.errors.BackendError on failure and BackendTimeoutError when the
     backend does not answer within `timeout_s` (for the first token and between tokens)."""
 
     name: str
