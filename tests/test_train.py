@@ -17,7 +17,8 @@ from PIL import Image
 
 from mmsearch.encode.models import Encoder
 from mmsearch.encode.spec import ModelSpec
-from mmsearch.learn.train import CONFIG_FILE, WEIGHTS_FILE, TrainConfig, load_pairs, train
+from mmsearch.learn.pairs import load_pairs
+from mmsearch.learn.train import CONFIG_FILE, WEIGHTS_FILE, TrainConfig, train
 from mmsearch.synth import shapes
 
 

@@ -62,7 +62,8 @@ def train(
     """Train or fine-tune a CLIP model contrastively; the folder it writes works with --model."""
     from dataclasses import replace
 
-    from mmsearch.learn.train import TrainConfig, load_pairs
+    from mmsearch.learn.pairs import load_pairs
+    from mmsearch.learn.train import TrainConfig
     from mmsearch.learn.train import train as run_training
 
     given = {
