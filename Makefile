@@ -59,8 +59,8 @@ test-portable: $(STAMP)
 FIXTURES := tests/fixtures/models
 fixture-models: $(STAMP)
 	$(BIN)/mmsearch synth .cache/fixture-train --per-class 60 --seed 0
-	$(BIN)/mmsearch train .cache/fixture-train/captions.csv --out $(FIXTURES)/shapes --half
-	$(BIN)/mmsearch train .cache/fixture-train/captions.csv --out $(FIXTURES)/shapes-attribute \
+	$(BIN)/mmsearch train .cache/fixture-train/captions.csv --out $(FIXTURES)/shapes --seed 2 --half
+	$(BIN)/mmsearch train .cache/fixture-train/captions.csv --out $(FIXTURES)/shapes-attribute --seed 2 \
 		--partial-captions 0.3 --half
 
 lint: $(STAMP)

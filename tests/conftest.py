@@ -97,6 +97,27 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.quality)
 
 
+def assert_same_ranking(got: list[tuple[object, float]], want: list[tuple[object, float]], tol: float = 1e-4):
+    """Two ranked (id, score) lists from different code paths (kernels, thread counts, backends) agree up
+    to near-ties: scores match rank by rank within `tol`, every shared id scores the same within `tol`,
+    and an id found by one list only scores within `tol` of the other list's last score (it fell off by a
+    tie). Exact id order is never required where scores are closer than `tol`."""
+    assert len(got) == len(want), (got, want)
+    np.testing.assert_allclose([s for _, s in got], [s for _, s in want], atol=tol)
+    scores = dict(want)
+    for item, score in got:
+        other = scores.get(item, want[-1][1])
+        assert abs(other - score) <= tol, f"{item}: {score} vs {other}; {got} vs {want}"
+
+
+def assert_same_top_k(got: np.ndarray, want: np.ndarray, score, tol: float = 1e-5) -> None:
+    """Rows of ids, each the top k by exact score: the exact scores of `got` equal those of `want` rank
+    by rank within `tol` (ties may swap ids); `score(row_index, ids)` gives the exact scores."""
+    assert got.shape == want.shape
+    for r, (g, w) in enumerate(zip(got, want, strict=True)):
+        np.testing.assert_allclose(score(r, g), score(r, w), atol=tol)
+
+
 @contextmanager
 def serve(app) -> Iterator[str]:
     """Run the app under uvicorn in a thread on a free loopback port; yield its base URL."""

@@ -60,7 +60,7 @@ def run_tests(env: dict[str, str], workdir: Path) -> dict:
     return {"figures": figures, "failed": failed}
 
 
-def train_fixtures(seed: int, folder: Path) -> dict[str, str]:
+def train_fixtures(seed: int, folder: Path, epochs: int | None = None) -> dict[str, str]:
     """Both fixture models trained again with this seed; the environment that points the tests at them."""
     data = folder / "data"
     mmsearch = [sys.executable, "-m", "mmsearch.api.launch"]
@@ -70,7 +70,8 @@ def train_fixtures(seed: int, folder: Path) -> dict[str, str]:
     for name, extra in RECIPE.items():
         out = folder / f"{name}-seed{seed}"
         train = [*mmsearch, "train", str(data / "captions.csv"), "--out", str(out), "--seed", str(seed)]
-        subprocess.run([*train, *extra], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+        more = ["--epochs", str(epochs)] if epochs else []
+        subprocess.run([*train, *extra, *more], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
     return {
         "MMSEARCH_TEST_SHAPES_MODEL": str(folder / f"shapes-seed{seed}"),
         "MMSEARCH_TEST_SHAPES_ATTRIBUTE_MODEL": str(folder / f"shapes-attribute-seed{seed}"),
@@ -92,6 +93,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("what", choices=["knobs", "seeds"])
     parser.add_argument("seeds", nargs="?", default="0,1,2,3,4", help="training seeds, for `seeds`")
+    parser.add_argument("--epochs", type=int, help="for `seeds`: epochs to train (default: the recipe's)")
     parser.add_argument("--json", type=Path, help="also write the rows here")
     args = parser.parse_args()
     rows = []
@@ -101,7 +103,7 @@ def main() -> None:
         else:
             settings = [(f"seed {s}", int(s)) for s in args.seeds.split(",")]
         for name, setting in settings:
-            env = setting if isinstance(setting, dict) else train_fixtures(setting, Path(tmp))
+            env = setting if isinstance(setting, dict) else train_fixtures(setting, Path(tmp), args.epochs)
             rows.append({"setting": name, **run_tests(env, Path(tmp))})
             print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     if args.json:

@@ -99,7 +99,7 @@ def test_an_answer_cites_the_evidence_the_server_was_shown(collection, server):
     answer = answerer.answer("where is the lighthouse keeper who painted the door?")
     assert answer.text == ANSWER and answer.answered and answer.backend == "openai"
     assert [e.number for e in answer.citations] == [1, 2] and answer.unknown_citations == []
-    assert answer.citations[0].hit.uri.endswith("lighthouse.flac") and answer.citations[0].hit.t_start == 0.0
+    assert answer.citations[0].hit.uri.endswith("lighthouse.flac") and answer.citations[0].hit.t_start <= 0.5
     (request,) = behaviour.requests
     user = request.body["messages"][1]["content"]
     texts = [p["text"] for p in user if p["type"] == "text"]

@@ -25,7 +25,7 @@ from mmsearch.encode.models import Encoder, choose_backend, choose_query_backend
 from mmsearch.indexer import index_folder
 from mmsearch.learn.train import save_model
 from mmsearch.synth.shapes import caption, class_of, classes, generate
-from tests.conftest import index_heldout_shapes, write_images
+from tests.conftest import assert_same_ranking, index_heldout_shapes, write_images
 
 pytestmark = pytest.mark.slow
 ONNX_MISSING = onnx_towers.missing()
@@ -41,6 +41,9 @@ BACKENDS = [
     pytest.param("onnx-int8", marks=needs_onnx),
 ]
 HELD_OUT_PER_CLASS = 6  # as tests/test_quality.py
+# int8 and bf16 kernels round differently per CPU (VNNI or not, AMX or not): a backend may move 3 of the
+# 150 recall@5 hits or 2 of the 90 image queries against float32 torch and still be the same model.
+RECALL_MOVES, TOP1_MOVES = 3 / 150 + 1e-9, 2 / 90 + 1e-9
 TEXTS = ["a red circle", "a small blue square on a white background", "x", "the harbour at dawn"]
 
 
@@ -129,8 +132,9 @@ def test_retrieval_quality_unchanged(
     backend, shapes_model: Path, onnx_cache: Path, queries, torch_quality, tmp_path
 ):
     recall, top1 = heldout_quality(tmp_path, shapes_settings(shapes_model, backend, onnx_cache), queries)
-    assert abs(recall - torch_quality[0]) <= 0.01, f"recall@5 {recall:.3f} vs torch {torch_quality[0]:.3f}"
-    assert abs(top1 - torch_quality[1]) <= 0.01, f"image top-1 {top1:.3f} vs torch {torch_quality[1]:.3f}"
+    torch_recall, torch_top1 = torch_quality
+    assert abs(recall - torch_recall) <= RECALL_MOVES, f"recall@5 {recall:.3f} vs torch {torch_recall:.3f}"
+    assert abs(top1 - torch_top1) <= TOP1_MOVES, f"image top-1 {top1:.3f} vs torch {torch_top1:.3f}"
 
 
 @needs_onnx
@@ -155,8 +159,9 @@ def test_retrieval_quality_unchanged_with_the_query_tower(
 ):
     model = shapes_settings(shapes_model, "torch", onnx_cache, queries="onnx-int8")
     recall, top1 = heldout_quality(tmp_path, model, queries)
-    assert abs(recall - torch_quality[0]) <= 0.01, f"recall@5 {recall:.3f} vs torch {torch_quality[0]:.3f}"
-    assert top1 == torch_quality[1]  # image queries never use the query tower
+    torch_recall, torch_top1 = torch_quality
+    assert abs(recall - torch_recall) <= RECALL_MOVES, f"recall@5 {recall:.3f} vs torch {torch_recall:.3f}"
+    assert top1 == torch_top1  # image queries never use the query tower
     tower = tmp_path / "index" / query_tower.FOLDER  # kept in the index for one-shot searches
     assert query_tower.usable(tower, ModelSpec(str(shapes_model)).normalised().fingerprint) is not None
 
@@ -271,13 +276,13 @@ def test_info_reports_the_backend_and_any_backend_reopens_the_index(tmp_path: Pa
     made = Settings(index_dir=tmp_path / "index", model={"name": str(model), "backend": "onnx"})
     engine = Engine.open(made, create=True)
     index_folder(tmp_path / "photos", engine.encoder, engine.store, made.indexer)
-    onnx_hits = [h.uri for h in engine.search_text("a red circle", k=4)]
+    onnx_hits = [(h.uri, h.score) for h in engine.search_text("a red circle", k=4)]
     engine.close()
 
     reopened = Engine.open(Settings(index_dir=tmp_path / "index"))  # auto: torch for a tiny model
     assert reopened.encoder.backend == "torch"
     assert reopened.encoder.fingerprint == engine.encoder.fingerprint
-    assert [h.uri for h in reopened.search_text("a red circle", k=4)] == onnx_hits
+    assert_same_ranking([(h.uri, h.score) for h in reopened.search_text("a red circle", k=4)], onnx_hits)
     reopened.close()
 
     assert "backend  torch here (setting: auto); index made with onnx" in mmsearch_info(tmp_path / "index")

@@ -2,7 +2,9 @@
 
 Thresholds from the foundation issue: text -> image recall@5 >= 0.9 over every colour x shape class,
 image -> image top-1 of the same class >= 0.9. Queries and indexed images are never seen in training
-(another seed), and image queries are not in the index either.
+(another seed), and image queries are not in the index either. The committed fixture scores 1.0 on
+both, under every CPU setting measured; fresh trainings of its recipe 0.99 to 1.0 and 0.97 to 1.0
+(docs/testing.md).
 """
 
 from pathlib import Path

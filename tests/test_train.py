@@ -159,8 +159,13 @@ def test_train_writes_a_local_dir_model_open_clip_loads(tmp_path: Path) -> None:
 
 TRAIN_SEED = int(os.environ.get("MMSEARCH_TEST_TRAIN_SEED", "0"))  # tests/spread.py varies it
 TRAIN_PER_CLASS, TRAIN_EPOCHS = 20, 10  # 600 pairs, 200 steps: about 20 s on 2 cores
-LOSS_RATIO_MAX = 0.8  # provisional: set from the spread below
-RECALL_MIN = 0.5  # provisional: set from the spread below
+# Measured (docs/testing.md): over training seeds 0-4 the last epoch's loss is 0.33 to 0.39 of the first's
+# and held-out recall@5 0.39 to 0.46; over CPU settings with seed 0 (1, 2 or 8 threads; ATen default, AVX2
+# or AVX-512 kernels; oneDNN and MKL capped at AVX2; MKL_CBWR) 0.37 to 0.38 and 0.38 to 0.41. An untrained
+# model scores 0.04 (chance 1/30). The bounds leave more than 0.1 past the worst of all of them, and a
+# broken loss, optimiser or data order lands far past them (an untrained model's ratio is 1).
+LOSS_RATIO_MAX = 0.5
+RECALL_MIN = 0.25
 
 
 @pytest.fixture(scope="module")

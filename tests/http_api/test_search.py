@@ -10,7 +10,7 @@ import pytest
 
 from mmsearch.api.app import create_app
 from mmsearch.api.limits import MULTIPART_SLACK
-from tests.conftest import serve
+from tests.conftest import assert_same_ranking, serve
 from tests.http_api.conftest import SMALL_UPLOAD, Index, assert_error
 
 # --- search ---------------------------------------------------------------------------------------
@@ -96,7 +96,9 @@ def test_concurrent_requests(client, index):
     with ThreadPoolExecutor(8) as pool:
         texts = list(pool.map(text, range(8)))
         images = list(pool.map(image, range(8)))
-    assert all([h["item_id"] for h in t] == [h["item_id"] for h in texts[0]] for t in texts)
+    ranked = [[(h["item_id"], h["score"]) for h in t] for t in texts]
+    for r in ranked:  # the same ranking from every thread, up to near-ties (thread splits differ under load)
+        assert_same_ranking(r, ranked[0])
     assert all(i[0]["uri"] == str(index.files["stripes"]) for i in images)
 
 
