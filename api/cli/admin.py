@@ -48,9 +48,7 @@ def classify(
     engine = open_engine(s)
     classifier = ZeroShotClassifier(engine.encoder, labels.split(","), template)
     if image is not None:
-        from mmsearch.encode.images import decode_image
-
-        picture = decode_image(image.read_bytes(), s.indexer.max_image_pixels).image
+        picture = engine.picture(image.read_bytes(), s.indexer.max_image_pixels).image
         vector = engine.encoder.encode_images([picture])
         for label, p in classifier.classify(vector, top=min(top, len(classifier.labels)))[0]:
             out.print(f"{p:6.3f}  {label}")

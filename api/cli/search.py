@@ -58,11 +58,7 @@ def search(
     filters = Filters(kind, str(Path(path_prefix).resolve()) if path_prefix else None, min_score, where)
     s = settings_from(index_dir, model, pretrained, device=device)
     engine = open_engine(s)
-    picture = None
-    if image is not None:
-        from mmsearch.encode.images import decode_image
-
-        picture = decode_image(image.read_bytes(), s.indexer.max_image_pixels).image
+    picture = None if image is None else engine.picture(image.read_bytes(), s.indexer.max_image_pixels).image
     given = [t for t in (picture, like, query) if t is not None]
     if negative or like is not None or len(given) > 1:
         terms = [Term(t, weight if isinstance(t, str) else 1.0) for t in given]

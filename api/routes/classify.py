@@ -12,7 +12,6 @@ from starlette.concurrency import run_in_threadpool
 from mmsearch import InvalidQueryError, MediaTooLargeError
 from mmsearch.api.deps import EngineDep, SettingsDep
 from mmsearch.api.errors import error_responses
-from mmsearch.encode.images import decode_image
 from mmsearch.hits import IMAGE_SPACE
 from mmsearch.learn.classify import ZeroShotClassifier
 
@@ -61,7 +60,7 @@ async def classify(
     def work() -> ClassifyOut:
         classifier = ZeroShotClassifier(engine.encoder, names, templates)
         if data is not None:
-            picture = decode_image(data, settings.api.max_upload_pixels, engine.encoder.image_size).image
+            picture = engine.picture(data, settings.api.max_upload_pixels).image
             vector = engine.encoder.encode_images([picture])
         else:
             engine.item(item_id)

@@ -16,9 +16,8 @@ from starlette.concurrency import run_in_threadpool
 from mmsearch import Filters, Hit, InvalidQueryError, MediaTooLargeError
 from mmsearch.api.deps import EngineDep, SettingsDep
 from mmsearch.api.errors import error_responses
-from mmsearch.encode.images import decode_image
 from mmsearch.hits import Moment
-from mmsearch.query.engine import Term
+from mmsearch.query.engine import Engine, Term
 
 router = APIRouter(tags=["search"])
 
@@ -222,8 +221,7 @@ async def search_image(
 
     def work():
         start = time.perf_counter()
-        # Decoded as the indexer decodes (same reduced JPEG scale), so a file finds itself at ~1.0.
-        decoded = decode_image(data, max_pixels, min_side=engine.encoder.image_size)
+        decoded = engine.picture(data, max_pixels)
         hits = engine.search_image(decoded.image, params.k, params.filters, collapse=params.collapse)
         return decoded, hits, (time.perf_counter() - start) * 1000
 
@@ -281,14 +279,14 @@ def search_composed(
     if k > settings.api.max_k:
         raise InvalidQueryError(f"k must be at most {settings.api.max_k}")
     start = time.perf_counter()
-    terms = [Term(_term_value(t, settings), t.weight) for t in body.terms]
+    terms = [Term(_term_value(t, settings, engine), t.weight) for t in body.terms]
     filters = Filters(body.kind, body.path_prefix, body.min_score, body.where)
     hits = engine.search_composed(terms, k, filters, collapse=body.collapse)
     took = (time.perf_counter() - start) * 1000
     return SearchOut(query=None, k=k, took_ms=round(took, 3), hits=hits_out(request, hits))
 
 
-def _term_value(term: TermIn, settings) -> str | int | Image.Image:
+def _term_value(term: TermIn, settings, engine: Engine) -> str | int | Image.Image:
     if term.image is None:
         return term.text if term.text is not None else term.item_id
     limit = settings.api.max_upload_bytes
@@ -298,4 +296,4 @@ def _term_value(term: TermIn, settings) -> str | int | Image.Image:
         data = base64.b64decode(term.image, validate=True)
     except ValueError as exc:
         raise InvalidQueryError("a term's image is not valid base64") from exc
-    return decode_image(data, settings.api.max_upload_pixels).image
+    return engine.picture(data, settings.api.max_upload_pixels).image

@@ -10,9 +10,10 @@ import numpy as np
 from PIL import Image
 from sqlalchemy import and_
 
-from mmsearch.config import SearchSettings, Settings
+from mmsearch.config import IndexerSettings, SearchSettings, Settings
 from mmsearch.defaults import candidates_for
 from mmsearch.encode.factory import open_encoder
+from mmsearch.encode.images import DecodedImage, decode_image
 from mmsearch.encode.spec import ModelSpec
 from mmsearch.errors import InvalidQueryError, NotFoundError
 from mmsearch.hits import IMAGE_SPACE, TEXT_SPACE, Hit
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 KINDS = ("image", "video", "audio", "product")
 RRF_K = 60  # reciprocal rank fusion's constant (Cormack et al. 2009; Weaviate and Qdrant use it too)
 KEYWORD_DEPTH = 50  # full-text matches fused with the vector hits
+MAX_PICTURE_PIXELS = IndexerSettings.model_fields["max_image_pixels"].default  # as for indexed files
 
 
 @dataclass(frozen=True)
@@ -174,6 +176,12 @@ class Engine:
             for row, similarity in zip(in_space, self.store.vectors_of(space, ids) @ vector, strict=True):
                 out[row.item_id] = hit(row, [moment(row, float(similarity), float(similarity))])
         return out
+
+    def picture(self, data: bytes, max_pixels: int = MAX_PICTURE_PIXELS) -> DecodedImage:
+        """A query picture's bytes decoded exactly as the indexer decodes files (a JPEG at the same reduced
+        scale), so a file used as a query finds itself at ~1.0. The one door for query pictures: the
+        command line, the HTTP API and library callers with bytes all come in here."""
+        return decode_image(data, max_pixels, min_side=self.encoder.image_size)
 
     def search_image(
         self, image: Image.Image, k: int = 10, filters: Filters | None = None, collapse: float | None = None
