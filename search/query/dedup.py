@@ -3,12 +3,17 @@ at least `threshold` alike: re-saved, re-compressed or resized copies), for revi
 `collapse`, which drops near-identical hits from a result list.
 
 Near pairs come from FAISS `range_search` over the image index (inner product of unit vectors, so cosine
-similarity), not from comparing every pair in Python; pairs are joined into groups by union-find.
+similarity), not from comparing every pair in Python. Groups grow from the strongest pairs down, and two
+groups join only when every picture of one is at least `threshold` alike to every picture of the other
+(complete linkage): a group never chains. Union-find over the pairs did: on 218 real files one "near"
+group had 139 members whose least alike pair had cosine -0.89, and a half-size copy of a photo went to
+another photo of the same tower instead of its original.
 """
 
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 from collections import defaultdict
 from collections.abc import Sequence
@@ -39,10 +44,9 @@ class Member:
 class DuplicateGroup:
     """Items that are copies of one another.
 
-    kind: "exact" (one content hash, any kind of file) or "near" (whole images linked by vectors at least
-    `threshold` alike). min_similarity: 1.0 for exact groups; for near groups the lowest similarity among
-    the member pairs that matched. A near group is a connected component, so two of its members can be less
-    alike than that when a chain of close pairs links them.
+    kind: "exact" (one content hash, any kind of file) or "near" (whole images whose vectors are at least
+    `threshold` alike, every member to every other). min_similarity: 1.0 for exact groups; for near groups
+    the similarity of the least alike pair of members.
     """
 
     kind: str
@@ -81,38 +85,32 @@ def _near_groups(
 ) -> list[DuplicateGroup]:
     item_of = _image_items(store)
     a, b, sims = _near_pairs(store, threshold, item_of)
-    parent: dict[int, int] = {}
-
-    def find(x: int) -> int:
-        root = x
-        while parent[root] != root:
-            root = parent[root]
-        while x != root:  # path compression: later finds are short
-            parent[x], x = root, parent[x]
-        return root
-
-    for x, y in zip(a.tolist(), b.tolist(), strict=True):
-        parent.setdefault(x, x)
-        parent.setdefault(y, y)
-        rx, ry = find(x), find(y)
-        if rx != ry:
-            parent[max(rx, ry)] = min(rx, ry)
-    components: dict[int, list[int]] = defaultdict(list)
-    for x in parent:
-        components[find(x)].append(x)
-    weakest: dict[int, float] = {}
-    for x, sim in zip(a.tolist(), sims.tolist(), strict=True):
-        root = find(x)
-        weakest[root] = min(sim, weakest.get(root, sim))
+    alike: dict[tuple[int, int], float] = {}  # (lower item id, higher) -> their best similarity
+    for x, y, sim in zip(a.tolist(), b.tolist(), sims.tolist(), strict=True):
+        pair = _pair(x, y)
+        alike[pair] = max(sim, alike.get(pair, sim))
+    group_of: dict[int, list[int]] = {}  # item -> the member list its group shares
+    for (x, y), _ in sorted(alike.items(), key=lambda kv: (-kv[1], kv[0])):  # strongest pairs first
+        gx, gy = group_of.setdefault(x, [x]), group_of.setdefault(y, [y])
+        if gx is gy or not all(_pair(p, q) in alike for p in gx for q in gy):
+            continue  # already together, or some pair across the two is not alike enough
+        gx.extend(gy)
+        for q in gy:
+            group_of[q] = gx
     groups = []
-    for root, ids in components.items():
+    for ids in {id(g): g for g in group_of.values()}.values():
         hashes = {items[i][1] for i in ids if i in items}
         if len(hashes) == 1 and None not in hashes:
             continue  # all byte copies: already an exact group
         members = [Member(i, items[i][0]) for i in ids if i in items]
         if len(members) > 1:
-            groups.append(_group(NEAR, members, min(weakest[root], 1.0)))
+            weakest = min(alike[_pair(p, q)] for p, q in itertools.combinations(ids, 2))
+            groups.append(_group(NEAR, members, min(weakest, 1.0)))
     return groups
+
+
+def _pair(x: int, y: int) -> tuple[int, int]:
+    return (x, y) if x < y else (y, x)
 
 
 def _image_items(store: Store) -> dict[int, int]:
