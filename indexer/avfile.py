@@ -20,19 +20,28 @@ from mmsearch.config import VideoSettings
 from mmsearch.errors import MediaError
 from mmsearch.indexer.scenes import SceneDetector, signature
 
+# The demuxer opened for each extension: named, never guessed, so a file cannot pick a demuxer (a
+# playlist, concat:) by its content.
 CONTAINERS = {
-    ".mp4": "mov",
-    ".m4v": "mov",
-    ".mov": "mov",
-    ".m4a": "mov",
-    ".mkv": "matroska",
-    ".webm": "matroska",
+    **dict.fromkeys((".mp4", ".m4v", ".mov", ".m4a", ".3gp", ".3g2", ".f4v"), "mov"),
+    **dict.fromkeys((".mkv", ".webm"), "matroska"),
+    **dict.fromkeys((".mpg", ".mpeg", ".vob"), "mpeg"),
+    **dict.fromkeys((".ts", ".mts", ".m2ts"), "mpegts"),
+    **dict.fromkeys((".wmv", ".asf", ".wma"), "asf"),
+    **dict.fromkeys((".ogg", ".ogv", ".opus"), "ogg"),
+    **dict.fromkeys((".aif", ".aiff"), "aiff"),
     ".avi": "avi",
+    ".m1v": "mpegvideo",
+    ".flv": "flv",
+    ".rm": "rm",
+    ".swf": "swf",
     ".wav": "wav",
     ".mp3": "mp3",
     ".flac": "flac",
-    ".ogg": "ogg",
-    ".opus": "ogg",
+    ".aac": "aac",
+    ".wv": "wv",
+    ".ac3": "ac3",
+    ".amr": "amr",
 }
 SPEECH_RATE = 16_000
 MAX_BAD_PACKETS = 100  # a stream that keeps failing to decode is given up on
@@ -54,6 +63,7 @@ class MediaRead:
     audio: np.ndarray | None = None  # float32 mono at SPEECH_RATE; None when there is no sound track
     audio_start: float = 0.0  # where the sound track starts, in seconds
     meta: dict = field(default_factory=dict)
+    kind: str = "video"  # from the streams: "video" when there are moving pictures, else "audio"
 
 
 def _rgb_size(width: int, height: int, short_side: int) -> tuple[int, int]:
@@ -108,7 +118,6 @@ class _AudioTrack:
 
 def read_media(
     path: Path,
-    kind: str,
     video: VideoSettings,
     frame_side: int,
     want_audio: bool,
@@ -120,24 +129,32 @@ def read_media(
         raise MediaError(f"unsupported file type {path.suffix!r}")
     try:
         with path.open("rb") as f, av.open(f, format=fmt, options={"enable_drefs": "0"}) as container:
-            return _read(container, fmt, kind, video, frame_side, want_audio, progress)
+            return _read(container, fmt, video, frame_side, want_audio, progress)
     except av.FFmpegError as exc:
         raise MediaError(f"cannot read the file as {fmt}: {exc}") from exc
 
 
-def _read(container, fmt, kind, video, frame_side, want_audio, progress) -> MediaRead:
+def moving_pictures(container) -> list:
+    """The container's video streams, less cover art (an MP3's or M4A's attached picture)."""
+    attached = av.stream.Disposition.attached_pic
+    return [s for s in container.streams.video if not s.disposition & attached]
+
+
+def _read(container, fmt, video, frame_side, want_audio, progress) -> MediaRead:
+    """Keyframes when the file has moving pictures (whatever its extension says), and its sound."""
     origin = (container.start_time or 0) / av.time_base
     vtrack = atrack = None
-    if kind == "video":
-        if not container.streams.video:
-            raise MediaError("the file has no video stream")
-        stream = container.streams.video[0]
+    pictures = moving_pictures(container)
+    if pictures:
+        stream = pictures[0]
         stream.thread_type = "AUTO"
         vtrack = _VideoTrack(stream, origin, video, frame_side)
+    elif not container.streams.audio:
+        raise MediaError("the file has no video or audio stream")
+    elif not want_audio:
+        raise MediaError("the file holds sound only, and speech indexing is off")
     if want_audio and container.streams.audio:
         atrack = _AudioTrack(container.streams.audio[0], origin)
-    if kind == "audio" and atrack is None:
-        raise MediaError("the file has no audio stream")
     tracks = {t.stream.index: t for t in (vtrack, atrack) if t is not None}
     bad: dict[int, int] = dict.fromkeys(tracks, 0)
     last_error = ""
@@ -155,7 +172,7 @@ def _read(container, fmt, kind, video, frame_side, want_audio, progress) -> Medi
             progress()
     if vtrack is not None and vtrack.frames == 0:
         raise MediaError(f"no decodable video frames{': ' + last_error if last_error else ''}")
-    out = MediaRead(duration=0.0, meta={"container": fmt})
+    out = MediaRead(duration=0.0, meta={"container": fmt}, kind="video" if vtrack else "audio")
     if atrack is not None:
         out.audio = atrack.samples()
         out.audio_start = atrack.start or 0.0

@@ -90,6 +90,7 @@ class Decoded:
     fields: dict | None = None  # user metadata (a manifest row)
     error: str | None = None
     unchanged_id: int | None = None  # catalog id of a file whose content hash proved unchanged
+    kind: str | None = None  # what the file's streams say it is, where that is not its extension's kind
     seconds: float = 0.0
 
 
@@ -187,7 +188,6 @@ def _decode_media(
         return
     request = MediaRequest(
         str(src.path),
-        src.kind,
         media.video,
         media.speech,
         frame_side=max(encoder.image_size, KEYFRAME_THUMBNAIL_PX),
@@ -200,7 +200,7 @@ def _decode_media(
 
 def _take_extract(out: Decoded, extract: MediaExtract, encoder: EncoderBase) -> None:
     """Keyframes become image-space segments; utterances, cut to fit the text tower, text-space ones."""
-    out.width, out.height, out.meta = extract.width, extract.height, extract.meta
+    out.width, out.height, out.meta, out.kind = extract.width, extract.height, extract.meta, extract.kind
     for scene, thumbnail in zip(extract.scenes, extract.thumbnails, strict=True):
         out.pixels.append(encoder.preprocess(Image.fromarray(scene.image)))
         out.segments.append(
@@ -330,7 +330,7 @@ def encode_records(
             continue
         rec = ItemRecord(
             src.uri,
-            src.kind,
+            item.kind or src.kind,
             src.size,
             src.mtime_ns,
             item.content_hash,

@@ -10,8 +10,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
-VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi"})
-AUDIO_EXTENSIONS = frozenset({".wav", ".mp3", ".flac", ".m4a", ".ogg", ".opus"})
+# Every container the bundled FFmpeg demuxes that people keep video or sound in (indexer/avfile.py names
+# the demuxer for each). A file's kind here is a first guess: its streams decide (an Ogg holding Theora
+# video is a video; an MP4 holding only sound is audio).
+VIDEO_EXTENSIONS = frozenset(
+    {".mp4", ".m4v", ".mov", ".3gp", ".3g2", ".f4v", ".mkv", ".webm", ".avi", ".ogv", ".mpg", ".mpeg"}
+    | {".m1v", ".vob", ".ts", ".mts", ".m2ts", ".wmv", ".asf", ".flv", ".rm", ".swf"}
+)
+AUDIO_EXTENSIONS = frozenset(
+    {".wav", ".mp3", ".flac", ".m4a", ".ogg", ".opus", ".aac", ".aif", ".aiff", ".wv", ".ac3", ".wma"}
+    | {".amr"}
+)
 KIND_BY_EXTENSION = {
     **dict.fromkeys(IMAGE_EXTENSIONS, "image"),
     **dict.fromkeys(VIDEO_EXTENSIONS, "video"),

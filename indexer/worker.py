@@ -29,7 +29,6 @@ THUMBNAIL_QUALITY = 80
 @dataclass
 class MediaRequest:
     path: str
-    kind: str  # "video" or "audio"
     video: VideoSettings
     speech: SpeechSettings
     frame_side: int  # keyframes are decoded with this short side (>= the model's input)
@@ -42,6 +41,7 @@ class MediaExtract:
     width: int | None
     height: int | None
     meta: dict
+    kind: str  # "video" or "audio", from the file's streams
     scenes: list[Scene] = field(default_factory=list)
     thumbnails: list[bytes] = field(default_factory=list)
     speech: list[Utterance] = field(default_factory=list)
@@ -70,16 +70,16 @@ class Worker:
     def extract(self, req: MediaRequest) -> MediaExtract:
         path = Path(req.path)
         want_audio = req.speech.enabled
-        read = read_media(path, req.kind, req.video, req.frame_side, want_audio, self.beat)
-        out = MediaExtract(read.duration, read.width, read.height, read.meta, read.scenes)
+        read = read_media(path, req.video, req.frame_side, want_audio, self.beat)
+        out = MediaExtract(read.duration, read.width, read.height, read.meta, read.kind, read.scenes)
         out.thumbnails = [_jpeg(s.image, req.thumbnail_px) for s in read.scenes]
         if read.audio is not None:
             key = req.speech.model_dump_json()
             transcriber = self.transcribers.setdefault(key, Transcriber(req.speech))
             out.speech = transcriber.transcribe(read.audio, read.audio_start, self.beat)
             out.meta["speech_segments"] = len(out.speech)
-        if req.kind == "audio" and not out.speech:
-            raise MediaError(f"no speech found in {read.duration:.1f} s of audio")
+        if read.audio is not None and not out.speech:
+            out.meta["speech"] = "none found"  # music, sounds: still indexed, shown as such
         return out
 
 

@@ -23,7 +23,7 @@ NO_SPEECH = SpeechSettings(enabled=False)
 
 
 def request(path: Path) -> MediaRequest:
-    return MediaRequest(str(path), "video", VideoSettings(), NO_SPEECH, frame_side=64, thumbnail_px=64)
+    return MediaRequest(str(path), VideoSettings(), NO_SPEECH, frame_side=64, thumbnail_px=64)
 
 
 @pytest.fixture

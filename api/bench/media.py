@@ -58,11 +58,10 @@ def bench_media(
         no_speech = settings.speech.model_copy(update={"enabled": False})
         worker = MediaWorker(settings.indexer.media_timeout_s)
         try:
-            worker.extract(MediaRequest(str(paths[0]), "video", settings.video, no_speech, 224, 64))  # warm
+            worker.extract(MediaRequest(str(paths[0]), settings.video, no_speech, 224, 64))  # warm
             clock = Stopwatch()
             extracts = [
-                worker.extract(MediaRequest(str(p), "video", settings.video, no_speech, 224, 384))
-                for p in paths
+                worker.extract(MediaRequest(str(p), settings.video, no_speech, 224, 384)) for p in paths
             ]
             video_wall = clock.seconds()
         finally:
