@@ -26,7 +26,7 @@ CONTAINERS = {
     **dict.fromkeys((".mp4", ".m4v", ".mov", ".m4a", ".3gp", ".3g2", ".f4v"), "mov"),
     **dict.fromkeys((".mkv", ".webm"), "matroska"),
     **dict.fromkeys((".mpg", ".mpeg", ".vob"), "mpeg"),
-    **dict.fromkeys((".ts", ".mts", ".m2ts"), "mpegts"),
+    **dict.fromkeys((".mts", ".m2ts"), "mpegts"),
     **dict.fromkeys((".wmv", ".asf", ".wma"), "asf"),
     **dict.fromkeys((".ogg", ".ogv", ".opus"), "ogg"),
     **dict.fromkeys((".aif", ".aiff"), "aiff"),

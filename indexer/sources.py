@@ -15,7 +15,7 @@ IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", 
 # video is a video; an MP4 holding only sound is audio).
 VIDEO_EXTENSIONS = frozenset(
     {".mp4", ".m4v", ".mov", ".3gp", ".3g2", ".f4v", ".mkv", ".webm", ".avi", ".ogv", ".mpg", ".mpeg"}
-    | {".m1v", ".vob", ".ts", ".mts", ".m2ts", ".wmv", ".asf", ".flv", ".rm", ".swf"}
+    | {".m1v", ".vob", ".mts", ".m2ts", ".wmv", ".asf", ".flv", ".rm", ".swf"}  # not .ts: TypeScript too
 )
 AUDIO_EXTENSIONS = frozenset(
     {".wav", ".mp3", ".flac", ".m4a", ".ogg", ".opus", ".aac", ".aif", ".aiff", ".wv", ".ac3", ".wma"}

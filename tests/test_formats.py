@@ -28,7 +28,7 @@ FPS, RATE = 25, 16000  # MPEG-1 and -2 take only the standard frame rates
 # file name -> (video codec or None, audio codec or None, the kind its streams make it)
 FILES = {
     "clip.mpg": ("mpeg1video", None, "video"),
-    "clip.ts": ("mpeg2video", None, "video"),
+    "clip.m2ts": ("mpeg2video", None, "video"),
     "clip.wmv": ("wmv2", None, "video"),
     "clip.flv": ("flv", None, "video"),
     "clip.3gp": ("mpeg4", None, "video"),
