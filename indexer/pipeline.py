@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing
@@ -48,6 +48,7 @@ class IndexReport:
     seconds: float = 0.0
     stages: dict[str, float] = field(default_factory=lambda: {"decode": 0.0, "encode": 0.0, "write": 0.0})
     errors: list[tuple[str, str]] = field(default_factory=list)
+    passed_over: Counter[str] = field(default_factory=Counter)  # files not indexed: extension -> count
 
     def count(self, records: list[ItemRecord], touched: list[tuple[int, int]]) -> None:
         """Tally a committed batch: indexed and failed files, and unchanged ones as skipped."""
@@ -259,7 +260,7 @@ def index_folder(
     media = _Media(MediaWorkers(cfg.media_workers, cfg.media_timeout_s), video or VideoSettings(), speech)
     with store.writer(), closing(media.workers):
         known = store.catalog.known_files()
-        work = plan(walk(root, cfg.include, cfg.exclude, kinds), known, root, prune)
+        work = plan(walk(root, cfg.include, cfg.exclude, kinds, report.passed_over), known, root, prune)
         report.skipped = work.skipped
         if work.removed:
             store.write([], removed_uris=work.removed)

