@@ -61,7 +61,8 @@ class Transcriber:
     def transcribe(
         self, audio: np.ndarray, offset: float = 0.0, progress: Callable[[], None] = lambda: None
     ) -> list[Utterance]:
-        """Timed utterances in 16 kHz mono float32 audio; no speech gives an empty list."""
+        """Timed utterances in 16 kHz mono float32 audio; no speech gives an empty list. Times are clipped
+        to the audio: Whisper pads to 30 s windows and ended a phrase of a 1.4 s file at 2.0 s."""
         if len(audio) < SAMPLE_RATE // 10:
             return []
         if self._model is None:
@@ -76,9 +77,11 @@ class Transcriber:
             temperature=0.0,  # no sampled fallback: the same file always gives the same transcript
         )
         out = []
+        duration = len(audio) / SAMPLE_RATE
         for seg in segments:
             progress()
             text = seg.text.strip()
             if text:
-                out.append(Utterance(round(seg.start + offset, 3), round(seg.end + offset, 3), text))
+                start, end = min(seg.start, duration), min(seg.end, duration)
+                out.append(Utterance(round(start + offset, 3), round(end + offset, 3), text))
         return out
