@@ -31,6 +31,7 @@ CONTAINERS = {
     **dict.fromkeys((".ogg", ".ogv", ".opus"), "ogg"),
     **dict.fromkeys((".aif", ".aiff"), "aiff"),
     ".avi": "avi",
+    ".gif": "gif",  # animated GIFs only (indexer/pipeline.py): stills are pictures
     ".m1v": "mpegvideo",
     ".flv": "flv",
     ".rm": "rm",

