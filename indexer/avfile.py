@@ -18,7 +18,7 @@ import numpy as np
 
 from mmsearch.config import VideoSettings
 from mmsearch.errors import MediaError
-from mmsearch.indexer.scenes import SceneDetector, signature
+from mmsearch.indexer.scenes import SceneDetector, brightness, signature
 
 # The demuxer opened for each extension: named, never guessed, so a file cannot pick a demuxer (a
 # playlist, concat:) by its content.
@@ -86,10 +86,16 @@ class _VideoTrack:
         t = max(0.0, t)
         self.frames += 1
         self.end = max(self.end, t + self.frame_s)
-        strength = self.detector.wants(t, signature(frame))
+        sig = signature(frame)
+        strength = self.detector.wants(t, sig)
         if strength is not None:
-            width, height = _rgb_size(frame.width, frame.height, self.short_side)
-            self.detector.add(t, strength, frame.to_ndarray(width=width, height=height, format="rgb24"))
+            self.detector.add(t, strength, self._rgb(frame), brightness(sig))
+        elif self.detector.wants_brighter(value := brightness(sig)):
+            self.detector.brighter(self._rgb(frame), value)
+
+    def _rgb(self, frame) -> np.ndarray:
+        width, height = _rgb_size(frame.width, frame.height, self.short_side)
+        return frame.to_ndarray(width=width, height=height, format="rgb24")
 
     def scenes(self, duration: float) -> list[Scene]:
         keys = self.detector.keyframes()

@@ -15,6 +15,7 @@ from PIL import Image
 
 PLANAR_8BIT = frozenset({"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p"})
 PROBE_WIDTH = 64
+DIM = 64.0  # mean HSV value (0-255) under which a keyframe is swapped for a brighter frame of its scene
 
 
 @dataclass
@@ -22,6 +23,12 @@ class Keyframe:
     t: float  # seconds from the start of the video
     strength: float  # the cut's colour change; 0 for a keyframe taken by the floor
     image: np.ndarray  # RGB uint8
+    value: float = 255.0  # the image's mean HSV value: under DIM, a brighter frame of the scene replaces it
+
+
+def brightness(sig: np.ndarray) -> float:
+    """A frame's mean HSV value (0-255) from its signature."""
+    return float(sig[..., 2].mean())
 
 
 def signature(frame) -> np.ndarray:
@@ -68,11 +75,19 @@ class SceneDetector:
             return 0.0
         return None
 
-    def add(self, t: float, strength: float, image: np.ndarray) -> None:
-        self._keys.append(Keyframe(t, strength, image))
+    def add(self, t: float, strength: float, image: np.ndarray, value: float = 255.0) -> None:
+        self._keys.append(Keyframe(t, strength, image, value))
         self._last_key = t
         if len(self._keys) >= 4 * self.max_keyframes:  # bound memory on very long videos
             self._keys = self._strongest(self._keys)
+
+    def wants_brighter(self, value: float) -> bool:
+        """Whether a frame this bright should stand in for the scene's keyframe, which is dim: a fade-in's
+        first keyframe was black. The keyframe keeps the cut's time."""
+        return bool(self._keys) and self._keys[-1].value < DIM and value > self._keys[-1].value + 1.0
+
+    def brighter(self, image: np.ndarray, value: float) -> None:
+        self._keys[-1].image, self._keys[-1].value = image, value
 
     def keyframes(self) -> list[Keyframe]:
         return self._strongest(self._keys)

@@ -50,3 +50,31 @@ def test_split_text_fits_the_text_tower_context(engine):
     limit = engine.encoder.tokenizer.context_length - 2
     assert len(pieces) > 1 and " ".join(pieces) == text
     assert all(engine.encoder.token_count(p) <= limit for p in pieces)
+
+
+def test_a_fade_in_is_shown_by_its_first_frame_that_shows_something(tmp_path):
+    """A video fading in from black over a second: the scene that starts at 0 s is shown by a frame bright
+    enough to see, not by the black first frame."""
+    from fractions import Fraction
+
+    import av
+
+    from mmsearch.config import VideoSettings
+    from mmsearch.indexer.avfile import read_media
+
+    path = tmp_path / "fade.mp4"
+    picture = np.zeros((48, 64, 3), np.uint8)
+    picture[:, :] = (200, 40, 40)
+    picture[12:36, 20:44] = (250, 250, 250)
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=25)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        for i in range(50):
+            frame = av.VideoFrame.from_ndarray((picture * min(1.0, i / 25)).astype(np.uint8), format="rgb24")
+            frame.pts, frame.time_base = i, Fraction(1, 25)
+            out.mux(video.encode(frame))
+        out.mux(video.encode(None))
+    read = read_media(path, VideoSettings(), 48, want_audio=False)
+    assert read.scenes[0].t_start == 0.0
+    brightness = float(read.scenes[0].image.mean())
+    assert brightness > 20, f"the keyframe is black (mean {brightness:.1f})"
