@@ -10,7 +10,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
+IMAGE_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".avif", ".heic", ".heif"}
+)
 # Every container the bundled FFmpeg demuxes that people keep video or sound in (indexer/avfile.py names
 # the demuxer for each). A file's kind here is a first guess: its streams decide (an Ogg holding Theora
 # video is a video; an MP4 holding only sound is audio).

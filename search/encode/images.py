@@ -2,17 +2,39 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError, features
 
 from mmsearch.errors import MediaError, MediaTooLargeError
 
 FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
 ORIENTATION = 0x0112
+HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1")
+
+
+@functools.cache
+def formats() -> tuple[str, ...]:
+    """The formats decoded here: ours, AVIF where Pillow was built with it, HEIF where pillow-heif (the
+    `heic` extra) is installed, whose opener is registered on first use."""
+    extra = ("AVIF",) if features.check("avif") else ()
+    try:
+        import pillow_heif
+    except ImportError:
+        return FORMATS + extra
+    pillow_heif.register_heif_opener()
+    return (*FORMATS, *extra, "HEIF")
+
+
+def _unreadable(data: bytes) -> str:
+    """Why the bytes are not a picture we read: a HEIF one without pillow-heif says how to read it."""
+    if data[4:8] == b"ftyp" and data[8:12] in HEIF_BRANDS and "HEIF" not in formats():
+        return "a HEIC/HEIF picture: install pillow-heif to read it (pip install 'mmsearch[heic]')"
+    return f"not an image in a supported format ({', '.join(formats())})"
 
 
 @dataclass(frozen=True)
@@ -33,7 +55,7 @@ def decode_image(data: bytes, max_pixels: int, min_side: int | None = None) -> D
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            im = Image.open(io.BytesIO(data), formats=FORMATS)
+            im = Image.open(io.BytesIO(data), formats=formats())
         width, height = im.size
         if width * height > max_pixels:
             raise MediaTooLargeError(
@@ -45,7 +67,7 @@ def decode_image(data: bytes, max_pixels: int, min_side: int | None = None) -> D
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise MediaTooLargeError(f"refused as a decompression bomb: {exc}") from exc
     except UnidentifiedImageError as exc:
-        raise MediaError(f"not an image in a supported format ({', '.join(FORMATS)})") from exc
+        raise MediaError(_unreadable(data)) from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise MediaError(f"corrupt or truncated image data: {exc}") from exc
     im, turned = _orient(im)
