@@ -183,6 +183,19 @@ def test_a_failing_backend_gives_502_or_504_and_keeps_the_evidence(
     assert events[0][0] == "evidence" and events[-1][0] == "error" and events[-1][1]["status"] == status
 
 
+def test_a_missing_local_model_ends_the_stream_with_a_readable_error(collection, client_for, tmp_path):
+    """The default local backend without its weights (offline, nothing downloaded): the stream sends the
+    evidence, then an error event that says what is missing (503), and ends cleanly. It used to cut the
+    connection after the evidence ("response already started"), which the page showed as a network error."""
+    client = client_for(with_answer(collection[0], backend="local", model=str(tmp_path / "no-such-model")))
+    reply = client.post("/answer/stream", json={"question": "who painted the lighthouse door?"})
+    events = _events(reply.text)
+    assert reply.status_code == 200 and [name for name, _ in events] == ["evidence", "error"]
+    error = events[-1][1]
+    assert (error["status"], error["type"]) == (503, "ModelUnavailableError")
+    assert "no-such-model" in error["error"]
+
+
 def test_cli_ask_streams_the_answer_then_lists_the_cited_hits(collection, server):
     url, _ = server
     settings, _ = collection

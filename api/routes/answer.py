@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
-from mmsearch import BackendError, Filters
+from mmsearch import BackendError, Filters, MMSearchError
 from mmsearch.answer.answerer import Answer, Answerer, Evidence
 from mmsearch.api.deps import EngineDep, SettingsDep
 from mmsearch.api.errors import error_responses, status_for
@@ -153,7 +153,7 @@ def answer_stream(request: Request, answerer: AnswererDep, body: AnswerIn) -> St
                     yield _event("answer", answer_out(request, piece, took).model_dump(mode="json"))
                 else:
                     yield _event("token", {"text": piece})
-        except BackendError as exc:
+        except MMSearchError as exc:  # after the evidence went out: an event, never a cut connection
             yield _event("error", {"error": str(exc), "type": type(exc).__name__, "status": status_for(exc)})
 
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
