@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 
 from mmsearch import Engine, Settings
@@ -69,7 +70,8 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
                 app.state.engine = None
                 opened.close()
 
-    app = FastAPI(
+    app = FastAPIOffline(  # Swagger UI and ReDoc from the package: /docs works offline, no CDN
+        static_url="/docs-assets",
         title="mmsearch",
         version=_version(),
         description=DESCRIPTION,

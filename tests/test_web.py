@@ -96,6 +96,21 @@ def test_words_find_the_right_pictures_with_thumbnails(site, browser, tmp_path):
     print(f"results painted {paint_ms:.1f} ms after the API's reply")  # a figure for the notes, not a gate
 
 
+def test_the_api_docs_render_with_no_network(site, browser):
+    """Swagger UI's files come from the package, not a CDN (this machine reaches none): the page draws the
+    API's title and its operations. It used to be blank offline."""
+    url, _ = site
+    page = browser.new_page()
+    outside = []
+    page.on("request", lambda r: outside.append(r.url) if not r.url.startswith(url) else None)
+    page.goto(f"{url}/docs")
+    page.wait_for_selector(".swagger-ui .info .title", timeout=15_000)
+    assert "mmsearch" in page.locator(".swagger-ui .info .title").inner_text()
+    page.wait_for_selector(".opblock-summary-path", timeout=15_000)
+    assert page.locator(".opblock-summary-path").count() >= 15
+    assert outside == [], f"the docs asked outside the server: {outside}"
+
+
 def test_a_dropped_picture_finds_itself(site, browser):
     url, root = site
     page = browser.new_page()
