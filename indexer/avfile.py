@@ -90,8 +90,8 @@ class _VideoTrack:
         strength = self.detector.wants(t, sig)
         if strength is not None:
             self.detector.add(t, strength, self._rgb(frame), brightness(sig))
-        elif self.detector.wants_brighter(value := brightness(sig)):
-            self.detector.brighter(self._rgb(frame), value)
+        elif (value := self.detector.brighter(sig)) is not None:
+            self.detector.use(self._rgb(frame), value)
 
     def _rgb(self, frame) -> np.ndarray:
         width, height = _rgb_size(frame.width, frame.height, self.short_side)

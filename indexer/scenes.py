@@ -81,12 +81,17 @@ class SceneDetector:
         if len(self._keys) >= 4 * self.max_keyframes:  # bound memory on very long videos
             self._keys = self._strongest(self._keys)
 
-    def wants_brighter(self, value: float) -> bool:
-        """Whether a frame this bright should stand in for the scene's keyframe, which is dim: a fade-in's
-        first keyframe was black. The keyframe keeps the cut's time."""
-        return bool(self._keys) and self._keys[-1].value < DIM and value > self._keys[-1].value + 1.0
+    def brighter(self, sig: np.ndarray) -> float | None:
+        """The brightness of a frame that should stand in for the scene's keyframe, which is dim (a
+        fade-in's first keyframe was black); None when it should not. Measured only while the keyframe is
+        dim, so most frames cost nothing here. The keyframe keeps the cut's time."""
+        if not self._keys or self._keys[-1].value >= DIM:
+            return None
+        value = brightness(sig)
+        return value if value > self._keys[-1].value + 1.0 else None
 
-    def brighter(self, image: np.ndarray, value: float) -> None:
+    def use(self, image: np.ndarray, value: float) -> None:
+        """A brighter frame's image for the latest keyframe."""
         self._keys[-1].image, self._keys[-1].value = image, value
 
     def keyframes(self) -> list[Keyframe]:

