@@ -16,11 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from mmsearch.api.bench.index import IndexBench, bench_encoder, camera_jpegs
+from mmsearch.api.bench.index import IndexBench, bench_encoder, camera_set, pixels_of
 from mmsearch.api.bench.measure import Stopwatch
 from mmsearch.config import Backend, Settings
 from mmsearch.encode import onnx_towers
-from mmsearch.encode.images import decode_image
 from mmsearch.encode.models import Encoder, native_bf16
 
 REFERENCE: Backend = "torch"
@@ -85,15 +84,9 @@ def _run_one(
     load_s = clock.seconds()
     bench = bench_encoder(encoder, settings, n, folder, size)
     vectors = encoder.encode_pixels(
-        _probe_pixels(encoder, folder, n, size, settings.indexer.max_image_pixels)
+        pixels_of(encoder, camera_set(folder, n, size)[:COSINE_IMAGES], settings.indexer.max_image_pixels)
     )
     return bench, vectors, load_s, _peak_rss_mib(), _pss_mib()
-
-
-def _probe_pixels(encoder: Encoder, folder: Path, n: int, size: tuple[int, int], max_pixels: int):
-    paths = camera_jpegs(folder / f"camera-{size[0]}x{size[1]}-{n}", n, size)[:COSINE_IMAGES]
-    images = [decode_image(p.read_bytes(), max_pixels, encoder.image_size).image for p in paths]
-    return np.stack([encoder.preprocess(im) for im in images])
 
 
 def _summary(

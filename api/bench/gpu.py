@@ -20,11 +20,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mmsearch.api.bench.index import bench_encoder
+from mmsearch.api.bench.index import bench_encoder, camera_set, pixels_of
 from mmsearch.api.bench.measure import Stopwatch, ratio
 from mmsearch.api.bench.search import bench_search
 from mmsearch.config import Settings
-from mmsearch.encode.images import decode_image
 from mmsearch.encode.models import Encoder
 from mmsearch.encode.spec import ModelSpec
 from mmsearch.storage import faiss_gpu
@@ -109,8 +108,7 @@ def gpu_check(
         memory.sample()
         log(f"... and the CPU path ({cpu.backend}, {torch.get_num_threads()} threads) on the same files ...")
         cpu_run = bench_encoder(cpu, _settings(folder / "cpu", 32), images, folder, size)
-        pictures = sorted((folder / f"camera-{size[0]}x{size[1]}-{images}").glob("*.jpg"))[:256]
-        image_cos, text_cos = fp16_agreement(gpu, cpu, pictures)
+        image_cos, text_cos = fp16_agreement(gpu, cpu, camera_set(folder, images, size)[:256])
     memory.sample()
     log(f"FAISS at {vectors:,} x 512 on the GPU ...")
     faiss_figures = faiss_on_gpu(vectors, queries)
@@ -148,8 +146,7 @@ def _settings(index_dir: Path, batch_size: int) -> Settings:
 
 def fp16_agreement(gpu: Encoder, cpu: Encoder, pictures: list[Path]) -> tuple[np.ndarray, np.ndarray]:
     """Per-picture and per-text cosine between the GPU's fp16 vectors and the CPU's float32 ones."""
-    decoded = [decode_image(p.read_bytes(), 100_000_000, gpu.image_size).image for p in pictures]
-    pixels = np.stack([gpu.preprocess(im) for im in decoded])
+    pixels = pixels_of(gpu, pictures, 100_000_000)
     images = (gpu.encode_pixels(pixels) * cpu.encode_pixels(pixels)).sum(1)
     texts = (gpu.encode_texts(list(TEXTS)) * cpu.encode_texts(list(TEXTS))).sum(1)
     return images, texts

@@ -38,6 +38,18 @@ class IndexBench:
     stages: dict[str, float]
 
 
+def camera_set(root: Path, n: int, size: tuple[int, int] = (1600, 1200)) -> list[Path]:
+    """The n camera-size JPEGs of a benchmark, in a folder of their own under root (exactly n files, so a
+    folder indexes as the set), written once and reused."""
+    return camera_jpegs(root / f"camera-{size[0]}x{size[1]}-{n}", n, size)
+
+
+def pixels_of(encoder: Encoder, paths: list[Path], max_pixels: int) -> np.ndarray:
+    """The pictures decoded and preprocessed as the pipeline does, stacked for encode_pixels."""
+    images = [decode_image(p.read_bytes(), max_pixels, encoder.image_size).image for p in paths]
+    return np.stack([encoder.preprocess(im) for im in images])
+
+
 def camera_jpegs(folder: Path, n: int, size: tuple[int, int] = (1600, 1200), seed: int = 0) -> list[Path]:
     """Write n photo-like JPEGs (gradients, shapes, sensor-like noise); existing ones are reused."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -83,13 +95,8 @@ def bench_encoder(
 ) -> IndexBench:
     cfg: IndexerSettings = settings.indexer
     with tempfile.TemporaryDirectory(prefix="mmsearch-bench-") as tmp:
-        folder = (image_dir or Path(tmp)) / f"camera-{size[0]}x{size[1]}-{n}"  # exactly n files
-        paths = camera_jpegs(folder, n, size)
-        batch = [
-            decode_image(p.read_bytes(), cfg.max_image_pixels, encoder.image_size).image
-            for p in paths[: cfg.batch_size]
-        ]
-        pixels = np.stack([encoder.preprocess(im) for im in batch])
+        paths = camera_set(image_dir or Path(tmp), n, size)
+        pixels = pixels_of(encoder, paths[: cfg.batch_size], cfg.max_image_pixels)
         before = model_only(encoder, pixels, n)
         index_settings = settings.model_copy(update={"index_dir": Path(tmp) / "index"})
         store = Store.open(index_settings, encoder.record(), create=True)

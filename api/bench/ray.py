@@ -10,7 +10,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from mmsearch.api.bench.index import camera_jpegs
+from mmsearch.api.bench.index import camera_set
 from mmsearch.api.bench.measure import rate, ratio
 from mmsearch.config import Settings
 from mmsearch.encode.factory import open_encoder
@@ -45,7 +45,7 @@ def bench_ray(settings: Settings, n: int = 200, folder: Path | None = None, runs
     """Images/s and busy CPU seconds of the plain pipeline and of `index_images_on_ray` (Ray connected
     first) on the same n camera-size JPEGs with the same model, each into a fresh index, alternating."""
     with tempfile.TemporaryDirectory(prefix="mmsearch-bench-ray-") as tmp:
-        images = camera_jpegs((folder or Path(tmp)) / f"camera-1600x1200-{n}", n)[0].parent
+        images = camera_set(folder or Path(tmp), n)[0].parent
         encoder = open_encoder(ModelSpec.from_settings(settings.model), settings.model)
         best = {"plain": 0.0, "ray": 0.0}
         cpu = {"plain": float("inf"), "ray": float("inf")}
