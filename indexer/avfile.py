@@ -174,7 +174,11 @@ def _read(container, fmt, video, frame_side, want_audio, progress) -> MediaRead:
             bad[packet.stream.index] += 1
             last_error = str(exc)
             if bad[packet.stream.index] > MAX_BAD_PACKETS:
-                raise MediaError(f"too many undecodable packets: {exc}") from exc
+                stream = packet.stream
+                raise MediaError(
+                    f"the {stream.type} stream ({stream.codec_context.name}) cannot be decoded: "
+                    f"{bad[stream.index]} damaged packets, the last: {exc}"
+                ) from exc
         if n % 64 == 0:
             progress()
     if vtrack is not None and vtrack.frames == 0:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 IMAGE_EXTENSIONS = frozenset(
-    {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".avif", ".heic", ".heif"}
+    {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".avif", ".heic", ".heif", ".psd"}
 )
 # Every container the bundled FFmpeg demuxes that people keep video or sound in (indexer/avfile.py names
 # the demuxer for each). A file's kind here is a first guess: its streams decide (an Ogg holding Theora
@@ -75,7 +75,8 @@ def walk(
     """Yield media files of the given kinds under root in sorted order. Symbolic links are followed
     only while their target stays inside the root; each real folder is visited once (by its real path
     when it has one), so link loops end and no file is indexed twice. Files of no wanted kind are
-    counted in `passed_over` (by extension), so a run can say what it left and why."""
+    counted in `passed_over` (by extension), so a run can say what it left and why. Hidden files and
+    folders (a name starting with a dot) below the root are left out."""
     root = root.resolve()
     passed_over = Counter() if passed_over is None else passed_over
     if root.is_file():
@@ -94,8 +95,15 @@ def walk(
             dirs[:] = []
             continue
         seen.add(real)
-        dirs.sort(key=lambda d: (os.path.islink(os.path.join(folder, d)), d))  # real folders win over links
+        # Hidden folders (.git, .thumbnails, .Trash) are not the user's media; a hidden file is counted.
+        dirs[:] = sorted(
+            (d for d in dirs if not d.startswith(".")),
+            key=lambda d: (os.path.islink(os.path.join(folder, d)), d),
+        )  # real folders win over links
         for name in sorted(files):
+            if name.startswith("."):
+                passed_over["hidden"] += 1
+                continue
             path = here / name
             rel = path.relative_to(root).as_posix()
             kind = KIND_BY_EXTENSION.get(path.suffix.lower())

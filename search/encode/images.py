@@ -12,7 +12,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError, features
 
 from mmsearch.errors import MediaError, MediaTooLargeError
 
-FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
+FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "PSD")  # PSD: the saved composite
 ORIENTATION = 0x0112
 HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1")
 
