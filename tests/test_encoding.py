@@ -42,7 +42,14 @@ def model(tmp_path_factory) -> Path:
 
 def settings(model: Path, **kw) -> ModelSettings:
     return ModelSettings(
-        **{"name": str(model), "device": "cpu", "backend": "onnx-int8", "query_backend": "onnx-int8", **kw}
+        **{
+            "name": str(model),
+            "device": "cpu",
+            "backend": "onnx-int8",
+            "query_backend": "onnx-int8",
+            "text_model": "clip",
+            **kw,
+        }
     )
 
 

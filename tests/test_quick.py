@@ -158,7 +158,7 @@ def test_an_index_it_cannot_answer_exactly_is_declined(flat, tmp_path):
         meta.write(tower)
 
     before = len(engine.store)
-    vector = engine.encoder.encode_texts(["a spoken sentence"])
+    vector = engine.encoder.encode_words(["a spoken sentence"])
     record = ItemRecord(
         "/talk.wav", "audio", 1, 0, vectors=vector, segments=[{"space": "text", "text": "hi"}]
     )

@@ -1,11 +1,9 @@
 """Answers with citations: question -> search -> numbered evidence -> prompt -> VLM -> cited answer.
 
-Evidence is the top hits whose calibrated score (robust sigmas above the background, search/query/fusion.py)
-reaches `min_relevance` (and whose cosine reaches `min_similarity`, if set); when none does, the answer
-says the collection has nothing on it and no model is called. The calibrated score says how much a hit
-stands out from the collection, not how relevant it is in absolute terms: in a large collection the best
-of many unrelated hits still stands out a little, so `min_similarity` is the stricter, model-specific
-gate. The prompt is bounded: at most `max_evidence` hits, `max_images` pictures of at most
+Evidence is the top hits whose fused score (the cohort margin, search/query/fusion.py: how much better the
+question fits the hit than any typical query does) reaches `min_relevance` (and whose cosine reaches
+`min_similarity`, if set); when none does, the answer says the collection has nothing on it and no model
+is called. The prompt is bounded: at most `max_evidence` hits, `max_images` pictures of at most
 `image_px`, `max_prompt_chars` of text. The model is asked to cite evidence as [1], [2] ...; the
 citations are parsed back and mapped to items, segments and timestamps.
 """

@@ -12,6 +12,7 @@ import numpy as np
 from PIL import Image
 
 from mmsearch.encode import query_tower
+from mmsearch.encode.sentences import CLIP, SentenceEncoder
 
 AUTO_MIN_PARAMS = 20_000_000  # `auto` keeps smaller models (tests, the shapes demo) on float32 torch
 ONNX_BACKENDS = ("onnx", "onnx-int8")
@@ -28,6 +29,8 @@ class EncoderBase:
     # so that Ray can ship it to decode tasks without the encoder.
     preprocess: Callable[[Image.Image], np.ndarray]
     context_length = 77  # tokens the text tower reads, start and end markers included
+    fingerprint: str
+    words: SentenceEncoder | None = None  # the text model (encode/sentences.py); None: this text tower
 
     def _image_chunk(self, pixels: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -60,6 +63,25 @@ class EncoderBase:
             return self.encode_texts(texts)
         chunks = [list(texts[i : i + self.batch_size]) for i in range(0, len(texts), self.batch_size)]
         return self._joined([self._timed("text", self.query_tower.encode_texts, chunk) for chunk in chunks])
+
+    def encode_words(self, texts: Sequence[str]) -> np.ndarray:
+        """What is said or written, indexed or searched for: the text model's vectors when there is one."""
+        if self.words is None:
+            return self.encode_texts(texts)
+        return self._timed("words", self.words.encode, texts)
+
+    def encode_word_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self.encode_queries(texts) if self.words is None else self.encode_words(texts)
+
+    @property
+    def words_dim(self) -> int:
+        return self.dim if self.words is None else self.words.dim
+
+    def text_model_record(self) -> dict:
+        """What an index records about the model of its word space."""
+        if self.words is None:
+            return {"name": CLIP, "dim": self.dim, "fingerprint": self.fingerprint}
+        return self.words.record()
 
     def _timed(self, kind: str, encode: Callable, chunk) -> np.ndarray:
         started = time.perf_counter()

@@ -9,10 +9,11 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mmsearch.encode import query_tower
+from mmsearch.encode import query_tower, sentences
 from mmsearch.encode.base import AUTO_MIN_PARAMS, ONNX_BACKENDS
 from mmsearch.encode.onnx_encoder import OnnxEncoder, ShortestSideCrop
 from mmsearch.encode.onnx_towers import ModelInfo, cache_folder, default_cache_root, is_cached
+from mmsearch.encode.sentences import CLIP, DEFAULT_TEXT_MODEL
 
 if TYPE_CHECKING:
     from mmsearch.config import ModelSettings
@@ -21,13 +22,17 @@ if TYPE_CHECKING:
 
 def open_encoder(spec: ModelSpec, s: ModelSettings):
     """The torch-free OnnxEncoder when this machine and settings allow it and everything it needs is
-    cached and checked; else the torch Encoder (which exports and checks what is missing)."""
-    light = _light_encoder(spec, s)
-    if light is not None:
-        return light
-    from mmsearch.encode.models import Encoder  # torch and open_clip load here, and only here
+    cached and checked; else the torch Encoder (which exports and checks what is missing). With the text
+    model of `s.text_model` for words (unset: the default one; "clip": the picture model's text tower)."""
+    encoder = _light_encoder(spec, s)
+    if encoder is None:
+        from mmsearch.encode.models import Encoder  # torch and open_clip load here, and only here
 
-    return Encoder.for_spec(spec, s)
+        encoder = Encoder.for_spec(spec, s)
+    text_model = s.text_model or DEFAULT_TEXT_MODEL
+    if text_model != CLIP:
+        encoder.words = sentences.shared(text_model, "cpu" if s.device == "mps" else s.device)
+    return encoder
 
 
 def _light_encoder(spec: ModelSpec, s: ModelSettings) -> OnnxEncoder | None:

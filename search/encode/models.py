@@ -174,6 +174,7 @@ class Encoder(EncoderBase):
             "params": self.params,
             "backend": self.backend,
             "query_backend": self.query_backend,
+            "text_model": self.text_model_record(),
         }
 
     def _start_backend(self, cache_dir: Path | None, threads: int | None, auto: bool) -> None:

