@@ -35,16 +35,17 @@ def evaluate(
 ) -> None:
     """Recall@1/5/10, MRR, nDCG@10, moment hits, zero-shot accuracy and query latency on a labelled set."""
     from mmsearch.evaluate import labels as labelled_sets
-    from mmsearch.evaluate import plots as plotting
-    from mmsearch.evaluate.run import evaluate as run
-    from mmsearch.evaluate.run import tie_to_index
 
     labelled = labelled_sets.load(labels)
     base = labelled_sets.root_of(labelled, labels, root)
     if plots is not None:
+        from mmsearch.evaluate import plots as plotting
+
         plotting.pyplot()  # a missing extra fails now, not after the queries
     chosen = [settings_from(index_dir)] + ([settings_from(compare)] if compare is not None else [])
-    tied = [tie_to_index(labelled, base, s) for s in chosen]  # every index checked before any model loads
+    tied = [labelled_sets.tie_to_index(labelled, base, s) for s in chosen]  # before any model loads
+    from mmsearch.evaluate.run import evaluate as run  # torch loads here
+
     reports = []
     for s, resolved in zip(chosen, tied, strict=True):
         engine = open_engine(s)

@@ -22,7 +22,11 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from mmsearch.errors import ConfigError
+from mmsearch.config import Settings
+from mmsearch.errors import ConfigError, IndexStateError
+from mmsearch.hits import INDEXED
+from mmsearch.storage.catalog import Catalog
+from mmsearch.storage.layout import read_manifest
 
 
 class _Strict(BaseModel):
@@ -175,6 +179,19 @@ def resolve(labelled: LabelledSet, root: Path, indexed: set[str]) -> Resolved:
         shown = "; ".join(missing[:10]) + (f"; and {len(missing) - 10} more" if len(missing) > 10 else "")
         raise ConfigError(f"labelled set {labelled.name!r} does not match the index: {shown}")
     return Resolved(labelled.name, root, queries, zero_shot)
+
+
+def tie_to_index(labelled: LabelledSet, root: Path, settings: Settings) -> Resolved:
+    """The set checked against the index's catalog alone (no model loaded), so a set that does not fit
+    fails before anything slow starts."""
+    if read_manifest(settings.index_dir) is None:
+        raise IndexStateError(f"no index at {settings.index_dir}")
+    catalog = Catalog(settings.catalog_url())
+    try:
+        indexed = {uri for uri, known in catalog.known_files().items() if known.status == INDEXED}
+    finally:
+        catalog.close()
+    return resolve(labelled, root, indexed)
 
 
 def label_of(folder_name: str) -> str:

@@ -5,9 +5,12 @@ so nothing else pays for it or needs a screen."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mmsearch.errors import ConfigError
-from mmsearch.evaluate.run import IndexReport
+
+if TYPE_CHECKING:
+    from mmsearch.evaluate.run import IndexReport
 
 
 def pyplot():

@@ -10,15 +10,12 @@ from pathlib import Path
 
 import numpy as np
 
-from mmsearch.config import Settings
-from mmsearch.errors import ConfigError, IndexStateError, MediaError
+from mmsearch.errors import ConfigError, MediaError
 from mmsearch.evaluate import metrics
-from mmsearch.evaluate.labels import LabelledSet, Query, Resolved, ZeroShotSet, resolve
-from mmsearch.hits import INDEXED, Hit, Moment
+from mmsearch.evaluate.labels import Query, Resolved, ZeroShotSet
+from mmsearch.hits import Hit, Moment
 from mmsearch.learn.classify import ZeroShotClassifier
 from mmsearch.query.engine import Engine
-from mmsearch.storage.catalog import Catalog
-from mmsearch.storage.layout import read_manifest
 
 CUTOFFS = (1, 5, 10)  # recall@k; nDCG is taken at the last
 IOU_HIT = 0.5  # a moment counts as found at this temporal IoU or more
@@ -131,19 +128,6 @@ class IndexReport:
                 for q in self.queries
             ],
         }
-
-
-def tie_to_index(labelled: LabelledSet, root: Path, settings: Settings) -> Resolved:
-    """The set checked against the index's catalog alone (no model loaded), so a set that does not fit
-    fails before anything slow starts."""
-    if read_manifest(settings.index_dir) is None:
-        raise IndexStateError(f"no index at {settings.index_dir}")
-    catalog = Catalog(settings.catalog_url())
-    try:
-        indexed = {uri for uri, known in catalog.known_files().items() if known.status == INDEXED}
-    finally:
-        catalog.close()
-    return resolve(labelled, root, indexed)
 
 
 def evaluate(engine: Engine, labelled: Resolved, depth: int = CUTOFFS[-1]) -> IndexReport:
