@@ -17,8 +17,9 @@ from typer.testing import CliRunner
 
 from mmsearch.errors import ConfigError
 from mmsearch.evaluate import metrics
-from mmsearch.evaluate.labels import LabelledSet, label_of
-from mmsearch.evaluate.run import IndexReport, QueryResult
+from mmsearch.evaluate.labels import LabelledSet, Query, label_of
+from mmsearch.evaluate.run import IndexReport, QueryResult, result_of
+from mmsearch.hits import Hit, Moment
 from mmsearch.synth import eval_set
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -116,6 +117,23 @@ def test_report_means_hit_rate_and_latency():
     assert report.moment_hit_rate() == 0.5  # IoU >= 0.5 counts; the image query has no moments
     assert report.latency_ms() == {"p50": 4.0, "p95": pytest.approx(5.8)}
     assert report.recall_curve()[:3] == pytest.approx([1 / 3, 1 / 2, 2 / 3])
+
+
+def test_a_query_result_from_engine_hits():
+    def hit(uri: str, *spans: tuple[float, float] | None) -> Hit:
+        moments = tuple(
+            Moment(1, "image", 0.5, 0.5, *(span if span is not None else (None, None))) for span in spans
+        )
+        return Hit(1, 1, uri, "video", 0.5, 0.5, "image", moments=moments)
+
+    query = Query("q", "text", "the door", None, frozenset({"/v.mp4", "/p.jpg"}), {"/v.mp4": [(2.0, 4.0)]})
+    hits = [hit("/x.jpg", None), hit("/p.jpg", None), hit("/v.mp4", (0.0, 1.0), (2.0, 5.0))]
+    got = result_of(query, hits, 0.25)
+    assert got.ranks == [2, 3] and got.relevant == 2 and got.seconds == 0.25
+    assert got.moment_iou == pytest.approx(2 / 3)  # (2, 5) against the labelled (2, 4)
+    assert [rel for _, rel in got.scores] == [False, True, True]
+    missed = result_of(query, hits[:2], 0.25)
+    assert missed.moment_iou == 0.0  # the labelled video was not returned: a miss, not left out
 
 
 # --- the labelled set ---

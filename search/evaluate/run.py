@@ -145,7 +145,7 @@ def evaluate(engine: Engine, labelled: Resolved, depth: int = CUTOFFS[-1]) -> In
     for query, search in zip(labelled.queries, searches, strict=True):
         start = time.perf_counter()
         hits = search()
-        report.queries.append(_result(query, hits, time.perf_counter() - start))
+        report.queries.append(result_of(query, hits, time.perf_counter() - start))
     if labelled.zero_shot is not None:
         report.zero_shot = zero_shot(engine, labelled.zero_shot)
     return report
@@ -167,7 +167,8 @@ def _picture(engine: Engine, path: Path):
         raise ConfigError(f"cannot read the picture {path}: {exc}") from exc
 
 
-def _result(query: Query, hits: list[Hit], seconds: float) -> QueryResult:
+def result_of(query: Query, hits: list[Hit], seconds: float) -> QueryResult:
+    """A query's ranks, scores and moment IoU from the hits the engine returned."""
     relevant = [h.uri in query.relevant for h in hits]
     moment_iou = None
     if query.moments:
