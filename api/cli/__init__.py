@@ -1,7 +1,7 @@
 """The `mmsearch` command line, one module per group of commands: index.py, search.py (search, ask),
-admin.py (classify, dedup, info, reindex, serve), train.py (synth, train) and bench.py (`mmsearch bench
-...`); common.py holds the consoles, options and settings they share. The table below is the command
-list in the order `mmsearch --help` shows it.
+admin.py (classify, dedup, info, reindex, serve), evaluate.py (eval), train.py (synth, train) and
+bench.py (`mmsearch bench ...`); common.py holds the consoles, options and settings they share. The
+table below is the command list in the order `mmsearch --help` shows it.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import sys
 
 import typer
 
-from mmsearch.api.cli import admin, bench, index, search, train
+from mmsearch.api.cli import admin, bench, evaluate, index, search, train
 from mmsearch.api.cli.common import err
 from mmsearch.errors import MMSearchError
 
@@ -26,13 +26,16 @@ COMMANDS = (
     admin.info,
     admin.reindex,
     admin.serve,
+    evaluate.evaluate,
     train.synth,
     train.train,
 )
 
+NAMES = {"evaluate": "eval"}  # a command's name where it is not its function's
+
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=HELP)
 for command in COMMANDS:
-    app.command()(command)
+    app.command(NAMES.get(command.__name__))(command)
 app.add_typer(bench.app, name="bench")
 
 

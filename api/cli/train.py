@@ -23,15 +23,34 @@ from mmsearch.api.cli.common import (
 
 def synth(
     out_dir: Annotated[Path, typer.Argument(help="Folder to write images and captions.csv into")],
-    per_class: Annotated[int, typer.Option(min=1, help="Images per colour x shape class")] = 20,
-    seed: Annotated[int, typer.Option(help="Seed (use another one for held-out data)")] = 0,
+    per_class: Annotated[
+        int | None, typer.Option(min=1, help="Images per colour x shape class [default: 20; 4 with --eval]")
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option(help="Seed (use another one for held-out data) [default: 0; 7 with --eval]")
+    ] = None,
     size: Annotated[int, typer.Option(min=16, help="Image side in pixels")] = 128,
     fmt: Annotated[str, typer.Option("--format", help="png or jpg")] = "png",
+    eval_set: Annotated[
+        bool,
+        typer.Option(
+            "--eval", help="Write the held-out labelled set for `mmsearch eval` instead (128 px JPEGs)"
+        ),
+    ] = False,
 ) -> None:
-    """Write the synthetic captioned shapes dataset (for training, tests and the offline demo)."""
+    """Write the synthetic captioned shapes dataset (for training, tests and the offline demo), or with
+    --eval a held-out labelled set: gallery/ to index, queries/ and shapes.json (docs/evaluation.md)."""
+    if eval_set:
+        from mmsearch.synth import eval_set as held_out
+
+        labelled = held_out.write(
+            out_dir, per_class or held_out.PER_CLASS, held_out.SEED if seed is None else seed
+        )
+        out.print(f"wrote {out_dir / 'gallery'}, {out_dir / 'queries'} and {labelled}", highlight=False)
+        return
     from mmsearch.synth.shapes import generate
 
-    pairs = generate(out_dir, per_class, seed=seed, size=size, fmt=fmt)
+    pairs = generate(out_dir, per_class or 20, seed=seed or 0, size=size, fmt=fmt)
     out.print(f"wrote {len(pairs)} images and {out_dir / 'captions.csv'}")
 
 
