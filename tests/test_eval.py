@@ -95,13 +95,13 @@ def test_percentile_interpolates():
 
 
 def test_report_means_hit_rate_and_latency():
-    def result(kind, ranks, relevant, iou=None, ms=1.0):
-        return QueryResult("q", kind, relevant, ranks, [], iou, ms / 1000)
+    def result(kind, ranks, relevant, iou=None, ms=1.0, top_iou=None):
+        return QueryResult("q", kind, relevant, ranks, [], iou, top_iou, ms / 1000)
 
     report = IndexReport("i", "m", 10)
     report.queries = [
-        result("text", [1], 1, iou=0.5, ms=2.0),
-        result("text", [2, 3], 2, iou=0.49, ms=4.0),
+        result("text", [1], 1, iou=0.5, ms=2.0, top_iou=0.5),
+        result("text", [2, 3], 2, iou=0.49, ms=4.0, top_iou=0.0),
         result("image", [], 1, ms=6.0),
     ]
     text = report.retrieval("text")
@@ -115,6 +115,7 @@ def test_report_means_hit_rate_and_latency():
     }
     assert report.retrieval()["mrr"] == pytest.approx(0.5)
     assert report.moment_hit_rate() == 0.5  # IoU >= 0.5 counts; the image query has no moments
+    assert report.top1_moment_rate() == 0.5  # the first's top hit is right at IoU 0.5, the second's wrong
     assert report.latency_ms() == {"p50": 4.0, "p95": pytest.approx(5.8)}
     assert report.recall_curve()[:3] == pytest.approx([1 / 3, 1 / 2, 2 / 3])
 
@@ -132,6 +133,12 @@ def test_a_query_result_from_engine_hits():
     assert got.ranks == [2, 3] and got.relevant == 2 and got.seconds == 0.25
     assert got.moment_iou == pytest.approx(2 / 3)  # (2, 5) against the labelled (2, 4)
     assert [rel for _, rel in got.scores] == [False, True, True]
+    assert got.top_moment_iou == 0.0  # the top hit is another file
+    first = result_of(query, hits[2:], 0.25)
+    assert first.top_moment_iou == pytest.approx(0.0)  # the top hit's own (best) moment, (0, 1), misses
+    assert result_of(query, [hit("/v.mp4", (2.0, 5.0), (0.0, 1.0))], 0.25).top_moment_iou == pytest.approx(
+        2 / 3
+    )
     missed = result_of(query, hits[:2], 0.25)
     assert missed.moment_iou == 0.0  # the labelled video was not returned: a miss, not left out
 

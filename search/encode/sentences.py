@@ -70,6 +70,9 @@ class SentenceEncoder:
             raise ModelUnavailableError(
                 f"the text model {name} needs sentence-transformers (pip install sentence-transformers)"
             ) from exc
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()  # a "Loading weights" bar on every start, in every log
         where = locate(name)
         try:
             self.model = SentenceTransformer(where, device=None if device == "auto" else device)

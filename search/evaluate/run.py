@@ -31,6 +31,7 @@ class QueryResult:
     ranks: list[int]  # 1-based positions of relevant hits among those returned
     scores: list[tuple[float, bool]]  # every returned hit's score, and whether it is relevant
     moment_iou: float | None  # best_moment_iou; None when the query has no labelled moments
+    top_moment_iou: float | None  # the top hit's own moment against its file's labels (0: a wrong file)
     seconds: float  # wall time of the engine query
 
 
@@ -77,6 +78,13 @@ class IndexReport:
         ious = [q.moment_iou for q in self.queries if q.moment_iou is not None]
         return sum(iou >= IOU_HIT for iou in ious) / len(ious) if ious else None
 
+    def top1_moment_rate(self) -> float | None:
+        """Share of the queries with labelled moments whose top hit is a labelled file and whose own moment
+        (the hit's best) overlaps one of that file's labelled moments at IoU >= 0.5: the right file at
+        the right moment, first."""
+        ious = [q.top_moment_iou for q in self.queries if q.top_moment_iou is not None]
+        return sum(iou >= IOU_HIT for iou in ious) / len(ious) if ious else None
+
     def latency_ms(self) -> dict[str, float] | None:
         times = [q.seconds * 1000 for q in self.queries]
         if not times:
@@ -90,6 +98,7 @@ class IndexReport:
             for name, value in (self.retrieval(kind) or {}).items():
                 flat[f"{kind or 'all'} {name}"] = value
         flat["moment hit rate @ IoU 0.5"] = self.moment_hit_rate()
+        flat["top-1 file and moment"] = self.top1_moment_rate()
         if self.zero_shot is not None:
             flat["zero-shot top-1"] = self.zero_shot.top1
             flat["zero-shot top-5"] = self.zero_shot.top5
@@ -113,6 +122,7 @@ class IndexReport:
             "depth": self.depth,
             "retrieval": {kind or "all": self.retrieval(kind) for kind in ("text", "image", None)},
             "moment_hit_rate": self.moment_hit_rate(),
+            "top1_moment_rate": self.top1_moment_rate(),
             "zero_shot": zero_shot,
             "latency_ms": self.latency_ms(),
             "queries": [
@@ -123,6 +133,7 @@ class IndexReport:
                     "ranks": q.ranks,
                     "reciprocal_rank": metrics.reciprocal_rank(q.ranks),
                     "moment_iou": q.moment_iou,
+                    "top_moment_iou": q.top_moment_iou,
                     "ms": q.seconds * 1000,
                 }
                 for q in self.queries
@@ -170,10 +181,14 @@ def _picture(engine: Engine, path: Path):
 def result_of(query: Query, hits: list[Hit], seconds: float) -> QueryResult:
     """A query's ranks, scores and moment IoU from the hits the engine returned."""
     relevant = [h.uri in query.relevant for h in hits]
-    moment_iou = None
+    moment_iou = top_moment_iou = None
     if query.moments:
         ranked = [(h.uri, [_span(m) for m in h.moments]) for h in hits]
         moment_iou = metrics.best_moment_iou(ranked, query.moments) or 0.0
+        top = hits[0] if hits else None
+        top_moment_iou = 0.0
+        if top is not None and top.uri in query.moments and _span(top.moments[0]) is not None:
+            top_moment_iou = max(metrics.iou(_span(top.moments[0]), t) for t in query.moments[top.uri])
     return QueryResult(
         query.id,
         query.kind,
@@ -181,6 +196,7 @@ def result_of(query: Query, hits: list[Hit], seconds: float) -> QueryResult:
         [n for n, rel in enumerate(relevant, 1) if rel],
         [(h.score, rel) for h, rel in zip(hits, relevant, strict=True)],
         moment_iou,
+        top_moment_iou,
         seconds,
     )
 
