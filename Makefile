@@ -76,9 +76,11 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-bench: $(STAMP)
+bench: $(STAMP) real-data
 	$(BIN)/mmsearch bench index --images 256
 	$(BIN)/mmsearch bench media --speech-model "$$($(WHISPER))"
+	$(BIN)/mmsearch bench media --video $(REAL)/films/bigbuckbunny.mp4 --audio $(REAL)/speech/jfk.wav \
+		--speech-model "$$($(WHISPER))"
 
 # The CUDA paths on a machine with a GPU (docs/gpu.md): the GPU tests, then fp16 indexing against the CPU
 # path, fp16 against float32 vectors, FAISS on the GPU, peak memory. Without a GPU: one line, exit 0.

@@ -128,16 +128,24 @@ def bench_media_cmd(
     speech_model: Annotated[
         str | None, typer.Option(help="faster-whisper size or local folder [env MMSEARCH_SPEECH__MODEL]")
     ] = None,
+    video: Annotated[
+        list[Path] | None,
+        typer.Option(exists=True, dir_okay=False, help="Real videos instead of generated ones"),
+    ] = None,
+    audio: Annotated[
+        Path | None,
+        typer.Option(exists=True, dir_okay=False, help="A real recording instead of synthetic speech"),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Keyframe extraction and speech transcription speed (x real time) on generated media, in one run."""
+    """Keyframe extraction and speech transcription speed (x real time), on real or generated media."""
 
     from mmsearch.api.bench.media import bench_media
 
     w, h = (int(v) for v in size.lower().split("x"))
     s = settings_from(speech={"model": speech_model})
     with err.status("benchmarking ..."):
-        result = bench_media(s, videos, seconds, (w, h), media_dir)
+        result = bench_media(s, videos, seconds, (w, h), media_dir, video or (), audio)
     show(
         out,
         result,
