@@ -29,7 +29,7 @@ def quick_search(args: list[str]) -> bool:
 
     from mmsearch.api.output import print_hits
 
-    print_hits(Console(), hits, query.as_json)
+    print_hits(Console(), hits, query.as_json, query.show_all, query.paths)
     return True
 
 

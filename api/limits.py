@@ -18,6 +18,11 @@ class BodyTooLargeError(StarletteHTTPException):
     error_type = "MediaTooLargeError"
 
 
+def megabytes(size: int) -> str:
+    """A size as people read it: 20971520 -> "21 MB"."""
+    return f"{size / 1e6:.3g} MB"
+
+
 class BodyLimitMiddleware:
     """Refuses request bodies over the upload limit (plus multipart framing) before they are parsed or
     spooled to disk: at once when Content-Length says so, else as soon as the streamed body passes it
@@ -26,7 +31,7 @@ class BodyLimitMiddleware:
     def __init__(self, app: ASGIApp, max_upload_bytes: int):
         self.app = app
         self.max_bytes = max_upload_bytes + MULTIPART_SLACK
-        self.message = f"the request body is over the upload limit of {max_upload_bytes} bytes"
+        self.message = f"the request body is over the upload limit of {megabytes(max_upload_bytes)}"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -25,7 +25,7 @@ def what(hit: Hit) -> str:
 
 
 PATH_MIN = 24  # the path column never gets narrower than this
-OTHER_COLUMNS = 52  # rank, score, kind, when and a short "what", with the gaps between columns
+OTHER_COLUMNS = 60  # rank, id, score, kind, when and a short "what", with the gaps between columns
 
 
 def short_path(path: str, width: int) -> str:
@@ -39,13 +39,37 @@ def short_path(path: str, width: int) -> str:
     return f"{head[: width - len(name) - 2]}…{sep}{name}"
 
 
-def print_hits(out: Console, hits: Sequence[Hit], as_json: bool) -> None:
+def print_hits(
+    out: Console, hits: Sequence[Hit], as_json: bool = False, show_all: bool = False, paths: bool = False
+) -> None:
+    """The good matches (search/query/relevance.py), or all of them with `show_all`: as a table that says
+    how many weaker ones it leaves out, as JSON, or as bare paths, one per line, for pipes."""
+    shown = list(hits) if show_all else [h for h in hits if not h.weak]
     if as_json:
-        out.print_json(json.dumps([h.to_dict() for h in hits]))
-        return
-    width = max(PATH_MIN, out.width - OTHER_COLUMNS)
-    table = Table("#", "score", "kind", "path", "when", "what", box=None)
-    table.columns[3].no_wrap = True
+        out.print_json(json.dumps([h.to_dict() for h in shown]))
+    elif paths:
+        for h in shown:
+            out.print(h.uri, highlight=False, markup=False, soft_wrap=True)
+    else:
+        out.print(table(shown, out.width) if shown else "no good match" if hits else "no hits")
+        weaker = sum(h.weak for h in hits)
+        if weaker and not show_all:
+            out.print(f"{weaker} weaker match{'es' if weaker > 1 else ''} left out (--all shows them)")
+
+
+def table(hits: Sequence[Hit], columns: int) -> Table:
+    """Weak hits dimmed; scores under 0 (weak by definition) shown as 0."""
+    width = max(PATH_MIN, columns - OTHER_COLUMNS)
+    out = Table("#", "id", "score", "kind", "path", "when", "what", box=None)
+    out.columns[4].no_wrap = True
     for rank, h in enumerate(hits, 1):
-        table.add_row(str(rank), f"{h.score:.3f}", h.kind, short_path(h.uri, width), where(h), what(h))
-    out.print(table if hits else "no hits")
+        cells = (
+            str(h.item_id),
+            f"{max(h.score, 0.0):.3f}",
+            h.kind,
+            short_path(h.uri, width),
+            where(h),
+            what(h),
+        )
+        out.add_row(str(rank), *cells, style="dim" if h.weak else None)
+    return out

@@ -9,7 +9,17 @@ from typing import Literal
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from mmsearch.defaults import CANDIDATES, CATALOG, DEFAULT_INDEX_DIR, EF_SEARCH, GPU, NPROBE
+from mmsearch.defaults import (
+    CANDIDATES,
+    CATALOG,
+    DEFAULT_INDEX_DIR,
+    EF_SEARCH,
+    GOOD_MARGIN,
+    GPU,
+    NPROBE,
+    PICTURE_GAP,
+    TEXT_GAP,
+)
 
 DEFAULT_MODEL = "ViT-B-32-256"
 DEFAULT_PRETRAINED = "datacomp_s34b_b86k"
@@ -114,6 +124,18 @@ class SearchSettings(BaseModel):
     rerank_model: str | None = Field(None, description="open_clip name or local folder of a reranker model")
     rerank_pretrained: str | None = Field(None, description="its pretrained tag or checkpoint file")
     rerank_depth: int = Field(50, ge=1, le=10_000, description="hits the reranker reorders")
+    good_margin: float = Field(
+        GOOD_MARGIN,
+        ge=-1.0,
+        le=1.0,
+        description="a text hit under this cohort margin is weak (docs/search.md)",
+    )
+    text_gap: float = Field(
+        TEXT_GAP, ge=0.0, le=4.0, description="a text hit this far below the best is weak"
+    )
+    picture_gap: float = Field(
+        PICTURE_GAP, ge=0.0, le=2.0, description="a picture query's hit this far below the best is weak"
+    )
 
 
 class IndexSettings(BaseModel):

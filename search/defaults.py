@@ -14,6 +14,9 @@ CANDIDATES_GROW_FROM = 1_000_000  # vectors past which an approximate index resc
 NPROBE = 32  # IVF lists visited per query (IndexSettings)
 EF_SEARCH = 128  # HNSW candidate-list size per query (IndexSettings)
 GPU = "auto"  # FAISS on a GPU when there is one (IndexSettings)
+GOOD_MARGIN = 0.05  # a text hit's cohort margin under this is weak (SearchSettings, query/relevance.py)
+TEXT_GAP = 0.2  # a text hit this far below the best is weak
+PICTURE_GAP = 0.15  # a picture query's hit this far below the best is weak
 
 
 @dataclass(frozen=True)

@@ -50,7 +50,7 @@ class Hit:
     segment_id: int
     uri: str
     kind: str
-    score: float  # cosine similarity, or the cohort margin when a text query spans both spaces
+    score: float  # a text query's cohort margin (search/query/fusion.py); a picture query's cosine
     similarity: float
     space: str
     width: int | None = None
@@ -60,6 +60,7 @@ class Hit:
     text: str | None = None
     has_thumbnail: bool = False
     moments: tuple[Moment, ...] = ()
+    weak: bool = False  # below the relevance cutoff (search/query/relevance.py): shown only on request
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -106,7 +106,7 @@ def test_a_read_key_searches_but_cannot_index(keyed):
         {"X-API-Key": READ},
         {"Cookie": f"mmsearch_key={READ}"},
     ):
-        r = client.get("/search", params={"q": "red", "k": 2}, headers=headers)
+        r = client.get("/search", params={"q": "red", "k": 2, "all": True}, headers=headers)
         assert r.status_code == 200 and len(r.json()["hits"]) == 2
     read = {"Authorization": f"Bearer {READ}"}
     for method, path in api_routes(app):

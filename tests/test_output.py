@@ -18,9 +18,9 @@ def hit(rank: int, uri: str, **more) -> Hit:
     return Hit(rank, rank, uri, "image", score=0.5, similarity=0.5, space="image", **more)
 
 
-def printed(hits: list[Hit], width: int = 80, as_json: bool = False) -> str:
+def printed(hits: list[Hit], width: int = 80, as_json: bool = False, **how) -> str:
     out = io.StringIO()
-    print_hits(Console(file=out, width=width, force_terminal=False), hits, as_json)
+    print_hits(Console(file=out, width=width, force_terminal=False), hits, as_json, **how)
     return out.getvalue()
 
 
@@ -43,3 +43,34 @@ def test_the_table_keeps_every_file_name_at_80_columns():
     for name in ("IMG_2041.jpg", "IMG_2042.jpg", "/short/cat.jpg", "4032x3024"):
         assert name in text, text
     assert json.loads(printed(hits, as_json=True))[0]["uri"] == f"{DEEP}/IMG_2041.jpg"
+
+
+def test_weak_hits_are_left_out_and_counted():
+    hits = [hit(1, "/p/cat.jpg"), hit(2, "/p/dog.jpg", weak=True), hit(3, "/p/cow.jpg", weak=True)]
+    text = printed(hits)
+    assert "cat.jpg" in text and "dog.jpg" not in text and "cow.jpg" not in text
+    assert "2 weaker matches left out (--all shows them)" in text
+    everything = printed(hits, show_all=True)
+    assert all(name in everything for name in ("cat.jpg", "dog.jpg", "cow.jpg"))
+    assert "left out" not in everything
+    assert [h["uri"] for h in json.loads(printed(hits, as_json=True))] == ["/p/cat.jpg"]
+    assert [h["weak"] for h in json.loads(printed(hits, as_json=True, show_all=True))] == [False, True, True]
+
+
+def test_all_weak_says_no_good_match():
+    text = printed([hit(1, "/p/cat.jpg", weak=True)])
+    assert text.splitlines() == ["no good match", "1 weaker match left out (--all shows them)"]
+    assert printed([]).strip() == "no hits"
+
+
+def test_paths_prints_bare_paths_for_pipes():
+    long = f"{DEEP}/IMG_2041.jpg"  # never cut, however narrow the terminal
+    hits = [hit(1, long), hit(2, "/p/with space.jpg"), hit(3, "/p/dog.jpg", weak=True)]
+    assert printed(hits, width=40, paths=True).splitlines() == [long, "/p/with space.jpg"]
+    assert printed(hits, paths=True, show_all=True).splitlines()[-1] == "/p/dog.jpg"
+
+
+def test_the_table_shows_the_item_id():
+    text = printed([hit(7, "/p/cat.jpg")])
+    header, row = text.splitlines()[:2]
+    assert header.split()[:3] == ["#", "id", "score"] and row.split()[:3] == ["1", "7", "0.500"]

@@ -51,12 +51,24 @@ def test_a_resized_copy_finds_its_original_first_by_every_route(indexed):
     try:
         library = [(h.uri, h.score) for h in engine.search_image(engine.picture(data).image, k=4)]
         with serve(create_app(settings, engine=engine)) as url:
-            reply = httpx.post(f"{url}/search/image", params={"k": 4}, files={"file": ("c.jpg", data)})
+            reply = httpx.post(
+                f"{url}/search/image", params={"k": 4, "all": True}, files={"file": ("c.jpg", data)}
+            )
             reply.raise_for_status()
             http = [(h["uri"], h["score"]) for h in reply.json()["hits"]]
     finally:
         engine.close()
-    args = ["search", "--image", str(copy), "-k", "4", "--json", "--index-dir", str(settings.index_dir)]
+    args = [
+        "search",
+        "--image",
+        str(copy),
+        "-k",
+        "4",
+        "--all",
+        "--json",
+        "--index-dir",
+        str(settings.index_dir),
+    ]
     cli = subprocess.run(
         [sys.executable, "-m", "mmsearch.api.cli", *args],
         capture_output=True,

@@ -96,7 +96,7 @@ def loaded(proc: subprocess.CompletedProcess) -> set[str]:
 
 def test_the_command_answers_without_heavy_imports_and_prints_what_the_full_one_does(flat):
     settings, _ = flat
-    light = run_mmsearch("search", QUERIES[0], "-k", "5", "--json", "-i", str(settings.index_dir))
+    light = run_mmsearch("search", QUERIES[0], "-k", "5", "--json", "--all", "-i", str(settings.index_dir))
     assert light.returncode == 0, light.stderr
     assert loaded(light) == set()
     # Any mmsearch setting in the environment sends the search the full way.
@@ -106,6 +106,7 @@ def test_the_command_answers_without_heavy_imports_and_prints_what_the_full_one_
         "-k",
         "5",
         "--json",
+        "--all",
         MMSEARCH_MODEL__QUERY_BACKEND="onnx-int8",
         MMSEARCH_INDEX_DIR=str(settings.index_dir),
     )
@@ -140,6 +141,7 @@ def test_plain_queries_parse():
     assert quick.parse(["a red circle"]) == quick.Query("a red circle")
     assert quick.parse(["-k7", "x", "--json", "--index-dir=/i"]) == quick.Query("x", 7, Path("/i"), True)
     assert quick.parse(["-i", "/i", "-k", "3", "x"]) == quick.Query("x", 3, Path("/i"))
+    assert quick.parse(["x", "--all", "--paths"]) == quick.Query("x", show_all=True, paths=True)
 
 
 def test_an_index_it_cannot_answer_exactly_is_declined(flat, tmp_path):

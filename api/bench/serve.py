@@ -124,7 +124,7 @@ class Load:
 
 
 async def _pictures(client: httpx.AsyncClient, n: int) -> list[bytes]:
-    r = await client.get("/search", params={"q": "a picture", "kind": "image", "k": n})
+    r = await client.get("/search", params={"q": "a picture", "kind": "image", "k": n, "all": "true"})
     r.raise_for_status()
     out = []
     for hit in r.json()["hits"]:

@@ -31,7 +31,22 @@ COMMANDS = (
     train.train,
 )
 
-NAMES = {"evaluate": "eval"}  # a command's name where it is not its function's
+NAMES = {"evaluate": "eval"}
+
+
+def _flags_without_type(display_type_rich):
+    """typer 0.29 labels every yes/no flag `<bool>` in --help (`--json <bool>`): a flag takes no value,
+    so it gets no type label."""
+
+    def display(self, ctx):
+        return None if self.is_flag else display_type_rich(self, ctx)
+
+    return display
+
+
+typer.core.TyperOption.display_type_rich = _flags_without_type(
+    typer.core.TyperOption.display_type_rich
+)  # a command's name where it is not its function's
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=HELP)
 for command in COMMANDS:

@@ -42,7 +42,11 @@ def search(
     hybrid: Annotated[
         bool, typer.Option("--hybrid", help="Also match words in titles, transcripts, fields (full text)")
     ] = False,
+    show_all: Annotated[
+        bool, typer.Option("--all", help="Also the weaker matches, dimmed (default: good matches only)")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+    paths: Annotated[bool, typer.Option("--paths", help="Print only the files' paths, one per line")] = False,
     index_dir: IndexDir = None,
     model: Model = None,
     pretrained: Pretrained = None,
@@ -68,7 +72,7 @@ def search(
         hits = engine.search_image(picture, k, filters, collapse=collapse)
     else:
         hits = engine.search_text(query or "", k, filters, collapse=collapse, hybrid=hybrid)
-    print_hits(out, hits, as_json)
+    print_hits(out, hits, as_json, show_all, paths)
 
 
 def ask(

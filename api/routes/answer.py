@@ -41,7 +41,7 @@ class EvidenceOut(BaseModel):
     uri: str
     kind: str
     space: str = Field(description="'image' (seen) or 'text' (said)")
-    score: float = Field(description="calibrated relevance (robust sigmas over the background)")
+    score: float = Field(description="its score in the search: the cohort margin (docs/search.md)")
     t_start: float | None = None
     t_end: float | None = None
     text: str | None = Field(None, description="what is said, for speech")

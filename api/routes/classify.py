@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from mmsearch import InvalidQueryError, MediaTooLargeError
 from mmsearch.api.deps import EngineDep, SettingsDep
 from mmsearch.api.errors import error_responses
+from mmsearch.api.limits import megabytes
 from mmsearch.hits import IMAGE_SPACE
 from mmsearch.learn.classify import ZeroShotClassifier
 
@@ -55,7 +56,7 @@ async def classify(
         limit = settings.api.max_upload_bytes
         data = await file.read(limit + 1)
         if len(data) > limit:
-            raise MediaTooLargeError(f"the upload is over the limit of {limit} bytes")
+            raise MediaTooLargeError(f"the upload is over the limit of {megabytes(limit)}")
 
     def work() -> ClassifyOut:
         classifier = ZeroShotClassifier(engine.encoder, names, templates)

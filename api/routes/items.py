@@ -203,6 +203,26 @@ def thumbnail(
     return Response(jpeg, media_type="image/jpeg", headers=headers)
 
 
+class LineOut(BaseModel):
+    segment_id: int
+    t_start: float = Field(description="seconds from the start of the file")
+    t_end: float
+    text: str
+
+
+@router.get(
+    "/items/{item_id}/transcript",
+    summary="What is said in a video or recording, line by line in time order (empty when nothing is)",
+    response_model=list[LineOut],
+    responses=error_responses(404, 422, 503),
+)
+def transcript(engine: EngineDep, item_id: ItemId) -> list[LineOut]:
+    return [
+        LineOut(segment_id=s.id, t_start=s.t_start, t_end=s.t_end or s.t_start, text=s.text or "")
+        for s in engine.transcript(item_id)
+    ]
+
+
 @router.get(
     "/items/{item_id}/media",
     summary="The item's file, with HTTP range requests (206) so players can seek",

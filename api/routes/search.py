@@ -16,8 +16,10 @@ from starlette.concurrency import run_in_threadpool
 from mmsearch import Filters, Hit, InvalidQueryError, MediaTooLargeError
 from mmsearch.api.deps import EngineDep, SettingsDep
 from mmsearch.api.errors import error_responses
+from mmsearch.api.limits import megabytes
 from mmsearch.hits import Moment
 from mmsearch.query.engine import Engine, Term
+from mmsearch.query.relevance import strong
 
 router = APIRouter(tags=["search"])
 
@@ -27,10 +29,11 @@ MAX_QUERY_CHARS = 1000
 
 
 SCORE_DOC = (
-    "ranking score, higher is closer: the cosine similarity, or, when a text query spans pictures and "
-    "speech, a calibrated z-score (how far the match stands out from that space's background; "
-    "see docs/search.md)"
+    "ranking score, higher is closer. A text query's: its cohort margin, one scale for pictures and speech "
+    "(the cosine minus the best cosine a typical query of another kind gets with the same document; above "
+    "0.05 a good match, gibberish stays under it; docs/search.md). A picture query's: the cosine similarity"
 )
+WEAK_DOC = "below the relevance cutoff (under the floor, or far below the best): left out unless all=true"
 
 
 class MomentOut(BaseModel):
@@ -62,13 +65,19 @@ class HitOut(BaseModel):
     media_url: str = Field(description="the file, opened at the best moment (#t=seconds)")
     item_url: str
     moments: list[MomentOut] = Field(description="the item's best matching moments, best first (at most 3)")
+    weak: bool = Field(False, description=WEAK_DOC)
 
 
 class SearchOut(BaseModel):
     query: str | None = Field(description="the query text; null for an image query")
     k: int
     took_ms: float = Field(description="server time for decoding, encoding and searching")
-    hits: list[HitOut] = Field(description="best first, one per item, at most k")
+    hits: list[HitOut] = Field(
+        description="best first, one per item, at most k; good matches only unless all=true"
+    )
+    weaker: int = Field(
+        description="weaker matches among the k found: left out, or marked weak with all=true"
+    )
 
 
 class UploadOut(BaseModel):
@@ -88,6 +97,7 @@ class SearchParams:
     k: int
     filters: Filters
     collapse: float | None = None
+    show_all: bool = False
 
 
 async def search_params(
@@ -115,6 +125,9 @@ async def search_params(
         float | None,
         Query(ge=0.0, le=1.0, allow_inf_nan=False, description="keep one of pictures at least this alike"),
     ] = None,
+    show_all: Annotated[
+        bool, Query(alias="all", description="also the weaker matches, marked weak (default: good ones only)")
+    ] = False,
 ) -> SearchParams:
     max_k = settings.api.max_k
     if k is None:
@@ -131,7 +144,7 @@ async def search_params(
             ]
         )
     filters = Filters(kind=kind, path_prefix=path_prefix, min_score=min_score, where=where)
-    return SearchParams(k, filters, collapse)
+    return SearchParams(k, filters, collapse, show_all)
 
 
 SearchParamsDep = Annotated[SearchParams, Depends(search_params)]
@@ -148,6 +161,12 @@ def thumbnail_url(root: str, hit: Hit, moment: Moment) -> str | None:
     if hit.kind == "audio":
         return None
     return f"{root}/items/{hit.item_id}/thumbnail"  # the image itself, or a video's first keyframe
+
+
+def results(request: Request, hits: list[Hit], show_all: bool) -> dict:
+    """The response's hits and weaker count: the good matches, or all of them marked."""
+    shown = hits if show_all else strong(hits)
+    return {"hits": hits_out(request, shown), "weaker": sum(h.weak for h in hits)}
 
 
 def hits_out(request: Request, hits: list[Hit]) -> list[HitOut]:
@@ -197,7 +216,7 @@ def search_text(
     start = time.perf_counter()
     hits = engine.search_text(q, params.k, params.filters, collapse=params.collapse, hybrid=hybrid)
     took = (time.perf_counter() - start) * 1000
-    return SearchOut(query=q, k=params.k, took_ms=round(took, 3), hits=hits_out(request, hits))
+    return SearchOut(query=q, k=params.k, took_ms=round(took, 3), **results(request, hits, params.show_all))
 
 
 @router.post(
@@ -216,7 +235,7 @@ async def search_image(
     limit = settings.api.max_upload_bytes
     data = await file.read(limit + 1)  # never more than the limit in memory
     if len(data) > limit:
-        raise MediaTooLargeError(f"the upload is over the limit of {limit} bytes")
+        raise MediaTooLargeError(f"the upload is over the limit of {megabytes(limit)}")
     max_pixels = settings.api.max_upload_pixels
 
     def work():
@@ -230,7 +249,7 @@ async def search_image(
         query=None,
         k=params.k,
         took_ms=round(took, 3),
-        hits=hits_out(request, hits),
+        **results(request, hits, params.show_all),
         image=UploadOut(
             filename=file.filename,
             content_type=file.content_type,
@@ -264,6 +283,7 @@ class ComposedIn(BaseModel):
     where: str | None = Field(None, max_length=2000, description="a filter (docs/filters.md)")
     min_score: float | None = Field(None, ge=-1.0, le=1.0, allow_inf_nan=False)
     collapse: float | None = Field(None, ge=0.0, le=1.0, allow_inf_nan=False)
+    all: bool = Field(False, description="also the weaker matches, marked weak (default: good ones only)")
 
 
 @router.post(
@@ -283,7 +303,7 @@ def search_composed(
     filters = Filters(body.kind, body.path_prefix, body.min_score, body.where)
     hits = engine.search_composed(terms, k, filters, collapse=body.collapse)
     took = (time.perf_counter() - start) * 1000
-    return SearchOut(query=None, k=k, took_ms=round(took, 3), hits=hits_out(request, hits))
+    return SearchOut(query=None, k=k, took_ms=round(took, 3), **results(request, hits, body.all))
 
 
 def _term_value(term: TermIn, settings, engine: Engine) -> str | int | Image.Image:
@@ -291,7 +311,7 @@ def _term_value(term: TermIn, settings, engine: Engine) -> str | int | Image.Ima
         return term.text if term.text is not None else term.item_id
     limit = settings.api.max_upload_bytes
     if len(term.image) > limit * 4 // 3 + 4:
-        raise MediaTooLargeError(f"a term's image is over the limit of {limit} bytes")
+        raise MediaTooLargeError(f"a term's image is over the limit of {megabytes(limit)}")
     try:
         data = base64.b64decode(term.image, validate=True)
     except ValueError as exc:

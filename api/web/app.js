@@ -4,11 +4,18 @@
 
 const $ = (id) => document.getElementById(id);
 const results = $("results"), status = $("status"), answer = $("answer");
-let shown = [];  // the hits on screen, so answer citations can open them
+const MAX_SIDE = 1600;  // a larger picture is shrunk in the browser before upload (the model sees 224 px)
+let found = [];  // every hit of the last search, weak ones included (the API's all=true)
+let visible = [];  // the hits on screen, in order: the viewer steps through them
+let viewing = -1;  // the hit open in the viewer
 
 function clock(t) {
   const s = Math.floor(t), m = Math.floor(s / 60);
   return `${String(m).padStart(2, "0")}:${String(s % 60).padStart(2, "0")}`;
+}
+
+function plural(n, one, many = `${one}s`) {
+  return `${n} ${n === 1 ? one : many}`;
 }
 
 function say(text, error = false) {
@@ -17,7 +24,7 @@ function say(text, error = false) {
 }
 
 function filters() {
-  const p = new URLSearchParams({ k: "24" });
+  const p = new URLSearchParams({ k: "24", all: "true" });
   if ($("kind").value) p.set("kind", $("kind").value);
   if ($("where").value.trim()) p.set("where", $("where").value.trim());
   return p;
@@ -47,7 +54,7 @@ async function call(url, options) {
 
 function card(hit, index) {
   const li = document.createElement("li");
-  li.className = "card";
+  li.className = hit.weak ? "card weak" : "card";
   const button = document.createElement("button");
   button.dataset.index = index;
   const kind = hit.space === "text" ? "speech" : hit.t_start != null ? "video" : hit.kind;
@@ -57,21 +64,42 @@ function card(hit, index) {
     ? `<img loading="lazy" alt="" src="${hit.thumbnail_url}">`
     : `<div class="noimg" aria-hidden="true">♪</div>`;
   button.innerHTML = `${picture}<div class="meta"><span class="badge ${kind}">${label}</span>` +
-    `<span class="score">${hit.score.toFixed(2)}</span><div class="name"></div>` +
-    `<div class="said"></div></div>`;
+    `<span class="score"></span><div class="name"></div><div class="said"></div></div>`;
+  button.querySelector(".score").textContent = Math.max(hit.score, 0).toFixed(2);  // under 0: weak anyway
   button.querySelector(".name").textContent = hit.uri.split(/[\\/]/).pop() + when;
+  button.title = hit.uri;
   if (hit.text) button.querySelector(".said").textContent = `“${hit.text}”`;
-  button.addEventListener("click", () => open(hit));
+  button.addEventListener("click", () => open(index));
   li.append(button);
   return li;
 }
 
+function render(everything) {
+  visible = everything ? found : found.filter((h) => !h.weak);
+  results.replaceChildren(...visible.map(card));
+  const weaker = found.length - found.filter((h) => !h.weak).length;
+  $("more").hidden = everything || !weaker;
+  $("more").textContent = `Show ${plural(weaker, "weaker match", "weaker matches")}`;
+}
+
 function show(hits, took, replied = performance.now()) {
-  shown = hits;
-  results.replaceChildren(...hits.map(card));
+  found = hits;
+  render(false);
   // Time from the API's reply to the first frame showing the results (the page's own cost).
   requestAnimationFrame(() => { results.dataset.paintMs = (performance.now() - replied).toFixed(1); });
-  say(hits.length ? `${hits.length} results in ${Math.round(took)} ms` : "Nothing found. Try other words or fewer filters.");
+  if (visible.length) say(`${plural(visible.length, "result")} in ${Math.round(took)} ms`);
+  else if (found.length) say("No good match. The nearest ones are weak; try other words.");
+  else say("Nothing found. Try other words or fewer filters.");
+}
+
+function showQuery(picture) {
+  // The picture searched with, above its results; gone with the next word search.
+  const figure = $("querypic");
+  const old = figure.querySelector("img").src;
+  if (old) URL.revokeObjectURL(old);
+  figure.hidden = !picture;
+  if (picture) figure.querySelector("img").src = URL.createObjectURL(picture);
+  else figure.querySelector("img").removeAttribute("src");
 }
 
 async function searchText(event) {
@@ -79,6 +107,7 @@ async function searchText(event) {
   const q = $("q").value.trim();
   if (!q) return;
   say("Searching…");
+  showQuery(null);
   try {
     const p = filters();
     p.set("q", q);
@@ -87,18 +116,58 @@ async function searchText(event) {
   } catch (e) { say(e.message, true); }
 }
 
+async function shrink(file) {
+  // A phone photo (12 MP, 5 MB) goes up as a 1600 px JPEG: the search is the same, the upload a tenth.
+  const bitmap = await createImageBitmap(file).catch(() => null);
+  if (!bitmap) return file;  // the server decodes what the browser cannot (TIFF, HEIC) or says why not
+  const scale = MAX_SIDE / Math.max(bitmap.width, bitmap.height);
+  if (scale >= 1) return file;
+  const canvas = document.createElement("canvas");
+  canvas.width = Math.round(bitmap.width * scale);
+  canvas.height = Math.round(bitmap.height * scale);
+  canvas.getContext("2d").drawImage(bitmap, 0, 0, canvas.width, canvas.height);
+  const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", 0.9));
+  return blob ? new File([blob], (file.name || "pasted").replace(/\.\w+$/, "") + ".jpg", { type: "image/jpeg" }) : file;
+}
+
 async function searchImage(file) {
   if (!file || !file.type.startsWith("image/")) return say("That is not a picture.", true);
   say(`Searching with ${file.name || "the pasted picture"}…`);
+  const picture = await shrink(file);
+  showQuery(picture);
   const form = new FormData();
-  form.append("file", file, file.name || "pasted.png");
+  form.append("file", picture, picture.name || "pasted.png");
   try {
     const body = await call(`/search/image?${filters()}`, { method: "POST", body: form });
+    results.dataset.uploaded = String(picture.size);
     show(body.hits, body.took_ms);
   } catch (e) { say(e.message, true); }
 }
 
-function open(hit) {
+async function showTranscript(hit) {
+  // The lines said around the moment, the moment's own marked; a click plays from a line.
+  const lines = $("transcript");
+  lines.replaceChildren();
+  if (hit.kind !== "video" && hit.kind !== "audio") return;
+  const said = await call(hit.item_url + "/transcript").catch(() => []);
+  if (visible[viewing] !== hit) return;  // the viewer moved on meanwhile
+  const at = said.findIndex((l) => l.t_end > (hit.t_start ?? 0));
+  const from = Math.max(0, at - 2);
+  lines.replaceChildren(...said.slice(from, from + 5).map((line) => {
+    const li = document.createElement("li");
+    li.textContent = `${clock(line.t_start)} ${line.text}`;
+    if (line.t_start < (hit.t_end ?? 0) && line.t_end > (hit.t_start ?? 0)) li.className = "now";
+    li.addEventListener("click", () => {
+      const player = $("player").querySelector("video, audio");
+      if (player) { player.currentTime = line.t_start; player.play(); }
+    });
+    return li;
+  }));
+}
+
+function open(index) {
+  viewing = index;
+  const hit = visible[index];
   const player = $("player");
   let element;
   if (hit.kind === "video" || hit.kind === "audio") {
@@ -108,13 +177,22 @@ function open(hit) {
     element.src = hit.media_url;  // ends in #t=SECONDS: the player starts at the moment
   } else {
     element = document.createElement("img");
-    element.src = hit.thumbnail_url ? hit.thumbnail_url.replace(/thumbnail$/, "thumbnail?size=1024") : hit.media_url;
+    element.src = hit.thumbnail_url ? hit.thumbnail_url.replace(/thumbnail$/, "thumbnail?size=1600") : hit.media_url;
     element.alt = hit.uri;
   }
   player.replaceChildren(element);
-  $("caption").textContent = hit.uri + (hit.t_start != null ? ` at ${clock(hit.t_start)}` : "") +
+  $("caption").textContent = hit.uri.split(/[\\/]/).pop() + (hit.t_start != null ? ` at ${clock(hit.t_start)}` : "") +
     (hit.text ? ` — “${hit.text}”` : "");
-  $("viewer").showModal();
+  $("caption").title = hit.uri;
+  $("prev").disabled = index === 0;
+  $("next").disabled = index === visible.length - 1;
+  showTranscript(hit);
+  if (!$("viewer").open) $("viewer").showModal();
+}
+
+function step(by) {
+  const to = viewing + by;
+  if ($("viewer").open && to >= 0 && to < visible.length) open(to);
 }
 
 async function ask() {
@@ -144,7 +222,7 @@ async function ask() {
         buffer = buffer.slice(end + 2);
         const name = /^event: (.*)$/m.exec(block)?.[1];
         const data = JSON.parse(/^data: (.*)$/m.exec(block)?.[1] || "null");
-        if (name === "evidence") show(data, 0);
+        if (name === "evidence") { showQuery(null); show(data, 0); }
         else if (name === "token") answer.textContent += data.text;
         else if (name === "answer") cite(data);
         else if (name === "error") throw new Error(data.error);
@@ -165,7 +243,11 @@ function cite(result) {
     const a = document.createElement("a");
     a.textContent = part;
     a.href = "#";
-    a.addEventListener("click", (event) => { event.preventDefault(); open(evidence); });
+    a.addEventListener("click", (event) => {
+      event.preventDefault();
+      const at = visible.findIndex((h) => h.segment_id === evidence.segment_id);
+      if (at >= 0) open(at);
+    });
     return a;
   }));
 }
@@ -209,15 +291,27 @@ $("search").addEventListener("submit", searchText);
 $("reindex").addEventListener("click", reindex);
 indexStatus();
 $("ask").addEventListener("click", ask);
+$("more").addEventListener("click", () => render(true));
+$("prev").addEventListener("click", () => step(-1));
+$("next").addEventListener("click", () => step(1));
+$("viewer").addEventListener("keydown", (e) => {
+  if (e.key === "ArrowLeft") step(-1);
+  else if (e.key === "ArrowRight") step(1);
+});
+$("viewer").addEventListener("close", () => $("player").replaceChildren());  // stops playing
 $("file").addEventListener("change", (e) => searchImage(e.target.files[0]));
 document.addEventListener("paste", (e) => {
   const file = [...e.clipboardData.files].find((f) => f.type.startsWith("image/"));
   if (file) searchImage(file);
 });
-document.addEventListener("dragover", (e) => { e.preventDefault(); document.body.classList.add("dragging"); });
-document.addEventListener("dragleave", () => document.body.classList.remove("dragging"));
+// Dragging a file anywhere over the page shows the drop zone; leaving the window or dropping hides it.
+document.addEventListener("dragenter", (e) => {
+  if (e.dataTransfer.types.includes("Files")) $("dropzone").hidden = false;
+});
+document.addEventListener("dragover", (e) => e.preventDefault());
+$("dropzone").addEventListener("dragleave", () => { $("dropzone").hidden = true; });
 document.addEventListener("drop", (e) => {
   e.preventDefault();
-  document.body.classList.remove("dragging");
+  $("dropzone").hidden = true;
   searchImage(e.dataTransfer.files[0]);
 });

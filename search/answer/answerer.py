@@ -103,7 +103,7 @@ class Answerer:
         if not question.strip():
             raise InvalidQueryError("the question is empty")
         s = self.settings
-        hits = self.engine.search_text(question, k=s.max_evidence, filters=filters, calibrate=True)
+        hits = self.engine.search_text(question, k=s.max_evidence, filters=filters)
         floor = s.min_similarity if s.min_similarity is not None else -1.0
         relevant = [h for h in hits if h.score >= s.min_relevance and h.similarity >= floor]
         out, images = [], 0

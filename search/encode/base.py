@@ -64,6 +64,13 @@ class EncoderBase:
         chunks = [list(texts[i : i + self.batch_size]) for i in range(0, len(texts), self.batch_size)]
         return self._joined([self._timed("text", self.query_tower.encode_texts, chunk) for chunk in chunks])
 
+    def encode_lone_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """Each text exactly as a query of its own is encoded (the int8 tower's vectors depend on the
+        batch), so the one-shot search and the engine score alike."""
+        if self.query_tower is None:
+            return self.encode_texts(texts)
+        return query_tower.unit(self.query_tower.encode_each(list(texts)))
+
     def encode_words(self, texts: Sequence[str]) -> np.ndarray:
         """What is said or written, indexed or searched for: the text model's vectors when there is one."""
         if self.words is None:

@@ -12,6 +12,7 @@ This module imports neither torch nor open_clip: a one-shot search (search/query
 
 from __future__ import annotations
 
+import hashlib
 import html
 import json
 import os
@@ -185,6 +186,27 @@ class QueryTower:
         if not texts:
             return np.zeros((0, self.meta.dim), np.float32)
         return self.session.run(None, {"tokens": self.tokens(texts)})[0]
+
+    def encode_each(self, texts: list[str]) -> np.ndarray:
+        """Each text alone, as a query is encoded: int8 activations are quantised per batch and rows are
+        padded to the batch's longest, so in a batch a text gets a slightly different vector. Kept in the
+        tower's folder for the next process: the query cohort of search/query/fusion.py would cost a
+        one-shot search a hundred encodings on every run."""
+        key = hashlib.sha256("\n".join(texts).encode()).hexdigest()[:16]
+        path = self.folder / f"each-{key}.npy"
+        try:
+            return np.load(path)
+        except (OSError, ValueError):
+            pass
+        out = np.concatenate([self.encode_texts([t]) for t in texts])
+        part = path.with_name(f"{path.name}.{os.getpid()}.part")
+        try:
+            with part.open("wb") as f:
+                np.save(f, out)
+            part.replace(path)
+        except OSError:  # a read-only folder: encoded again next time
+            part.unlink(missing_ok=True)
+        return out
 
 
 def optimise(source: Path, folder: Path) -> None:

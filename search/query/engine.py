@@ -21,8 +21,9 @@ from mmsearch.query import dedup
 from mmsearch.query.filters import parse as parse_filter
 from mmsearch.query.fusion import COHORT, impostors, margins, terms
 from mmsearch.query.grouping import OVERFETCH, grouped, hit, join_phrase, moment
+from mmsearch.query.relevance import mark_weak
 from mmsearch.query.rerank import ClipReranker, Reranker, rerank
-from mmsearch.storage.schema import Item
+from mmsearch.storage.schema import Item, Segment
 from mmsearch.storage.store import Store, resolve_model, resolve_text_model
 
 if TYPE_CHECKING:
@@ -114,12 +115,11 @@ class Engine:
         query: str,
         k: int = 10,
         filters: Filters | None = None,
-        calibrate: bool = False,
         collapse: float | None = None,
         hybrid: bool = False,
     ) -> list[Hit]:
-        """What is seen (images, keyframes) and what is said (transcripts), fused (search/query/fusion.py).
-        `calibrate` gives calibrated scores even when only one space takes part; `collapse` keeps one of
+        """What is seen (images, keyframes) and what is said (transcripts), each scored by its cohort margin
+        (search/query/fusion.py), so one scale holds across spaces and indexes. `collapse` keeps one of
         pictures at least that alike (near-duplicates); `hybrid` fuses full-text matches in by rank."""
         query = query.strip()
         if not query:
@@ -129,9 +129,11 @@ class Engine:
         depth = max(k, self.search_settings.rerank_depth) if self.reranker else k
         if collapse is not None:
             depth *= 2  # room for the duplicates collapsed away
-        hits = self.search_vectors(vectors, depth, filters, words=query, calibrate=calibrate)
+        hits = self.search_vectors(vectors, depth, filters, words=query, calibrate=True)
         if self.reranker is not None and hits:
             hits = rerank(hits, self.reranker.scores(query, hits))
+        s = self.search_settings
+        hits = mark_weak(hits, s.good_margin, s.text_gap)
         if hybrid:
             hits = self._with_keywords(query, vectors, hits, depth, filters or Filters())
         return self._collapse(hits, collapse)[:k]
@@ -166,7 +168,11 @@ class Engine:
             set(keyword_rank) - set(vector_rank), vectors
         )
         order = sorted(fused, key=lambda i: (-fused[i], keyword_rank.get(i, 1 << 30), vector_rank.get(i, 0)))
-        return [replace(by_item[i], score=fused[i]) for i in order if i in by_item]
+        return [  # what holds the query's words is never weak
+            replace(by_item[i], score=fused[i], weak=by_item[i].weak and i not in keyword_rank)
+            for i in order
+            if i in by_item
+        ]
 
     def _keyword_hits(self, item_ids: set[int], vectors: dict[str, np.ndarray]) -> dict[int, Hit]:
         """Hits for items found by their words alone, pointing at their first segment."""
@@ -194,7 +200,10 @@ class Engine:
         """Images and video keyframes that look like the example."""
         vector = self.encoder.encode_images([image])[0]
         hits = self.search_vector(vector, k * 2 if collapse is not None else k, filters)
-        return self._collapse(hits, collapse)[:k]
+        return self._collapse(self._mark_pictures(hits), collapse)[:k]
+
+    def _mark_pictures(self, hits: list[Hit]) -> list[Hit]:
+        return mark_weak(hits, None, self.search_settings.picture_gap)
 
     def _collapse(self, hits: list[Hit], threshold: float | None) -> list[Hit]:
         """Keep the best of each set of pictures at least `threshold` alike (search/query/dedup.py)."""
@@ -244,7 +253,7 @@ class Engine:
     ) -> list[Hit]:
         """Pictures for weighted text, image and item terms: "this one, but in red, not striped"."""
         hits = self.search_vector(self.compose(terms), k * 2 if collapse is not None else k, filters)
-        return self._collapse(hits, collapse)[:k]
+        return self._collapse(self._mark_pictures(hits), collapse)[:k]
 
     def search_vector(self, vector: np.ndarray, k: int = 10, filters: Filters | None = None) -> list[Hit]:
         """A query vector in the picture space (an image embedding, or a text one to skip speech)."""
@@ -289,12 +298,15 @@ class Engine:
                 if not exact:
                     got = self._rescore(got, query)
                 last = got.similarity[-1] if len(got.ids) else None
-                below = filters.min_score is not None and last is not None and last < filters.min_score
+                raw = not (calibrate or space == TEXT_SPACE)  # a margin can pass min_score where cosine fails
+                below = (
+                    raw and filters.min_score is not None and last is not None and last < filters.min_score
+                )
                 exhausted &= bool(len(got.ids) < fetch or below)
                 if space == TEXT_SPACE and query_terms:
                     got = self._add_word_matches(got, query, query_terms, fetch, allowed)
                 found.append(got)
-            hits = self._hits(found, spaces, query_terms, filters.min_score, calibrate or len(spaces) > 1)
+            hits = self._hits(found, spaces, query_terms, filters.min_score, calibrate)
             if len(hits) >= k or exhausted:
                 return hits[:k]
             fetch *= OVERFETCH
@@ -328,7 +340,9 @@ class Engine:
     def _cohort(self, space: str) -> np.ndarray:
         """The cohort of typical queries (search/query/fusion.py), encoded as queries of the space."""
         if space not in self._cohorts:
-            encode = self.encoder.encode_word_queries if space == TEXT_SPACE else self.encoder.encode_queries
+            encode = (
+                self.encoder.encode_word_queries if space == TEXT_SPACE else self.encoder.encode_lone_queries
+            )
             self._cohorts[space] = encode(list(COHORT))
         return self._cohorts[space]
 
@@ -351,7 +365,7 @@ class Engine:
                 score = margins(score, cohort @ self.store.vectors_of(c.space, c.ids).T)
             scored += zip(score.tolist(), c.similarity.tolist(), c.ids.tolist(), strict=True)
         if min_score is not None:
-            scored = [f for f in scored if f[1] >= min_score]
+            scored = [f for f in scored if f[0] >= min_score]
         hits = grouped(scored, rows)
         return [join_phrase(h, terms, query_terms) for h in hits] if query_terms else hits
 
@@ -360,6 +374,11 @@ class Engine:
         if item is None:
             raise NotFoundError(f"no item with id {item_id}")
         return item
+
+    def transcript(self, item_id: int) -> list[Segment]:
+        """An item's speech segments in time order: what the viewer shows around a moment."""
+        self.item(item_id)  # 404 for an unknown id
+        return self.store.catalog.transcript(item_id)
 
     def info(self) -> dict:
         return {

@@ -4,10 +4,12 @@ A process that searches once pays more for its imports than for its search: torc
 seconds, pydantic and SQLAlchemy tenths. This path loads the index's int8 query tower
 (search/encode/query_tower.py), FAISS and the standard library's sqlite3, and ranks as Engine.search_text does
 (tests/test_quick.py holds the two equal). It only takes what it can answer that way:
-- a text query with no option but -k, --index-dir / -i and --json;
+- a text query with no option but -k, --index-dir / -i, --all, --json and --paths;
 - no MMSEARCH_ setting in the environment but MMSEARCH_INDEX_DIR (so default search settings hold);
 - an index with a query tower for its model, a SQLite catalog inside it, a picture cache as current as
-  the catalog, and pictures only: transcripts are ranked with the engine's calibration and word match.
+  the catalog, and pictures only: transcripts are ranked with the engine's text model and word match.
+Hits are scored by their cohort margins and the weaker ones marked at the default cutoff, as the engine does
+(search/query/fusion.py, search/query/relevance.py).
 Anything else returns None, and the full command line runs.
 """
 
@@ -24,10 +26,19 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mmsearch.defaults import CATALOG, DEFAULT_INDEX_DIR, IndexSearchDefaults, candidates_for
+from mmsearch.defaults import (
+    CATALOG,
+    DEFAULT_INDEX_DIR,
+    GOOD_MARGIN,
+    TEXT_GAP,
+    IndexSearchDefaults,
+    candidates_for,
+)
 from mmsearch.encode import query_tower
 from mmsearch.hits import IMAGE_SPACE, INDEXED, TEXT_SPACE, Hit, HitRow
+from mmsearch.query.fusion import COHORT, impostors, margins
 from mmsearch.query.grouping import OVERFETCH, grouped
+from mmsearch.query.relevance import mark_weak
 from mmsearch.storage.layout import FORMAT, MANIFEST, vectors_file
 
 if TYPE_CHECKING:
@@ -44,16 +55,21 @@ class Query:
     k: int = 10
     index_dir: Path | None = None
     as_json: bool = False
+    show_all: bool = False
+    paths: bool = False
+
+
+FLAGS = {"--json": "as_json", "--all": "show_all", "--paths": "paths"}
 
 
 def parse(args: Sequence[str]) -> Query | None:
     """The arguments after `search`, when they are a plain text query; None for anything else."""
-    text, k, index_dir, as_json = None, 10, None, False
+    text, k, index_dir, flags = None, 10, None, {}
     rest = list(args)
     while rest:
         arg = rest.pop(0)
-        if arg == "--json":
-            as_json = True
+        if arg in FLAGS:
+            flags[FLAGS[arg]] = True
         elif arg in ("-k", "-i", "--index-dir") and rest:
             value = rest.pop(0)
             if arg == "-k":
@@ -70,7 +86,7 @@ def parse(args: Sequence[str]) -> Query | None:
             text = arg
     if text is None or not text.strip() or "\x00" in text or k is None or not 1 <= k <= MAX_K:
         return None
-    return Query(text.strip(), k, index_dir, as_json)
+    return Query(text.strip(), k, index_dir, **flags)
 
 
 def _int(value: str) -> int | None:
@@ -126,11 +142,17 @@ def _search(
     if saved_at != (generation[0] if generation else 0):
         return None  # the engine brings the cache up to the catalog first
     vector = query_tower.unit(tower.encode_texts([query.text]))[0]  # as Encoder.encode_queries
-    return _ranked(index, db, vector, query.k) if len(index) else []
+    if not len(index):
+        return []
+    cohort = impostors(query_tower.unit(tower.encode_each(list(COHORT))), vector)  # as encode_lone_queries
+    hits = _ranked(index, db, vector, cohort, query.k)
+    return mark_weak(hits, GOOD_MARGIN, TEXT_GAP)
 
 
-def _ranked(index: VectorIndex, db: sqlite3.Connection, query: np.ndarray, k: int) -> list[Hit]:
-    """Engine.search_vectors for one space, unfiltered and uncalibrated."""
+def _ranked(
+    index: VectorIndex, db: sqlite3.Connection, query: np.ndarray, cohort: np.ndarray, k: int
+) -> list[Hit]:
+    """Engine.search_vectors for one space, unfiltered, scored by cohort margins."""
     fetch = k * OVERFETCH + 8
     while True:
         wanted = fetch if index.exact else max(fetch, candidates_for(len(index)))
@@ -139,7 +161,7 @@ def _ranked(index: VectorIndex, db: sqlite3.Connection, query: np.ndarray, k: in
         ids, similarity = ids[0][valid], scores[0][valid]
         if not index.exact:
             ids, similarity = _rescored(db, ids, query)
-        score = similarity.astype(np.float32)
+        score = margins(similarity.astype(np.float32), cohort @ _stored(db, ids, len(query)).T)
         scored = list(zip(score.tolist(), similarity.tolist(), ids.tolist(), strict=True))
         hits = grouped(scored, _rows(db, ids))
         if len(hits) >= k or len(ids) < fetch:
@@ -156,6 +178,16 @@ def _rescored(db: sqlite3.Connection, ids: np.ndarray, query: np.ndarray) -> tup
     similarity = np.stack([np.frombuffer(r[1], np.float32) for r in rows]) @ query
     order = np.argsort(-similarity, kind="stable")
     return found[order], similarity[order]
+
+
+def _stored(db: sqlite3.Connection, ids: np.ndarray, dim: int) -> np.ndarray:
+    """The catalog's float32 vectors of segments known to be there, in the order of ids."""
+    rows = dict(_select(db, "SELECT id, vector FROM segments WHERE id IN ({})", ids))
+    return (
+        np.stack([np.frombuffer(rows[i], np.float32) for i in ids.tolist()])
+        if len(ids)
+        else np.zeros((0, dim))
+    )
 
 
 def _rows(db: sqlite3.Connection, ids: np.ndarray) -> dict[int, HitRow]:

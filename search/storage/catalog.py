@@ -227,6 +227,16 @@ class Catalog:
         with Session(self.engine) as s:
             return np.fromiter(s.scalars(q.order_by(Segment.id)), np.int64)
 
+    def transcript(self, item_id: int) -> list[Segment]:
+        """What is said in an item, in time order (its speech segments)."""
+        q = select(Segment).where(
+            Segment.item_id == literal(item_id, BigInteger),
+            Segment.space == "text",
+            Segment.t_start.is_not(None),
+        )
+        with Session(self.engine) as s:
+            return list(s.scalars(q.order_by(Segment.t_start, Segment.id)))
+
     def vectors(
         self, ids: Sequence[int] | None = None, chunk: int = 10_000
     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:

@@ -17,12 +17,15 @@ from tests.http_api.conftest import SMALL_UPLOAD, Index, assert_error
 
 
 def test_text_search(client, index):
-    r = client.get("/search", params={"q": "red", "k": 5})
+    r = client.get("/search", params={"q": "red", "k": 5, "all": "true"})
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["query"] == "red" and body["k"] == 5 and body["took_ms"] >= 0
     hits = body["hits"]
-    assert len(hits) == 5
+    assert len(hits) == 5 and body["weaker"] == sum(h["weak"] for h in hits)
+    default = client.get("/search", params={"q": "red", "k": 5}).json()  # the good matches only
+    assert [h["item_id"] for h in default["hits"]] == [h["item_id"] for h in hits if not h["weak"]]
+    assert default["weaker"] == body["weaker"] and not any(h["weak"] for h in default["hits"])
     scores = [h["score"] for h in hits]
     assert scores == sorted(scores, reverse=True)
     assert len({h["item_id"] for h in hits}) == 5
@@ -36,21 +39,21 @@ def test_text_search(client, index):
 
 
 def test_text_search_default_k_and_more_k_than_items(client, index):
-    r = client.get("/search", params={"q": "a photo"})
+    r = client.get("/search", params={"q": "a photo", "all": True})
     assert r.status_code == 200 and r.json()["k"] == 10 and len(r.json()["hits"]) == 10
-    r = client.get("/search", params={"q": "a photo", "k": 200})
+    r = client.get("/search", params={"q": "a photo", "k": 200, "all": True})
     assert r.status_code == 200 and len(r.json()["hits"]) == index.indexed
 
 
 def test_filters(client, index):
     prefix = str(index.root / "sub") + "/"
-    r = client.get("/search", params={"q": "noise", "k": 50, "path_prefix": prefix})
+    r = client.get("/search", params={"q": "noise", "k": 50, "path_prefix": prefix, "all": True})
     assert r.status_code == 200
     uris = [h["uri"] for h in r.json()["hits"]]
     assert len(uris) == 4 and all(u.startswith(prefix) for u in uris)
     r = client.get("/search", params={"q": "noise", "kind": "video"})
     assert r.status_code == 200 and r.json()["hits"] == []
-    r = client.get("/search", params={"q": "noise", "k": 50, "min_score": 0.5})
+    r = client.get("/search", params={"q": "noise", "k": 50, "min_score": 0.5, "all": True})
     assert r.status_code == 200 and all(h["score"] >= 0.5 for h in r.json()["hits"])
 
 
@@ -58,7 +61,9 @@ def test_filters(client, index):
 def test_image_search_finds_the_same_file(client, index, name):
     path = index.files[name]
     r = client.post(
-        "/search/image", params={"k": 3}, files={"file": (path.name, path.read_bytes(), "image/x")}
+        "/search/image",
+        params={"k": 3, "all": True},
+        files={"file": (path.name, path.read_bytes(), "image/x")},
     )
     assert r.status_code == 200, r.text
     body = r.json()

@@ -46,6 +46,7 @@ class RealIndex:
     copies: Path  # near copies of the photos named in truth.json, indexed beside it
     engine: Engine
     reports: tuple[IndexReport, IndexReport]
+    settings: Settings
 
     def uri(self, rel: str) -> str:
         return str(self.root / rel)
@@ -97,5 +98,5 @@ def real_index(corpus, shapes_model, tmp_path_factory) -> RealIndex:
         )
         for root in (corpus, copies)
     )
-    yield RealIndex(corpus, copies, engine, reports)
+    yield RealIndex(corpus, copies, engine, reports, settings)
     engine.close()

@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import json
 
+import httpx
 import pytest
 
+from mmsearch.api.app import create_app
+from tests.conftest import serve
 from tests.real.conftest import REPO
 
 COVER_TOLERANCE_S = 0.25  # about a syllable: Whisper's segment edges vs the envelope's (set before measuring)
@@ -32,7 +35,7 @@ def test_a_recording_is_found_first_by_its_words_and_the_moment_covers_the_phras
     hit = real_index.engine.search_text(case["text"], k=5)[0]
     relevant = {real_index.uri(rel) for rel in case["relevant"]}
     assert hit.uri in relevant, (case["text"], hit.uri, hit.text)
-    assert hit.space == "text" and hit.kind == "audio"
+    assert hit.space == "text" and hit.kind == "audio" and not hit.weak, (hit.score, hit.weak)
     t0, t1 = case["moments"][0]["t0"], case["moments"][0]["t1"]
     assert hit.t_start <= t0 + COVER_TOLERANCE_S and hit.t_end >= t1 - COVER_TOLERANCE_S, (
         case,
@@ -51,6 +54,33 @@ def test_a_recording_is_found_first_by_a_paraphrase(real_index, case):
         case,
         hit.uri,
     )
+    assert not hit.weak, (case, hit.score)
+
+
+@pytest.mark.parametrize("query", ["xqzv plorth 12345", "asdf", "zzz qqq"])
+def test_gibberish_has_no_good_match(real_index, query):
+    """The default cutoff (search/query/relevance.py): every hit of nonsense is weak, none is shown."""
+    hits = real_index.engine.search_text(query, k=10)
+    assert hits and all(h.weak for h in hits), [(h.uri, h.score) for h in hits if not h.weak]
+
+
+def test_over_http_nonsense_answers_no_good_match_and_words_answer_their_recording(real_index):
+    """What the page shows: the good matches, and how many weaker ones it left out."""
+    app = create_app(real_index.settings, engine=real_index.engine)
+    with serve(app) as url, httpx.Client(base_url=url, timeout=60) as http:
+        nonsense = http.get("/search", params={"q": "zzz qqq", "k": 8}).json()
+        assert nonsense["hits"] == [] and nonsense["weaker"] == 8, nonsense
+        shown = http.get("/search", params={"q": "zzz qqq", "k": 8, "all": True}).json()["hits"]
+        assert len(shown) == 8 and all(h["weak"] for h in shown)
+        jfk = http.get("/search", params={"q": "ask not what your country can do for you", "k": 8}).json()
+        assert jfk["hits"] and jfk["hits"][0]["uri"].endswith(("jfk.wav", "jfk.mp3")), jfk["hits"][:1]
+        assert len(jfk["hits"]) + jfk["weaker"] == 8 and jfk["weaker"] > 0
+        lines = http.get(f"/items/{jfk['hits'][0]['item_id']}/transcript").json()
+        assert [line["t_start"] for line in lines] == sorted(line["t_start"] for line in lines)
+        assert "ask not what your country" in " ".join(line["text"] for line in lines).lower()
+        photo = next(h for h in shown if h["kind"] == "image")
+        assert http.get(f"/items/{photo['item_id']}/transcript").json() == []
+        assert http.get("/items/999999/transcript").status_code == 404
 
 
 def test_speech_ends_within_the_recording(real_index, corpus):

@@ -1,0 +1,32 @@
+"""Which hits are good matches: the default cutoff that hides the rest behind "N weaker matches".
+
+A text query's score is its cohort margin (search/query/fusion.py): how much better the query fits a
+document than any typical query of another kind does. Below a small floor, nothing tells the hit from what
+a typical query would find, and gibberish never passes it (on the real corpus "zzz qqq" scores 0.007 at
+best, "xqzv plorth 12345" -0.01, the demo's gibberish -0.05, against 0.14 to 0.64 for what is there). A
+weak model's right answers may fall under it too (the tiny test model gives some green crosses 0.02):
+SearchSettings.good_margin sets it, and `all` shows everything. A picture query's
+score is a cosine: there is always a nearest picture, so only the gap to the best counts.
+
+Each hit is judged on its own (a reranker may have reordered them), never dropped: callers show the
+strong ones and say how many weaker ones they leave out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+from mmsearch.hits import Hit
+
+
+def mark_weak(hits: Sequence[Hit], floor: float | None, gap: float) -> list[Hit]:
+    """The hits, each marked weak when its score is under `floor` or more than `gap` below the best."""
+    if not hits:
+        return []
+    best = max(h.score for h in hits)
+    return [replace(h, weak=(floor is not None and h.score < floor) or h.score < best - gap) for h in hits]
+
+
+def strong(hits: Sequence[Hit]) -> list[Hit]:
+    return [h for h in hits if not h.weak]
