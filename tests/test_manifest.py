@@ -96,7 +96,32 @@ def test_filters_return_exactly_the_matching_products(catalogue, engine):
     assert _skus(engine, 'sku = "SKU-0042"') == {"SKU-0042"}
     assert _skus(engine, "title ~ 'NUMBER 12'") == expect(lambda r: "number 12" in r["title"].lower())
     assert _skus(engine, "kind = product") == expect(lambda r: True)
-    assert _skus(engine, "colour = red") == set(), "a field no product has matches nothing"
+    assert _skus(engine, "not price < 0") == expect(lambda r: True)
+
+
+def test_a_field_the_index_lacks_is_an_error_naming_those_it_has(catalogue, engine):
+    with pytest.raises(InvalidQueryError, match=r"unknown field 'colour': .*from its manifest: .*category"):
+        _skus(engine, "colour = red")
+    with pytest.raises(InvalidQueryError, match=r"unknown field 'Price': did you mean price\?"):
+        _skus(engine, "Price < 3")
+
+
+@pytest.mark.parametrize(
+    ("where", "said"),
+    [
+        ("price <", "it ends too soon: expected a value (a number, \"text\", a date or a word) after '<'"),
+        (
+            "price 5",
+            "expected a comparison (=, !=, <, <=, >, >=, ~, ^=) or 'in' or 'not' at character 7, not '5'",
+        ),
+        ("(kind = video", "it ends too soon: expected ')' after 'video'"),
+        ("price < 5 $", "'$' at character 11 is not part of a filter"),
+    ],
+)
+def test_syntax_errors_say_what_was_expected_in_plain_words(where, said):
+    with pytest.raises(InvalidQueryError) as error:
+        Filters(where=where)
+    assert str(error.value) == f"invalid filter {where!r}: {said}"
 
 
 def test_a_one_percent_filter_still_returns_k_hits(catalogue, engine):
@@ -171,15 +196,23 @@ def test_filters_and_fields_over_http(tmp_path, engine, settings):
     index_manifest(manifest, engine.encoder, engine.store, settings.indexer)
     with serve(create_app(settings, engine)) as url, httpx.Client(base_url=url, timeout=30) as client:
         where = "price >= 100 and category = hats"
-        r = client.get("/search", params={"q": "poster", "k": 50, "where": where})
+        r = client.get("/search", params={"q": "poster", "k": 50, "where": where, "all": True})
         assert r.status_code == 200
         hits = r.json()["hits"]
         fields = [client.get(h["item_url"]).json()["fields"] for h in hits]
         assert sorted((f["sku"], f["price"]) for f in fields) == [("SKU-0020", 105), ("SKU-0026", 135)]
         bad = client.get("/search", params={"q": "poster", "where": "price <"})
         assert bad.status_code == 400 and "invalid filter" in bad.json()["error"]
-        kinds = client.get("/search", params={"q": "poster", "kind": "product", "k": 3}).json()["hits"]
-        assert [h["kind"] for h in kinds] == ["product"] * 3
+        kinds = client.get("/search", params={"q": "poster", "kind": "product", "k": 3, "all": True})
+        assert [h["kind"] for h in kinds.json()["hits"]] == ["product"] * 3
+        unknown = client.get("/search", params={"q": "poster", "where": "colour = red"})
+        assert unknown.status_code == 400
+        assert "unknown field 'colour'" in unknown.json()["error"] and "price" in unknown.json()["error"]
+        described = client.get("/filters").json()
+        assert described["fields"]["price"] == "number" and described["fields"]["category"] == "text"
+        assert "tag" in described["built_in"] and described["example"].startswith("bucket < ")
+        example = client.get("/search", params={"q": "poster", "where": described["example"]})
+        assert example.status_code == 200
 
 
 def test_hybrid_search_puts_an_exact_sku_first(tmp_path, engine, settings):

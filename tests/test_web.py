@@ -149,6 +149,13 @@ def test_errors_and_empty_states_are_shown(site, browser):
     url, _ = site
     page = browser.new_page()
     page.goto(url)
+    page.wait_for_function("() => document.querySelector('#where').placeholder.includes('duration')")
+    assert page.get_attribute("#where", "placeholder") == "Filter, e.g. kind = video and duration > 60"
+    page.fill("#where", "nosuchfield = 3")
+    page.fill("#q", "anything")
+    page.press("#q", "Enter")
+    page.wait_for_selector("#status.error")
+    assert "unknown field 'nosuchfield'" in page.inner_text("#status")
     page.fill("#where", "price <")
     page.fill("#q", "anything")
     page.press("#q", "Enter")

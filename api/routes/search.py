@@ -19,6 +19,7 @@ from mmsearch.api.errors import error_responses
 from mmsearch.api.limits import megabytes
 from mmsearch.hits import Moment
 from mmsearch.query.engine import Engine, Term
+from mmsearch.query.filters import BUILT_IN, example
 from mmsearch.query.relevance import strong
 
 router = APIRouter(tags=["search"])
@@ -317,3 +318,24 @@ def _term_value(term: TermIn, settings, engine: Engine) -> str | int | Image.Ima
     except ValueError as exc:
         raise InvalidQueryError("a term's image is not valid base64") from exc
     return engine.picture(data, settings.api.max_upload_pixels).image
+
+
+class FiltersOut(BaseModel):
+    built_in: list[str] = Field(description="fields every index has (docs/filters.md)")
+    fields: dict[str, str] = Field(description="this index's manifest fields: 'number' or 'text'")
+    example: str = Field(description="a filter that fits this index")
+
+
+@router.get(
+    "/filters",
+    summary="The fields a filter (`where`) can name in this index, and an example",
+    response_model=FiltersOut,
+    responses=error_responses(503),
+)
+def filter_fields(engine: EngineDep) -> FiltersOut:
+    fields = engine.fields()
+    return FiltersOut(
+        built_in=list(BUILT_IN),
+        fields={name: "number" if isinstance(v, float) else "text" for name, v in fields.items()},
+        example=example(fields),
+    )

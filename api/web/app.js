@@ -275,6 +275,12 @@ function showRun(run) {
   indexing = going;
 }
 
+async function filterExample() {
+  // The filter box suggests a filter on fields this index has (a manifest's, or the built-in ones).
+  const r = await fetch("/filters");  // no key prompt here: a search asks for one
+  if (r.ok) $("where").placeholder = `Filter, e.g. ${(await r.json()).example}`;
+}
+
 async function indexStatus() {
   const r = await fetch("/admin/index");  // no key prompt: most visitors may not index
   if (r.ok) showRun(await r.json());
@@ -290,6 +296,7 @@ async function reindex() {
 $("search").addEventListener("submit", searchText);
 $("reindex").addEventListener("click", reindex);
 indexStatus();
+filterExample();
 $("ask").addEventListener("click", ask);
 $("more").addEventListener("click", () => render(true));
 $("prev").addEventListener("click", () => step(-1));

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 from sqlalchemy import and_
+from sqlalchemy.sql.elements import ColumnElement
 
 from mmsearch.config import IndexerSettings, SearchSettings, Settings
 from mmsearch.defaults import candidates_for
@@ -93,6 +94,7 @@ class Engine:
         self.search_settings = search or SearchSettings()
         self.reranker = reranker
         self._cohorts: dict[str, np.ndarray] = {}
+        self._fields: tuple[int, dict[str, float | str]] = (-1, {})
 
     @classmethod
     def open(cls, settings: Settings, create: bool = False) -> Engine:
@@ -153,7 +155,7 @@ class Engine:
         if filters.path_prefix:
             conditions.append(Item.uri.startswith(filters.path_prefix, autoescape=True))
         if filters.where:
-            conditions.append(parse_filter(filters.where))
+            conditions.append(self._where(filters))
         where = and_(*conditions) if conditions else None
         matched = self.store.catalog.keyword_search(query, max(depth, KEYWORD_DEPTH), where)
         vector_rank = {h.item_id: r for r, h in enumerate(hits, 1)}
@@ -276,8 +278,7 @@ class Engine:
         filters = filters or Filters()
         allowed = None
         if filters.restricts_ids:
-            condition = parse_filter(filters.where) if filters.where else None
-            allowed = self.store.catalog.segment_ids(filters.kind, filters.path_prefix, condition)
+            allowed = self.store.catalog.segment_ids(filters.kind, filters.path_prefix, self._where(filters))
             if not len(allowed):
                 return []
         self.store.refresh()
@@ -374,6 +375,18 @@ class Engine:
         if item is None:
             raise NotFoundError(f"no item with id {item_id}")
         return item
+
+    def fields(self) -> dict[str, float | str]:
+        """The index's user fields (manifest columns), each with a value an item has; read again after
+        each write (the catalog's generation)."""
+        generation = self.store.catalog.generation()
+        if self._fields[0] != generation:
+            self._fields = (generation, self.store.catalog.field_examples())
+        return self._fields[1]
+
+    def _where(self, filters: Filters) -> ColumnElement | None:
+        """The filter as a condition on items; a field the index lacks is an error naming those it has."""
+        return parse_filter(filters.where, self.fields()) if filters.where else None
 
     def transcript(self, item_id: int) -> list[Segment]:
         """An item's speech segments in time order: what the viewer shows around a moment."""

@@ -10,7 +10,9 @@
 Built-in fields: `kind`, `path` (the file's path), `size` (bytes), `width`, `height`, `duration`
 (seconds), `indexed` and `modified` (dates), `tag` (a label on the item). Any other name is a user
 field from a manifest: numbers compare as numbers, text as text (so `price < 50` never compares
-"100" < "50" as strings). A comparison with a field an item does not have is false for that item.
+"100" < "50" as strings). A comparison with a field an item does not have is false for that item;
+a field no item of the index has is an error that names the fields there are (a typo would otherwise
+quietly find nothing).
 The compiled condition selects catalog items; the engine turns it into the segment ids FAISS may
 return (a pre-filter: a filtered top-k is never starved).
 """
@@ -18,10 +20,12 @@ return (a pre-filter: a filtered top-k is never starved).
 from __future__ import annotations
 
 import datetime as dt
+import difflib
+from collections.abc import Collection
 from functools import cache
 
 from lark import Lark, Token, Transformer, v_args
-from lark.exceptions import LarkError, VisitError
+from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedInput, UnexpectedToken, VisitError
 from sqlalchemy import and_, exists, false, func, not_, or_, select, true
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -57,6 +61,27 @@ STRING: /"(\\.|[^"\\])*"/ | /'(\\.|[^'\\])*'/
 """
 
 NUMERIC_COLUMNS = {"size": Item.size, "width": Item.width, "height": Item.height}
+BUILT_IN = ("kind", "path", "size", "width", "height", "duration", "indexed", "modified", "tag")
+VALUE = 'a value (a number, "text", a date or a word)'
+# What the parser expected, in words: lark names terminals, not what a user types.
+EXPECTED = {
+    "FIELD": "a field name",
+    "OP": "a comparison (=, !=, <, <=, >, >=, ~, ^=)",
+    "SIGNED_NUMBER": VALUE,
+    "STRING": VALUE,
+    "DATE": VALUE,
+    "WORD": VALUE,
+    "_IN": "'in'",
+    "_NOT": "'not'",
+    "_AND": "'and'",
+    "_OR": "'or'",
+    "LPAR": "'('",
+    "RPAR": "')'",
+    "LSQB": "'['",
+    "RSQB": "']'",
+    "COMMA": "','",
+    "$END": "the end of the filter",
+}
 COMPARE = {
     "=": lambda a, b: a == b,
     "!=": lambda a, b: a != b,
@@ -79,7 +104,11 @@ def _unquote(text: str) -> str:
 
 @v_args(inline=True)
 class _Compile(Transformer):
-    """Parse tree -> SQLAlchemy condition on Item."""
+    """Parse tree -> SQLAlchemy condition on Item; `fields`: the index's user fields, when known."""
+
+    def __init__(self, fields: Collection[str] | None):
+        super().__init__()
+        self.fields = fields
 
     def number(self, tok: Token) -> float:
         return float(tok)
@@ -104,11 +133,24 @@ class _Compile(Transformer):
         return not_(condition)
 
     def compare(self, field: Token, op: Token, value) -> ColumnElement:
+        self._check(str(field))
         return _comparison(str(field), str(op), value)
 
     def one_of(self, field: Token, *values) -> ColumnElement:
+        self._check(str(field))
         values = [v for v in values if v is not None]
         return or_(*(_comparison(str(field), "=", v) for v in values)) if values else false()
+
+    def _check(self, field: str) -> None:
+        if self.fields is None or field.lower() in BUILT_IN or field in self.fields:
+            return
+        known = sorted(self.fields)
+        close = difflib.get_close_matches(field, [*known, *BUILT_IN], n=1)
+        hint = f"did you mean {close[0]}? " if close else ""
+        theirs = f"; from its manifest: {', '.join(known)}" if known else " (it has no manifest fields)"
+        raise InvalidQueryError(
+            f"unknown field {field!r}: {hint}this index has {', '.join(BUILT_IN)}{theirs}"
+        )
 
     def none_of(self, field: Token, *values) -> ColumnElement:
         return not_(self.one_of(field, *values))
@@ -167,18 +209,50 @@ def _user_field(field: str, op: str, value) -> ColumnElement:
     )
 
 
-def parse(expression: str) -> ColumnElement:
-    """A filter expression -> a condition on catalog items. Raises InvalidQueryError with the position."""
+def example(fields: dict[str, float | str]) -> str:
+    """A filter that fits this index, for a placeholder: on its first numeric manifest field, else its
+    first text field, else the built-in kind."""
+    numeric = [(name, value) for name, value in fields.items() if isinstance(value, float)]
+    if numeric:
+        name, mean = numeric[0]
+        return f"{name} < {float(f'{mean:.2g}'):g}"
+    if fields:
+        name, value = next(iter(fields.items()))
+        return f"{name} = {value!r}" if '"' in str(value) else f'{name} = "{value}"'
+    return "kind = video and duration > 60"
+
+
+def parse(expression: str, fields: Collection[str] | None = None) -> ColumnElement:
+    """A filter expression -> a condition on catalog items. Raises InvalidQueryError in plain words, with
+    the position; with `fields` (the index's user fields), also for a field the index does not have."""
     if len(expression) > MAX_CHARS:
         raise InvalidQueryError(f"the filter is over {MAX_CHARS} characters")
     if not expression.strip():
         return true()
     try:
-        return _Compile().transform(_parser().parse(expression))
+        return _Compile(fields).transform(_parser().parse(expression))
     except VisitError as exc:
         if isinstance(exc.orig_exc, InvalidQueryError):
             raise exc.orig_exc from None
         raise InvalidQueryError(f"invalid filter {expression!r}: {exc.orig_exc}") from None
+    except UnexpectedInput as exc:
+        raise InvalidQueryError(f"invalid filter {expression!r}: {_in_words(exc, expression)}") from None
     except LarkError as exc:
         first = str(exc).strip().splitlines()[0]
         raise InvalidQueryError(f"invalid filter {expression!r}: {first}") from None
+
+
+def _in_words(exc: UnexpectedInput, expression: str) -> str:
+    """What went wrong where, as a user would say it: "expected a value after '<', at the end"."""
+    if isinstance(exc, UnexpectedCharacters):
+        return f"{expression[exc.pos_in_stream]!r} at character {exc.column} is not part of a filter"
+    names = getattr(exc, "expected", ()) or ()
+    order = list(EXPECTED)
+    ranked = sorted(names, key=lambda n: order.index(n) if n in order else len(order))
+    expected = dict.fromkeys(EXPECTED.get(n, n.lower()) for n in ranked)
+    wanted = " or ".join(expected) if expected else "something else"
+    token = getattr(exc, "token", None)
+    if not isinstance(exc, UnexpectedToken) or token is None or token.type == "$END":
+        after = expression.rstrip().split()[-1]
+        return f"it ends too soon: expected {wanted} after {after!r}"
+    return f"expected {wanted} at character {token.column}, not {str(token)!r}"

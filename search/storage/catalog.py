@@ -106,6 +106,16 @@ class Catalog:
         with Session(self.engine) as s:
             return s.scalar(select(State.value).where(State.key == "generation")) or 0
 
+    def field_examples(self) -> dict[str, float | str]:
+        """Each user field (manifest column) with a value some item has: its mean if numeric, else the
+        first text in order."""
+        q = select(ItemField.name, func.avg(ItemField.num), func.min(ItemField.text)).group_by(ItemField.name)
+        with Session(self.engine) as s:
+            return {
+                name: num if num is not None else text
+                for name, num, text in s.execute(q.order_by(ItemField.name))
+            }
+
     def known_files(self) -> dict[str, KnownFile]:
         q = select(Item.uri, Item.id, Item.size, Item.mtime_ns, Item.content_hash, Item.status)
         with Session(self.engine) as s:
