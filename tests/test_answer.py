@@ -230,3 +230,17 @@ def test_cli_ask_streams_the_answer_then_lists_the_cited_hits(collection, server
     )
     assert proc.returncode == 0, proc.stderr
     assert ANSWER in proc.stdout and "cited" in proc.stdout and "lighthouse.flac" in proc.stdout
+
+
+def test_answer_status_says_whether_and_why_not(collection, server, client_for, tmp_path):
+    """What the page shows before anyone clicks Ask (checked without loading a model or calling a server)."""
+    url, _ = server
+    ready = client_for(openai_settings(collection[0], url)).get("/answer/status").json()
+    assert ready == {"ready": True, "backend": "openai", "model": "gpt-test", "message": None}
+    for answer in (
+        {"backend": "openai", "model": None},
+        {"backend": "local", "model": str(tmp_path / "nope")},
+    ):
+        state = client_for(with_answer(collection[0], **answer)).get("/answer/status").json()
+        assert state["ready"] is False and "MMSEARCH_ANSWER__BACKEND=openai" in state["message"], state
+    assert "folder" in state["message"] and "does not exist" in state["message"]

@@ -19,6 +19,7 @@ from mmsearch.indexer import index_folder
 from mmsearch.synth.media import shot_of, write_video
 from mmsearch.synth.shapes import caption, classes, render
 from tests.conftest import serve
+from tests.fake_vlm import DELTAS, fake_vlm_server
 
 CHROMIUM = shutil.which("chromium")
 ADMIN_KEY = "admin-key-for-the-page-test"
@@ -247,6 +248,69 @@ def test_the_viewer_steps_through_the_results_and_shows_what_is_said(site, brows
     image.locator("button").click()
     width = page.locator("#player img").evaluate("img => img.getBoundingClientRect().width")
     assert width >= 400, f"a 128 px picture opens at a readable size, not {width} px"
+
+
+def answering(indexed, **answer: object):
+    """The page's server with other answer settings (the fake VLM server of tests/fake_vlm.py)."""
+    settings, engine, _ = indexed
+    update = {"answer": settings.answer.model_copy(update=answer)}
+    return serve(create_app(settings.model_copy(update=update), engine))
+
+
+def ask(page, url: str, question: str) -> None:
+    page.goto(url)
+    page.wait_for_function("() => document.querySelector('#ask').title !== ''")
+    page.fill("#q", question)
+    page.click("#ask")
+
+
+def test_ask_says_before_a_click_that_no_answer_model_is_set_up(indexed, browser):
+    with answering(indexed, backend="openai", model=None) as url:
+        page = browser.new_page()
+        sent = []
+        page.on("request", lambda r: sent.append(r.url) if "/answer/stream" in r.url else None)
+        page.goto(url)
+        page.wait_for_selector("#asknote:visible")
+        assert "no answer model" in page.inner_text("#asknote summary")
+        page.click("#asknote summary")
+        how = page.inner_text("#asknote span")
+        assert "MMSEARCH_ANSWER__MODEL" in how and "Ollama" in how and "ANTHROPIC_API_KEY" in how
+        assert "Ask is off" in page.get_attribute("#ask", "title")
+        page.fill("#q", "who painted the door?")
+        page.click("#ask")
+        assert page.inner_text("#status") == "Ask is off on this server."
+        assert "MMSEARCH_ANSWER__BACKEND" in page.inner_text("#answer")
+        assert sent == [], "no question is sent to a server that cannot answer"
+
+
+def test_ask_streams_an_answer_whose_citations_open_the_evidence(indexed, browser):
+    with (
+        fake_vlm_server() as (vlm, _),
+        answering(indexed, backend="openai", model="m", base_url=f"{vlm}/v1") as url,
+    ):
+        page = browser.new_page()
+        ask(page, url, "who painted the lighthouse door?")
+        page.wait_for_selector("#answer a")  # the citations, once the answer is complete
+        assert page.inner_text("#answer") == "".join(DELTAS)
+        assert page.locator("#asknote").is_hidden() and page.locator("#results li").count() >= 1
+        page.locator("#answer a", has_text="[1]").click()
+        page.wait_for_selector("#viewer[open]")
+        first = page.locator("#results li .name").first.inner_text().split(" ")[0]
+        assert page.inner_text("#caption").startswith(first)
+
+
+def test_a_backend_failing_mid_answer_shows_its_message_and_keeps_the_evidence(indexed, browser):
+    with (
+        fake_vlm_server() as (vlm, behaviour),
+        answering(indexed, backend="openai", model="m", base_url=f"{vlm}/v1") as url,
+    ):
+        behaviour.mode = "error_event"
+        page = browser.new_page()
+        ask(page, url, "who painted the lighthouse door?")
+        page.wait_for_selector("#status.error")
+        assert "the model crashed" in page.inner_text("#status")
+        assert page.inner_text("#answer").startswith(DELTAS[0].strip())  # what came before the failure
+        assert page.locator("#results li").count() >= 1  # the evidence stays on the page
 
 
 def test_a_key_is_asked_for_then_an_admin_updates_the_index(indexed, browser, tmp_path):

@@ -105,6 +105,24 @@ def answer_out(request: Request, answer: Answer, took_ms: float) -> AnswerOut:
     )
 
 
+class AnswerStatusOut(BaseModel):
+    ready: bool = Field(description="an answer may come; false: the message says why and what to set")
+    backend: str
+    model: str | None
+    message: str | None = None
+
+
+@router.get(
+    "/answer/status",
+    summary="Whether questions can be answered here, and if not, why and what to set",
+    response_model=AnswerStatusOut,
+)
+def answer_status(answerer: AnswererDep) -> AnswerStatusOut:
+    why = answerer.why_not
+    s = answerer.settings
+    return AnswerStatusOut(ready=why is None, backend=s.backend, model=s.model, message=why)
+
+
 def _filters(body: AnswerIn) -> Filters:
     return Filters(kind=body.kind, path_prefix=body.path_prefix, where=body.where)
 

@@ -195,8 +195,26 @@ function step(by) {
   if ($("viewer").open && to >= 0 && to < visible.length) open(to);
 }
 
+let askOff = null;  // why Ask cannot answer here (GET /answer/status), shown before anyone clicks
+
+async function answerStatus() {
+  const r = await fetch("/answer/status");  // no key prompt here: a search asks for one
+  if (!r.ok) return;
+  const state = await r.json();
+  askOff = state.ready ? null : state.message;
+  $("ask").classList.toggle("off", !state.ready);
+  $("ask").title = state.ready ? "Answer the question from the collection, with citations" : `Ask is off: ${askOff}`;
+  $("asknote").hidden = state.ready;
+  $("asknote").querySelector("span").textContent = askOff || "";
+}
+
 async function ask() {
   const question = $("q").value.trim();
+  if (askOff) {
+    answer.hidden = false;
+    answer.textContent = askOff;
+    return say("Ask is off on this server.", true);
+  }
   if (!question) return say("Type a question first.", true);
   answer.hidden = false;
   answer.textContent = "";
@@ -297,6 +315,7 @@ $("search").addEventListener("submit", searchText);
 $("reindex").addEventListener("click", reindex);
 indexStatus();
 filterExample();
+answerStatus();
 $("ask").addEventListener("click", ask);
 $("more").addEventListener("click", () => render(true));
 $("prev").addEventListener("click", () => step(-1));

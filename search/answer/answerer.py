@@ -14,10 +14,12 @@ import io
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from mmsearch.answer.vlm.base import ImagePart, Prompt, TextPart, VLMBackend
 from mmsearch.config import AnswerSettings
+from mmsearch.defaults import LOCAL_VLM
 from mmsearch.errors import ConfigError, InvalidQueryError, MediaError, ModelUnavailableError
 from mmsearch.hits import Hit, clock
 from mmsearch.query.engine import Engine, Filters
@@ -92,6 +94,11 @@ class Answerer:
         self.engine = engine
         self.settings = settings
         self._backend = backend
+
+    @cached_property
+    def why_not(self) -> str | None:
+        """Why no answer can be had here (checked once, without loading anything); None when one may."""
+        return unavailable(self.settings) if self._backend is None else None
 
     @property
     def backend(self) -> VLMBackend:
@@ -176,6 +183,44 @@ class Answerer:
     ) -> Answer:
         *_, answer = self.stream(question, filters, evidence)
         return answer
+
+
+SETUP = (
+    "Set one: a server (MMSEARCH_ANSWER__BACKEND=openai, MMSEARCH_ANSWER__MODEL and "
+    "MMSEARCH_ANSWER__BASE_URL, e.g. http://127.0.0.1:11434/v1 for Ollama or a vLLM URL), Anthropic "
+    "(MMSEARCH_ANSWER__BACKEND=anthropic, MMSEARCH_ANSWER__MODEL and ANTHROPIC_API_KEY), or a local "
+    "model (MMSEARCH_ANSWER__MODEL=a folder or a hub name in the cache). See docs/answers.md."
+)
+
+
+def unavailable(settings: AnswerSettings) -> str | None:
+    """Why these settings can give no answer, found without loading a model or calling a server (the
+    page says it before anyone asks); None when an answer may come."""
+    if settings.backend != "local":
+        try:
+            make_backend(settings)
+        except (ConfigError, ModelUnavailableError) as exc:
+            return f"{exc}. {SETUP}"
+        return None
+    model = settings.model or LOCAL_VLM
+    if Path(model).is_dir():
+        return None
+    if model.startswith((".", "/", "~")) or model.count("/") > 1:
+        return f"The local answer model folder {model} does not exist. {SETUP}"
+    from huggingface_hub import constants as hub_constants
+    from huggingface_hub import try_to_load_from_cache
+
+    from mmsearch.encode.hub import offline_if_unreachable
+
+    if isinstance(try_to_load_from_cache(model, "config.json"), str):
+        return None
+    offline_if_unreachable()
+    if not hub_constants.HF_HUB_OFFLINE:
+        return None  # fetched on the first question
+    return (
+        f"No answer model here: the local model {model} is not on this machine and the model hub "
+        f"cannot be reached to fetch it. {SETUP}"
+    )
 
 
 def make_backend(settings: AnswerSettings) -> VLMBackend:

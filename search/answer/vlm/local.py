@@ -27,20 +27,20 @@ from transformers import (
 )
 
 from mmsearch.answer.vlm.base import ImagePart, Prompt, TextPart
+from mmsearch.defaults import LOCAL_VLM
 from mmsearch.encode.hub import offline_if_unreachable
 from mmsearch.encode.models import pick_device
 from mmsearch.errors import BackendError, BackendTimeoutError, ModelUnavailableError
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODEL = "HuggingFaceTB/SmolVLM-256M-Instruct"
 
 
 class LocalBackend:
     name = "local"
 
     def __init__(self, model: str | None = None, device: str = "auto") -> None:
-        self.model = model or DEFAULT_MODEL
+        self.model = model or LOCAL_VLM
         self.device = device
         self._loaded: tuple[Any, torch.nn.Module] | None = None
         self._load_lock = threading.Lock()
