@@ -36,4 +36,6 @@ def candidates_for(n: int, base: int = CANDIDATES) -> int:
     if n <= CANDIDATES_GROW_FROM:
         return base
     return base * (1 + math.ceil(math.log10(n / CANDIDATES_GROW_FROM)))
+
+
 LOCAL_VLM = "HuggingFaceTB/SmolVLM-256M-Instruct"  # the local answer backend's model (AnswerSettings)

@@ -35,7 +35,6 @@ from mmsearch.errors import BackendError, BackendTimeoutError, ModelUnavailableE
 log = logging.getLogger(__name__)
 
 
-
 class LocalBackend:
     name = "local"
 
