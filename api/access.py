@@ -143,4 +143,5 @@ class AccessMiddleware:
         if path.startswith(ADMIN_PREFIX) and role != "admin":
             await error_json(403, "this route needs an admin key", "PermissionError")(scope, receive, send)
             return
+        scope.setdefault("state", {})["role"] = role  # request.state.role: what paths it may see
         await self.app(scope, receive, send)

@@ -20,5 +20,14 @@ async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
+def shown_uri(request: Request, uri: str) -> str:
+    """A file's path as this caller may see it: whole for an admin (every caller when no keys are set),
+    else relative to the folder all indexed files share, so a read key learns no server paths."""
+    if getattr(request.state, "role", "admin") == "admin":
+        return uri
+    root = request.app.state.engine.common_root()
+    return uri[len(root) :] if root and uri.startswith(root) else uri.rsplit("/", 1)[-1]
+
+
 EngineDep = Annotated[Engine, Depends(get_engine)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]

@@ -99,6 +99,28 @@ def test_a_wrong_key_is_refused(keyed):
         assert assert_json_error(client.get("/search", params={"q": "red"}, headers=headers), 401)
 
 
+def test_a_read_key_sees_paths_under_the_indexed_folder_and_an_admin_sees_them_whole(keyed, setup):
+    client, _ = keyed
+    read, admin = {"X-API-Key": READ}, {"X-API-Key": ADMIN}
+    params = {"q": "red", "k": 3, "all": True}
+    by_reader = {
+        h["item_id"]: h["uri"] for h in client.get("/search", params=params, headers=read).json()["hits"]
+    }
+    by_admin = {
+        h["item_id"]: h["uri"] for h in client.get("/search", params=params, headers=admin).json()["hits"]
+    }
+    assert by_reader.keys() == by_admin.keys() and len(by_reader) == 3
+    for item_id, name in by_reader.items():
+        whole = by_admin[item_id]
+        assert not name.startswith("/") and Path(whole).is_absolute() and whole.endswith("/" + name)
+        assert Path(whole).is_file()
+        assert client.get(f"/items/{item_id}", headers=read).json()["uri"] == name
+        assert client.get(f"/items/{item_id}", headers=admin).json()["uri"] == whole
+    start = name[: len(name) // 2]  # a relative prefix is under the indexed folder, as readers see names
+    under = client.get("/search", params={**params, "path_prefix": start}, headers=read).json()["hits"]
+    assert under and all(h["uri"].startswith(start) for h in under)
+
+
 def test_a_read_key_searches_but_cannot_index(keyed):
     client, app = keyed
     for headers in (

@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 
 from mmsearch import BackendError, Filters, MMSearchError
 from mmsearch.answer.answerer import Answer, Answerer, Evidence
-from mmsearch.api.deps import EngineDep, SettingsDep
+from mmsearch.api.deps import EngineDep, SettingsDep, shown_uri
 from mmsearch.api.errors import error_responses, status_for
 from mmsearch.api.routes.search import Kind, media_url, thumbnail_url
 
@@ -79,7 +79,7 @@ def evidence_out(request: Request, e: Evidence) -> EvidenceOut:
         number=e.number,
         item_id=h.item_id,
         segment_id=h.segment_id,
-        uri=h.uri,
+        uri=shown_uri(request, h.uri),
         kind=h.kind,
         space=h.space,
         score=h.score,

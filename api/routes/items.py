@@ -23,7 +23,7 @@ from PIL import Image
 from pydantic import BaseModel, Field
 
 from mmsearch import MediaError, NotFoundError
-from mmsearch.api.deps import EngineDep, SettingsDep
+from mmsearch.api.deps import EngineDep, SettingsDep, shown_uri
 from mmsearch.api.errors import error_responses
 from mmsearch.encode.images import decode_image
 from mmsearch.hits import INDEXED
@@ -119,6 +119,7 @@ def get_item(request: Request, engine: EngineDep, item_id: ItemId) -> ItemOut:
     root = request.scope.get("root_path", "").rstrip("/")
     indexed = item.status == INDEXED
     out = ItemOut.model_validate(item, from_attributes=True)
+    out.uri = shown_uri(request, item.uri)
     out.thumbnail_url = f"{root}/items/{item.id}/thumbnail" if indexed and item.kind != "audio" else None
     out.media_url = f"{root}/items/{item.id}/media" if indexed else None
     return out

@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field, model_validator
 from starlette.concurrency import run_in_threadpool
 
 from mmsearch import Filters, Hit, InvalidQueryError, MediaTooLargeError
-from mmsearch.api.deps import EngineDep, SettingsDep
+from mmsearch.api.deps import EngineDep, SettingsDep, shown_uri
 from mmsearch.api.errors import error_responses
 from mmsearch.api.limits import megabytes
 from mmsearch.hits import Moment
@@ -103,6 +103,7 @@ class SearchParams:
 
 async def search_params(
     settings: SettingsDep,
+    engine: EngineDep,
     k: Annotated[
         int | None,
         Query(ge=1, description=f"number of hits, 1 to the server's max_k (default {DEFAULT_K})"),
@@ -112,7 +113,12 @@ async def search_params(
     ] = None,
     kind: Annotated[Kind | None, Query(description="only items of this kind")] = None,
     path_prefix: Annotated[
-        str | None, Query(min_length=1, max_length=4096, description="only items whose uri starts with this")
+        str | None,
+        Query(
+            min_length=1,
+            max_length=4096,
+            description="only items whose uri starts with this; a relative one is under the indexed folder",
+        ),
     ] = None,
     where: Annotated[
         str | None,
@@ -144,6 +150,8 @@ async def search_params(
                 }
             ]
         )
+    if path_prefix and not path_prefix.startswith("/"):  # as the hits show it to a read key
+        path_prefix = engine.common_root() + path_prefix
     filters = Filters(kind=kind, path_prefix=path_prefix, min_score=min_score, where=where)
     return SearchParams(k, filters, collapse, show_all)
 
@@ -183,6 +191,7 @@ def hits_out(request: Request, hits: list[Hit]) -> list[HitOut]:
             for m in h.moments
         ]
         fields = {k: v for k, v in h.to_dict().items() if k not in ("moments", "has_thumbnail")}
+        fields["uri"] = shown_uri(request, h.uri)
         out.append(
             HitOut(
                 **fields,

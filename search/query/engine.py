@@ -95,6 +95,7 @@ class Engine:
         self.reranker = reranker
         self._cohorts: dict[str, np.ndarray] = {}
         self._fields: tuple[int, dict[str, float | str]] = (-1, {})
+        self._root: tuple[int, str] = (-1, "")
 
     @classmethod
     def open(cls, settings: Settings, create: bool = False) -> Engine:
@@ -383,6 +384,13 @@ class Engine:
         if self._fields[0] != generation:
             self._fields = (generation, self.store.catalog.field_examples())
         return self._fields[1]
+
+    def common_root(self) -> str:
+        """The folder all indexed files share (read again after each write)."""
+        generation = self.store.catalog.generation()
+        if self._root[0] != generation:
+            self._root = (generation, self.store.catalog.common_root())
+        return self._root[1]
 
     def _where(self, filters: Filters) -> ColumnElement | None:
         """The filter as a condition on items; a field the index lacks is an error naming those it has."""

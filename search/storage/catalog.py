@@ -8,6 +8,7 @@ cut), any SQLAlchemy URL by setting. The schema is versioned with Alembic (searc
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -115,6 +116,16 @@ class Catalog:
                 name: num if num is not None else text
                 for name, num, text in s.execute(q.order_by(ItemField.name))
             }
+
+    def common_root(self) -> str:
+        """The folder every file in the catalog is under, ending in "/" ("" when there are none): the
+        smallest and largest uri share what every uri between them shares."""
+        with Session(self.engine) as s:
+            low, high = s.execute(select(func.min(Item.uri), func.max(Item.uri))).one()
+        if low is None:
+            return ""
+        folder = os.path.dirname(low) if low == high else os.path.commonpath([low, high])
+        return folder.rstrip("/") + "/"
 
     def known_files(self) -> dict[str, KnownFile]:
         q = select(Item.uri, Item.id, Item.size, Item.mtime_ns, Item.content_hash, Item.status)
