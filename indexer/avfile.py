@@ -19,6 +19,7 @@ import numpy as np
 from mmsearch.config import VideoSettings
 from mmsearch.errors import MediaError
 from mmsearch.indexer.scenes import SceneDetector, brightness, signature
+from mmsearch.indexer.sources import media_suffix
 
 # The demuxer opened for each extension: named, never guessed, so a file cannot pick a demuxer (a
 # playlist, concat:) by its content.
@@ -131,7 +132,7 @@ def read_media(
     progress: Callable[[], None] = lambda: None,
 ) -> MediaRead:
     """Keyframes (videos) and sound (when `want_audio`) of one file, decoded in a single pass."""
-    fmt = CONTAINERS.get(path.suffix.lower())
+    fmt = CONTAINERS.get(media_suffix(path) or path.suffix.lower())
     if fmt is None:
         raise MediaError(f"unsupported file type {path.suffix!r}")
     try:

@@ -29,7 +29,7 @@ from mmsearch.encode.images import decode_image
 from mmsearch.errors import MediaError
 from mmsearch.hits import IMAGE_SPACE, INDEXED, TEXT_SPACE
 from mmsearch.indexer.isolate import MediaWorkers
-from mmsearch.indexer.sources import ALL_KINDS, SourceFile, walk
+from mmsearch.indexer.sources import ALL_KINDS, SourceFile, media_suffix, walk
 from mmsearch.indexer.worker import MediaExtract, MediaRequest
 from mmsearch.storage.schema import ItemRecord, KnownFile
 from mmsearch.storage.store import Store
@@ -157,7 +157,7 @@ def decode_file(
 
 def animated_gif(path: Path) -> bool:
     """Whether the file is a GIF of more than one frame (read from its header; a broken file is not)."""
-    if path.suffix.lower() != ".gif":
+    if media_suffix(path) != ".gif":
         return False
     try:
         with Image.open(path, formats=["GIF"]) as im:
@@ -220,9 +220,24 @@ def _take_extract(out: Decoded, extract: MediaExtract, encoder: EncoderBase) -> 
             {"space": IMAGE_SPACE, "t_start": scene.t_start, "t_end": scene.t_end, "thumbnail": thumbnail}
         )
     for said in extract.speech:
-        for text, t_start, t_end in _pieces(encoder.split_text(said.text), said.t_start, said.t_end):
+        pieces = list(_pieces(encoder.split_text(said.text), said.t_start, said.t_end))
+        for n, (text, t_start, t_end) in enumerate(pieces):
+            last = n == len(pieces) - 1
+            words = [
+                list(w)
+                for w in said.words
+                if t_start <= (w[0] + w[1]) / 2 < t_end or (last and w[0] >= t_start)
+            ]
             out.texts.append(text)
-            out.segments.append({"space": TEXT_SPACE, "t_start": t_start, "t_end": t_end, "text": text})
+            out.segments.append(
+                {
+                    "space": TEXT_SPACE,
+                    "t_start": t_start,
+                    "t_end": t_end,
+                    "text": text,
+                    "words": words or None,
+                }
+            )
 
 
 def _pieces(pieces: list[str], t_start: float, t_end: float) -> Iterator[tuple[str, float, float]]:

@@ -10,6 +10,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import filetype
+
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".avif", ".heic", ".heif", ".psd"}
 )
@@ -58,6 +60,26 @@ def _inside(path: Path, root: Path) -> bool:
         return False
 
 
+def media_suffix(path: Path) -> str | None:
+    """The media extension a file goes by: its own when it is one we know, else the one its first bytes
+    say (a camera file with no extension, a video saved as .bin or .dat), else None. What the decoders
+    are told to expect follows it (indexer/avfile.py), so a probe decides, never a guess of FFmpeg's."""
+    suffix = path.suffix.lower()
+    if suffix in KIND_BY_EXTENSION:
+        return suffix
+    try:
+        guess = filetype.guess(str(path))
+    except OSError:
+        return None
+    sniffed = f".{guess.extension}" if guess is not None else None
+    return sniffed if sniffed in KIND_BY_EXTENSION else None
+
+
+def kind_of(path: Path) -> str | None:
+    suffix = media_suffix(path)
+    return KIND_BY_EXTENSION[suffix] if suffix else None
+
+
 def passed_over_as(path: Path, kind: str | None) -> str:
     """How a file that is not indexed is counted: its extension, or why its kind is not wanted."""
     if kind == "audio":
@@ -80,7 +102,7 @@ def walk(
     root = root.resolve()
     passed_over = Counter() if passed_over is None else passed_over
     if root.is_file():
-        kind = KIND_BY_EXTENSION.get(root.suffix.lower())
+        kind = kind_of(root)
         if kind in kinds:
             st = root.stat()
             yield SourceFile(root, str(root), kind, st.st_size, st.st_mtime_ns)
@@ -106,11 +128,11 @@ def walk(
                 continue
             path = here / name
             rel = path.relative_to(root).as_posix()
-            kind = KIND_BY_EXTENSION.get(path.suffix.lower())
             if not _inside(path, root):
                 continue
             if (include and not _matches(rel, include)) or (exclude and _matches(rel, exclude)):
                 continue
+            kind = kind_of(path)
             if kind not in kinds:
                 passed_over[passed_over_as(path, kind)] += 1
                 continue

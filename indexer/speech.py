@@ -14,11 +14,15 @@ from mmsearch.errors import ModelUnavailableError
 SAMPLE_RATE = 16_000
 
 
+Word = tuple[float, float, str]  # start and end in seconds from the file's start, the word as said
+
+
 @dataclass(frozen=True)
 class Utterance:
     t_start: float
     t_end: float
     text: str
+    words: tuple[Word, ...] = ()  # each word's time, so a moment can be the words that matched
 
 
 def _device(requested: str) -> str:
@@ -27,6 +31,11 @@ def _device(requested: str) -> str:
     import ctranslate2
 
     return "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
+
+
+def _at(t: float, duration: float, offset: float) -> float:
+    """A time in the audio, clipped to its end (Whisper pads to 30 s windows), from the file's start."""
+    return round(float(min(t, duration)) + offset, 3)
 
 
 class Transcriber:
@@ -75,6 +84,7 @@ class Transcriber:
             vad_filter=s.vad,
             condition_on_previous_text=False,  # one misheard segment must not derail the rest
             temperature=0.0,  # no sampled fallback: the same file always gives the same transcript
+            word_timestamps=s.word_times,
         )
         out = []
         duration = len(audio) / SAMPLE_RATE
@@ -82,6 +92,15 @@ class Transcriber:
             progress()
             text = seg.text.strip()
             if text:
-                start, end = min(seg.start, duration), min(seg.end, duration)
-                out.append(Utterance(round(start + offset, 3), round(end + offset, 3), text))
+                start, end = _at(seg.start, duration, offset), _at(seg.end, duration, offset)
+                words = tuple(
+                    (
+                        round(min(w.start, duration) + offset, 3),
+                        round(min(w.end, duration) + offset, 3),
+                        w.word.strip(),
+                    )
+                    for w in seg.words or ()
+                    if w.word.strip()
+                )
+                out.append(Utterance(start, end, text, words))
         return out

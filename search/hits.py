@@ -26,6 +26,8 @@ class HitRow:
     t_end: float | None
     text: str | None
     has_thumbnail: bool
+    words: list | None = None  # speech: [[start, end, word], ...]
+    duration: float | None = None  # the file's, for videos and recordings
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from PIL import Image
 from mmsearch import Engine, Settings
 from mmsearch.api.app import create_app
 from mmsearch.indexer import IndexReport, index_folder
+from mmsearch.query.grouping import CONTEXT_S
 from mmsearch.synth.media import bad_media, shot_of, shot_times, silence, write_video
 from mmsearch.synth.shapes import caption, classes, render
 from tests.conftest import serve
@@ -133,8 +134,10 @@ def test_a_video_sound_track_is_found_by_what_it_says(collection):
     hit = collection.engine.search_text("welcome to the volcano museum", k=3)[0]
     assert hit.uri == str(collection.root / "tour.mp4") and hit.space == "text"
     spoken = len(_read_flac(SPEECH / "volcano.flac")) / 16000
-    assert NARRATION_AT - 1.0 <= hit.t_start <= NARRATION_AT + 0.1, "timestamps follow the silence"
-    assert hit.t_end >= NARRATION_AT + spoken - 0.5 and "volcano" in hit.text.lower()
+    said = collection.engine.transcript(hit.item_id)[0]  # as indexed; a found moment adds context
+    assert NARRATION_AT - 1.0 <= said.t_start <= NARRATION_AT + 0.1, "timestamps follow the silence"
+    assert said.t_end >= NARRATION_AT + spoken - 0.5 and "volcano" in hit.text.lower()
+    assert said.t_start - CONTEXT_S - 1e-6 <= hit.t_start and hit.t_end <= said.t_end + CONTEXT_S + 1e-6
 
 
 def test_one_query_over_both_spaces_puts_the_right_item_first(collection):
@@ -259,4 +262,4 @@ def test_cli_prints_moments_as_minutes_and_seconds(collection):
     )
     assert proc.returncode == 0, proc.stderr
     first = next(line for line in proc.stdout.splitlines() if line.strip().startswith("1 "))
-    assert "tour.mp4" in first and re.search(r"00:0[12]-00:0[5-9]", first) and "said:" in first
+    assert "tour.mp4" in first and re.search(r"00:0[01]-00:0[3-9]", first) and "said:" in first

@@ -308,7 +308,7 @@ class Engine:
                 if space == TEXT_SPACE and query_terms:
                     got = self._add_word_matches(got, query, query_terms, fetch, allowed)
                 found.append(got)
-            hits = self._hits(found, spaces, query_terms, filters.min_score, calibrate)
+            hits = self._hits(found, spaces, words, filters.min_score, calibrate)
             if len(hits) >= k or exhausted:
                 return hits[:k]
             fetch *= OVERFETCH
@@ -352,12 +352,13 @@ class Engine:
         self,
         found: list[_Candidates],
         queries: dict[str, np.ndarray],
-        query_terms: frozenset[str],
+        words: str | None,
         min_score: float | None,
         calibrate: bool,
     ) -> list[Hit]:
         """Score candidates (cohort margins in the word space, and everywhere when spaces mix), check every
-        id against the catalog, and group segments per item; a phrase said across two utterances joins."""
+        id against the catalog, and group segments per item, speech moments narrowed to the words said; a
+        phrase said across two utterances joins."""
         rows = self.store.catalog.hits([int(i) for c in found for i in c.ids])
         scored: list[tuple[float, float, int]] = []
         for c in found:
@@ -368,8 +369,11 @@ class Engine:
             scored += zip(score.tolist(), c.similarity.tolist(), c.ids.tolist(), strict=True)
         if min_score is not None:
             scored = [f for f in scored if f[0] >= min_score]
-        hits = grouped(scored, rows)
-        return [join_phrase(h, terms, query_terms) for h in hits] if query_terms else hits
+        hits = grouped(scored, rows, words)
+        query_terms = terms(words) if words else frozenset()
+        if not query_terms:
+            return hits
+        return [h if rows[h.segment_id].words else join_phrase(h, terms, query_terms) for h in hits]
 
     def item(self, item_id: int) -> Item:
         item = self.store.catalog.item(item_id) if 0 < item_id < 2**63 else None

@@ -206,7 +206,16 @@ STOP_WORDS = frozenset(
 WORD = re.compile(r"\w+")
 
 
+def _stem(word: str) -> str:
+    return word[:-1] if len(word) > 3 and word.endswith("s") else word
+
+
 def terms(text: str) -> frozenset[str]:
     """The words that count for a word match."""
     words = (w.lower() for w in WORD.findall(text))
-    return frozenset(w[:-1] if len(w) > 3 and w.endswith("s") else w for w in words if w not in STOP_WORDS)
+    return frozenset(_stem(w) for w in words if w not in STOP_WORDS)
+
+
+def tokens(text: str) -> list[str]:
+    """Every word of a text, stop words too, as `terms` spells them: for finding a phrase in speech."""
+    return [_stem(w.lower()) for w in WORD.findall(text)]

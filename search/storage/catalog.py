@@ -297,6 +297,8 @@ class Catalog:
                 Segment.t_end,
                 Segment.text,
                 Segment.thumbnail.is_not(None),
+                Segment.words,
+                Item.meta["duration"].as_float(),
                 Item.status,
             )
             .join(Item, Item.id == Segment.item_id)

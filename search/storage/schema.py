@@ -62,6 +62,7 @@ class Segment(Base):
     text: Mapped[str | None] = mapped_column(Text)
     vector: Mapped[bytes] = mapped_column(LargeBinary)
     thumbnail: Mapped[bytes | None] = mapped_column(LargeBinary)  # JPEG of a video keyframe
+    words: Mapped[list | None] = mapped_column(JSON)  # speech: [[start, end, word], ...] in seconds
 
 
 class ItemField(Base):
