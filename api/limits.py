@@ -19,8 +19,8 @@ class BodyTooLargeError(StarletteHTTPException):
 
 
 def megabytes(size: int) -> str:
-    """A size as people read it: 20971520 -> "21 MB"."""
-    return f"{size / 1e6:.3g} MB"
+    """A size as people read it: 20971520 -> "21 MB", 4096 -> "4.1 kB"."""
+    return f"{size / 1e6:.3g} MB" if size >= 1e6 else f"{size / 1e3:.3g} kB"
 
 
 class BodyLimitMiddleware:
