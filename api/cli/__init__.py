@@ -1,5 +1,5 @@
 """The `mmsearch` command line, one module per group of commands: index.py, search.py (search, ask),
-admin.py (classify, dedup, info, reindex, serve), evaluate.py (eval), train.py (synth, train) and
+admin.py (classify, dedup, info, reindex, serve, mcp), evaluate.py (eval), train.py (synth, train) and
 bench.py (`mmsearch bench ...`); common.py holds the consoles, options and settings they share. The
 table below is the command list in the order `mmsearch --help` shows it.
 """
@@ -26,6 +26,7 @@ COMMANDS = (
     admin.info,
     admin.reindex,
     admin.serve,
+    admin.mcp,
     evaluate.evaluate,
     train.synth,
     train.train,

@@ -13,6 +13,7 @@ from rich.progress import (
     TextColumn,
 )
 
+from mmsearch.api.access import is_loopback
 from mmsearch.api.cli.common import (
     Device,
     IndexDir,
@@ -23,7 +24,7 @@ from mmsearch.api.cli.common import (
     settings_from,
 )
 from mmsearch.config import Settings
-from mmsearch.errors import MMSearchError
+from mmsearch.errors import ConfigError, MMSearchError
 
 
 def classify(
@@ -173,3 +174,27 @@ def serve(
     asked = {"host": host, "port": port, "index_roots": index_roots}
     s = s.model_copy(update={"api": s.api.model_copy(update={k: v for k, v in asked.items() if v})})
     uvicorn.run(create_app(s), host=s.api.host, port=s.api.port)
+
+
+def mcp(
+    index_dir: IndexDir = None,
+    http: Annotated[bool, typer.Option("--http", help="Streamable HTTP at /mcp instead of stdio")] = False,
+    host: Annotated[str, typer.Option(help="Bind address, with --http")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port, with --http")] = 8001,
+    model: Model = None,
+    device: Device = None,
+) -> None:
+    """Serve the index to LLM agents over the Model Context Protocol (tools: search, search_moments,
+    similar, get_item, classify); stdio unless --http. Needs pip install 'mmsearch[mcp]'."""
+    try:
+        from mmsearch.api.mcp_server import build
+    except ImportError as exc:
+        raise ConfigError(f"mmsearch mcp needs: pip install 'mmsearch[mcp]' ({exc})") from exc
+    if http and not is_loopback(host):
+        raise ConfigError("the MCP server has no API keys yet: serve it on a loopback address only")
+    s = settings_from(index_dir, model, device=device)
+    server = build(open_engine(s), s)
+    if http:
+        server.run("streamable-http", host=host, port=port)
+    else:
+        server.run("stdio")

@@ -1,0 +1,288 @@
+"""The index over the Model Context Protocol, for LLM agents (`mmsearch mcp`, the `[mcp]` extra).
+
+Tools search by words or by a picture, find moments in videos and recordings, find more like an item,
+read an item with what is said around a moment, and tag it zero-shot; resources describe the index and
+its filter language. Hits come back as JSON text, each followed by a small JPEG thumbnail as MCP image
+content, so an agent sees the pictures it found. Built on the official SDK's MCPServer; stdio by
+default, streamable HTTP with `--http`. Read-only: nothing here writes to the index.
+
+The HTTP API's rules hold: k at most `api.max_k`, pictures at most `api.max_upload_bytes`, and a picture
+given by path must lie under the folder the indexed files share (an agent cannot make the server read
+anything else). Errors are tool errors with the CLI's plain messages.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import json
+from pathlib import Path
+from typing import Annotated, Literal
+
+import numpy as np
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import ImageContent, TextContent, ToolAnnotations
+from PIL import Image
+from pydantic import Field
+
+from mmsearch import Engine, Filters, MMSearchError, Settings
+from mmsearch.api.limits import megabytes
+from mmsearch.hits import IMAGE_SPACE, Hit
+from mmsearch.learn.classify import ZeroShotClassifier
+from mmsearch.query.engine import Term
+from mmsearch.query.filters import BUILT_IN, example
+from mmsearch.query.relevance import strong
+
+THUMBNAIL_PX = 160  # enough to tell pictures apart, small enough for an agent's context
+Kind = Literal["image", "video", "audio", "product"]
+Content = list[TextContent | ImageContent]
+READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
+K = Annotated[int, Field(ge=1, description="how many hits, at most the server's max_k")]
+Where = Annotated[
+    str | None,
+    Field(description="a filter, e.g. `kind = video and duration > 60` (resource mmsearch://filters)"),
+]
+FILTER_GRAMMAR = """\
+expr       := term ("or" term)*
+term       := factor ("and" factor)*
+factor     := "not" factor | "(" expr ")" | comparison
+comparison := field op value | field ["not"] "in" "[" value, ... "]"
+op         := = | != | < | <= | > | >= | ~ (contains, any case) | ^= (starts with)
+value      := 12 | -3.5 | "text" | 'text' | 2024-05-01 | true | false | bare_word
+"""
+
+
+def build(engine: Engine, settings: Settings) -> MCPServer:
+    """The MCP server over an open engine."""
+    server = MCPServer(
+        "mmsearch",
+        instructions=(
+            "Search a collection of photos, videos and recordings by what is seen and what is said. "
+            "Hits name the file, the moment (seconds) and what was said there; each is followed by a "
+            "thumbnail. Only good matches are returned unless show_all is true."
+        ),
+    )
+    api = settings.api
+
+    def limited(k: int) -> int:
+        if k > api.max_k:
+            raise ToolError(f"k is at most {api.max_k}")
+        return k
+
+    def run(work):
+        try:
+            return work()
+        except MMSearchError as exc:
+            raise ToolError(str(exc)) from None
+
+    def picture(image_path: str | None, image_base64: str | None) -> Image.Image | None:
+        if image_path and image_base64:
+            raise ToolError("give image_path or image_base64, not both")
+        if image_path:
+            data = _read_under(Path(image_path), engine.common_root(), api.max_upload_bytes)
+        elif image_base64:
+            if len(image_base64) > api.max_upload_bytes * 4 // 3 + 4:
+                raise ToolError(f"the picture is over the limit of {megabytes(api.max_upload_bytes)}")
+            try:
+                data = base64.b64decode(image_base64, validate=True)
+            except (binascii.Error, ValueError):
+                raise ToolError("image_base64 is not base64") from None
+        else:
+            return None
+        return engine.picture(data, api.max_upload_pixels).image
+
+    def reply(hits: list[Hit], show_all: bool) -> Content:
+        shown = hits if show_all else strong(hits)
+        out: Content = [_text({"hits": len(shown), "weaker_left_out": len(hits) - len(shown)})]
+        for h in shown:
+            out.append(_text(_hit_json(h)))
+            thumbnail = _thumbnail(engine, h)
+            if thumbnail is not None:
+                data = base64.b64encode(thumbnail).decode("ascii")
+                out.append(ImageContent(type="image", data=data, mime_type="image/jpeg"))
+        return out
+
+    @server.tool(annotations=READ_ONLY, structured_output=False)
+    def search(
+        text: Annotated[str | None, Field(description="what to look for, in words")] = None,
+        image_path: Annotated[
+            str | None, Field(description="a picture on the server, under the indexed folder")
+        ] = None,
+        image_base64: Annotated[
+            str | None, Field(description="a picture's bytes, base64 (JPEG, PNG, WebP, ...)")
+        ] = None,
+        k: K = 10,
+        kind: Annotated[Kind | None, Field(description="only items of this kind")] = None,
+        where: Where = None,
+        min_score: Annotated[float | None, Field(description="drop hits scoring lower")] = None,
+        show_all: Annotated[bool, Field(description="also the weaker matches, marked weak")] = False,
+    ) -> Content:
+        """Search the collection by words (pictures and speech in one ranking), by a picture, or both
+        ("this picture, but in red"). Hits: path, kind, score, the best moment and its thumbnail."""
+
+        def work():
+            filters = Filters(kind=kind, min_score=min_score, where=where)
+            query = picture(image_path, image_base64)
+            if query is not None and text:
+                terms = [Term(query, 1.0), Term(text, 1.0)]
+                return reply(engine.search_composed(terms, limited(k), filters), show_all)
+            if query is not None:
+                return reply(engine.search_image(query, limited(k), filters), show_all)
+            if not text:
+                raise ToolError("give text, image_path or image_base64")
+            return reply(engine.search_text(text, limited(k), filters), show_all)
+
+        return run(work)
+
+    @server.tool(annotations=READ_ONLY, structured_output=False)
+    def search_moments(
+        text: Annotated[str, Field(description="what is seen or said, in words")],
+        k: K = 10,
+        where: Where = None,
+        show_all: Annotated[bool, Field(description="also the weaker matches, marked weak")] = False,
+    ) -> Content:
+        """The moments in videos and recordings where something is seen or said: each hit's t_start and
+        t_end (seconds) and what was said there."""
+
+        def work():
+            moving = "kind in [video, audio]"
+            filters = Filters(where=f"({where}) and {moving}" if where else moving)
+            return reply(engine.search_text(text, limited(k), filters), show_all)
+
+        return run(work)
+
+    @server.tool(annotations=READ_ONLY, structured_output=False)
+    def similar(
+        item_id: Annotated[int, Field(ge=1, description="an indexed item's id (from a hit)")],
+        k: K = 10,
+        where: Where = None,
+    ) -> Content:
+        """More pictures like an indexed item (its pictures' mean); the item itself comes first."""
+        return run(
+            lambda: reply(
+                engine.search_composed([Term(item_id, 1.0)], limited(k), Filters(where=where)), False
+            )
+        )
+
+    @server.tool(annotations=READ_ONLY, structured_output=False)
+    def get_item(
+        item_id: Annotated[int, Field(ge=1, description="an indexed item's id (from a hit)")],
+    ) -> str:
+        """An item's metadata, fields, tags and what is said in it, line by line with times."""
+
+        def work():
+            item = engine.item(item_id)
+            said = [
+                {"t_start": s.t_start, "t_end": s.t_end, "text": s.text} for s in engine.transcript(item_id)
+            ]
+            tags = [
+                {"label": label, "score": score} for label, score, _ in engine.store.catalog.tags(item_id)
+            ]
+            return json.dumps(
+                {
+                    "id": item.id,
+                    "path": item.uri,
+                    "kind": item.kind,
+                    "status": item.status,
+                    "error": item.error,
+                    "width": item.width,
+                    "height": item.height,
+                    "meta": item.meta,
+                    "fields": item.fields,
+                    "tags": tags,
+                    "transcript": said,
+                },
+                default=str,
+            )
+
+        return run(work)
+
+    @server.tool(annotations=READ_ONLY, structured_output=False)
+    def classify(
+        item_id: Annotated[int, Field(ge=1, description="an indexed item's id")],
+        labels: Annotated[
+            list[str], Field(min_length=2, max_length=100, description="the labels to choose from")
+        ],
+        top: Annotated[int, Field(ge=1, le=20)] = 3,
+    ) -> str:
+        """Zero-shot labels for an item's pictures: each label's probability, best first."""
+
+        def work():
+            engine.item(item_id)
+            ids = engine.store.catalog.item_segment_ids(item_id, IMAGE_SPACE)
+            if not len(ids):
+                raise ToolError(f"item {item_id} has no picture to classify")
+            mean = engine.store.vectors_of(IMAGE_SPACE, ids).mean(axis=0, keepdims=True)
+            best = ZeroShotClassifier(engine.encoder, labels).classify(mean / np.linalg.norm(mean), top=top)[
+                0
+            ]
+            return json.dumps([{"label": label, "score": round(float(p), 4)} for label, p in best])
+
+        return run(work)
+
+    @server.resource("mmsearch://info", mime_type="application/json")
+    def info() -> str:
+        """The index: its folder, model, and how many items, segments and vectors it holds."""
+        return json.dumps(engine.info(), default=str)
+
+    @server.resource("mmsearch://filters", mime_type="text/plain")
+    def filters() -> str:
+        """The filter language (the `where` of every tool), the fields this index has, and an example."""
+        fields = engine.fields()
+        kinds = ", ".join(f"{n} ({'number' if isinstance(v, float) else 'text'})" for n, v in fields.items())
+        return (
+            f"{FILTER_GRAMMAR}\nBuilt-in fields: {', '.join(BUILT_IN)}\n"
+            f"This index's fields: {kinds or 'none'}\nExample: {example(fields)}\n"
+        )
+
+    return server
+
+
+def _text(data: object) -> TextContent:
+    return TextContent(type="text", text=json.dumps(data, default=str))
+
+
+def _hit_json(h: Hit) -> dict:
+    out = {"item_id": h.item_id, "path": h.uri, "kind": h.kind, "score": round(h.score, 4)}
+    if h.weak:
+        out["weak"] = True
+    if h.t_start is not None:
+        out |= {"t_start": h.t_start, "t_end": h.t_end}
+    if h.text:
+        out["said"] = h.text
+    return out
+
+
+def _thumbnail(engine: Engine, h: Hit) -> bytes | None:
+    """The hit's keyframe, or the picture itself, as a small JPEG; None for a recording."""
+    jpeg = engine.store.catalog.thumbnail(h.segment_id) if h.has_thumbnail else None
+    try:
+        if jpeg is not None:
+            image = Image.open(io.BytesIO(jpeg))
+        elif h.kind == "image":
+            image = engine.picture(Path(h.uri).read_bytes()).image
+        else:
+            return None
+        image = image.convert("RGB")
+        image.thumbnail((THUMBNAIL_PX, THUMBNAIL_PX))
+        out = io.BytesIO()
+        image.save(out, "JPEG", quality=80)
+        return out.getvalue()
+    except (OSError, MMSearchError):
+        return None  # the file changed or went since it was indexed: the hit still stands
+
+
+def _read_under(path: Path, root: str, limit: int) -> bytes:
+    """A picture's bytes, only from under the indexed folder and at most `limit` bytes."""
+    real = path.expanduser().resolve()
+    if not root or not real.is_relative_to(Path(root).resolve()):
+        raise ToolError(
+            "image_path must be a file under the indexed folder; send other pictures as image_base64"
+        )
+    if not real.is_file():
+        raise ToolError(f"no file at {path}")
+    if real.stat().st_size > limit:
+        raise ToolError(f"the picture is over the limit of {megabytes(limit)}")
+    return real.read_bytes()
