@@ -1,10 +1,11 @@
 """The index over the Model Context Protocol, for LLM agents (`mmsearch mcp`, the `[mcp]` extra).
 
 Tools search by words or by a picture, find moments in videos and recordings, find more like an item,
-read an item with what is said around a moment, and tag it zero-shot; resources describe the index and
-its filter language. Hits come back as JSON text, each followed by a small JPEG thumbnail as MCP image
-content, so an agent sees the pictures it found. Built on the official SDK's MCPServer; stdio by
-default, streamable HTTP with `--http`. Read-only: nothing here writes to the index.
+read an item with what is said around a moment, tag it zero-shot, and answer a question citing hits;
+resources describe the index and its filter language. Hits come back as JSON text, each followed by a
+small JPEG thumbnail as MCP image content, so an agent sees the pictures it found. Built on the official
+SDK's MCPServer; stdio by default, streamable HTTP with `--http`. Read-only: nothing here writes to the
+index.
 
 The HTTP API's rules hold: k at most `api.max_k`, pictures at most `api.max_upload_bytes`, and a picture
 given by path must lie under the folder the indexed files share (an agent cannot make the server read
@@ -20,14 +21,16 @@ import json
 from pathlib import Path
 from typing import Annotated, Literal
 
+import anyio
 import numpy as np
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ImageContent, TextContent, ToolAnnotations
 from PIL import Image
 from pydantic import Field
 
 from mmsearch import Engine, Filters, MMSearchError, Settings
+from mmsearch.answer.answerer import Answer, Answerer
 from mmsearch.api.limits import megabytes
 from mmsearch.hits import IMAGE_SPACE, Hit
 from mmsearch.learn.classify import ZeroShotClassifier
@@ -222,6 +225,34 @@ def build(engine: Engine, settings: Settings) -> MCPServer:
 
         return run(work)
 
+    answerer = Answerer(engine, settings.answer)
+
+    @server.tool(annotations=READ_ONLY, structured_output=False)
+    async def ask(
+        question: Annotated[str, Field(min_length=1, max_length=1000, description="in plain language")],
+        ctx: Context,
+        where: Where = None,
+    ) -> Content:
+        """A vision-language model's answer from the best hits, citing them as [n]; the words arrive as
+        progress notifications while it writes. Says why when no answer model is set up."""
+        if answerer.why_not:
+            raise ToolError(answerer.why_not)
+        try:
+            stream = await anyio.to_thread.run_sync(
+                lambda: iter(answerer.stream(question, Filters(where=where)))
+            )
+            written = 0
+            while (piece := await anyio.to_thread.run_sync(next, stream, None)) is not None:
+                if isinstance(piece, Answer):
+                    return [_text(_answer_json(piece))] + [
+                        c for e in piece.citations for c in reply([e.hit], True)[1:]
+                    ]
+                written += len(piece)
+                await ctx.report_progress(written, message=piece)
+        except MMSearchError as exc:
+            raise ToolError(str(exc)) from None
+        raise ToolError("the answer ended without its citations")
+
     @server.resource("mmsearch://info", mime_type="application/json")
     def info() -> str:
         """The index: its folder, model, and how many items, segments and vectors it holds."""
@@ -242,6 +273,15 @@ def build(engine: Engine, settings: Settings) -> MCPServer:
 
 def _text(data: object) -> TextContent:
     return TextContent(type="text", text=json.dumps(data, default=str))
+
+
+def _answer_json(answer: Answer) -> dict:
+    return {
+        "answer": answer.text,
+        "answered": answer.answered,
+        "citations": [{"number": e.number, **_hit_json(e.hit)} for e in answer.citations],
+        "unknown_citations": answer.unknown_citations,
+    }
 
 
 def _hit_json(h: Hit) -> dict:

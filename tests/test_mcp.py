@@ -25,11 +25,12 @@ from PIL import Image
 from mmsearch import Engine, Settings
 from mmsearch.indexer import index_folder
 from mmsearch.synth.shapes import caption, classes, render
+from tests.fake_vlm import DELTAS, fake_vlm_server
 
 mcp = pytest.importorskip("mcp")
 pytestmark = pytest.mark.slow
 SPEECH = Path(__file__).with_name("fixtures") / "speech"
-TOOLS = {"search", "search_moments", "similar", "get_item", "classify"}
+TOOLS = {"search", "search_moments", "similar", "get_item", "classify", "ask"}
 
 
 @pytest.fixture(scope="module")
@@ -118,6 +119,7 @@ async def session_checks(client, root: Path, index_dir: Path) -> None:
         ("search", {"image_base64": "not base64!"}, "not base64"),
         ("search", {"text": "x", "where": "price <"}, "invalid filter"),
         ("get_item", {"item_id": 999999}, "no item with id 999999"),
+        ("ask", {"question": "who painted the door?"}, "No answer model here"),  # offline, nothing set up
     ]:
         bad = await client.call_tool(name, arguments)
         message = " ".join(c.text for c in bad.content if c.type == "text")
@@ -177,3 +179,26 @@ def test_http_refuses_an_address_off_loopback(indexed):
         timeout=120,
     )
     assert proc.returncode == 2 and "loopback" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_ask_streams_progress_then_the_cited_answer(indexed):
+    root, index_dir = indexed
+    with fake_vlm_server() as (vlm, _):
+        answer = {"BACKEND": "openai", "MODEL": "m", "BASE_URL": f"{vlm}/v1", "API_KEY": "sk-test"}
+        env = ENV | {f"MMSEARCH_ANSWER__{k}": v for k, v in answer.items()}
+        server = mcp.StdioServerParameters(command=sys.executable, args=command(index_dir)[1:], env=env)
+        written: list[str] = []
+
+        async def progress(done: float, total: float | None, message: str | None) -> None:
+            written.append(message or "")
+
+        async def main():
+            async with mcp.Client(server, read_timeout_seconds=120) as client:
+                asked = {"question": "who painted the lighthouse door?"}
+                return await client.call_tool("ask", asked, progress_callback=progress)
+
+        result = asyncio.run(main())
+    assert not result.is_error, result.content
+    body = json.loads(result.content[0].text)
+    assert body["answer"] == "".join(DELTAS).strip() and "".join(written) == "".join(DELTAS)
+    assert body["citations"][0]["number"] == 1 and Path(body["citations"][0]["path"]).parent == root

@@ -185,7 +185,7 @@ def mcp(
     device: Device = None,
 ) -> None:
     """Serve the index to LLM agents over the Model Context Protocol (tools: search, search_moments,
-    similar, get_item, classify); stdio unless --http. Needs pip install 'mmsearch[mcp]'."""
+    similar, get_item, classify, ask); stdio unless --http. Needs pip install 'mmsearch[mcp]'."""
     try:
         from mmsearch.api.mcp_server import build
     except ImportError as exc:
