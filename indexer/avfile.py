@@ -17,6 +17,7 @@ import av
 import numpy as np
 
 from mmsearch.config import VideoSettings
+from mmsearch.encode.photo_fields import creation_time
 from mmsearch.errors import MediaError
 from mmsearch.indexer.scenes import SceneDetector, brightness, signature
 from mmsearch.indexer.sources import media_suffix
@@ -200,4 +201,7 @@ def _read(container, fmt, video, frame_side, want_audio, progress) -> MediaRead:
     if out.duration <= 0:
         raise MediaError("the file holds no decodable audio or video")
     out.meta["duration"] = out.duration
+    created = creation_time(container.metadata.get("creation_time"))
+    if created:
+        out.meta["created"] = created
     return out

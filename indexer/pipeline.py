@@ -184,6 +184,7 @@ def _decode_image(
         return
     img = decode_image(data, cfg.max_image_pixels, min_side=encoder.image_size)
     out.pixels, out.width, out.height = [encoder.preprocess(img.image)], img.width, img.height
+    out.fields = img.fields or None
     out.segments = [{"space": IMAGE_SPACE}]
 
 
@@ -214,6 +215,8 @@ def _decode_media(
 def _take_extract(out: Decoded, extract: MediaExtract, encoder: EncoderBase) -> None:
     """Keyframes become image-space segments; utterances, cut to fit the text tower, text-space ones."""
     out.width, out.height, out.meta, out.kind = extract.width, extract.height, extract.meta, extract.kind
+    if extract.meta.get("created"):
+        out.fields = {"taken_at": extract.meta["created"]}
     for scene, thumbnail in zip(extract.scenes, extract.thumbnails, strict=True):
         out.pixels.append(encoder.preprocess(Image.fromarray(scene.image)))
         out.segments.append(

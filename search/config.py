@@ -196,6 +196,9 @@ class ApiSettings(BaseModel):
     port: int = Field(8000, ge=1, le=65535)
     max_upload_bytes: int = Field(20 * 2**20, ge=1)
     max_upload_pixels: int = Field(40_000_000, ge=1, description="larger query pictures are refused")
+    serve_originals: bool = Field(
+        False, description="serve pictures as they are; by default without EXIF, XMP and IPTC (GPS, camera)"
+    )
     max_k: int = Field(200, ge=1)
     thumbnail_px: int = Field(256, ge=16, le=2048)
     read_keys: list[str] = Field(default_factory=list, repr=False, description="keys that may search")

@@ -25,6 +25,7 @@ from pydantic import BaseModel, Field
 from mmsearch import MediaError, NotFoundError
 from mmsearch.api.deps import EngineDep, SettingsDep, shown_uri
 from mmsearch.api.errors import error_responses
+from mmsearch.api.private import without_metadata
 from mmsearch.encode.images import decode_image
 from mmsearch.hits import INDEXED
 
@@ -235,11 +236,17 @@ def transcript(engine: EngineDep, item_id: ItemId) -> list[LineOut]:
         **error_responses(404, 422, 503),
     },
 )
-def media(engine: EngineDep, item_id: ItemId) -> FileResponse:
+def media(engine: EngineDep, settings: SettingsDep, item_id: ItemId) -> Response:
     item = engine.item(item_id)
     path, st = _indexed_file(item, item_id)
     suffix = path.suffix.lower()
     media_type = MEDIA_TYPES.get(suffix) or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    if item.kind == "image" and not settings.api.serve_originals:  # no GPS, camera or time leaves here
+        if st.st_size > settings.indexer.max_file_bytes:
+            raise NotFoundError(f"the file of item {item_id} is over the size the server reads")
+        data, changed = without_metadata(path.read_bytes())
+        headers = {"Cache-Control": "private, max-age=60", "X-Content-Type-Options": "nosniff"}
+        return Response(data, media_type=changed or media_type, headers=headers)
     return FileResponse(
         path,
         media_type=media_type,

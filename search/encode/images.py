@@ -5,11 +5,12 @@ from __future__ import annotations
 import functools
 import io
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError, features
 
+from mmsearch.encode.photo_fields import photo_fields
 from mmsearch.errors import MediaError, MediaTooLargeError
 
 FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "PSD")  # PSD: the saved composite
@@ -42,6 +43,7 @@ class DecodedImage:
     image: Image.Image  # RGB
     width: int  # after EXIF orientation, at full resolution
     height: int
+    fields: dict = field(default_factory=dict)  # when, with what, where it was taken (photo_fields.py)
 
 
 def decode_image(data: bytes, max_pixels: int, min_side: int | None = None) -> DecodedImage:
@@ -70,10 +72,11 @@ def decode_image(data: bytes, max_pixels: int, min_side: int | None = None) -> D
         raise MediaError(_unreadable(data)) from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise MediaError(f"corrupt or truncated image data: {exc}") from exc
+    fields = photo_fields(im)
     im, turned = _orient(im)
     if turned:
         width, height = height, width
-    return DecodedImage(to_rgb(im), width, height)
+    return DecodedImage(to_rgb(im), width, height, fields)
 
 
 def _orient(im: Image.Image) -> tuple[Image.Image, bool]:

@@ -1,0 +1,141 @@
+"""When, with what and where a picture was taken, read at index time into fields the filters understand,
+and never served: real photos (tests/fixtures/photos) with EXIF the test writes to known values, one with
+broken EXIF, a video with a creation time."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+import av
+import httpx
+import numpy as np
+import pytest
+from PIL import ExifTags, Image
+
+from mmsearch import Engine, Filters, Settings
+from mmsearch.api.app import create_app
+from mmsearch.encode.photo_fields import creation_time, taken_at
+from mmsearch.indexer import index_folder
+from tests.conftest import TINY, serve
+
+PHOTOS = Path(__file__).with_name("fixtures") / "photos"
+B, G = ExifTags.Base, ExifTags.GPS
+WANT = {
+    "taken_at": "2023-07-14T10:30:05+02:00",
+    "camera_make": "Google",
+    "camera_model": "Pixel 7",
+    "lens": "Pixel 7 back camera",
+    "gps_lat": 48.858222,  # 48° 51' 29.6" N: the Eiffel tower
+    "gps_lon": 2.294500,  # 2° 17' 40.2" E
+    "gps_alt": 35.0,
+}
+
+
+def with_exif(source: Path, target: Path, broken: bool = False) -> None:
+    exif = Image.Exif()
+    sub, gps = exif.get_ifd(ExifTags.IFD.Exif), exif.get_ifd(ExifTags.IFD.GPSInfo)
+    if broken:  # what a confused camera writes: no date (zeros), padding in a name, half a position
+        exif[B.Make] = "Acme\x00\x00"
+        exif[B.Model] = 12345  # Pillow writes it as the text "12345"
+        sub[B.DateTimeOriginal] = "0000:00:00 00:00:00"
+        sub[B.MakerNote] = bytes(range(256)) * 200
+        gps[G.GPSLatitude], gps[G.GPSLatitudeRef] = (48.0, 51.0), "N"  # two parts, not three
+    else:
+        exif[B.Make], exif[B.Model] = "Google", "Pixel 7"
+        sub[B.DateTimeOriginal], sub[B.OffsetTimeOriginal] = "2023:07:14 10:30:05", "+02:00"
+        sub[B.LensModel] = "Pixel 7 back camera"
+        gps[G.GPSLatitudeRef], gps[G.GPSLatitude] = "N", (48.0, 51.0, 29.6)
+        gps[G.GPSLongitudeRef], gps[G.GPSLongitude] = "E", (2.0, 17.0, 40.2)
+        gps[G.GPSAltitudeRef], gps[G.GPSAltitude] = b"\x00", 35.0
+    Image.open(source).save(target, exif=exif, quality=90)
+
+
+def write_clip(path: Path, created: str) -> None:
+    with av.open(str(path), "w") as out:
+        out.metadata["creation_time"] = created
+        stream = out.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for i in range(10):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 20, np.uint8), format="rgb24")
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+
+
+@pytest.fixture(scope="module")
+def indexed(tmp_path_factory) -> Iterator[tuple[Settings, Engine, Path]]:
+    root = tmp_path_factory.mktemp("photos")
+    with_exif(PHOTOS / "cat.jpg", root / "paris.jpg")
+    with_exif(PHOTOS / "astronaut.jpg", root / "confused.jpg", broken=True)
+    Image.open(PHOTOS / "cat.jpg").save(root / "plain.png")
+    write_clip(root / "clip.mp4", "2023-07-15T08:00:00.000000Z")
+    settings = Settings(index_dir=root.parent / f"{root.name}-index", model=TINY, speech={"enabled": False})
+    engine = Engine.open(settings, create=True)
+    report = index_folder(root, engine.encoder, engine.store, settings.indexer, video=settings.video)
+    assert (report.indexed, report.failed) == (4, 0), report.errors
+    yield settings, engine, root
+    engine.close()
+
+
+def item(engine: Engine, root: Path, name: str):
+    hits = engine.search_text("a picture", k=10, filters=Filters(path_prefix=str(root / name)))
+    return engine.item(hits[0].item_id)
+
+
+def test_exif_becomes_typed_fields(indexed):
+    _, engine, root = indexed
+    assert item(engine, root, "paris.jpg").fields == pytest.approx(WANT)
+    assert item(engine, root, "plain.png").fields is None
+    assert item(engine, root, "clip.mp4").fields == {"taken_at": "2023-07-15T08:00:00+00:00"}
+
+
+def test_broken_exif_keeps_what_it_can_and_the_picture(indexed):
+    _, engine, root = indexed
+    confused = item(engine, root, "confused.jpg")
+    assert confused.status == "indexed" and confused.fields == {
+        "camera_make": "Acme",
+        "camera_model": "12345",
+    }
+
+
+@pytest.mark.parametrize(
+    ("where", "names"),
+    [
+        ("taken_at >= 2023-07-01 and camera_model ~ 'pixel'", {"paris.jpg"}),
+        ("taken_at >= 2023-07-15", {"clip.mp4"}),
+        ("gps_lat > 48.8 and gps_lat < 48.9 and gps_lon > 2.2 and gps_lon < 2.4", {"paris.jpg"}),
+        ("camera_make in [Google, Acme]", {"paris.jpg", "confused.jpg"}),
+    ],
+)
+def test_filters_read_the_fields(indexed, where, names):
+    _, engine, _ = indexed
+    hits = engine.search_text("a picture", k=10, filters=Filters(where=where))
+    assert {Path(h.uri).name for h in hits} == names
+
+
+def test_served_pictures_carry_no_exif_and_keep_their_pixels(indexed):
+    settings, engine, root = indexed
+    photo = item(engine, root, "paris.jpg")
+    original = (root / "paris.jpg").read_bytes()
+    with serve(create_app(settings, engine)) as url:
+        served = httpx.get(f"{url}/items/{photo.id}/media", timeout=30)
+    assert served.status_code == 200 and served.headers["content-type"] == "image/jpeg"
+    assert len(served.content) < len(original) and b"Pixel 7" not in served.content
+    picture = Image.open(io.BytesIO(served.content))
+    assert not picture.getexif() and not picture.getexif().get_ifd(ExifTags.IFD.GPSInfo)
+    assert np.array_equal(np.asarray(picture), np.asarray(Image.open(root / "paris.jpg"))), "pixels untouched"
+    thumb = httpx.Client()
+    as_is = settings.model_copy(update={"api": settings.api.model_copy(update={"serve_originals": True})})
+    with serve(create_app(as_is, engine)) as url:
+        assert thumb.get(f"{url}/items/{photo.id}/media", timeout=30).content == original
+        small = thumb.get(f"{url}/items/{photo.id}/thumbnail", timeout=30).content
+    assert b"Pixel 7" not in small and not Image.open(io.BytesIO(small)).getexif()
+
+
+def test_dates_are_read_strictly():
+    assert taken_at("2023:07:14 10:30:05", "+02:00") == "2023-07-14T10:30:05+02:00"
+    assert taken_at("2023:07:14 10:30:05", "local") == "2023-07-14T10:30:05"
+    assert taken_at("2023:13:14 10:30:05") is None and taken_at(b"\x00" * 20) is None and taken_at(7) is None
+    assert creation_time("2023-07-14T10:30:05.250000Z") == "2023-07-14T10:30:05+00:00"
+    assert creation_time("1904-01-01T00:00:00Z") is None and creation_time("soon") is None
