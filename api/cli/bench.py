@@ -254,6 +254,26 @@ def bench_oneshot_cmd(
     show(out, result, as_json, f"one-shot search, full / light: [bold]{result.speedup}x[/]{way}")
 
 
+@app.command("text-int8")
+def bench_text_int8_cmd(
+    model: Annotated[
+        str, typer.Option(help="A sentence-transformers model (name or folder)")
+    ] = "all-MiniLM-L6-v2",
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """int8 against float32 on the text model's real weights, in one run: each sentence's cosine, the
+    rankings' agreement, and one query's encode time (torch float32 / ONNX int8)."""
+    from mmsearch.api.bench.text_int8 import bench_text_int8
+
+    with err.status("exporting, quantising and comparing ..."):
+        result = bench_text_int8(model)
+    title = (
+        f"{result.model} int8 vs float32: cosine min {result.cosine_min}, top-1 agreement "
+        f"{result.top1_agreement}; one query torch / int8: [bold]{result.speedup}x[/]"
+    )
+    show(out, result, as_json, title)
+
+
 @app.command("gpu")
 def bench_gpu_cmd(
     images: Annotated[int, typer.Option(min=1, help="Number of camera-size JPEGs")] = 512,

@@ -99,7 +99,7 @@ def quantise(folder: Path) -> float:
     per batch); returns the seconds it took. Only MatMul: quantising every op type (the convolution and
     the embedding lookup too) made the ViT-B-32-256 image tower about half as fast on a 2-core Xeon."""
     start = time.perf_counter()
-    with _quiet_quantiser():
+    with quiet_quantiser():
         for tower in (IMAGE, TEXT):
             _quantise_one(tower_path(folder, tower, False), tower_path(folder, tower, True))
     return time.perf_counter() - start
@@ -119,7 +119,7 @@ class _NotFromOnnxRuntime(logging.Filter):
 
 
 @contextmanager
-def _quiet_quantiser() -> Iterator[None]:
+def quiet_quantiser() -> Iterator[None]:
     """quantize_dynamic logs per-tensor notes and a hint to run its pre-processing (whose shape
     inference fails on these graphs) on the root logger."""
     quiet = _NotFromOnnxRuntime()
@@ -276,7 +276,7 @@ def export_query_tower(
             dynamo=False,
         )
     try:
-        with _quiet_quantiser():
+        with quiet_quantiser():
             _quantise_one(source, quantised, ("MatMul", "Gather"))  # the embeddings too
         query_tower.optimise(quantised, folder)
     finally:
