@@ -4,8 +4,9 @@ Tools search by words or by a picture, find moments in videos and recordings, fi
 read an item with what is said around a moment, tag it zero-shot, and answer a question citing hits;
 resources describe the index and its filter language. Hits come back as JSON text, each followed by a
 small JPEG thumbnail as MCP image content, so an agent sees the pictures it found. Built on the official
-SDK's MCPServer; stdio by default, streamable HTTP with `--http`. Read-only: nothing here writes to the
-index.
+SDK's MCPServer; stdio by default, streamable HTTP with `--http`. Read-only, unless admin keys are
+configured: then an `index` tool indexes the server's index roots, for admin keys only (over stdio, the
+one who started it is the admin).
 
 The HTTP API's rules hold: k at most `api.max_k`, pictures at most `api.max_upload_bytes`, and a picture
 given by path must lie under the folder the indexed files share (an agent cannot make the server read
@@ -31,6 +32,7 @@ from pydantic import Field
 
 from mmsearch import Engine, Filters, MMSearchError, Settings
 from mmsearch.answer.answerer import Answer, Answerer
+from mmsearch.api.index_runs import IndexRunner
 from mmsearch.api.limits import megabytes
 from mmsearch.hits import IMAGE_SPACE, Hit
 from mmsearch.learn.classify import ZeroShotClassifier
@@ -252,6 +254,35 @@ def build(engine: Engine, settings: Settings) -> MCPServer:
         except MMSearchError as exc:
             raise ToolError(str(exc)) from None
         raise ToolError("the answer ended without its citations")
+
+    if api.admin_keys:  # then index too, for admins
+        runner = IndexRunner(engine, settings)
+        writes = ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=False)
+
+        @server.tool(annotations=writes, structured_output=False)
+        async def index(
+            ctx: Context,
+            root: Annotated[
+                str | None, Field(description="one of the server's index roots (default: the first)")
+            ] = None,
+            prune: Annotated[bool, Field(description="also drop files deleted since the last run")] = False,
+        ) -> Content:
+            """Index new and changed files in one of the server's index roots (api.index_roots); files done
+            arrive as progress notifications. Needs an admin key."""
+            request = ctx.request_context.request
+            role = (
+                request.scope.get("state", {}).get("role") if request is not None else "admin"
+            )  # stdio: the owner
+            if role != "admin":
+                raise ToolError("indexing needs an admin key")
+            try:
+                run = runner.start(root, prune)
+            except MMSearchError as exc:
+                raise ToolError(str(exc)) from None
+            while run.state in ("running", "cancelling"):
+                await ctx.report_progress(run.done, run.total)
+                await anyio.sleep(0.25)
+            return [_text(run.to_dict())]
 
     @server.resource("mmsearch://info", mime_type="application/json")
     def info() -> str:

@@ -210,6 +210,38 @@ def test_http_with_keys_answers_only_a_caller_with_one(indexed):
         assert not found.is_error and Path(texts(found)[1]["path"]).name == "red-circle.jpg"
 
 
+def test_with_admin_keys_an_admin_indexes_and_a_reader_cannot(indexed, tmp_path):
+    import httpx2
+    from mcp.client.streamable_http import streamable_http_client
+
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    render(*classes()[0], np.random.default_rng(1)).save(incoming / "new-picture.jpg", quality=90)
+    read, admin = "read-key-for-the-mcp-test", "admin-key-for-the-mcp-test"
+    keys = {"READ_KEYS": [read], "ADMIN_KEYS": [admin], "INDEX_ROOTS": [str(incoming)]}
+    env = ENV | {f"MMSEARCH_API__{k}": json.dumps(v) for k, v in keys.items()}
+
+    async def call(url: str, key: str, name: str, arguments: dict):
+        async with (
+            httpx2.AsyncClient(headers={"X-API-Key": key}, timeout=120) as http,
+            mcp.Client(streamable_http_client(url, http_client=http)) as client,
+        ):
+            return await client.call_tool(name, arguments)
+
+    own = shutil.copytree(indexed[1], tmp_path / "index")  # the other tests' index stays as it was
+    with serving(own, env) as url:
+        refused = asyncio.run(call(url, read, "index", {}))
+        assert refused.is_error and "needs an admin key" in refused.content[0].text
+        run = asyncio.run(call(url, admin, "index", {}))
+        assert not run.is_error, run.content
+        report = json.loads(run.content[0].text)
+        assert (report["state"], report["indexed"], report["failed"]) == ("done", 1, 0), report
+        found = asyncio.run(
+            call(url, read, "search", {"text": caption(*classes()[0]), "k": 3, "show_all": True})
+        )
+        assert "new-picture.jpg" in {Path(h["path"]).name for h in texts(found)[1:]}
+
+
 def test_ask_streams_progress_then_the_cited_answer(indexed):
     root, index_dir = indexed
     with fake_vlm_server() as (vlm, _):
