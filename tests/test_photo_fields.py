@@ -5,7 +5,11 @@ broken EXIF, a video with a creation time."""
 from __future__ import annotations
 
 import io
+import json
+import subprocess
+import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import av
@@ -14,13 +18,18 @@ import numpy as np
 import pytest
 from PIL import ExifTags, Image
 
-from mmsearch import Engine, Filters, Settings
+from mmsearch import Engine, Filters, InvalidQueryError, Settings
 from mmsearch.api.app import create_app
 from mmsearch.encode.photo_fields import creation_time, taken_at
 from mmsearch.indexer import index_folder
-from tests.conftest import TINY, serve
+from tests.conftest import serve
 
 PHOTOS = Path(__file__).with_name("fixtures") / "photos"
+RANDOM = {
+    "name": "mmsearch-tiny",
+    "random_weights": True,
+    "device": "cpu",
+}  # the package's own: the CLI knows it
 B, G = ExifTags.Base, ExifTags.GPS
 WANT = {
     "taken_at": "2023-07-14T10:30:05+02:00",
@@ -70,7 +79,7 @@ def indexed(tmp_path_factory) -> Iterator[tuple[Settings, Engine, Path]]:
     with_exif(PHOTOS / "astronaut.jpg", root / "confused.jpg", broken=True)
     Image.open(PHOTOS / "cat.jpg").save(root / "plain.png")
     write_clip(root / "clip.mp4", "2023-07-15T08:00:00.000000Z")
-    settings = Settings(index_dir=root.parent / f"{root.name}-index", model=TINY, speech={"enabled": False})
+    settings = Settings(index_dir=root.parent / f"{root.name}-index", model=RANDOM, speech={"enabled": False})
     engine = Engine.open(settings, create=True)
     report = index_folder(root, engine.encoder, engine.store, settings.indexer, video=settings.video)
     assert (report.indexed, report.failed) == (4, 0), report.errors
@@ -139,3 +148,37 @@ def test_dates_are_read_strictly():
     assert taken_at("2023:13:14 10:30:05") is None and taken_at(b"\x00" * 20) is None and taken_at(7) is None
     assert creation_time("2023-07-14T10:30:05.250000Z") == "2023-07-14T10:30:05+00:00"
     assert creation_time("1904-01-01T00:00:00Z") is None and creation_time("soon") is None
+
+
+def test_hits_in_date_order_good_matches_first(indexed):
+    _, engine, _ = indexed
+    hits = [replace(h, weak=False) for h in engine.search_text("a picture", k=10)]
+    newest = [Path(h.uri).name for h in engine.ordered(hits, "-taken_at")]
+    assert newest[:2] == ["clip.mp4", "paris.jpg"] and len(newest) == 4  # the two with no date after
+    assert [Path(h.uri).name for h in engine.ordered(hits, "taken_at")][:2] == ["paris.jpg", "clip.mp4"]
+    mixed = [replace(h, weak=Path(h.uri).name == "clip.mp4") for h in hits]
+    first = next(Path(h.uri).name for h in engine.ordered(mixed, "-taken_at"))
+    assert first == "paris.jpg"  # a weak one never jumps a good one
+    by_size = engine.ordered(hits, "-size")
+    assert [h.uri for h in by_size] == sorted((h.uri for h in hits), key=lambda u: -Path(u).stat().st_size)
+    with pytest.raises(InvalidQueryError, match="sort by a field name"):
+        engine.ordered(hits, "taken_at; drop table items")
+
+
+def test_sort_over_http_and_the_command_line(indexed):
+    settings, engine, _ = indexed
+    params = {"q": "a picture", "k": 10, "all": True, "where": "taken_at >= 2000-01-01", "sort": "-taken_at"}
+    want = engine.ordered(
+        engine.search_text("a picture", k=10, filters=Filters(where=params["where"])), "-taken_at"
+    )
+    with serve(create_app(settings, engine)) as url:
+        got = httpx.get(f"{url}/search", params=params, timeout=60).json()["hits"]
+        bad = httpx.get(f"{url}/search", params={"q": "x", "sort": "taken at"}, timeout=60)
+    assert [h["uri"] for h in got] == [h.uri for h in want] and len(got) == 2
+    assert bad.status_code == 400 and "sort by a field name" in bad.json()["error"]
+    args = ["search", "a picture", "--all", "--json", "--where", params["where"], "--sort=-taken_at"]
+    cli = subprocess.run(
+        [sys.executable, "-m", "mmsearch.api.cli", *args, "-i", str(settings.index_dir)],
+        capture_output=True, text=True, check=True, timeout=300,
+    )  # fmt: skip
+    assert [h["uri"] for h in json.loads(cli.stdout)] == [h.uri for h in want]

@@ -45,6 +45,10 @@ def search(
     show_all: Annotated[
         bool, typer.Option("--all", help="Also the weaker matches, dimmed (default: good matches only)")
     ] = False,
+    sort: Annotated[
+        str | None,
+        typer.Option(help="Order by a field, not relevance: --sort=-taken_at (newest first), price, size"),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
     paths: Annotated[bool, typer.Option("--paths", help="Print only the files' paths, one per line")] = False,
     index_dir: IndexDir = None,
@@ -72,6 +76,8 @@ def search(
         hits = engine.search_image(picture, k, filters, collapse=collapse)
     else:
         hits = engine.search_text(query or "", k, filters, collapse=collapse, hybrid=hybrid)
+    if sort:
+        hits = engine.ordered(hits, sort)
     print_hits(out, hits, as_json, show_all, paths)
 
 

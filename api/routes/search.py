@@ -18,6 +18,7 @@ from mmsearch.api.deps import EngineDep, SettingsDep, shown_uri
 from mmsearch.api.errors import error_responses
 from mmsearch.api.limits import megabytes
 from mmsearch.hits import Moment
+from mmsearch.query import ordering
 from mmsearch.query.engine import Engine, Term
 from mmsearch.query.filters import BUILT_IN, example
 from mmsearch.query.relevance import strong
@@ -99,6 +100,7 @@ class SearchParams:
     filters: Filters
     collapse: float | None = None
     show_all: bool = False
+    sort: str | None = None
 
 
 async def search_params(
@@ -135,6 +137,13 @@ async def search_params(
     show_all: Annotated[
         bool, Query(alias="all", description="also the weaker matches, marked weak (default: good ones only)")
     ] = False,
+    sort: Annotated[
+        str | None,
+        Query(
+            max_length=130,
+            description="order by a field, not relevance: -taken_at (newest first), price, size",
+        ),
+    ] = None,
 ) -> SearchParams:
     max_k = settings.api.max_k
     if k is None:
@@ -153,7 +162,9 @@ async def search_params(
     if path_prefix and not path_prefix.startswith("/"):  # as the hits show it to a read key
         path_prefix = engine.common_root() + path_prefix
     filters = Filters(kind=kind, path_prefix=path_prefix, min_score=min_score, where=where)
-    return SearchParams(k, filters, collapse, show_all)
+    if sort is not None:
+        ordering.parse(sort)  # a bad name is a 400 before any search
+    return SearchParams(k, filters, collapse, show_all, sort)
 
 
 SearchParamsDep = Annotated[SearchParams, Depends(search_params)]
@@ -225,6 +236,8 @@ def search_text(
         raise InvalidQueryError("the query text q is empty")
     start = time.perf_counter()
     hits = engine.search_text(q, params.k, params.filters, collapse=params.collapse, hybrid=hybrid)
+    if params.sort:
+        hits = engine.ordered(hits, params.sort)
     took = (time.perf_counter() - start) * 1000
     return SearchOut(query=q, k=params.k, took_ms=round(took, 3), **results(request, hits, params.show_all))
 
@@ -252,6 +265,8 @@ async def search_image(
         start = time.perf_counter()
         decoded = engine.picture(data, max_pixels)
         hits = engine.search_image(decoded.image, params.k, params.filters, collapse=params.collapse)
+        if params.sort:
+            hits = engine.ordered(hits, params.sort)
         return decoded, hits, (time.perf_counter() - start) * 1000
 
     decoded, hits, took = await run_in_threadpool(work)

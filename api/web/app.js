@@ -26,6 +26,7 @@ function say(text, error = false) {
 function filters() {
   const p = new URLSearchParams({ k: "24", all: "true" });
   if ($("kind").value) p.set("kind", $("kind").value);
+  if ($("sort").value) p.set("sort", $("sort").value);  // when it was taken, not how well it matches
   if ($("where").value.trim()) p.set("where", $("where").value.trim());
   return p;
 }

@@ -18,7 +18,7 @@ from mmsearch.encode.images import DecodedImage, decode_image
 from mmsearch.encode.spec import ModelSpec
 from mmsearch.errors import InvalidQueryError, NotFoundError
 from mmsearch.hits import IMAGE_SPACE, TEXT_SPACE, Hit
-from mmsearch.query import dedup
+from mmsearch.query import dedup, ordering
 from mmsearch.query.filters import parse as parse_filter
 from mmsearch.query.fusion import COHORT, impostors, margins, terms
 from mmsearch.query.grouping import OVERFETCH, grouped, hit, join_phrase, moment
@@ -388,6 +388,10 @@ class Engine:
         if self._fields[0] != generation:
             self._fields = (generation, self.store.catalog.field_examples())
         return self._fields[1]
+
+    def ordered(self, hits: list[Hit], sort: str) -> list[Hit]:
+        """The hits by a field instead of relevance ("-taken_at": newest first; query/ordering.py)."""
+        return ordering.ordered(hits, sort, self.store.catalog.sort_values)
 
     def common_root(self) -> str:
         """The folder all indexed files share (read again after each write)."""

@@ -107,6 +107,19 @@ class Catalog:
         with Session(self.engine) as s:
             return s.scalar(select(State.value).where(State.key == "generation")) or 0
 
+    def sort_values(self, name: str, item_ids: Sequence[int]) -> dict[int, float | str]:
+        """Each item's value of a field, or its file's `modified` time or `size`, where it has one."""
+        ids = [int(i) for i in item_ids]
+        if name in ("modified", "size"):
+            column = Item.mtime_ns if name == "modified" else Item.size
+            q = select(Item.id, column, literal(None)).where(Item.id.in_(ids))
+        else:
+            q = select(ItemField.item_id, ItemField.num, ItemField.text)
+            q = q.where(ItemField.name == name, ItemField.item_id.in_(ids))
+        with Session(self.engine) as s:
+            rows = s.execute(q).all()
+        return {i: num if num is not None else text for i, num, text in rows if (num, text) != (None, None)}
+
     def field_examples(self) -> dict[str, float | str]:
         """Each user field (manifest column) with a value some item has: its mean if numeric, else the
         first text in order."""
