@@ -212,6 +212,18 @@ def test_a_large_picture_is_shrunk_before_upload_and_shown_above_its_results(sit
     assert page.locator("#querypic").is_hidden()
 
 
+def test_newest_first_asks_the_api_to_sort_by_when_taken(site, browser):
+    url, _ = site
+    page = browser.new_page()
+    page.goto(url)
+    page.select_option("#sort", "-taken_at")
+    with page.expect_request(lambda r: "/search?" in r.url) as asked:
+        page.fill("#q", "a red circle")
+        page.press("#q", "Enter")
+    assert "sort=-taken_at" in asked.value.url
+    page.wait_for_selector("#results li")  # the demo's pictures have no date: they keep relevance order
+
+
 def test_dragging_a_file_over_the_page_shows_the_drop_zone(site, browser):
     url, _ = site
     page = browser.new_page()
