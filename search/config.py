@@ -110,7 +110,7 @@ class SpeechSettings(BaseModel):
     vad: bool = Field(True, description="skip non-speech with Silero VAD (no hallucinated text on silence)")
     beam_size: int = Field(5, ge=1, le=16, description="5 finds better transcripts; 1 (greedy) is faster")
     word_times: bool = Field(
-        True, description="each word's time, so a found moment is the words that matched (about 10% slower)"
+        True, description="each word's time, so a found moment is the words that matched"
     )
 
 
