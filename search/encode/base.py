@@ -13,6 +13,7 @@ from PIL import Image
 
 from mmsearch.encode import query_tower
 from mmsearch.encode.sentences import CLIP, SentenceEncoder
+from mmsearch.encode.word_tower import OnnxSentences
 
 AUTO_MIN_PARAMS = 20_000_000  # `auto` keeps smaller models (tests, the shapes demo) on float32 torch
 ONNX_BACKENDS = ("onnx", "onnx-int8")
@@ -30,7 +31,8 @@ class EncoderBase:
     preprocess: Callable[[Image.Image], np.ndarray]
     context_length = 77  # tokens the text tower reads, start and end markers included
     fingerprint: str
-    words: SentenceEncoder | None = None  # the text model (encode/sentences.py); None: this text tower
+    # The text model (encode/sentences.py, on torch or its ONNX graph); None: this text tower.
+    words: SentenceEncoder | OnnxSentences | None = None
 
     def _image_chunk(self, pixels: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -79,6 +81,13 @@ class EncoderBase:
 
     def encode_word_queries(self, texts: Sequence[str]) -> np.ndarray:
         return self.encode_queries(texts) if self.words is None else self.encode_words(texts)
+
+    def encode_word_cohort(self, texts: Sequence[str]) -> np.ndarray:
+        """The word space's query cohort (search/query/fusion.py): on the text model's ONNX graph, the
+        vectors kept beside it, which the one-shot search reads too."""
+        if self.words is None:
+            return self.encode_queries(texts)
+        return self.words.encode_kept(list(texts))
 
     @property
     def words_dim(self) -> int:

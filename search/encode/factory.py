@@ -31,7 +31,8 @@ def open_encoder(spec: ModelSpec, s: ModelSettings):
         encoder = Encoder.for_spec(spec, s)
     text_model = s.text_model or DEFAULT_TEXT_MODEL
     if text_model != CLIP:
-        encoder.words = sentences.shared(text_model, "cpu" if s.device == "mps" else s.device)
+        cpu = s.device in ("cpu", "mps") or (s.device == "auto" and not gpu_possible())
+        encoder.words = sentences.shared(text_model, "cpu" if cpu else s.device)
     return encoder
 
 

@@ -17,10 +17,14 @@ import zipfile
 from collections.abc import Sequence
 from importlib.util import find_spec
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from mmsearch.errors import ModelUnavailableError
+
+if TYPE_CHECKING:
+    from mmsearch.encode.word_tower import OnnxSentences
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +98,9 @@ class SentenceEncoder:
         )
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
+    def encode_kept(self, texts: Sequence[str]) -> np.ndarray:
+        return self.encode(texts)  # nowhere to keep them: only the ONNX graph has a folder
+
     @property
     def fingerprint(self) -> str:
         """The model's name and width: an index refuses words embedded by another text model."""
@@ -104,7 +111,15 @@ class SentenceEncoder:
 
 
 @functools.lru_cache(maxsize=4)
-def shared(name: str, device: str = "cpu") -> SentenceEncoder:
+def shared(name: str, device: str = "cpu") -> SentenceEncoder | OnnxSentences:
     """One loaded copy per process of each text model: engines opened one after another (a server's
-    reloads, tests) share it; it is only read."""
-    return SentenceEncoder(name, device)
+    reloads, tests) share it; it is only read. On the CPU, its float32 ONNX graph without torch once the
+    torch model has exported and checked it (search/encode/word_tower.py)."""
+    from mmsearch.encode import word_tower
+
+    folder = word_tower.cache_folder(cache_root(), short_name(name))
+    light = device == "cpu" and word_tower.runtime_version() is not None
+    if light and (tower := word_tower.OnnxSentences.open(folder)) is not None:
+        return tower
+    model = SentenceEncoder(name, device)
+    return (word_tower.prepare(model, folder) if light else None) or model

@@ -1,37 +1,104 @@
-"""The text model (search/encode/sentences.py) as an ONNX graph, float32 and int8, run without torch:
-the `tokenizers` library's WordPiece, ONNX Runtime, then the model's mean pooling and L2 norm in numpy.
+"""The text model (search/encode/sentences.py) as an ONNX graph, run without torch: the `tokenizers`
+library's WordPiece, ONNX Runtime, then the model's mean pooling and L2 norm in numpy.
 
-all-MiniLM-L6-v2 is the only real model with real weights that can be had here, so it is where int8 is
-checked against float32 on real weights (`mmsearch bench text-int8`, docs/benchmarks.md): the cosine
-of each sentence's int8 vector with sentence-transformers' own float32 one, and how often both rank the
-same sentences first. A graph under MIN_COSINE is not to be used.
+Two uses. The float32 graph is the text model itself wherever it runs on the CPU (`OnnxSentences`):
+exported once by the torch model into the cache, checked against it (cosine at least CHECK_MIN on the
+cohort of typical queries), then loaded in a quarter of a second without torch, so an index with
+transcripts gets the one-shot search (search/query/quick.py) too. And all-MiniLM-L6-v2 being the only
+real model with real weights here, int8 is checked against float32 on it (`mmsearch bench text-int8`,
+docs/benchmarks.md); int8 falls short of CHECK_MIN (cosine min 0.983), so it is not used for search.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
+import os
 import shutil
+import tempfile
 import warnings
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-FP32, INT8, TOKENIZER = "text.fp32.onnx", "text.int8.onnx", "tokenizer.json"
-MIN_COSINE = 0.99
+from mmsearch.encode.query_tower import read_record, runtime_version, session, write_record
+
+if TYPE_CHECKING:
+    from mmsearch.encode.sentences import SentenceEncoder
+
+log = logging.getLogger(__name__)
+
+FP32, INT8, TOKENIZER, META = "text.fp32.onnx", "text.int8.onnx", "tokenizer.json", "meta.json"
+FOLDER = "word-tower"  # its name inside an index folder
+FILES = (FP32, TOKENIZER)
+FORMAT = 1  # bump when the graph, tokenizer or meta change
+CHECK_MIN = 0.9999  # cosine of the float32 graph's vectors with the torch model's, each cohort text
 MAX_TOKENS = 256  # all-MiniLM-L6-v2's max_seq_length; longer texts are cut, as sentence-transformers does
+BATCH = 64  # sentence-transformers' default
+
+
+@dataclass(frozen=True)
+class WordTowerMeta:
+    name: str  # the text model's (sentences.short_name)
+    fingerprint: str  # the text model's: an index only takes words from its own text model
+    dim: int
+    max_tokens: int
+    cosine_min: float  # the lowest cosine to the torch model over the cohort, at export
+    runtime: str | None  # the ONNX Runtime version that checked it
+    format: int = FORMAT
+
+
+def usable(folder: Path, fingerprint: str | None = None) -> WordTowerMeta | None:
+    """The folder's meta when it holds a whole, checked float32 graph (of this text model, if given)."""
+    meta = read_record(WordTowerMeta, folder / META)
+    if meta is None or meta.format != FORMAT or meta.cosine_min < CHECK_MIN:
+        return None
+    if meta.runtime != runtime_version() or (fingerprint is not None and meta.fingerprint != fingerprint):
+        return None
+    return meta if all((folder / name).is_file() for name in FILES) else None
+
+
+def cache_folder(root: Path, name: str) -> Path:
+    return root / "word-towers" / hashlib.sha256(name.encode()).hexdigest()[:16]
+
+
+def copy(source: Path, target: Path) -> None:
+    """Place a tower in `target` (an index folder's), linked where the file system allows, meta last so a
+    reader never sees half of one."""
+    target.mkdir(parents=True, exist_ok=True)
+    for name in (*FILES, META):
+        tmp = target / f"{name}.tmp-{os.getpid()}"
+        try:
+            os.link(source / name, tmp)
+        except OSError:
+            shutil.copyfile(source / name, tmp)
+        os.replace(tmp, target / name)
 
 
 def export(model_folder: Path, out: Path) -> Path:
     """A sentence-transformers folder (a BERT-like transformer with mean pooling) as ONNX graphs in `out`:
     float32, and int8 (`quantize`)."""
-    import torch
     from transformers import AutoModel
 
     pooling = json.loads((model_folder / "1_Pooling" / "config.json").read_text())
     if not pooling.get("pooling_mode_mean_tokens"):
         raise ValueError(f"{model_folder} does not pool by the mean of its tokens")
     out.mkdir(parents=True, exist_ok=True)
-    model = AutoModel.from_pretrained(model_folder).eval()
+    export_graph(AutoModel.from_pretrained(model_folder).eval(), out / FP32)
+    quantize(out / FP32, out / INT8)
+    shutil.copy(model_folder / TOKENIZER, out / TOKENIZER)
+    return out
+
+
+def export_graph(model, path: Path) -> None:
+    """A transformers model's token vectors as a float32 ONNX graph over any batch and length."""
+    import torch
 
     class Tokens(torch.nn.Module):  # the transformer's token vectors, by keyword as it wants them
         def __init__(self) -> None:
@@ -49,16 +116,13 @@ def export(model_folder: Path, out: Path) -> Path:
         torch.onnx.export(
             Tokens(),
             (ids, torch.ones_like(ids), torch.zeros_like(ids)),
-            out / FP32,
+            path,
             input_names=["input_ids", "attention_mask", "token_type_ids"],
             output_names=["tokens"],
             dynamic_axes={"input_ids": axes, "attention_mask": axes, "token_type_ids": axes, "tokens": axes},
             opset_version=17,
             dynamo=False,
         )
-    quantize(out / FP32, out / INT8)
-    shutil.copy(model_folder / TOKENIZER, out / TOKENIZER)
-    return out
 
 
 def quantize(source: Path, target: Path, per_channel: bool = True) -> None:
@@ -74,27 +138,141 @@ def quantize(source: Path, target: Path, per_channel: bool = True) -> None:
 
 
 class WordTower:
-    """Unit float32 vectors for texts from one exported graph (FP32 or INT8)."""
+    """Unit float32 vectors for texts from one exported graph (FP32 or INT8). The ONNX Runtime session
+    starts in a thread, as the query tower's does, so a one-shot search overlaps it with other work."""
 
-    def __init__(self, folder: Path, graph: str = INT8, threads: int | None = None):
-        import onnxruntime as ort
+    def __init__(
+        self, folder: Path, graph: str = INT8, threads: int | None = None, max_tokens: int = MAX_TOKENS
+    ):
+        self.folder = folder
+        self.max_tokens = max_tokens
+        pool = ThreadPoolExecutor(1, thread_name_prefix="mmsearch-word-tower")
+        self._session = pool.submit(session, folder / graph, threads or len(os.sched_getaffinity(0)))
+        pool.shutdown(wait=False)
+
+    @cached_property
+    def tokenizer(self):
         from tokenizers import Tokenizer
 
-        self.tokenizer = Tokenizer.from_file(str(folder / TOKENIZER))
-        self.tokenizer.enable_truncation(MAX_TOKENS)
-        self.tokenizer.enable_padding()
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-        self.session = ort.InferenceSession(str(folder / graph), options, providers=["CPUExecutionProvider"])
+        tokenizer = Tokenizer.from_file(str(self.folder / TOKENIZER))
+        tokenizer.enable_truncation(self.max_tokens)
+        tokenizer.no_padding()
+        return tokenizer
 
-    def encode(self, texts: list[str]) -> np.ndarray:
-        batch = self.tokenizer.encode_batch(texts)
-        ids = np.array([b.ids for b in batch], np.int64)
-        mask = np.array([b.attention_mask for b in batch], np.int64)
-        tokens = self.session.run(
-            None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-        )[0]
-        summed = (tokens * mask[:, :, None]).sum(axis=1)
-        mean = summed / np.maximum(mask.sum(axis=1, keepdims=True), 1)
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """In batches of texts of like length (sentence-transformers' order), each padded to its longest."""
+        rows = [b.ids for b in self.tokenizer.encode_batch(list(texts))]
+        order = np.argsort([-len(r) for r in rows], kind="stable")
+        out = np.zeros((len(rows), 0), np.float32)
+        for start in range(0, len(rows), BATCH):
+            part = order[start : start + BATCH]
+            vectors = self._pooled([rows[i] for i in part])
+            if not out.shape[1]:
+                out = np.zeros((len(rows), vectors.shape[1]), np.float32)
+            out[part] = vectors
+        return out
+
+    def _pooled(self, rows: list[list[int]]) -> np.ndarray:
+        """Mean of the token vectors, then unit length: the model's pooling and normalisation."""
+        ids = np.zeros((len(rows), max(len(r) for r in rows)), np.int64)
+        mask = np.zeros_like(ids)
+        for i, row in enumerate(rows):
+            ids[i, : len(row)], mask[i, : len(row)] = row, 1
+        given = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+        tokens = self._session.result().run(None, given)[0]
+        mean = (tokens * mask[:, :, None]).sum(axis=1) / np.maximum(mask.sum(axis=1, keepdims=True), 1)
         return (mean / np.linalg.norm(mean, axis=1, keepdims=True)).astype(np.float32)
+
+
+class OnnxSentences:
+    """The text model on its checked float32 graph: what SentenceEncoder gives, without torch."""
+
+    def __init__(self, folder: Path, meta: WordTowerMeta, threads: int | None = None):
+        self.folder = folder
+        self.meta = meta
+        self.name = meta.name
+        self.dim = meta.dim
+        self.fingerprint = meta.fingerprint
+        self.tower = WordTower(folder, FP32, threads, meta.max_tokens)
+
+    @classmethod
+    def open(cls, folder: Path, fingerprint: str | None = None) -> OnnxSentences | None:
+        meta = usable(folder, fingerprint)
+        return None if meta is None else cls(folder, meta)
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), np.float32)
+        return self.tower.encode(texts)
+
+    def encode_kept(self, texts: Sequence[str]) -> np.ndarray:
+        """`encode`, kept in the tower's folder for the next process (the query cohort of
+        search/query/fusion.py would cost a one-shot search a second on every run); the engine and the
+        one-shot search read the same vectors."""
+        key = hashlib.sha256("\n".join(texts).encode()).hexdigest()[:16]
+        path = self.folder / f"kept-{key}.npy"
+        try:
+            return np.load(path)
+        except (OSError, ValueError):
+            pass
+        out = self.encode(texts)
+        part = path.with_name(f"{path.name}.{os.getpid()}.part")
+        try:
+            with part.open("wb") as f:
+                np.save(f, out)
+            part.replace(path)
+        except OSError:  # a read-only folder: encoded again next time
+            part.unlink(missing_ok=True)
+        return out
+
+    def record(self) -> dict:
+        return {"name": self.name, "dim": self.dim, "fingerprint": self.fingerprint}
+
+
+def _mean_pooling(config: dict) -> bool:
+    """sentence-transformers >= 5 names the mode; earlier versions set one flag per mode."""
+    if "pooling_mode" in config:
+        return config["pooling_mode"] == "mean"
+    modes = {k for k, v in config.items() if k.startswith("pooling_mode_") and v}
+    return modes == {"pooling_mode_mean_tokens"}
+
+
+def prepare(model: SentenceEncoder, folder: Path) -> OnnxSentences | None:
+    """The torch text model exported into `folder` and checked against itself; None (and a log line) for
+    a model that is not a transformer with mean pooling, an export that fails or one not close enough."""
+    from mmsearch.query.fusion import COHORT
+
+    st = model.model
+    modules = [type(m).__name__ for m in st]
+    pooling = st[1] if len(st) > 1 else None
+    if modules[:2] != ["Transformer", "Pooling"] or set(modules[2:]) - {"Normalize"}:
+        log.info("the text model %s stays on torch: its modules are %s", model.name, modules)
+        return None
+    if not _mean_pooling(pooling.get_config_dict()):
+        log.info("the text model %s stays on torch: it does not pool by the mean of its tokens", model.name)
+        return None
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=f"{folder.name}.partial-", dir=folder.parent))
+    try:
+        export_graph(st[0].auto_model.eval(), partial / FP32)
+        st.tokenizer.backend_tokenizer.save(str(partial / TOKENIZER))
+        meta = WordTowerMeta(model.name, model.fingerprint, model.dim, int(st.max_seq_length), 0.0, None)
+        texts = list(COHORT)
+        got = OnnxSentences(partial, meta).encode(texts)
+        cosine = float((got * model.encode(texts)).sum(axis=1).min())
+        meta = WordTowerMeta(
+            meta.name, meta.fingerprint, meta.dim, meta.max_tokens, round(cosine, 6), runtime_version()
+        )
+        write_record(meta, partial / META)
+        if cosine < CHECK_MIN:
+            log.warning("the text model's ONNX graph is off by cosine %.6f: it stays on torch", cosine)
+            return None
+        shutil.rmtree(folder, ignore_errors=True)
+        partial.replace(folder)
+    except Exception as exc:  # exporter and ONNX Runtime errors have no common base class
+        log.warning("the text model %s stays on torch: no ONNX graph (%r)", model.name, exc)
+        return None
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    log.info("the text model %s runs on its ONNX graph from now (cosine to torch %.6f)", model.name, cosine)
+    return OnnxSentences(folder, meta)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -12,16 +12,17 @@ from sqlalchemy import and_
 from sqlalchemy.sql.elements import ColumnElement
 
 from mmsearch.config import IndexerSettings, SearchSettings, Settings
-from mmsearch.defaults import candidates_for
 from mmsearch.encode.factory import open_encoder
 from mmsearch.encode.images import DecodedImage, decode_image
 from mmsearch.encode.spec import ModelSpec
+from mmsearch.encode.word_tower import OnnxSentences
 from mmsearch.errors import InvalidQueryError, NotFoundError
-from mmsearch.hits import IMAGE_SPACE, TEXT_SPACE, Hit
+from mmsearch.hits import IMAGE_SPACE, TEXT_SPACE, Hit, HitRow
 from mmsearch.query import dedup, ordering
 from mmsearch.query.filters import parse as parse_filter
-from mmsearch.query.fusion import COHORT, impostors, margins, terms
-from mmsearch.query.grouping import OVERFETCH, grouped, hit, join_phrase, moment
+from mmsearch.query.fusion import COHORT
+from mmsearch.query.grouping import hit, moment
+from mmsearch.query.ranking import ranked
 from mmsearch.query.relevance import mark_weak
 from mmsearch.query.rerank import ClipReranker, Reranker, rerank
 from mmsearch.storage.schema import Item, Segment
@@ -42,15 +43,6 @@ class Term:
 
     value: str | Image.Image | int
     weight: float = 1.0
-
-
-@dataclass(frozen=True)
-class _Candidates:
-    """One space's candidate segments for a query, with their cosine similarities."""
-
-    space: str
-    ids: np.ndarray
-    similarity: np.ndarray
 
 
 def check_text(text: str | None, what: str) -> None:
@@ -105,6 +97,8 @@ class Engine:
         store = Store.open(settings, encoder.record(), create=create)
         if encoder.query_tower is not None:
             store.keep_query_tower(encoder.query_tower.folder)
+        if isinstance(encoder.words, OnnxSentences):
+            store.keep_word_tower(encoder.words.folder)
         reranker = None
         if settings.search.rerank_model:
             from mmsearch.encode.models import Encoder  # torch: only for a second model that reranks
@@ -270,10 +264,8 @@ class Engine:
         words: str | None = None,
         calibrate: bool = False,
     ) -> list[Hit]:
-        """Top-k items for per-space query vectors, one hit per item with its best moments.
-
-        `words` adds the word match to transcript scores. Items own several segments (scenes,
-        utterances), so segments are over-fetched until k items are found or every space is exhausted."""
+        """Top-k items for per-space query vectors, one hit per item with its best moments
+        (search/query/ranking.py). `words` adds the transcripts holding the query's words."""
         if k < 1:
             raise InvalidQueryError("k must be at least 1")
         filters = filters or Filters()
@@ -283,97 +275,18 @@ class Engine:
             if not len(allowed):
                 return []
         self.store.refresh()
-        spaces = {s: q for s, q in queries.items() if len(self.store.vectors.get(s, ()))}
-        query_terms = terms(words) if words else frozenset()
-        fetch = k * OVERFETCH + 8
-        while True:
-            found: list[_Candidates] = []
-            exhausted = True
-            for space, query in spaces.items():
-                index = self.store.vectors[space]
-                exact = index.exact
-                rescored = candidates_for(len(index), self.search_settings.candidates)
-                wanted = fetch if exact else max(fetch, rescored)
-                scores, ids = self.store.search(space, query[None, :], wanted, allowed)
-                valid = ids[0] >= 0
-                got = _Candidates(space, ids[0][valid], scores[0][valid])
-                if not exact:
-                    got = self._rescore(got, query)
-                last = got.similarity[-1] if len(got.ids) else None
-                raw = not (calibrate or space == TEXT_SPACE)  # a margin can pass min_score where cosine fails
-                below = (
-                    raw and filters.min_score is not None and last is not None and last < filters.min_score
-                )
-                exhausted &= bool(len(got.ids) < fetch or below)
-                if space == TEXT_SPACE and query_terms:
-                    got = self._add_word_matches(got, query, query_terms, fetch, allowed)
-                found.append(got)
-            hits = self._hits(found, spaces, words, filters.min_score, calibrate)
-            if len(hits) >= k or exhausted:
-                return hits[:k]
-            fetch *= OVERFETCH
-
-    def _rescore(self, got: _Candidates, query: np.ndarray) -> _Candidates:
-        """Exact inner products from the catalog's stored float32 vectors, best first: an approximate
-        index only has to find the candidates, not order them."""
-        chunks = list(self.store.catalog.vectors(got.ids))  # ids gone from the catalog drop out here
-        if not chunks:
-            return _Candidates(got.space, got.ids[:0], got.similarity[:0])
-        ids = np.concatenate([c[0] for c in chunks])
-        similarity = np.concatenate([c[1] for c in chunks]) @ query
-        order = np.argsort(-similarity, kind="stable")
-        return _Candidates(got.space, ids[order], similarity[order])
-
-    def _add_word_matches(
-        self, got: _Candidates, query: np.ndarray, query_terms: frozenset[str], fetch: int, allowed
-    ) -> _Candidates:
-        """Transcripts that hold query words join the nearest ones, whatever their cosine."""
-        extra = self.store.catalog.word_candidates(sorted(query_terms), fetch)
-        extra = np.setdiff1d(extra, got.ids)
-        if allowed is not None:
-            extra = extra[np.isin(extra, allowed)]
-        if not len(extra):
-            return got
-        similarity = self.store.vectors_of(TEXT_SPACE, extra) @ query
-        return _Candidates(
-            got.space, np.concatenate([got.ids, extra]), np.concatenate([got.similarity, similarity])
-        )
+        source = _StoreSource(self.store, self._cohort)
+        candidates = self.search_settings.candidates
+        return ranked(source, queries, k, candidates, allowed, words, filters.min_score, calibrate)
 
     def _cohort(self, space: str) -> np.ndarray:
         """The cohort of typical queries (search/query/fusion.py), encoded as queries of the space."""
         if space not in self._cohorts:
             encode = (
-                self.encoder.encode_word_queries if space == TEXT_SPACE else self.encoder.encode_lone_queries
+                self.encoder.encode_word_cohort if space == TEXT_SPACE else self.encoder.encode_lone_queries
             )
             self._cohorts[space] = encode(list(COHORT))
         return self._cohorts[space]
-
-    def _hits(
-        self,
-        found: list[_Candidates],
-        queries: dict[str, np.ndarray],
-        words: str | None,
-        min_score: float | None,
-        calibrate: bool,
-    ) -> list[Hit]:
-        """Score candidates (cohort margins in the word space, and everywhere when spaces mix), check every
-        id against the catalog, and group segments per item, speech moments narrowed to the words said; a
-        phrase said across two utterances joins."""
-        rows = self.store.catalog.hits([int(i) for c in found for i in c.ids])
-        scored: list[tuple[float, float, int]] = []
-        for c in found:
-            score = c.similarity.astype(np.float32)
-            if (c.space == TEXT_SPACE or calibrate) and len(c.ids):
-                cohort = impostors(self._cohort(c.space), queries[c.space])
-                score = margins(score, cohort @ self.store.vectors_of(c.space, c.ids).T)
-            scored += zip(score.tolist(), c.similarity.tolist(), c.ids.tolist(), strict=True)
-        if min_score is not None:
-            scored = [f for f in scored if f[0] >= min_score]
-        hits = grouped(scored, rows, words)
-        query_terms = terms(words) if words else frozenset()
-        if not query_terms:
-            return hits
-        return [h if rows[h.segment_id].words else join_phrase(h, terms, query_terms) for h in hits]
 
     def item(self, item_id: int) -> Item:
         item = self.store.catalog.item(item_id) if 0 < item_id < 2**63 else None
@@ -420,3 +333,42 @@ class Engine:
 
     def close(self) -> None:
         self.store.close()
+
+
+class _StoreSource:
+    """The ranking's Source (search/query/ranking.py) over an open Store: its FAISS caches and catalog."""
+
+    def __init__(self, store: Store, cohort: Callable[[str], np.ndarray]):
+        self.store = store
+        self.cohort = cohort
+
+    def size(self, space: str) -> int:
+        return len(self.store.vectors.get(space, ()))
+
+    def exact(self, space: str) -> bool:
+        return self.store.vectors[space].exact
+
+    def nearest(
+        self, space: str, query: np.ndarray, k: int, allowed: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        scores, ids = self.store.search(space, query[None, :], k, allowed)
+        return scores[0], ids[0]
+
+    def rescored(self, space: str, ids: np.ndarray, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """An approximate index only has to find the candidates, not order them."""
+        chunks = list(self.store.catalog.vectors(ids))  # ids gone from the catalog drop out here
+        if not chunks:
+            return ids[:0], np.zeros(0, np.float32)
+        found = np.concatenate([c[0] for c in chunks])
+        similarity = np.concatenate([c[1] for c in chunks]) @ query
+        order = np.argsort(-similarity, kind="stable")
+        return found[order], similarity[order]
+
+    def stored(self, space: str, ids: np.ndarray) -> np.ndarray:
+        return self.store.vectors_of(space, ids)
+
+    def word_candidates(self, words: list[str], limit: int) -> np.ndarray:
+        return self.store.catalog.word_candidates(words, limit)
+
+    def rows(self, ids: list[int]) -> dict[int, HitRow]:
+        return self.store.catalog.hits(ids)

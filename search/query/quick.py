@@ -6,10 +6,10 @@ seconds, pydantic and SQLAlchemy tenths. This path loads the index's int8 query 
 (tests/test_quick.py holds the two equal). It only takes what it can answer that way:
 - a text query with no option but -k, --index-dir / -i, --all, --json and --paths;
 - no MMSEARCH_ setting in the environment but MMSEARCH_INDEX_DIR (so default search settings hold);
-- an index with a query tower for its model, a SQLite catalog inside it, a picture cache as current as
-  the catalog, and pictures only: transcripts are ranked with the engine's text model and word match.
-Hits are scored by their cohort margins and the weaker ones marked at the default cutoff, as the engine does
-(search/query/fusion.py, search/query/relevance.py).
+- an index with a query tower for its model, a SQLite catalog inside it, vector caches as current as
+  the catalog, and, where it holds transcripts, its text model's ONNX graph (search/encode/word_tower.py).
+Both rank by search/query/ranking.py: cohort margins, the word match, moments narrowed to the words said;
+the weaker hits are marked at the default cutoff (search/query/relevance.py).
 Anything else returns None, and the full command line runs.
 """
 
@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,19 +27,21 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mmsearch.defaults import (
+    CANDIDATES,
     CATALOG,
     DEFAULT_INDEX_DIR,
     GOOD_MARGIN,
     TEXT_GAP,
     IndexSearchDefaults,
-    candidates_for,
 )
-from mmsearch.encode import query_tower
+from mmsearch.encode import query_tower, word_tower
+from mmsearch.encode.sentences import CLIP
+from mmsearch.encode.word_tower import OnnxSentences
 from mmsearch.hits import IMAGE_SPACE, INDEXED, TEXT_SPACE, Hit, HitRow
-from mmsearch.query.fusion import COHORT, impostors, margins
-from mmsearch.query.grouping import OVERFETCH, grouped
+from mmsearch.query.fusion import COHORT
+from mmsearch.query.ranking import ranked
 from mmsearch.query.relevance import mark_weak
-from mmsearch.storage.layout import FORMAT, MANIFEST, vectors_file
+from mmsearch.storage.layout import FORMAT, MANIFEST, escape_like, vectors_file
 
 if TYPE_CHECKING:
     from mmsearch.storage.vectors import VectorIndex
@@ -132,77 +134,111 @@ def _read_only(path: Path) -> sqlite3.Connection:
 def _search(
     folder: Path, db: sqlite3.Connection, model: dict, tower: query_tower.QueryTower, query: Query
 ) -> list[Hit] | None:
-    from mmsearch.storage.vectors import VectorIndex  # FAISS loads while the tower's session starts
-
+    words = None
     if db.execute("SELECT 1 FROM segments WHERE space = ? LIMIT 1", (TEXT_SPACE,)).fetchone():
-        return None
-    generation = db.execute("SELECT value FROM state WHERE key = 'generation'").fetchone()
-    path = vectors_file(folder, IMAGE_SPACE)
-    index, saved_at = VectorIndex.load(path, model["dim"], IndexSearchDefaults(), mmap=True)
-    if saved_at != (generation[0] if generation else 0):
-        return None  # the engine brings the cache up to the catalog first
-    vector = query_tower.unit(tower.encode_texts([query.text]))[0]  # as Encoder.encode_queries
-    if not len(index):
-        return []
-    cohort = impostors(query_tower.unit(tower.encode_each(list(COHORT))), vector)  # as encode_lone_queries
-    hits = _ranked(index, db, vector, cohort, query.k)
+        text_model = model.get("text_model") or {"name": CLIP}
+        if text_model["name"] == CLIP:
+            return None  # words on the picture model's tower, batched as this path does not
+        words = OnnxSentences.open(folder / word_tower.FOLDER, text_model["fingerprint"])
+        if words is None:
+            return None  # the text model is on torch, or its graph was not kept in the index
+    from mmsearch.storage.vectors import VectorIndex  # FAISS loads while the towers' sessions start
+
+    row = db.execute("SELECT value FROM state WHERE key = 'generation'").fetchone()
+    generation = row[0] if row else 0
+    dims = {IMAGE_SPACE: model["dim"]} | ({TEXT_SPACE: words.dim} if words else {})
+    indexes = {}
+    for space, dim in dims.items():
+        index, saved_at = VectorIndex.load(vectors_file(folder, space), dim, IndexSearchDefaults(), mmap=True)
+        if saved_at != generation:
+            return None  # the engine brings the cache up to the catalog first
+        indexes[space] = index
+    queries = {IMAGE_SPACE: query_tower.unit(tower.encode_texts([query.text]))[0]}  # Encoder.encode_queries
+    cohorts = {IMAGE_SPACE: lambda: query_tower.unit(tower.encode_each(list(COHORT)))}  # encode_lone_queries
+    if words:
+        queries[TEXT_SPACE] = words.encode([query.text])[0]  # Encoder.encode_words
+        cohorts[TEXT_SPACE] = lambda: words.encode_kept(list(COHORT))  # Encoder.encode_word_cohort
+    source = _SqliteSource(db, indexes, cohorts)
+    hits = ranked(source, queries, query.k, CANDIDATES, words=query.text, calibrate=True)
     return mark_weak(hits, GOOD_MARGIN, TEXT_GAP)
 
 
-def _ranked(
-    index: VectorIndex, db: sqlite3.Connection, query: np.ndarray, cohort: np.ndarray, k: int
-) -> list[Hit]:
-    """Engine.search_vectors for one space, unfiltered, scored by cohort margins."""
-    fetch = k * OVERFETCH + 8
-    while True:
-        wanted = fetch if index.exact else max(fetch, candidates_for(len(index)))
-        scores, ids = index.search(query[None, :], wanted)
-        valid = ids[0] >= 0
-        ids, similarity = ids[0][valid], scores[0][valid]
-        if not index.exact:
-            ids, similarity = _rescored(db, ids, query)
-        score = margins(similarity.astype(np.float32), cohort @ _stored(db, ids, len(query)).T)
-        scored = list(zip(score.tolist(), similarity.tolist(), ids.tolist(), strict=True))
-        hits = grouped(scored, _rows(db, ids))
-        if len(hits) >= k or len(ids) < fetch:
-            return hits[:k]
-        fetch *= OVERFETCH
+class _SqliteSource:
+    """The ranking's Source (search/query/ranking.py) over memory-mapped FAISS and sqlite3; what
+    _StoreSource in search/query/engine.py does with the Store and SQLAlchemy."""
+
+    def __init__(self, db: sqlite3.Connection, indexes: dict[str, VectorIndex], cohorts: dict[str, Callable]):
+        self.db = db
+        self.indexes = indexes
+        self.cohorts = cohorts  # encoded on first use: a query may not reach a space
+        self.encoded: dict[str, np.ndarray] = {}
+
+    def size(self, space: str) -> int:
+        return len(self.indexes[space]) if space in self.indexes else 0
+
+    def exact(self, space: str) -> bool:
+        return self.indexes[space].exact
+
+    def nearest(
+        self, space: str, query: np.ndarray, k: int, allowed: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        scores, ids = self.indexes[space].search(query[None, :], k, allowed)
+        return scores[0], ids[0]
+
+    def rescored(self, space: str, ids: np.ndarray, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        rows = sorted(self._select("SELECT id, vector FROM segments WHERE id IN ({})", ids))
+        if not rows:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        found = np.array([r[0] for r in rows], np.int64)
+        similarity = np.stack([np.frombuffer(r[1], np.float32) for r in rows]) @ query
+        order = np.argsort(-similarity, kind="stable")
+        return found[order], similarity[order]
+
+    def stored(self, space: str, ids: np.ndarray) -> np.ndarray:
+        rows = dict(self._select("SELECT id, vector FROM segments WHERE id IN ({})", ids))
+        if not len(ids):
+            return np.zeros((0, self.indexes[space].dim), np.float32)
+        return np.stack([np.frombuffer(rows[i], np.float32) for i in ids.tolist()])
+
+    def word_candidates(self, words: list[str], limit: int) -> np.ndarray:
+        """Catalog.word_candidates: LIKE is case-insensitive for ASCII in SQLite, lower() for the rest."""
+        if not words:
+            return np.zeros(0, np.int64)
+        like = " OR ".join(["lower(s.text) LIKE ? ESCAPE '\\'"] * len(words))
+        sql = (
+            "SELECT s.id FROM segments s JOIN items i ON i.id = s.item_id"
+            f" WHERE s.space = ? AND i.status = ? AND ({like}) ORDER BY s.id LIMIT ?"
+        )
+        patterns = [f"%{escape_like(w)}%" for w in words]
+        return np.array(
+            [r[0] for r in self.db.execute(sql, [TEXT_SPACE, INDEXED, *patterns, limit])], np.int64
+        )
+
+    def rows(self, ids: list[int]) -> dict[int, HitRow]:
+        """Catalog.hits: rows of indexed segments (status checked here, as there)."""
+        sql = (
+            "SELECT s.id, s.item_id, i.uri, i.kind, i.width, i.height, s.space, s.t_start, s.t_end, s.text,"
+            " s.thumbnail IS NOT NULL, s.words, json_extract(i.meta, '$.duration'), i.status"
+            " FROM segments s JOIN items i ON i.id = s.item_id WHERE s.id IN ({})"
+        )
+        return {
+            r[0]: HitRow(*r[:10], bool(r[10]), _json(r[11]), None if r[12] is None else float(r[12]))
+            for r in self._select(sql, np.asarray(ids, np.int64))
+            if r[13] == INDEXED
+        }
+
+    def cohort(self, space: str) -> np.ndarray:
+        if space not in self.encoded:
+            self.encoded[space] = self.cohorts[space]()
+        return self.encoded[space]
+
+    def _select(self, sql: str, ids: np.ndarray) -> list[tuple]:
+        rows: list[tuple] = []
+        for start in range(0, len(ids), CHUNK):
+            part = [int(i) for i in ids[start : start + CHUNK]]
+            rows += self.db.execute(sql.format(",".join("?" * len(part))), part).fetchall()
+        return rows
 
 
-def _rescored(db: sqlite3.Connection, ids: np.ndarray, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Exact inner products from the catalog's float32 vectors, best first (Engine._rescore)."""
-    rows = sorted(_select(db, "SELECT id, vector FROM segments WHERE id IN ({})", ids), key=lambda r: r[0])
-    if not rows:
-        return np.zeros(0, np.int64), np.zeros(0, np.float32)
-    found = np.array([r[0] for r in rows], np.int64)
-    similarity = np.stack([np.frombuffer(r[1], np.float32) for r in rows]) @ query
-    order = np.argsort(-similarity, kind="stable")
-    return found[order], similarity[order]
-
-
-def _stored(db: sqlite3.Connection, ids: np.ndarray, dim: int) -> np.ndarray:
-    """The catalog's float32 vectors of segments known to be there, in the order of ids."""
-    rows = dict(_select(db, "SELECT id, vector FROM segments WHERE id IN ({})", ids))
-    return (
-        np.stack([np.frombuffer(rows[i], np.float32) for i in ids.tolist()])
-        if len(ids)
-        else np.zeros((0, dim))
-    )
-
-
-def _rows(db: sqlite3.Connection, ids: np.ndarray) -> dict[int, HitRow]:
-    """Catalog.hits: rows of indexed segments (status checked here, as there)."""
-    sql = (
-        "SELECT s.id, s.item_id, i.uri, i.kind, i.width, i.height, s.space, s.t_start, s.t_end, s.text,"
-        " s.thumbnail IS NOT NULL, i.status FROM segments s JOIN items i ON i.id = s.item_id"
-        " WHERE s.id IN ({})"
-    )
-    return {r[0]: HitRow(*r[:10], bool(r[10])) for r in _select(db, sql, ids) if r[11] == INDEXED}
-
-
-def _select(db: sqlite3.Connection, sql: str, ids: np.ndarray) -> list[tuple]:
-    rows: list[tuple] = []
-    for start in range(0, len(ids), CHUNK):
-        part = [int(i) for i in ids[start : start + CHUNK]]
-        rows += db.execute(sql.format(",".join("?" * len(part))), part).fetchall()
-    return rows
+def _json(text: str | None):
+    return None if text is None else json.loads(text)

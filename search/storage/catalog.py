@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from mmsearch.hits import FAILED, IMAGE_SPACE, INDEXED, SPACES, TEXT_SPACE, HitRow
+from mmsearch.storage.layout import escape_like
 from mmsearch.storage.schema import (
     Item,
     ItemField,
@@ -79,10 +80,6 @@ def _normalised(ids: list[int], means: list[np.ndarray]) -> tuple[np.ndarray, np
     vectors = np.stack(means).astype(np.float32)
     vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
     return np.asarray(ids, np.int64), vectors
-
-
-def _escape_like(prefix: str) -> str:
-    return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 class Catalog:
@@ -250,7 +247,7 @@ class Catalog:
         if kind:
             q = q.where(Item.kind == kind)
         if path_prefix:
-            q = q.where(Item.uri.like(_escape_like(path_prefix) + "%", escape="\\"))
+            q = q.where(Item.uri.like(escape_like(path_prefix) + "%", escape="\\"))
         if where is not None:
             q = q.where(where)
         with Session(self.engine) as s:
@@ -332,7 +329,7 @@ class Catalog:
             select(Segment.id)
             .join(Item, Item.id == Segment.item_id)
             .where(Segment.space == TEXT_SPACE, Item.status == INDEXED)
-            .where(or_(*(lowered.like(f"%{_escape_like(w)}%", escape="\\") for w in words)))
+            .where(or_(*(lowered.like(f"%{escape_like(w)}%", escape="\\") for w in words)))
             .order_by(Segment.id)
             .limit(limit)
         )

@@ -26,3 +26,9 @@ def read_manifest(folder: Path) -> dict | None:
     if manifest.get("format") != FORMAT:
         raise IndexStateError(f"{path} has format {manifest.get('format')}, this mmsearch reads {FORMAT}")
     return manifest
+
+
+def escape_like(text: str) -> str:
+    """`text` matched literally inside a LIKE pattern with ESCAPE '\\' (the catalog's and the one-shot
+    search's SQL)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

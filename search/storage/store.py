@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from mmsearch.config import IndexSettings, Settings
-from mmsearch.encode import query_tower
+from mmsearch.encode import query_tower, word_tower
 from mmsearch.encode.sentences import CLIP, DEFAULT_TEXT_MODEL, short_name
 from mmsearch.encode.spec import ModelSpec
 from mmsearch.errors import IndexStateError, ModelMismatchError
@@ -161,6 +161,16 @@ class Store:
                 query_tower.copy(source, target)
             except OSError as exc:
                 log.warning("cannot keep the query tower in %s: %s", target, exc)
+
+    def keep_word_tower(self, source: Path) -> None:
+        """The same for the text model's ONNX graph (search/encode/word_tower.py), so a one-shot search
+        on an index with transcripts needs no torch either."""
+        target = self.folder / word_tower.FOLDER
+        if word_tower.usable(target, recorded_text_model(self.manifest)["fingerprint"]) is None:
+            try:
+                word_tower.copy(source, target)
+            except OSError as exc:
+                log.warning("cannot keep the text model's graph in %s: %s", target, exc)
 
     def __len__(self) -> int:
         return sum(len(v) for v in self.vectors.values())
