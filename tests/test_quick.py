@@ -237,3 +237,16 @@ def test_with_transcripts_the_command_answers_without_heavy_imports(spoken):
     assert "torch" in loaded(full)
     assert json.loads(light.stdout) == json.loads(full.stdout)
     assert json.loads(light.stdout)[0]["uri"].endswith("harbour.flac")
+
+
+def test_the_benchmark_grows_a_copy_and_takes_the_light_way(spoken, tmp_path):
+    from mmsearch.api.bench.grown import grown
+    from mmsearch.api.bench.oneshot import bench_oneshot
+
+    settings, engine = spoken
+    items = engine.store.catalog.counts()["indexed"]
+    folder = grown(settings.index_dir, tmp_path / "grown", 3 * items + 1)
+    result = bench_oneshot(folder, SPOKEN[0], runs=1)
+    assert (result.items, result.segments) == (3 * items + 1, 3 * len(engine.store) + 1)
+    assert result.light_took_the_light_way
+    assert quick.search(quick.Query(SPOKEN[0], 3, folder))[0].uri.endswith("lighthouse.flac")

@@ -17,3 +17,31 @@ def test_int8_against_float32_on_real_weights():
     assert result.cosine_min > result.per_tensor_cosine_min
     assert result.top1_agreement > result.per_tensor_top1_agreement
     print(result)
+
+
+def test_the_text_model_runs_on_its_checked_graph(tmp_path):
+    import dataclasses
+
+    import numpy as np
+
+    from mmsearch.encode import word_tower
+    from mmsearch.encode.query_tower import write_record
+    from mmsearch.encode.sentences import SentenceEncoder, exported
+
+    model = SentenceEncoder("all-MiniLM-L6-v2")
+    folder = tmp_path / "tower"
+    tower = exported(model, folder)
+    assert tower is not None and tower.record() == model.record()
+    assert tower.meta.cosine_min >= word_tower.CHECK_MIN and tower.meta.max_tokens == 256
+    texts = ["ask not what your country can do for you", "a red circle", "lava"]
+    cosine = (tower.encode(texts) * model.encode(texts)).sum(axis=1)
+    assert cosine.min() >= word_tower.CHECK_MIN
+    np.testing.assert_array_equal(tower.encode_kept(texts), tower.encode_kept(texts))
+    assert list(folder.glob("kept-*.npy"))
+
+    assert word_tower.OnnxSentences.open(folder, "another model") is None
+    stale = dataclasses.replace(tower.meta, runtime="0.0")  # checked under another ONNX Runtime
+    write_record(stale, folder / word_tower.META)
+    assert word_tower.usable(folder) is None
+    write_record(dataclasses.replace(tower.meta, cosine_min=0.99), folder / word_tower.META)
+    assert word_tower.usable(folder) is None  # not close enough: the text model stays on torch

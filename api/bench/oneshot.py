@@ -8,14 +8,18 @@ default value (any MMSEARCH_ setting sends a search the full way), so both rank 
 from __future__ import annotations
 
 import os
+import sqlite3
 import statistics
 import sys
 import tempfile
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from subprocess import DEVNULL, Popen
 
 from mmsearch.api.bench.measure import Stopwatch, ratio
+from mmsearch.defaults import CATALOG
+from mmsearch.hits import INDEXED
 
 FORCE_FULL = {"MMSEARCH_SEARCH__CANDIDATES": "100"}  # the default: changes nothing but the way
 
@@ -23,6 +27,8 @@ FORCE_FULL = {"MMSEARCH_SEARCH__CANDIDATES": "100"}  # the default: changes noth
 @dataclass
 class OneShotBench:
     index_dir: str
+    items: int  # indexed items
+    segments: int  # their vectors, both spaces
     query: str
     runs: int
     light_s: float  # median whole-process wall time
@@ -44,6 +50,7 @@ def bench_oneshot(index_dir: Path, query: str, runs: int) -> OneShotBench:
     full = [_run(args, {**clean, **FORCE_FULL}) for _ in range(runs)]
     return OneShotBench(
         str(index_dir),
+        *_size(index_dir),
         query,
         runs,
         round(statistics.median(t for t, _, _ in light), 3),
@@ -52,6 +59,12 @@ def bench_oneshot(index_dir: Path, query: str, runs: int) -> OneShotBench:
         max(m for _, m, _ in full),
         all(not heavy for _, _, heavy in light),
     )
+
+
+def _size(index_dir: Path) -> tuple[int, int]:
+    with closing(sqlite3.connect(f"{(index_dir / CATALOG).resolve().as_uri()}?mode=ro", uri=True)) as db:
+        items = db.execute("SELECT count(*) FROM items WHERE status = ?", (INDEXED,)).fetchone()[0]
+        return items, db.execute("SELECT count(*) FROM segments").fetchone()[0]
 
 
 def _run(args: list[str], env: dict[str, str]) -> tuple[float, float, bool]:

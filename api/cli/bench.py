@@ -237,15 +237,28 @@ def bench_oneshot_cmd(
     index_dir: IndexDir = None,
     query: Annotated[str, typer.Option(help="The text searched for")] = "a red circle",
     runs: Annotated[int, typer.Option(min=1, help="Processes timed each way")] = 5,
+    grow_to: Annotated[
+        int | None,
+        typer.Option(min=1, help="Search a copy of the index grown to this many items (its items repeated)"),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Whole-process time of a one-shot `mmsearch search "text"`: the light way (no torch) against
     the full way, in one run on the same index."""
+    import tempfile
+
     from mmsearch.api.bench.oneshot import bench_oneshot
 
     s = settings_from(index_dir)
-    with err.status(f"{2 * runs + 1} searches, one process each ..."):
-        result = bench_oneshot(s.index_dir, query, runs)
+    with tempfile.TemporaryDirectory() as tmp:
+        searched = s.index_dir
+        if grow_to:
+            from mmsearch.api.bench.grown import grown
+
+            with err.status(f"growing a copy of the index to {grow_to} items ..."):
+                searched = grown(s.index_dir, Path(tmp) / "index", grow_to)
+        with err.status(f"{2 * runs + 1} searches, one process each ..."):
+            result = bench_oneshot(searched, query, runs)
     way = (
         ""
         if result.light_took_the_light_way

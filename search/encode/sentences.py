@@ -13,18 +13,19 @@ import hashlib
 import logging
 import os
 import shutil
+import tempfile
 import zipfile
 from collections.abc import Sequence
+from dataclasses import replace
 from importlib.util import find_spec
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from mmsearch.encode import word_tower
+from mmsearch.encode.query_tower import runtime_version, write_record
+from mmsearch.encode.word_tower import OnnxSentences
 from mmsearch.errors import ModelUnavailableError
-
-if TYPE_CHECKING:
-    from mmsearch.encode.word_tower import OnnxSentences
 
 log = logging.getLogger(__name__)
 
@@ -115,11 +116,55 @@ def shared(name: str, device: str = "cpu") -> SentenceEncoder | OnnxSentences:
     """One loaded copy per process of each text model: engines opened one after another (a server's
     reloads, tests) share it; it is only read. On the CPU, its float32 ONNX graph without torch once the
     torch model has exported and checked it (search/encode/word_tower.py)."""
-    from mmsearch.encode import word_tower
-
     folder = word_tower.cache_folder(cache_root(), short_name(name))
-    light = device == "cpu" and word_tower.runtime_version() is not None
+    light = device == "cpu" and runtime_version() is not None
     if light and (tower := word_tower.OnnxSentences.open(folder)) is not None:
         return tower
     model = SentenceEncoder(name, device)
-    return (word_tower.prepare(model, folder) if light else None) or model
+    return (exported(model, folder) if light else None) or model
+
+
+def _mean_pooling(config: dict) -> bool:
+    """sentence-transformers >= 5 names the mode; earlier versions set one flag per mode."""
+    if "pooling_mode" in config:
+        return config["pooling_mode"] == "mean"
+    modes = {k for k, v in config.items() if k.startswith("pooling_mode_") and v}
+    return modes == {"pooling_mode_mean_tokens"}
+
+
+def exported(model: SentenceEncoder, folder: Path) -> OnnxSentences | None:
+    """The torch text model exported into `folder` and checked against itself; None (and a log line) for
+    a model that is not a transformer with mean pooling, an export that fails or one not close enough."""
+    st = model.model
+    modules = [type(m).__name__ for m in st]
+    pooling = st[1] if len(st) > 1 else None
+    if modules[:2] != ["Transformer", "Pooling"] or set(modules[2:]) - {"Normalize"}:
+        log.info("the text model %s stays on torch: its modules are %s", model.name, modules)
+        return None
+    if not _mean_pooling(pooling.get_config_dict()):
+        log.info("the text model %s stays on torch: it does not pool by the mean of its tokens", model.name)
+        return None
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=f"{folder.name}.partial-", dir=folder.parent))
+    try:
+        word_tower.export_graph(st[0].auto_model.eval(), partial / word_tower.FP32)
+        st.tokenizer.backend_tokenizer.save(str(partial / word_tower.TOKENIZER))
+        meta = word_tower.WordTowerMeta(
+            model.name, model.fingerprint, model.dim, int(st.max_seq_length), 0.0, None
+        )
+        got = word_tower.OnnxSentences(partial, meta).encode(word_tower.PROBE_TEXTS)
+        cosine = float((got * model.encode(word_tower.PROBE_TEXTS)).sum(axis=1).min())
+        meta = replace(meta, cosine_min=round(cosine, 6), runtime=runtime_version())
+        write_record(meta, partial / word_tower.META)
+        if cosine < word_tower.CHECK_MIN:
+            log.warning("the text model's ONNX graph is off by cosine %.6f: it stays on torch", cosine)
+            return None
+        shutil.rmtree(folder, ignore_errors=True)
+        partial.replace(folder)
+    except Exception as exc:  # exporter and ONNX Runtime errors have no common base class
+        log.warning("the text model %s stays on torch: no ONNX graph (%r)", model.name, exc)
+        return None
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    log.info("the text model %s runs on its ONNX graph from now (cosine to torch %.6f)", model.name, cosine)
+    return word_tower.OnnxSentences(folder, meta)

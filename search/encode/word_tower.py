@@ -2,11 +2,11 @@
 library's WordPiece, ONNX Runtime, then the model's mean pooling and L2 norm in numpy.
 
 Two uses. The float32 graph is the text model itself wherever it runs on the CPU (`OnnxSentences`):
-exported once by the torch model into the cache, checked against it (cosine at least CHECK_MIN on the
-cohort of typical queries), then loaded in a quarter of a second without torch, so an index with
-transcripts gets the one-shot search (search/query/quick.py) too. And all-MiniLM-L6-v2 being the only
-real model with real weights here, int8 is checked against float32 on it (`mmsearch bench text-int8`,
-docs/benchmarks.md); int8 falls short of CHECK_MIN (cosine min 0.983), so it is not used for search.
+the torch model exports it once into the cache and checks it against itself (sentences.exported: cosine
+at least CHECK_MIN on PROBE_TEXTS), and later processes load it in a quarter of a second without torch,
+so an index with transcripts gets the one-shot search (search/query/quick.py) too. And all-MiniLM-L6-v2
+being the only real model with real weights here, int8 is checked against float32 on it (`mmsearch bench
+text-int8`, docs/benchmarks.md); int8 falls short of CHECK_MIN (cosine min 0.983): not used for search.
 """
 
 from __future__ import annotations
@@ -16,21 +16,16 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mmsearch.encode.query_tower import read_record, runtime_version, session, write_record
-
-if TYPE_CHECKING:
-    from mmsearch.encode.sentences import SentenceEncoder
+from mmsearch.encode.query_tower import read_record, runtime_version, session
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +33,25 @@ FP32, INT8, TOKENIZER, META = "text.fp32.onnx", "text.int8.onnx", "tokenizer.jso
 FOLDER = "word-tower"  # its name inside an index folder
 FILES = (FP32, TOKENIZER)
 FORMAT = 1  # bump when the graph, tokenizer or meta change
-CHECK_MIN = 0.9999  # cosine of the float32 graph's vectors with the torch model's, each cohort text
+CHECK_MIN = 0.9999  # cosine of the float32 graph's vectors with the torch model's, each probe text
 MAX_TOKENS = 256  # all-MiniLM-L6-v2's max_seq_length; longer texts are cut, as sentence-transformers does
 BATCH = 64  # sentence-transformers' default
+
+
+# What the export is checked on: queries, transcripts, other scripts, and one text past MAX_TOKENS.
+PROBE_TEXTS = [
+    "a red circle",
+    "ask not what your country can do for you",
+    "the lighthouse keeper painted the door bright yellow",
+    "what did she say about the quarterly numbers?",
+    "Welcome to the volcano museum, where the lava flows are explained.",
+    "SKU-12345/XL size 42.5 cm",
+    "l'été à Paris, café crème",
+    "東京の夜景",
+    "smile 😀 please",
+    "um, so, yeah",
+    " ".join(["and so my fellow citizens we said it again and again for a long time"] * 25),
+]
 
 
 @dataclass(frozen=True)
@@ -49,7 +60,7 @@ class WordTowerMeta:
     fingerprint: str  # the text model's: an index only takes words from its own text model
     dim: int
     max_tokens: int
-    cosine_min: float  # the lowest cosine to the torch model over the cohort, at export
+    cosine_min: float  # the lowest cosine to the torch model over PROBE_TEXTS, at export
     runtime: str | None  # the ONNX Runtime version that checked it
     format: int = FORMAT
 
@@ -227,52 +238,3 @@ class OnnxSentences:
 
     def record(self) -> dict:
         return {"name": self.name, "dim": self.dim, "fingerprint": self.fingerprint}
-
-
-def _mean_pooling(config: dict) -> bool:
-    """sentence-transformers >= 5 names the mode; earlier versions set one flag per mode."""
-    if "pooling_mode" in config:
-        return config["pooling_mode"] == "mean"
-    modes = {k for k, v in config.items() if k.startswith("pooling_mode_") and v}
-    return modes == {"pooling_mode_mean_tokens"}
-
-
-def prepare(model: SentenceEncoder, folder: Path) -> OnnxSentences | None:
-    """The torch text model exported into `folder` and checked against itself; None (and a log line) for
-    a model that is not a transformer with mean pooling, an export that fails or one not close enough."""
-    from mmsearch.query.fusion import COHORT
-
-    st = model.model
-    modules = [type(m).__name__ for m in st]
-    pooling = st[1] if len(st) > 1 else None
-    if modules[:2] != ["Transformer", "Pooling"] or set(modules[2:]) - {"Normalize"}:
-        log.info("the text model %s stays on torch: its modules are %s", model.name, modules)
-        return None
-    if not _mean_pooling(pooling.get_config_dict()):
-        log.info("the text model %s stays on torch: it does not pool by the mean of its tokens", model.name)
-        return None
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    partial = Path(tempfile.mkdtemp(prefix=f"{folder.name}.partial-", dir=folder.parent))
-    try:
-        export_graph(st[0].auto_model.eval(), partial / FP32)
-        st.tokenizer.backend_tokenizer.save(str(partial / TOKENIZER))
-        meta = WordTowerMeta(model.name, model.fingerprint, model.dim, int(st.max_seq_length), 0.0, None)
-        texts = list(COHORT)
-        got = OnnxSentences(partial, meta).encode(texts)
-        cosine = float((got * model.encode(texts)).sum(axis=1).min())
-        meta = WordTowerMeta(
-            meta.name, meta.fingerprint, meta.dim, meta.max_tokens, round(cosine, 6), runtime_version()
-        )
-        write_record(meta, partial / META)
-        if cosine < CHECK_MIN:
-            log.warning("the text model's ONNX graph is off by cosine %.6f: it stays on torch", cosine)
-            return None
-        shutil.rmtree(folder, ignore_errors=True)
-        partial.replace(folder)
-    except Exception as exc:  # exporter and ONNX Runtime errors have no common base class
-        log.warning("the text model %s stays on torch: no ONNX graph (%r)", model.name, exc)
-        return None
-    finally:
-        shutil.rmtree(partial, ignore_errors=True)
-    log.info("the text model %s runs on its ONNX graph from now (cosine to torch %.6f)", model.name, cosine)
-    return OnnxSentences(folder, meta)
