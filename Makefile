@@ -81,9 +81,9 @@ test: $(STAMP) real-data
 # no vector kernels and 8 threads: a test that holds only by this CPU's rounding fails here first.
 AVX2_ONE_THREAD := ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2 OMP_NUM_THREADS=1
 NO_VECTOR_EIGHT_THREADS := ATEN_CPU_CAPABILITY=default MKL_CBWR=COMPATIBLE OMP_NUM_THREADS=8
-test-portable: $(STAMP)
-	$(AVX2_ONE_THREAD) $(BIN)/python -m pytest -q -m "quality and not real" -p no:cacheprovider
-	$(NO_VECTOR_EIGHT_THREADS) $(BIN)/python -m pytest -q -m "quality and not real" -p no:cacheprovider
+test-portable: $(STAMP) real-data
+	$(AVX2_ONE_THREAD) $(BIN)/python -m pytest -q -m quality -p no:cacheprovider
+	$(NO_VECTOR_EIGHT_THREADS) $(BIN)/python -m pytest -q -m quality -p no:cacheprovider
 
 # The trained models the quality tests load (tests/fixtures/models/README.md).
 FIXTURES := tests/fixtures/models

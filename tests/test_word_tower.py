@@ -45,3 +45,18 @@ def test_the_text_model_runs_on_its_checked_graph(tmp_path):
     assert word_tower.usable(folder) is None
     write_record(dataclasses.replace(tower.meta, cosine_min=0.99), folder / word_tower.META)
     assert word_tower.usable(folder) is None  # not close enough: the text model stays on torch
+
+
+def test_whispers_punctuation_does_not_move_a_short_phrase():
+    """Whisper punctuates by guess, differently on other CPUs ("Front, left." / "Front. Left."); the text
+    model reads the words alone, so "front right" finds the recording that says it first, by a margin."""
+    from mmsearch.encode.sentences import shared
+    from mmsearch.encode.word_tower import plain
+
+    assert plain("Front, right.") == "Front right" and plain("We're at 42.5 cm (SKU-1/XL)!") == (
+        "We're at 42.5 cm SKU-1/XL"
+    )
+    model = shared("all-MiniLM-L6-v2")
+    for said_right, said_left in [("Front, right.", "Front left."), ("Front. Right.", "Front, left.")]:
+        query, right, left = model.encode(["front right", said_right, said_left])
+        assert query @ right - query @ left > 0.05

@@ -44,11 +44,12 @@ class TextInt8Bench:
 
 
 def sentences() -> list[str]:
+    from mmsearch.encode.word_tower import plain
     from mmsearch.query.fusion import COHORT
 
     labelled = REPO / "data" / "eval" / "real-speech.json"
     queries = [q["text"] for q in json.loads(labelled.read_text())["queries"]] if labelled.exists() else []
-    return list(dict.fromkeys([*COHORT, *queries]))
+    return list(dict.fromkeys(plain(t) for t in [*COHORT, *queries]))  # as the text model reads them
 
 
 def _ranks(vectors: np.ndarray) -> np.ndarray:

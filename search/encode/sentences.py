@@ -24,7 +24,7 @@ import numpy as np
 
 from mmsearch.encode import word_tower
 from mmsearch.encode.query_tower import runtime_version, write_record
-from mmsearch.encode.word_tower import OnnxSentences
+from mmsearch.encode.word_tower import OnnxSentences, plain
 from mmsearch.errors import ModelUnavailableError
 
 log = logging.getLogger(__name__)
@@ -95,7 +95,10 @@ class SentenceEncoder:
         if not texts:
             return np.zeros((0, self.dim), np.float32)
         vectors = self.model.encode(
-            list(texts), batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True
+            [plain(t) for t in texts],
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
         )
         return np.ascontiguousarray(vectors, dtype=np.float32)
 

@@ -32,6 +32,11 @@ import numpy as np
 # Everyday sentences, the form spoken queries take.
 BACKGROUND_TEXTS = (
     "Thanks for coming in today, let's get started.",
+    # What Whisper writes for sounds that are not words (a sigh, music, a snore): say nothing.
+    "Mm-hmm.",
+    "Uh, yeah.",
+    "Hmm?",
+    "Oh.",
     "I think we should wait until next week.",
     "The weather has been really nice lately.",
     "Can you send me the report by Friday?",

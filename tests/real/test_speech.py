@@ -86,7 +86,8 @@ def test_over_http_nonsense_answers_no_good_match_and_words_answer_their_recordi
         lines = http.get(f"/items/{jfk['hits'][0]['item_id']}/transcript").json()
         assert [line["t_start"] for line in lines] == sorted(line["t_start"] for line in lines)
         assert "ask not what your country" in " ".join(line["text"] for line in lines).lower()
-        photo = next(h for h in shown if h["kind"] == "image")
+        pictures = {"q": "flowers", "kind": "image", "k": 1, "all": True}
+        photo = http.get("/search", params=pictures).json()["hits"][0]
         assert http.get(f"/items/{photo['item_id']}/transcript").json() == []
         assert http.get("/items/999999/transcript").status_code == 404
 
