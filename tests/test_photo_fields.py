@@ -182,3 +182,23 @@ def test_sort_over_http_and_the_command_line(indexed):
         capture_output=True, text=True, check=True, timeout=300,
     )  # fmt: skip
     assert [h["uri"] for h in json.loads(cli.stdout)] == [h.uri for h in want]
+
+
+def test_facets_count_items_per_camera_and_per_month(indexed):
+    settings, engine, _ = indexed
+    assert engine.facet("taken_at", "month") == [("2023-07", 2)]  # the photo and the clip
+    assert engine.facet("taken_at", "year") == [("2023", 2)]
+    assert engine.facet("taken_at", "day") == [("2023-07-14", 1), ("2023-07-15", 1)]  # time order
+    assert engine.facet("camera_make") == [("Acme", 1), ("Google", 1)]  # the confused camera's too
+    assert engine.facet("gps_alt") == [(35.0, 1)]
+    with serve(create_app(settings, engine)) as url:
+        timeline = httpx.get(f"{url}/facets", params={"field": "taken_at", "per": "month"}, timeout=60)
+        unknown = httpx.get(f"{url}/facets", params={"field": "iso"}, timeout=60)
+        period = httpx.get(f"{url}/facets", params={"field": "taken_at", "per": "week"}, timeout=60)
+    assert timeline.json() == {
+        "field": "taken_at",
+        "per": "month",
+        "counts": [{"value": "2023-07", "count": 2}],
+    }
+    assert unknown.status_code == 400 and "camera_model" in unknown.json()["error"]
+    assert 400 <= period.status_code < 500 and "error" in period.json()

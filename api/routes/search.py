@@ -363,3 +363,33 @@ def filter_fields(engine: EngineDep) -> FiltersOut:
         fields={name: "number" if isinstance(v, float) else "text" for name, v in fields.items()},
         example=example(fields),
     )
+
+
+class FacetCount(BaseModel):
+    value: float | str = Field(description="a value of the field, or a period ('2023', '2023-07')")
+    count: int = Field(description="indexed items with it")
+
+
+class FacetOut(BaseModel):
+    field: str
+    per: str | None = Field(description="the period counted by, for a date field")
+    counts: list[FacetCount] = Field(description="most items first; per period: in time order")
+
+
+@router.get(
+    "/facets",
+    summary="How many items have each value of a field: cameras, manifest fields, a timeline of taken_at",
+    response_model=FacetOut,
+    responses=error_responses(400, 503),
+)
+def facets(
+    engine: EngineDep,
+    field: Annotated[str, Query(max_length=128, description="a field of GET /filters, e.g. camera_model")],
+    per: Annotated[
+        Literal["year", "month", "day"] | None,
+        Query(description="count a date field (taken_at) per period, in time order"),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="values returned at most")] = 100,
+) -> FacetOut:
+    counts = engine.facet(field, per, limit)
+    return FacetOut(field=field, per=per, counts=[FacetCount(value=v, count=n) for v, n in counts])

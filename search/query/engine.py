@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 KINDS = ("image", "video", "audio", "product")
 RRF_K = 60  # reciprocal rank fusion's constant (Cormack et al. 2009; Weaviate and Qdrant use it too)
 KEYWORD_DEPTH = 50  # full-text matches fused with the vector hits
+PERIODS = {"year": 4, "month": 7, "day": 10}  # an ISO date's characters that name the period
 MAX_PICTURE_PIXELS = IndexerSettings.model_fields["max_image_pixels"].default  # as for indexed files
 
 
@@ -301,6 +302,16 @@ class Engine:
         if self._fields[0] != generation:
             self._fields = (generation, self.store.catalog.field_examples())
         return self._fields[1]
+
+    def facet(self, field: str, per: str | None = None, limit: int = 100) -> list[tuple[float | str, int]]:
+        """Items per value of a field, most first; `per` ("year", "month", "day") counts a date field
+        (taken_at) per period, in time order: a timeline."""
+        if field not in self.fields():
+            known = ", ".join(sorted(self.fields())) or "none"
+            raise InvalidQueryError(f"unknown field {field!r}: this index's fields are {known}")
+        if per is not None and per not in PERIODS:
+            raise InvalidQueryError(f"per must be one of {', '.join(PERIODS)}, not {per!r}")
+        return self.store.catalog.facet(field, PERIODS.get(per), limit)
 
     def ordered(self, hits: list[Hit], sort: str) -> list[Hit]:
         """The hits by a field instead of relevance ("-taken_at": newest first; query/ordering.py)."""

@@ -117,6 +117,31 @@ class Catalog:
             rows = s.execute(q).all()
         return {i: num if num is not None else text for i, num, text in rows if (num, text) != (None, None)}
 
+    def facet(self, name: str, prefix: int | None = None, limit: int = 100) -> list[tuple[float | str, int]]:
+        """How many indexed items have each value of a field, most first (ties by value); with `prefix`,
+        text values counted by their first characters: an ISO date's year (4) or month (7), in time order."""
+        count = func.count().label("n")
+        if prefix:
+            period = func.substr(ItemField.text, 1, prefix)
+            q, values, order = select(period, count), (period,), (period,)
+        else:
+            values = (ItemField.num, ItemField.text)
+            q, order = select(*values, count), (count.desc(), *values)
+        q = (
+            q.join(Item, Item.id == ItemField.item_id)
+            .where(ItemField.name == name, Item.status == INDEXED)
+            .group_by(*values)
+            .order_by(*order)
+            .limit(limit)
+        )
+        with Session(self.engine) as s:
+            rows = s.execute(q).all()
+        return [
+            (next((v for v in row[:-1] if v is not None), None), row[-1])
+            for row in rows
+            if any(v is not None for v in row[:-1])
+        ]
+
     def field_examples(self) -> dict[str, float | str]:
         """Each user field (manifest column) with a value some item has: its mean if numeric, else the
         first text in order."""
