@@ -4,6 +4,7 @@ broken EXIF, a video with a creation time."""
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import subprocess
@@ -22,6 +23,7 @@ from mmsearch import Engine, Filters, InvalidQueryError, Settings
 from mmsearch.api.app import create_app
 from mmsearch.encode.photo_fields import creation_time, taken_at
 from mmsearch.indexer import index_folder
+from mmsearch.query import when
 from tests.conftest import serve
 
 PHOTOS = Path(__file__).with_name("fixtures") / "photos"
@@ -202,3 +204,54 @@ def test_facets_count_items_per_camera_and_per_month(indexed):
     }
     assert unknown.status_code == 400 and "camera_model" in unknown.json()["error"]
     assert 400 <= period.status_code < 500 and "error" in period.json()
+
+
+TODAY = dt.date(2026, 12, 5)  # pinned: "last month" means the same period on every run
+
+
+@pytest.mark.parametrize(
+    "query, text, start, end",
+    [
+        ("a red car july 2023", "a red car", "2023-07-01", "2023-08-01"),
+        ("rome 2019", "rome", "2019-01-01", "2020-01-01"),
+        ("wedding 14 july 2023", "wedding", "2023-07-14", "2023-07-15"),
+        ("snow in december 2022", "snow", "2022-12-01", "2023-01-01"),
+        ("beach last month", "beach", "2026-11-01", "2026-12-01"),
+        ("party yesterday", "party", "2026-12-04", "2026-12-05"),
+    ],
+)
+def test_a_date_in_the_query_becomes_a_period(query, text, start, end):
+    got = when.dated(query, TODAY)
+    assert (got.text, got.start.isoformat(), got.end.isoformat()) == (text, start, end)
+    assert got.where == f"taken_at >= {start} and taken_at < {end}"
+    assert when.dated(query, TODAY) == got  # the same query on the same day: the same filter
+
+
+@pytest.mark.parametrize(
+    "query", ["a red circle", "may flowers", "a cat sat on a mat", "july 2023", "last week"]
+)
+def test_words_that_only_look_like_dates_stay_words(query):
+    assert when.dated(query, TODAY) is None  # no year and nothing relative, or nothing left to look for
+
+
+def test_a_red_car_july_2023_returns_only_july_2023(indexed):
+    settings, engine, _ = indexed
+    understood, filters = engine.dated("a picture july 2023", TODAY)
+    assert understood.text == "a picture" and filters.where == understood.where
+    july = engine.search_text(understood.text, k=10, filters=filters)
+    assert {Path(h.uri).name for h in july} == {"paris.jpg", "clip.mp4"}
+    assert engine.search_text("a picture", k=10, filters=engine.dated("a picture july 2022", TODAY)[1]) == []
+    with serve(create_app(settings, engine)) as url:
+        params = {"q": "a picture july 2023", "k": 10, "all": True}
+        dated = httpx.get(f"{url}/search", params=params, timeout=60).json()
+        literal = httpx.get(f"{url}/search", params={**params, "literal": True}, timeout=60).json()
+    assert dated["understood"] == {"text": "a picture", "when": "july 2023", "where": understood.where}
+    assert {Path(h["uri"]).name for h in dated["hits"]} == {"paris.jpg", "clip.mp4"}
+    assert literal["understood"] is None and len(literal["hits"]) == 4
+    cli = subprocess.run(
+        [sys.executable, "-m", "mmsearch.api.cli", "search", "a picture july 2023", "--all", "--json",
+         "-i", str(settings.index_dir)],
+        capture_output=True, text=True, check=True, timeout=300,
+    )  # fmt: skip
+    assert {Path(h["uri"]).name for h in json.loads(cli.stdout)} == {"paris.jpg", "clip.mp4"}
+    assert "taken 'july 2023'" in cli.stderr and "--literal" in cli.stderr

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -181,6 +182,33 @@ def test_an_index_it_cannot_answer_exactly_is_declined(flat, tmp_path):
     engine.store.refresh()
     engine.store.save()
     assert quick.search(query) == engine.search_text(QUERIES[0], k=5)
+
+
+def test_a_date_in_the_query_goes_the_full_way_where_pictures_have_dates(flat):
+    settings, engine = flat
+    dated = quick.Query("a red circle 2023", 5, settings.index_dir)
+    assert quick.search(dated) is not None  # no item has taken_at: the words are searched as typed
+    vector = engine.encoder.encode_queries(["a red circle"])  # a picture's vector would do as well
+    record = ItemRecord(
+        "/dated.jpg",
+        "image",
+        1,
+        0,
+        vectors=vector,
+        segments=[{"space": "image"}],
+        fields={"taken_at": "2023-07-14"},
+    )
+    engine.store.write([record])
+    engine.store.save()
+    try:
+        assert quick.search(dated) is None  # the engine reads "2023" as a filter on taken_at
+        assert quick.search(replace(dated, literal=True)) is not None
+        assert quick.parse(["a red circle 2023", "--literal"]) == replace(
+            dated, index_dir=None, k=10, literal=True
+        )
+    finally:
+        engine.store.write([], removed_uris=["/dated.jpg"])
+        engine.store.save()
 
 
 def test_the_query_tower_in_the_index_matches_the_engines_queries(flat):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Annotated
 
@@ -13,6 +14,7 @@ from mmsearch.api.cli.common import (
     IndexDir,
     Model,
     Pretrained,
+    err,
     open_engine,
     out,
     settings_from,
@@ -49,6 +51,9 @@ def search(
         str | None,
         typer.Option(help="Order by a field, not relevance: --sort=-taken_at (newest first), price, size"),
     ] = None,
+    literal: Annotated[
+        bool, typer.Option("--literal", help="Search the words as typed: a date in them is not a filter")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
     paths: Annotated[bool, typer.Option("--paths", help="Print only the files' paths, one per line")] = False,
     index_dir: IndexDir = None,
@@ -75,7 +80,16 @@ def search(
     elif picture is not None:
         hits = engine.search_image(picture, k, filters, collapse=collapse)
     else:
-        hits = engine.search_text(query or "", k, filters, collapse=collapse, hybrid=hybrid)
+        dated, filters = (None, filters) if literal else engine.dated(query or "", dt.date.today(), filters)
+        if dated is not None:
+            err.print(
+                f"Searching {dated.text!r} taken {dated.phrase!r}: {dated.where} "
+                "(--literal searches the words as typed)",
+                markup=False,
+            )
+        hits = engine.search_text(
+            dated.text if dated else query or "", k, filters, collapse=collapse, hybrid=hybrid
+        )
     if sort:
         hits = engine.ordered(hits, sort)
     print_hits(out, hits, as_json, show_all, paths)

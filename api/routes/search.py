@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import time
 from dataclasses import asdict, dataclass
 from typing import Annotated, Literal
@@ -70,8 +71,19 @@ class HitOut(BaseModel):
     weak: bool = Field(False, description=WEAK_DOC)
 
 
+class Understood(BaseModel):
+    """A date typed in the query, taken as a filter (search/query/when.py); literal=true switches it off."""
+
+    text: str = Field(description="what was looked for: the query without the date")
+    when: str = Field(description="the date as typed, e.g. 'july 2023'")
+    where: str = Field(
+        description="the filter it became, e.g. 'taken_at >= 2023-07-01 and taken_at < 2023-08-01'"
+    )
+
+
 class SearchOut(BaseModel):
     query: str | None = Field(description="the query text; null for an image query")
+    understood: Understood | None = Field(None, description="a date found in the query and taken as a filter")
     k: int
     took_ms: float = Field(description="server time for decoding, encoding and searching")
     hits: list[HitOut] = Field(
@@ -230,16 +242,28 @@ def search_text(
         bool,
         Query(description="also match words in titles, transcripts and fields (full text), fused by rank"),
     ] = False,
+    literal: Annotated[
+        bool, Query(description="search the words as typed: no date in them is taken as a filter on taken_at")
+    ] = False,
 ) -> SearchOut:
     # A sync endpoint: FastAPI runs it in the threadpool, so encoding never blocks the event loop.
     if not q.strip():
         raise InvalidQueryError("the query text q is empty")
     start = time.perf_counter()
-    hits = engine.search_text(q, params.k, params.filters, collapse=params.collapse, hybrid=hybrid)
+    dated, filters = (None, params.filters) if literal else engine.dated(q, dt.date.today(), params.filters)
+    text = dated.text if dated else q
+    hits = engine.search_text(text, params.k, filters, collapse=params.collapse, hybrid=hybrid)
     if params.sort:
         hits = engine.ordered(hits, params.sort)
     took = (time.perf_counter() - start) * 1000
-    return SearchOut(query=q, k=params.k, took_ms=round(took, 3), **results(request, hits, params.show_all))
+    understood = Understood(text=dated.text, when=dated.phrase, where=dated.where) if dated else None
+    return SearchOut(
+        query=q,
+        understood=understood,
+        k=params.k,
+        took_ms=round(took, 3),
+        **results(request, hits, params.show_all),
+    )
 
 
 @router.post(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
@@ -18,13 +19,14 @@ from mmsearch.encode.spec import ModelSpec
 from mmsearch.encode.word_tower import OnnxSentences
 from mmsearch.errors import InvalidQueryError, NotFoundError
 from mmsearch.hits import IMAGE_SPACE, TEXT_SPACE, Hit, HitRow
-from mmsearch.query import dedup, ordering
+from mmsearch.query import dedup, ordering, when
 from mmsearch.query.filters import parse as parse_filter
 from mmsearch.query.fusion import COHORT
 from mmsearch.query.grouping import hit, moment
 from mmsearch.query.ranking import ranked
 from mmsearch.query.relevance import mark_weak
 from mmsearch.query.rerank import ClipReranker, Reranker, rerank
+from mmsearch.query.when import DatedQuery
 from mmsearch.storage.schema import Item, Segment
 from mmsearch.storage.store import Store, resolve_model, resolve_text_model
 
@@ -312,6 +314,18 @@ class Engine:
         if per is not None and per not in PERIODS:
             raise InvalidQueryError(f"per must be one of {', '.join(PERIODS)}, not {per!r}")
         return self.store.catalog.facet(field, PERIODS.get(per), limit)
+
+    def dated(
+        self, query: str, today: dt.date, filters: Filters | None = None
+    ) -> tuple[DatedQuery | None, Filters]:
+        """A date typed in the query taken as a filter on taken_at (search/query/when.py), where this
+        index has taken_at: (what was understood, or None; the filters narrowed to its period)."""
+        filters = filters or Filters()
+        understood = when.dated(query, today) if when.FIELD in self.fields() else None
+        if understood is None:
+            return None, filters
+        where = f"({filters.where}) and ({understood.where})" if filters.where else understood.where
+        return understood, replace(filters, where=where)
 
     def ordered(self, hits: list[Hit], sort: str) -> list[Hit]:
         """The hits by a field instead of relevance ("-taken_at": newest first; query/ordering.py)."""

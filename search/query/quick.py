@@ -4,7 +4,8 @@ A process that searches once pays more for its imports than for its search: torc
 seconds, pydantic and SQLAlchemy tenths. This path loads the index's int8 query tower
 (search/encode/query_tower.py), FAISS and the standard library's sqlite3, and ranks as Engine.search_text does
 (tests/test_quick.py holds the two equal). It only takes what it can answer that way:
-- a text query with no option but -k, --index-dir / -i, --all, --json and --paths;
+- a text query with no option but -k, --index-dir / -i, --all, --json, --paths and --literal;
+- no date in it where the index has taken_at (the engine reads it as a filter: search/query/when.py);
 - no MMSEARCH_ setting in the environment but MMSEARCH_INDEX_DIR (so default search settings hold);
 - an index with a query tower for its model, a SQLite catalog inside it, vector caches as current as
   the catalog, and, where it holds transcripts, its text model's ONNX graph (search/encode/word_tower.py).
@@ -41,6 +42,8 @@ from mmsearch.hits import IMAGE_SPACE, INDEXED, TEXT_SPACE, Hit, HitRow
 from mmsearch.query.fusion import COHORT
 from mmsearch.query.ranking import ranked
 from mmsearch.query.relevance import mark_weak
+from mmsearch.query.when import FIELD as DATE_FIELD
+from mmsearch.query.when import might_hold_a_date
 from mmsearch.storage.layout import FORMAT, MANIFEST, escape_like, vectors_file
 
 if TYPE_CHECKING:
@@ -59,9 +62,10 @@ class Query:
     as_json: bool = False
     show_all: bool = False
     paths: bool = False
+    literal: bool = False
 
 
-FLAGS = {"--json": "as_json", "--all": "show_all", "--paths": "paths"}
+FLAGS = {"--json": "as_json", "--all": "show_all", "--paths": "paths", "--literal": "literal"}
 
 
 def parse(args: Sequence[str]) -> Query | None:
@@ -134,6 +138,9 @@ def _read_only(path: Path) -> sqlite3.Connection:
 def _search(
     folder: Path, db: sqlite3.Connection, model: dict, tower: query_tower.QueryTower, query: Query
 ) -> list[Hit] | None:
+    dated = "SELECT 1 FROM item_fields WHERE name = ? LIMIT 1"
+    if not query.literal and might_hold_a_date(query.text) and db.execute(dated, (DATE_FIELD,)).fetchone():
+        return None  # the engine reads the date as a filter (search/query/when.py)
     words = None
     if db.execute("SELECT 1 FROM segments WHERE space = ? LIMIT 1", (TEXT_SPACE,)).fetchone():
         text_model = model.get("text_model") or {"name": CLIP}
