@@ -220,7 +220,16 @@ def test_the_query_tower_in_the_index_matches_the_engines_queries(flat):
     )
 
 
-SPOKEN = ["the lighthouse keeper", "a boat crossing the harbour at sunrise", "lava", "wedding music"]
+# The first is found whatever Whisper hears on this CPU: under AVX2-only kernels it writes "The
+# lighthouse keep the painted the door right yellow.", and "the lighthouse keeper" then finds the harbour
+# recording first (its margin 0.071, the lighthouse's 0.044: "a blue door" fits that sentence too).
+SPOKEN = [
+    "who painted the door yellow",
+    "a boat crossing the harbour at sunrise",
+    "the lighthouse keeper",
+    "lava",
+    "wedding music",
+]
 
 
 @pytest.fixture(scope="module")
