@@ -28,3 +28,31 @@ def test_the_top_hit_is_the_right_file_and_moment_on_the_held_out_sets(
     record_property("mixed_top1", (total - len(wrong)) / total)
     assert total == 87
     assert (total - len(wrong)) / total >= SHARE_MIN, wrong
+
+
+SPOKEN = {  # the spoken fixtures' sentences as Whisper writes them under AVX2-only kernels
+    "lighthouse": "The lighthouse keep the painted the door right yellow.",
+    "harbour": "Small note, sail across the quiet harbor at dawn.",
+    "orchestra": "The orchestra played a waltz for the wedding guests.",
+    "volcano": "Welcome to the volcano museum, where the lava flows are explained.",
+}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known defect (issue 17 note): a transcript with a second topic ('the door') is fitted almost as "
+    "well by a cohort query ('a blue door', 0.52) as by the query (0.60), so a nearby transcript whose best "
+    "impostor was left out as the query's own kind wins: margins put 'the lighthouse' on the harbour",
+)
+def test_a_transcript_that_says_the_query_comes_first_in_the_word_space():
+    import numpy as np
+
+    from mmsearch.encode.sentences import shared
+    from mmsearch.query.fusion import COHORT, impostors, margins
+
+    model = shared("all-MiniLM-L6-v2")
+    said, cohort = model.encode(list(SPOKEN.values())), model.encode(list(COHORT))
+    for query in ("the lighthouse", "lighthouse", "the lighthouse keeper"):
+        vector = model.encode([query])[0]
+        scores = margins(said @ vector, impostors(cohort, vector) @ said.T)
+        assert list(SPOKEN)[int(np.argmax(scores))] == "lighthouse", query
