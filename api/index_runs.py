@@ -111,6 +111,7 @@ class IndexRunner:
                 on_progress=lambda done, total: self._progress(run, done, total),
                 video=s.video,
                 speech=s.speech,
+                written=s.ocr,
             )
         except RunCancelled:
             run.state, run.message = "cancelled", "cancelled; the files done so far are indexed"

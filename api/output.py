@@ -16,9 +16,16 @@ def where(hit: Hit) -> str:
     return f"{clock(hit.t_start)}-{clock(hit.t_end)}" if hit.t_start is not None else ""
 
 
+def how(hit: Hit) -> str:
+    """How a hit's text came: said (speech has times), written (read in a picture) or a product's text."""
+    if hit.t_start is not None:
+        return "said"
+    return "written" if hit.kind == "image" else "text"
+
+
 def what(hit: Hit) -> str:
     if hit.text:
-        return f'said: "{hit.text[:60]}{"..." if len(hit.text) > 60 else ""}"'
+        return f'{how(hit)}: "{hit.text[:60]}{"..." if len(hit.text) > 60 else ""}"'
     if hit.kind == "video":
         return "seen (keyframe)"
     return f"{hit.width}x{hit.height}" if hit.width else ""

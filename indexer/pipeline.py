@@ -23,11 +23,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from mmsearch.config import IndexerSettings, SpeechSettings, VideoSettings
+from mmsearch.config import IndexerSettings, OcrSettings, SpeechSettings, VideoSettings
 from mmsearch.encode.base import EncoderBase
 from mmsearch.encode.images import decode_image
 from mmsearch.errors import MediaError
 from mmsearch.hits import IMAGE_SPACE, INDEXED, TEXT_SPACE
+from mmsearch.indexer import ocr
 from mmsearch.indexer.isolate import MediaWorkers
 from mmsearch.indexer.sources import ALL_KINDS, SourceFile, media_suffix, walk
 from mmsearch.indexer.worker import MediaExtract, MediaRequest
@@ -136,14 +137,16 @@ def decode_file(
     encoder: EncoderBase | Preprocessing,
     cfg: IndexerSettings,
     media: _Media | None = None,
+    reader: ocr.TextReader | None = None,
 ) -> Decoded:
     """One file read, hashed and decoded for the encoder, or its error (video and audio need `media`). An
-    animated GIF goes to the media workers as a short video, when there are any."""
+    animated GIF goes to the media workers as a short video, when there are any. `reader` reads the text
+    written in pictures."""
     start = time.perf_counter()
     out = Decoded(src)
     try:
         if src.kind == "image" and not (media is not None and animated_gif(src.path)):
-            _decode_image(out, known, encoder, cfg)
+            _decode_image(out, known, encoder, cfg, reader)
         else:
             assert media is not None and isinstance(encoder, EncoderBase), "media files need media workers"
             _decode_media(out, known, encoder, cfg, media)
@@ -174,7 +177,11 @@ def _unchanged(out: Decoded, known: KnownFile | None) -> bool:
 
 
 def _decode_image(
-    out: Decoded, known: KnownFile | None, encoder: EncoderBase | Preprocessing, cfg: IndexerSettings
+    out: Decoded,
+    known: KnownFile | None,
+    encoder: EncoderBase | Preprocessing,
+    cfg: IndexerSettings,
+    reader: ocr.TextReader | None = None,
 ) -> None:
     if out.src.size > cfg.max_file_bytes:
         raise MediaError(f"file is {out.src.size} bytes, over the limit of {cfg.max_file_bytes}")
@@ -182,10 +189,25 @@ def _decode_image(
     out.content_hash = hashlib.sha256(data).hexdigest()
     if _unchanged(out, known):
         return
-    img = decode_image(data, cfg.max_image_pixels, min_side=encoder.image_size)
+    side = encoder.image_size if reader is None else max(encoder.image_size, reader.settings.max_side)
+    img = decode_image(data, cfg.max_image_pixels, min_side=side)
     out.pixels, out.width, out.height = [encoder.preprocess(img.image)], img.width, img.height
     out.fields = img.fields or None
     out.segments = [{"space": IMAGE_SPACE}]
+    if reader is not None:
+        assert isinstance(encoder, EncoderBase), "reading text needs the encoder's text splitting"
+        _take_written(out, reader.read(img.image, img.width, img.height), encoder)
+
+
+def _take_written(out: Decoded, lines: list[ocr.Line], encoder: EncoderBase) -> None:
+    """Each block of lines read in a picture becomes text-space segments, cut to fit the text model;
+    each keeps the boxes of the lines it holds."""
+    for block in ocr.blocks(lines):
+        pieces = encoder.split_text(" ".join(line.text for line in block))
+        for piece in pieces:
+            held = [line.stored() for line in block if len(pieces) == 1 or line.text in piece]
+            out.texts.append(piece)
+            out.segments.append({"space": TEXT_SPACE, "text": piece, "written": held or None})
 
 
 def _decode_media(
@@ -280,12 +302,14 @@ def index_folder(
     on_progress: ProgressFn | None = None,
     video: VideoSettings | None = None,
     speech: SpeechSettings | None = None,
+    written: OcrSettings | None = None,
 ) -> IndexReport:
     """Bring the index up to date with the image, video and audio files under root (audio files only
-    when speech is enabled: sound is all they have)."""
+    when speech is enabled: sound is all they have); `written` reads the text in pictures when enabled."""
     started = time.perf_counter()
     report = IndexReport()
     speech = speech or SpeechSettings()
+    reader = ocr.reader(written) if written is not None and written.enabled else None
     kinds = ALL_KINDS if speech.enabled else ALL_KINDS - {"audio"}
     media = _Media(MediaWorkers(cfg.media_workers, cfg.media_timeout_s), video or VideoSettings(), speech)
     with store.writer(), closing(media.workers):
@@ -298,7 +322,7 @@ def index_folder(
         batcher = Batcher(encoder, store, report, cfg.save_every_s)
         done = 0
         with ThreadPoolExecutor(cfg.decode_workers, thread_name_prefix="decode") as pool:
-            fn = lambda src: decode_file(src, known.get(src.uri), encoder, cfg, media)  # noqa: E731
+            fn = lambda src: decode_file(src, known.get(src.uri), encoder, cfg, media, reader)  # noqa: E731
             for item in decode_ahead(pool, fn, work.todo, depth=cfg.batch_size * 3):
                 report.stages["decode"] += item.seconds
                 batcher.add(item)

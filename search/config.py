@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mmsearch.defaults import (
@@ -111,6 +111,22 @@ class SpeechSettings(BaseModel):
     beam_size: int = Field(5, ge=1, le=16, description="5 finds better transcripts; 1 (greedy) is faster")
     word_times: bool = Field(
         True, description="each word's time, so a found moment is the words that matched"
+    )
+
+
+class OcrSettings(BaseModel):
+    """Text written in pictures, read at index time (indexer/ocr.py; the `[ocr]` extra)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    enabled: bool = Field(
+        False, description="read the text in images (off by default: it costs about 0.1-0.5 s per picture)"
+    )
+    min_score: float = Field(0.8, ge=0.0, le=1.0, description="keep lines the recogniser is this sure of")
+    max_side: int = Field(1024, ge=64, description="the longer side text is looked for at, in pixels")
+    rotated: bool = Field(
+        True,
+        description="read text turned by 90 or 180 degrees too (the direction model: about 10% more time)",
     )
 
 
@@ -229,6 +245,7 @@ class Settings(BaseSettings):
     indexer: IndexerSettings = Field(default_factory=IndexerSettings)
     video: VideoSettings = Field(default_factory=VideoSettings)
     speech: SpeechSettings = Field(default_factory=SpeechSettings)
+    ocr: OcrSettings = Field(default_factory=OcrSettings)
     search: SearchSettings = Field(default_factory=SearchSettings)
     index: IndexSettings = Field(default_factory=IndexSettings)
     answer: AnswerSettings = Field(default_factory=AnswerSettings)

@@ -52,6 +52,10 @@ def index(
     speech_model: Annotated[
         str | None, typer.Option(help="faster-whisper size (tiny.en, base, small, ...) or local folder")
     ] = None,
+    ocr: Annotated[
+        bool | None,
+        typer.Option("--ocr/--no-ocr", help="Read the text written in pictures (needs the ocr extra)"),
+    ] = None,
     key: Annotated[str | None, typer.Option(help="Manifest: the key column (default id, sku, key)")] = None,
     images: Annotated[
         str | None, typer.Option(help="Manifest: the image column (default images, image)")
@@ -89,6 +93,8 @@ def index(
         batch_size=batch_size,
         decode_workers=workers,
     )
+    if ocr is not None:
+        s = s.model_copy(update={"ocr": s.ocr.model_copy(update={"enabled": ocr})})
     engine = open_engine(s, create=True)
     columns = (TextColumn("indexing"), BarColumn(), MofNCompleteColumn(), RateColumn(), TimeRemainingColumn())
     with Progress(*columns, console=err, transient=True) as progress:
@@ -121,6 +127,7 @@ def index(
                 on_progress=on_progress,
                 video=s.video,
                 speech=s.speech,
+                written=s.ocr,
             )
     rate = report.indexed / report.seconds if report.seconds else 0.0
     out.print(

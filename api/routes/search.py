@@ -46,7 +46,9 @@ class MomentOut(BaseModel):
     similarity: float = Field(description="cosine similarity to the query, in [-1, 1]")
     t_start: float | None = Field(None, description="start of the moment in seconds (video, audio)")
     t_end: float | None = Field(None, description="end of the moment in seconds")
-    text: str | None = Field(None, description="what is said in the moment (speech)")
+    text: str | None = Field(
+        None, description="what is said in the moment (speech) or written in the picture"
+    )
     thumbnail_url: str | None = Field(None, description="a picture of the moment, when there is one")
     media_url: str = Field(description="the file, opened at the moment's start (#t=seconds)")
 
@@ -63,7 +65,9 @@ class HitOut(BaseModel):
     height: int | None = None
     t_start: float | None = Field(None, description="start of the best moment in seconds (video, audio)")
     t_end: float | None = None
-    text: str | None = Field(None, description="transcript of the best moment (speech)")
+    text: str | None = Field(
+        None, description="what the best moment says (speech) or the picture's text read"
+    )
     thumbnail_url: str | None = Field(None, description="a picture of the best moment or of the item")
     media_url: str = Field(description="the file, opened at the best moment (#t=seconds)")
     item_url: str

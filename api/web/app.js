@@ -58,8 +58,9 @@ function card(hit, index) {
   li.className = hit.weak ? "card weak" : "card";
   const button = document.createElement("button");
   button.dataset.index = index;
-  const kind = hit.space === "text" ? "speech" : hit.t_start != null ? "video" : hit.kind;
-  const label = { speech: "said", video: "video moment" }[kind] || hit.kind;
+  const kind = hit.space !== "text" ? (hit.t_start != null ? "video" : hit.kind)
+    : hit.t_start != null ? "speech" : hit.kind === "image" ? "written" : hit.kind;
+  const label = { speech: "said", video: "video moment", written: "written" }[kind] || hit.kind;
   const when = hit.t_start != null ? ` ${clock(hit.t_start)}–${clock(hit.t_end)}` : "";
   const picture = hit.thumbnail_url
     ? `<img loading="lazy" alt="" src="${hit.thumbnail_url}">`

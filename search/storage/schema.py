@@ -63,6 +63,9 @@ class Segment(Base):
     vector: Mapped[bytes] = mapped_column(LargeBinary)
     thumbnail: Mapped[bytes | None] = mapped_column(LargeBinary)  # JPEG of a video keyframe
     words: Mapped[list | None] = mapped_column(JSON)  # speech: [[start, end, word], ...] in seconds
+    written: Mapped[list | None] = mapped_column(
+        JSON
+    )  # text read in a picture: [[x0, y0, x1, y1, line, score]]
 
 
 class ItemField(Base):
