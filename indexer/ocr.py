@@ -53,14 +53,18 @@ class TextReader:
         from rapidocr_onnxruntime import RapidOCR
 
         self.settings = settings
-        self._engine = RapidOCR(
-            det_limit_type="max", det_limit_side_len=settings.max_side, use_cls=settings.rotated
-        )
+        # RapidOCR's "max" limit scales every picture to 960-2000 pixels, small ones up (0.25 s a photo
+        # on 2 cores); pictures are scaled down to max_side here instead, and "min" 32 keeps their size.
+        self._engine = RapidOCR(det_limit_type="min", det_limit_side_len=32, use_cls=settings.rotated)
 
     def read(self, image: Image.Image, width: int, height: int) -> list[Line]:
         """The lines in `image` (RGB), boxes scaled to a picture of `width` x `height` (the file's own
         size, where `image` was decoded smaller), top to bottom."""
-        bgr = np.ascontiguousarray(np.asarray(image.convert("RGB"))[:, :, ::-1])
+        image = image.convert("RGB")
+        if max(image.size) > self.settings.max_side:
+            image = image.copy()
+            image.thumbnail((self.settings.max_side, self.settings.max_side))
+        bgr = np.ascontiguousarray(np.asarray(image)[:, :, ::-1])
         found, _ = self._engine(bgr)
         sx, sy = width / image.width, height / image.height
         lines = []

@@ -287,6 +287,27 @@ def bench_text_int8_cmd(
     show(out, result, as_json, title)
 
 
+@app.command("ocr")
+def bench_ocr_cmd(
+    photos: Annotated[Path, typer.Argument(exists=True, file_okay=False, help="A folder of photos")],
+    model: Annotated[str, typer.Option("--model", "-m")] = "ViT-B-32",
+    pretrained: Pretrained = None,
+    runs: Annotated[int, typer.Option(min=1, help="Runs per side; each keeps its best")] = 2,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Index time with OCR on / with it off on the same photos, in one run, and OCR's share."""
+    from mmsearch.api.bench.ocr import bench_ocr
+
+    s = settings_from(None, model, pretrained, pretrained is None and Path(model).exists() is False)
+    with err.status("indexing with OCR off and on ..."):
+        result = bench_ocr(s, photos, runs)
+    title = (
+        f"{result.photos} photos: with OCR {result.on_s} s / without {result.off_s} s = "
+        f"[bold]{result.on_over_off}x[/]; OCR's share {result.ocr_share:.0%}"
+    )
+    show(out, result, as_json, title)
+
+
 @app.command("gpu")
 def bench_gpu_cmd(
     images: Annotated[int, typer.Option(min=1, help="Number of camera-size JPEGs")] = 512,
