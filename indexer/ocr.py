@@ -12,12 +12,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from mmsearch.config import OcrSettings
-from mmsearch.errors import ModelUnavailableError
+from mmsearch.errors import ConfigError, ModelUnavailableError
 
 ALNUM = re.compile(r"\w", re.UNICODE)
 
@@ -55,7 +56,16 @@ class TextReader:
         self.settings = settings
         # RapidOCR's "max" limit scales every picture to 960-2000 pixels, small ones up (0.25 s a photo
         # on 2 cores); pictures are scaled down to max_side here instead, and "min" 32 keeps their size.
-        self._engine = RapidOCR(det_limit_type="min", det_limit_side_len=32, use_cls=settings.rotated)
+        other = {"rec_model_path": settings.rec_model, "rec_keys_path": settings.rec_keys}
+        for key, path in other.items():
+            if path is not None and not Path(path).is_file():
+                raise ConfigError(f"ocr.{key.removesuffix('_path')}: no file at {path}")
+        self._engine = RapidOCR(
+            det_limit_type="min",
+            det_limit_side_len=32,
+            use_cls=settings.rotated,
+            **{k: v for k, v in other.items() if v is not None},
+        )
 
     def read(self, image: Image.Image, width: int, height: int) -> list[Line]:
         """The lines in `image` (RGB), boxes scaled to a picture of `width` x `height` (the file's own

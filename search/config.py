@@ -128,6 +128,10 @@ class OcrSettings(BaseModel):
         True,
         description="read text turned by 90 or 180 degrees too (the direction model: about 10% more time)",
     )
+    rec_model: str | None = Field(
+        None, description="a PP-OCR recognition model (.onnx) for other scripts; unset: Chinese+English"
+    )
+    rec_keys: str | None = Field(None, description="the character list that recognition model reads with")
 
 
 class SearchSettings(BaseModel):
