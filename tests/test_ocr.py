@@ -39,5 +39,5 @@ def test_lines_side_by_side_or_far_apart_stay_apart():
 
 @pytest.mark.skipif(ocr.missing() is not None, reason=str(ocr.missing()))
 def test_a_missing_recognition_model_is_named(tmp_path):
-    with pytest.raises(ConfigError, match="ocr.rec_model: no file at"):
+    with pytest.raises(ConfigError, match=r"ocr\.rec_model: no file at"):
         ocr.TextReader(OcrSettings(enabled=True, rec_model=str(tmp_path / "latin.onnx")))

@@ -218,6 +218,10 @@ TODAY = dt.date(2026, 12, 5)  # pinned: "last month" means the same period on ev
         ("snow in december 2022", "snow", "2022-12-01", "2023-01-01"),
         ("beach last month", "beach", "2026-11-01", "2026-12-01"),
         ("party yesterday", "party", "2026-12-04", "2026-12-05"),
+        ("beach last summer", "beach", "2026-06-01", "2026-09-01"),
+        ("snow last winter", "snow", "2025-12-01", "2026-03-01"),  # this one (from 2026-12-01) has not ended
+        ("skiing in winter 2023", "skiing", "2023-12-01", "2024-03-01"),
+        ("flowers spring of 2024", "flowers", "2024-03-01", "2024-06-01"),
     ],
 )
 def test_a_date_in_the_query_becomes_a_period(query, text, start, end):
@@ -228,7 +232,16 @@ def test_a_date_in_the_query_becomes_a_period(query, text, start, end):
 
 
 @pytest.mark.parametrize(
-    "query", ["a red circle", "may flowers", "a cat sat on a mat", "july 2023", "last week"]
+    "query",
+    [
+        "a red circle",
+        "may flowers",
+        "a cat sat on a mat",
+        "july 2023",
+        "last week",
+        "summer dress",
+        "last summer",
+    ],
 )
 def test_words_that_only_look_like_dates_stay_words(query):
     assert when.dated(query, TODAY) is None  # no year and nothing relative, or nothing left to look for

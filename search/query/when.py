@@ -5,7 +5,8 @@ that callers show back, so a wrong guess can be seen and switched off (`--litera
 
 Only a phrase that holds a year ("july 2023", "2019", "14 july 2023") or says how far back it is
 ("yesterday", "last month", "3 days ago") is taken: alone, "may" or "sat" is a word far more often
-than a date.
+than a date. Seasons are the northern hemisphere's meteorological ones ("summer 2023": June to August;
+"winter 2023": December 2023 to February 2024; "last summer": the last one that has ended).
 """
 
 from __future__ import annotations
@@ -17,6 +18,12 @@ from dataclasses import dataclass
 YEAR = re.compile(r"\b(1[89]|20)\d\d\b")
 RELATIVE = re.compile(r"\b(yesterday|today|ago|last|this)\b", re.IGNORECASE)
 FIELD = "taken_at"
+SEASON = re.compile(
+    r"\b(?:in\s+)?(?:(?P<rel>last|this)\s+)?(?P<season>spring|summer|autumn|fall|winter)"
+    r"(?:\s+(?:of\s+)?(?P<year>(?:19|20)\d\d))?\b",
+    re.IGNORECASE,
+)
+FIRST_MONTH = {"spring": 3, "summer": 6, "autumn": 9, "fall": 9, "winter": 12}
 
 
 @dataclass(frozen=True)
@@ -42,6 +49,8 @@ def dated(text: str, today: dt.date) -> DatedQuery | None:
     nothing would be left to look for)."""
     if not might_hold_a_date(text):
         return None
+    if (season := _season(text, today)) is not None:
+        return season
     from dateparser.date import DateDataParser
     from dateparser.search import search_dates
 
@@ -71,3 +80,26 @@ def _period(day: dt.date, period: str) -> tuple[dt.date, dt.date]:
         monday = day - dt.timedelta(days=day.weekday())
         return monday, monday + dt.timedelta(days=7)
     return day, day + dt.timedelta(days=1)
+
+
+def _season(text: str, today: dt.date) -> DatedQuery | None:
+    """ "summer 2023", "last winter", "this spring": three months from the season's first."""
+    match = next((m for m in SEASON.finditer(text) if m["rel"] or m["year"]), None)
+    if match is None:
+        return None
+    first = FIRST_MONTH[match["season"].lower()]
+    if match["year"]:
+        start = dt.date(int(match["year"]), first, 1)
+    else:  # this: the season now or the latest before; last: the latest that has ended
+        starts = (dt.date(today.year - 1, first, 1), dt.date(today.year, first, 1))
+        start = max(d for d in starts if d <= today)
+        if match["rel"].lower() == "last" and _shift(start, 3) > today:
+            start = start.replace(year=start.year - 1)
+    rest = " ".join((text[: match.start()] + " " + text[match.end() :]).split())
+    return DatedQuery(rest, match[0].strip(), start, _shift(start, 3)) if rest else None
+
+
+def _shift(day: dt.date, months: int) -> dt.date:
+    """The first of the month `months` after `day`'s."""
+    month = day.month - 1 + months
+    return dt.date(day.year + month // 12, month % 12 + 1, 1)
