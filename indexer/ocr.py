@@ -54,12 +54,12 @@ class TextReader:
         from rapidocr_onnxruntime import RapidOCR
 
         self.settings = settings
-        # RapidOCR's "max" limit scales every picture to 960-2000 pixels, small ones up (0.25 s a photo
-        # on 2 cores); pictures are scaled down to max_side here instead, and "min" 32 keeps their size.
         other = {"rec_model_path": settings.rec_model, "rec_keys_path": settings.rec_keys}
         for key, path in other.items():
             if path is not None and not Path(path).is_file():
                 raise ConfigError(f"ocr.{key.removesuffix('_path')}: no file at {path}")
+        # RapidOCR's "max" limit scales every picture to 960-2000 pixels, small ones up (0.25 s a photo
+        # on 2 cores); pictures are scaled down to max_side here instead, and "min" 32 keeps their size.
         self._engine = RapidOCR(
             det_limit_type="min",
             det_limit_side_len=32,

@@ -298,7 +298,7 @@ def bench_ocr_cmd(
     """Index time with OCR on / with it off on the same photos, in one run, and OCR's share."""
     from mmsearch.api.bench.ocr import bench_ocr
 
-    s = settings_from(None, model, pretrained, pretrained is None and Path(model).exists() is False)
+    s = settings_from(None, model, pretrained, pretrained is None and not Path(model).exists())
     with err.status("indexing with OCR off and on ..."):
         result = bench_ocr(s, photos, runs)
     title = (

@@ -80,7 +80,7 @@ def search(
     elif picture is not None:
         hits = engine.search_image(picture, k, filters, collapse=collapse)
     else:
-        dated, filters = (None, filters) if literal else engine.dated(query or "", dt.date.today(), filters)
+        dated, filters = engine.dated(query or "", dt.date.today(), filters, literal)
         if dated is not None:
             err.print(
                 f"Searching {dated.text!r} taken {dated.phrase!r}: {dated.where} "

@@ -254,7 +254,7 @@ def search_text(
     if not q.strip():
         raise InvalidQueryError("the query text q is empty")
     start = time.perf_counter()
-    dated, filters = (None, params.filters) if literal else engine.dated(q, dt.date.today(), params.filters)
+    dated, filters = engine.dated(q, dt.date.today(), params.filters, literal)
     text = dated.text if dated else q
     hits = engine.search_text(text, params.k, filters, collapse=params.collapse, hybrid=hybrid)
     if params.sort:

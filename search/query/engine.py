@@ -316,12 +316,14 @@ class Engine:
         return self.store.catalog.facet(field, PERIODS.get(per), limit)
 
     def dated(
-        self, query: str, today: dt.date, filters: Filters | None = None
+        self, query: str, today: dt.date, filters: Filters | None = None, literal: bool = False
     ) -> tuple[DatedQuery | None, Filters]:
         """A date typed in the query taken as a filter on taken_at (search/query/when.py), where this
-        index has taken_at: (what was understood, or None; the filters narrowed to its period)."""
+        index has taken_at and the query is not `literal`: (what was understood, or None; the filters
+        narrowed to its period)."""
         filters = filters or Filters()
-        understood = when.dated(query, today) if when.FIELD in self.fields() else None
+        readable = not literal and when.FIELD in self.fields()
+        understood = when.dated(query, today) if readable else None
         if understood is None:
             return None, filters
         where = f"({filters.where}) and ({understood.where})" if filters.where else understood.where

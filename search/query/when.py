@@ -71,11 +71,9 @@ def dated(text: str, today: dt.date) -> DatedQuery | None:
 
 
 def _period(day: dt.date, period: str) -> tuple[dt.date, dt.date]:
-    if period == "year":
-        return dt.date(day.year, 1, 1), dt.date(day.year + 1, 1, 1)
-    if period == "month":
-        first = day.replace(day=1)
-        return first, (first + dt.timedelta(days=32)).replace(day=1)
+    if period in ("year", "month"):
+        first = day.replace(month=1, day=1) if period == "year" else day.replace(day=1)
+        return first, _shift(first, 12 if period == "year" else 1)
     if period == "week":
         monday = day - dt.timedelta(days=day.weekday())
         return monday, monday + dt.timedelta(days=7)
