@@ -17,10 +17,11 @@ def where(hit: Hit) -> str:
 
 
 def how(hit: Hit) -> str:
-    """How a hit's text came: said (speech has times), written (read in a picture) or a product's text."""
-    if hit.t_start is not None:
-        return "said"
-    return "written" if hit.kind == "image" else "text"
+    """How a hit's text came: written (read in a picture or a frame: it has boxes), said (speech has
+    times) or a product's text."""
+    if hit.boxes:
+        return "written"
+    return "said" if hit.t_start is not None else "text"
 
 
 def what(hit: Hit) -> str:

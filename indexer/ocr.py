@@ -21,6 +21,10 @@ from mmsearch.config import OcrSettings
 from mmsearch.errors import ConfigError, ModelUnavailableError
 
 ALNUM = re.compile(r"\w", re.UNICODE)
+TOKEN = re.compile(r"[^\W_]+")
+AS_LETTER = str.maketrans("0158", "OISB")  # what a recogniser reads for a letter in a word: C0FFEE, EX1T
+AS_DIGIT = str.maketrans("OoIlSB", "011158")  # and for a digit in a number: 2O23
+LOOK_ALIKES = frozenset("0158OoIlSB")
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,32 @@ class TextReader:
             box = (round(min(xs) * sx), round(min(ys) * sy), round(max(xs) * sx), round(max(ys) * sy))
             lines.append(Line(text, box, float(score)))
         return sorted(lines, key=lambda line: (line.box[1], line.box[0]))
+
+
+def repaired(text: str) -> str:
+    """`text` with the look-alikes a recogniser confuses put back where the rest of the word says which
+    was meant: in a word of at least two other letters and no other digit, a 0, 1, 5 or 8 is a letter
+    (C0FFEE, EX1T, M0DEL); in a number of at least two other digits and no other letter, an O, I, l, S or
+    B is a digit (2O23). Anything less sure stays as read (A1, 1O, COVID19, H2O)."""
+    return TOKEN.sub(lambda m: _repair_word(m.group()), text)
+
+
+def _repair_word(word: str) -> str:
+    sure = [c for c in word if c not in LOOK_ALIKES]
+    letters, digits = sum(c.isalpha() for c in sure), sum(c.isdigit() for c in sure)
+    if letters >= 2 and not digits:
+        fixed = word.translate(AS_LETTER)
+        return fixed.lower() if all(c.islower() for c in sure if c.isalpha()) else fixed
+    if digits >= 2 and not letters:
+        return word.translate(AS_DIGIT)
+    return word
+
+
+def key(text: str) -> str:
+    """What a reading says, for telling two readings of the same text apart from different text: its
+    letters and digits repaired, lower case, spaces dropped (one frame reads PLATFORM NINE, the next
+    PLATFORMNINE)."""
+    return "".join(TOKEN.findall(repaired(text))).lower()
 
 
 def blocks(lines: list[Line]) -> list[list[Line]]:

@@ -149,7 +149,7 @@ def decode_file(
             _decode_image(out, known, encoder, cfg, reader)
         else:
             assert media is not None and isinstance(encoder, EncoderBase), "media files need media workers"
-            _decode_media(out, known, encoder, cfg, media)
+            _decode_media(out, known, encoder, cfg, media, reader)
     except MediaError as exc:
         out.error = str(exc)
     except OSError as exc:
@@ -196,22 +196,39 @@ def _decode_image(
     out.segments = [{"space": IMAGE_SPACE}]
     if reader is not None:
         assert isinstance(encoder, EncoderBase), "reading text needs the encoder's text splitting"
-        _take_written(out, reader.read(img.image, img.width, img.height), encoder)
+        _take_written(out, reader.read(img.image, img.width, img.height), encoder, {})
 
 
-def _take_written(out: Decoded, lines: list[ocr.Line], encoder: EncoderBase) -> None:
+def _take_written(
+    out: Decoded, lines: list[ocr.Line], encoder: EncoderBase, keyframe: dict, shown: dict | None = None
+) -> dict:
     """Each block of lines read in a picture becomes text-space segments, cut to fit the text model;
-    each keeps the boxes of the lines it holds."""
+    each keeps the boxes of the lines it holds and, on a video, the `keyframe`'s time and thumbnail. It is
+    stored as read and embedded repaired (C0FFEE is found by "coffee"). A piece `shown` on the keyframe
+    before (segments by ocr.key) is lengthened instead of stored twice. Returns the pieces on this one."""
+    now = {}
     for block in ocr.blocks(lines):
         pieces = encoder.split_text(" ".join(line.text for line in block))
         for piece in pieces:
+            key = ocr.key(piece)
+            if shown and key in shown:
+                now[key] = shown[key]
+                now[key]["t_end"] = keyframe["t_end"]
+                continue
             held = [line.stored() for line in block if len(pieces) == 1 or line.text in piece]
-            out.texts.append(piece)
-            out.segments.append({"space": TEXT_SPACE, "text": piece, "written": held or None})
+            now[key] = {"space": TEXT_SPACE, **keyframe, "text": piece, "written": held or None}
+            out.texts.append(ocr.repaired(piece))
+            out.segments.append(now[key])
+    return now
 
 
 def _decode_media(
-    out: Decoded, known: KnownFile | None, encoder: EncoderBase, cfg: IndexerSettings, media: _Media
+    out: Decoded,
+    known: KnownFile | None,
+    encoder: EncoderBase,
+    cfg: IndexerSettings,
+    media: _Media,
+    reader: ocr.TextReader | None = None,
 ) -> None:
     src = out.src
     if src.size == 0:
@@ -226,16 +243,25 @@ def _decode_media(
         str(src.path),
         media.video,
         media.speech,
-        frame_side=max(encoder.image_size, KEYFRAME_THUMBNAIL_PX),
+        frame_side=max(encoder.image_size, KEYFRAME_THUMBNAIL_PX, ocr_frame_side(reader)),
         thumbnail_px=KEYFRAME_THUMBNAIL_PX,
     )
     with media.workers.one() as worker:
         extract = worker.extract(request)
-    _take_extract(out, extract, encoder)
+    _take_extract(out, extract, encoder, reader)
 
 
-def _take_extract(out: Decoded, extract: MediaExtract, encoder: EncoderBase) -> None:
-    """Keyframes become image-space segments; utterances, cut to fit the text tower, text-space ones."""
+def ocr_frame_side(reader: ocr.TextReader | None) -> int:
+    """The short side keyframes are decoded at for reading their text: a 16:9 frame's long side is then
+    about the reader's max_side."""
+    return 0 if reader is None else reader.settings.max_side * 9 // 16
+
+
+def _take_extract(
+    out: Decoded, extract: MediaExtract, encoder: EncoderBase, reader: ocr.TextReader | None = None
+) -> None:
+    """Keyframes become image-space segments (and the text read on them, text-space ones lasting while it
+    is on screen); utterances, cut to fit the text tower, text-space ones."""
     out.width, out.height, out.meta, out.kind = extract.width, extract.height, extract.meta, extract.kind
     if extract.meta.get("created"):
         out.fields = {"taken_at": extract.meta["created"]}
@@ -244,6 +270,11 @@ def _take_extract(out: Decoded, extract: MediaExtract, encoder: EncoderBase) -> 
         out.segments.append(
             {"space": IMAGE_SPACE, "t_start": scene.t_start, "t_end": scene.t_end, "thumbnail": thumbnail}
         )
+    shown: dict = {}
+    for scene, thumbnail in zip(extract.scenes, extract.thumbnails, strict=True) if reader else []:
+        lines = reader.read(Image.fromarray(scene.image), extract.width or 0, extract.height or 0)
+        keyframe = {"t_start": scene.t_start, "t_end": scene.t_end, "thumbnail": thumbnail}
+        shown = _take_written(out, lines, encoder, keyframe, shown)
     for said in extract.speech:
         pieces = list(_pieces(encoder.split_text(said.text), said.t_start, said.t_end))
         for n, (text, t_start, t_end) in enumerate(pieces):

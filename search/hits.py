@@ -28,6 +28,11 @@ class HitRow:
     has_thumbnail: bool
     words: list | None = None  # speech: [[start, end, word], ...]
     duration: float | None = None  # the file's, for videos and recordings
+    written: list | None = None  # text read in a picture: [[x0, y0, x1, y1, line, confidence], ...]
+
+    @property
+    def boxes(self) -> list[list[int]] | None:
+        return [line[:4] for line in self.written] if self.written else None
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,7 @@ class Moment:
     t_end: float | None = None
     text: str | None = None
     has_thumbnail: bool = False
+    boxes: list[list[int]] | None = None  # where the text was read: [x0, y0, x1, y1] in the file's pixels
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,7 @@ class Hit:
     t_end: float | None = None
     text: str | None = None
     has_thumbnail: bool = False
+    boxes: list[list[int]] | None = None
     moments: tuple[Moment, ...] = ()
     weak: bool = False  # below the relevance cutoff (search/query/relevance.py): shown only on request
 

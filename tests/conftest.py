@@ -28,6 +28,7 @@ from mmsearch import Engine, Settings
 # (every pair of images > 0.996 alike) it keeps distinct images apart.
 open_clip.add_model_config(Path(__file__).with_name("model_configs"))
 TINY = {"name": "test-vit", "random_weights": True, "device": "cpu"}
+CHROMIUM = shutil.which("chromium")  # Debian's, driven by Playwright (apt-get install chromium; .ci/run does)
 
 
 def make_settings(tmp: Path, **model: object) -> Settings:
@@ -160,3 +161,16 @@ def one_faiss_thread():
     faiss.omp_set_num_threads(1)
     yield
     faiss.omp_set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium for the web page's tests."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--autoplay-policy=no-user-gesture-required"]
+        )
+        yield chromium
+        chromium.close()

@@ -18,10 +18,9 @@ from mmsearch.api.app import create_app
 from mmsearch.indexer import index_folder
 from mmsearch.synth.media import shot_of, write_video
 from mmsearch.synth.shapes import caption, classes, render
-from tests.conftest import serve
+from tests.conftest import CHROMIUM, serve
 from tests.fake_vlm import DELTAS, fake_vlm_server
 
-CHROMIUM = shutil.which("chromium")
 ADMIN_KEY = "admin-key-for-the-page-test"
 SHOTS = [("red", "circle", 2.0), ("blue", "square", 2.0), ("green", "triangle", 2.0)]
 pytestmark = [
@@ -62,18 +61,6 @@ def site(indexed) -> Iterator[tuple[str, Path]]:
     settings, engine, root = indexed
     with serve(create_app(settings, engine)) as url:
         yield url, root
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(
-            executable_path=CHROMIUM, args=["--no-sandbox", "--autoplay-policy=no-user-gesture-required"]
-        )
-        yield chromium
-        chromium.close()
 
 
 def search(page, url: str, query: str):

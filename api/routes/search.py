@@ -36,6 +36,10 @@ SCORE_DOC = (
     "(the cosine minus the best cosine a typical query of another kind gets with the same document; above "
     "0.05 a good match, gibberish stays under it; docs/search.md). A picture query's: the cosine similarity"
 )
+BOXES_DOC = (
+    "text read in the picture or frame (OCR): each line's box [x0, y0, x1, y1] in the file's pixels, "
+    "over width x height; null for anything else"
+)
 WEAK_DOC = "below the relevance cutoff (under the floor, or far below the best): left out unless all=true"
 
 
@@ -49,6 +53,7 @@ class MomentOut(BaseModel):
     text: str | None = Field(
         None, description="what is said in the moment (speech) or written in the picture"
     )
+    boxes: list[list[int]] | None = Field(None, description=BOXES_DOC)
     thumbnail_url: str | None = Field(None, description="a picture of the moment, when there is one")
     media_url: str = Field(description="the file, opened at the moment's start (#t=seconds)")
 
@@ -68,6 +73,7 @@ class HitOut(BaseModel):
     text: str | None = Field(
         None, description="what the best moment says (speech) or the picture's text read"
     )
+    boxes: list[list[int]] | None = Field(None, description=BOXES_DOC)
     thumbnail_url: str | None = Field(None, description="a picture of the best moment or of the item")
     media_url: str = Field(description="the file, opened at the best moment (#t=seconds)")
     item_url: str

@@ -53,17 +53,27 @@ async function call(url, options) {
   return body;
 }
 
+function outlines(hit) {
+  // The lines of text read (OCR), outlined over the thumbnail: the SVG spans the file's pixels and is
+  // cropped like the picture (object-fit: cover is preserveAspectRatio slice).
+  if (!hit.boxes || !hit.width || !hit.height) return "";
+  const rects = hit.boxes.map(([x0, y0, x1, y1]) =>
+    `<rect x="${x0}" y="${y0}" width="${x1 - x0}" height="${y1 - y0}"/>`).join("");
+  return `<svg class="boxes" viewBox="0 0 ${hit.width} ${hit.height}" preserveAspectRatio="xMidYMid slice"` +
+    ` aria-hidden="true">${rects}</svg>`;
+}
+
 function card(hit, index) {
   const li = document.createElement("li");
   li.className = hit.weak ? "card weak" : "card";
   const button = document.createElement("button");
   button.dataset.index = index;
-  const kind = hit.space !== "text" ? (hit.t_start != null ? "video" : hit.kind)
-    : hit.t_start != null ? "speech" : hit.kind === "image" ? "written" : hit.kind;
+  const kind = hit.boxes ? "written" : hit.space !== "text" ? (hit.t_start != null ? "video" : hit.kind)
+    : hit.t_start != null ? "speech" : hit.kind;
   const label = { speech: "said", video: "video moment", written: "written" }[kind] || hit.kind;
   const when = hit.t_start != null ? ` ${clock(hit.t_start)}–${clock(hit.t_end)}` : "";
   const picture = hit.thumbnail_url
-    ? `<img loading="lazy" alt="" src="${hit.thumbnail_url}">`
+    ? `<div class="pic"><img loading="lazy" alt="" src="${hit.thumbnail_url}">${outlines(hit)}</div>`
     : `<div class="noimg" aria-hidden="true">♪</div>`;
   button.innerHTML = `${picture}<div class="meta"><span class="badge ${kind}">${label}</span>` +
     `<span class="score"></span><div class="name"></div><div class="said"></div></div>`;

@@ -38,7 +38,15 @@ def _adjacent(a: HitRow, b: HitRow) -> bool:
 
 def moment(row: HitRow, score: float, similarity: float) -> Moment:
     return Moment(
-        row.segment_id, row.space, score, similarity, row.t_start, row.t_end, row.text, row.has_thumbnail
+        row.segment_id,
+        row.space,
+        score,
+        similarity,
+        row.t_start,
+        row.t_end,
+        row.text,
+        row.has_thumbnail,
+        row.boxes,
     )
 
 

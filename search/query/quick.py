@@ -225,13 +225,15 @@ class _SqliteSource:
         """Catalog.hits: rows of indexed segments (status checked here, as there)."""
         sql = (
             "SELECT s.id, s.item_id, i.uri, i.kind, i.width, i.height, s.space, s.t_start, s.t_end, s.text,"
-            " s.thumbnail IS NOT NULL, s.words, json_extract(i.meta, '$.duration'), i.status"
+            " s.thumbnail IS NOT NULL, s.words, json_extract(i.meta, '$.duration'), s.written, i.status"
             " FROM segments s JOIN items i ON i.id = s.item_id WHERE s.id IN ({})"
         )
         return {
-            r[0]: HitRow(*r[:10], bool(r[10]), _json(r[11]), None if r[12] is None else float(r[12]))
+            r[0]: HitRow(
+                *r[:10], bool(r[10]), _json(r[11]), None if r[12] is None else float(r[12]), _json(r[13])
+            )
             for r in self._select(sql, np.asarray(ids, np.int64))
-            if r[13] == INDEXED
+            if r[14] == INDEXED
         }
 
     def cohort(self, space: str) -> np.ndarray:

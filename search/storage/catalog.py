@@ -334,6 +334,7 @@ class Catalog:
                 Segment.thumbnail.is_not(None),
                 Segment.words,
                 Item.meta["duration"].as_float(),
+                Segment.written,
                 Item.status,
             )
             .join(Item, Item.id == Segment.item_id)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import av
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 from mmsearch.synth.shapes import render
 
@@ -67,6 +67,16 @@ def shot_of(
     gen = np.random.default_rng([seed, zlib.crc32(f"{colour}-{shape}".encode())])
     canvas = Image.new("RGB", size)
     canvas.paste(render(colour, shape, gen, side), ((width - side) // 2, (height - side) // 2))
+    return Shot(canvas, seconds)
+
+
+def sign_of(text: str, background: str, seconds: float, size: tuple[int, int] = (640, 360)) -> Shot:
+    """Black capitals centred on a plain ``background``: a title card or a sign, for reading text in video."""
+    canvas = Image.new("RGB", size, background)
+    draw = ImageDraw.Draw(canvas)
+    font = ImageFont.load_default(size=size[1] // 6)
+    left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+    draw.text(((size[0] - right - left) / 2, (size[1] - bottom - top) / 2), text, fill="black", font=font)
     return Shot(canvas, seconds)
 
 

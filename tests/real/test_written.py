@@ -19,7 +19,7 @@ from PIL import Image
 from mmsearch import Engine, Settings
 from mmsearch.api.app import create_app
 from mmsearch.indexer import ocr
-from tests.conftest import serve
+from tests.conftest import CHROMIUM, serve
 from tests.real.conftest import TRUTH
 
 pytestmark = pytest.mark.skipif(ocr.missing() is not None, reason=str(ocr.missing()))
@@ -75,7 +75,7 @@ def mmsearch(*args: str) -> subprocess.CompletedProcess:
     )
 
 
-def iou(a: list[int], b: list[int]) -> float:
+def iou(a: list[float], b: list[float]) -> float:
     w = max(0, min(a[2], b[2]) - max(a[0], b[0]))
     h = max(0, min(a[3], b[3]) - max(a[1], b[1]))
     union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - w * h
@@ -125,6 +125,8 @@ def test_a_sign_is_found_by_its_words_over_http(written):
     assert got.status_code == 200, got.text
     hit = got.json()["hits"][0]
     assert hit["uri"] == written.uri(rel) and "penguins" in hit["text"].lower()
+    for text, box in truth["lines"].items():  # each labelled line of the block is outlined where it is
+        assert max(iou(b, box) for b in hit["boxes"]) >= IOU_MIN, (text, hit["boxes"])
     assert written.uri(rel) in [h["uri"] for h in hybrid.json()["hits"]], hybrid.text
 
 
@@ -150,3 +152,31 @@ def test_a_corrupt_picture_is_recorded_and_the_run_goes_on(written):
         sum(k.status == "indexed" for k in known.values())
         == len(WRITTEN["photos"]) + len(WRITTEN["none"]) + 1
     )
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not CHROMIUM, reason="needs Debian's chromium (apt-get install chromium; .ci/run does)")
+def test_a_sign_is_found_by_its_words_on_the_web_page_with_its_lines_outlined(written, browser):
+    rel, truth = next(iter(WRITTEN["photos"].items()))
+    with serve(create_app(written.settings, written.engine)) as url:
+        page = browser.new_page(viewport={"width": 1000, "height": 800})
+        page.goto(url)
+        page.fill("#q", "penguins")
+        page.press("#q", "Enter")
+        page.wait_for_selector("#results li")
+        first = page.locator("#results li").first
+        assert first.locator(".name").inner_text() == name(rel)
+        assert first.locator(".badge").inner_text() == "written"
+        assert "penguins" in first.locator(".said").inner_text().lower()
+        first.locator("img").evaluate("img => img.decode()")
+        picture = first.locator("img").bounding_box()
+        outlined = [r.bounding_box() for r in first.locator("svg.boxes rect").all()]
+    # Where each labelled line falls on the thumbnail, cropped to fill its card as the picture is.
+    width, height = Image.open(written.folder / name(rel)).size
+    scale = max(picture["width"] / width, picture["height"] / height)
+    left = picture["x"] + (picture["width"] - width * scale) / 2
+    top = picture["y"] + (picture["height"] - height * scale) / 2
+    for text, (x0, y0, x1, y1) in truth["lines"].items():
+        want = [left + x0 * scale, top + y0 * scale, left + x1 * scale, top + y1 * scale]
+        drawn = [[b["x"], b["y"], b["x"] + b["width"], b["y"] + b["height"]] for b in outlined]
+        assert max(iou(d, want) for d in drawn) >= IOU_MIN, (text, want, drawn)
