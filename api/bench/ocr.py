@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mmsearch.api.bench.measure import rate, ratio
-from mmsearch.config import OcrSettings, Settings
+from mmsearch.config import Settings
 from mmsearch.encode.models import Encoder
 from mmsearch.indexer.pipeline import index_folder
 from mmsearch.storage.store import Store
@@ -37,7 +37,7 @@ def bench_ocr(settings: Settings, photos: Path, runs: int = 2) -> OcrBench:
             with tempfile.TemporaryDirectory(prefix="mmsearch-bench-ocr-") as tmp:
                 where = settings.model_copy(update={"index_dir": Path(tmp)})
                 store = Store.open(where, encoder.record(), True)
-                written = OcrSettings(enabled=on)
+                written = settings.ocr.model_copy(update={"enabled": on})  # max_side etc. as set
                 report = index_folder(photos, encoder, store, settings.indexer, written=written)
                 if on:
                     read = store.catalog.counts()["segments"] - report.indexed  # one picture segment each
