@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -23,7 +24,7 @@ from mmsearch import Engine, Filters, InvalidQueryError, Settings
 from mmsearch.api.app import create_app
 from mmsearch.encode.photo_fields import creation_time, taken_at
 from mmsearch.indexer import index_folder
-from mmsearch.query import when
+from mmsearch.query import filters, when
 from tests.conftest import serve
 
 PHOTOS = Path(__file__).with_name("fixtures") / "photos"
@@ -268,3 +269,99 @@ def test_a_red_car_july_2023_returns_only_july_2023(indexed):
     )  # fmt: skip
     assert {Path(h["uri"]).name for h in json.loads(cli.stdout)} == {"paris.jpg", "clip.mp4"}
     assert "taken 'july 2023'" in cli.stderr and "--literal" in cli.stderr
+
+
+PLACES = {  # (latitude, longitude): south and west negative
+    "eiffel.jpg": (48.858222, 2.2945),
+    "louvre.jpg": (48.8606, 2.3376),  # about 3.2 km east
+    "taveuni.jpg": (-16.8, 179.95),  # just west of the antimeridian
+    "samoa.jpg": (-13.83, -171.76),  # east of it
+}
+
+
+def with_place(source: Path, target: Path, lat: float, lon: float) -> None:
+    exif = Image.Exif()
+    gps = exif.get_ifd(ExifTags.IFD.GPSInfo)
+
+    def dms(degrees: float) -> tuple[float, float, float]:
+        d, rest = divmod(abs(degrees) * 3600, 3600)
+        return d, rest // 60, round(rest % 60, 2)
+
+    gps[G.GPSLatitudeRef], gps[G.GPSLatitude] = "N" if lat >= 0 else "S", dms(lat)
+    gps[G.GPSLongitudeRef], gps[G.GPSLongitude] = "E" if lon >= 0 else "W", dms(lon)
+    Image.open(source).save(target, exif=exif, quality=90)
+
+
+def index_places(root: Path, **settings) -> tuple[Engine, dict[str, tuple[float, float]]]:
+    """Four photos at known places and one with none, indexed; the positions as read back."""
+    photos = root / "places"
+    photos.mkdir()
+    for name, (lat, lon) in PLACES.items():
+        with_place(PHOTOS / "cat.jpg", photos / name, lat, lon)
+    Image.open(PHOTOS / "cat.jpg").save(photos / "nowhere.png")
+    config = Settings(index_dir=root / "places-index", model=RANDOM, **settings)
+    engine = Engine.open(config, create=True)
+    index_folder(photos, engine.encoder, engine.store, config.indexer)
+    read = {name: item(engine, photos, name).fields for name in PLACES}
+    return engine, {name: (f["gps_lat"], f["gps_lon"]) for name, f in read.items()}
+
+
+@pytest.fixture(scope="module")
+def places(tmp_path_factory) -> Iterator[tuple[Engine, dict[str, tuple[float, float]]]]:
+    engine, at = index_places(tmp_path_factory.mktemp("places"))
+    yield engine, at
+    engine.close()
+
+
+def found(engine: Engine, where: str) -> set[str]:
+    return {Path(h.uri).name for h in engine.search_text("a picture", k=10, filters=Filters(where=where))}
+
+
+def great_circle_km(a: tuple[float, float], b: tuple[float, float]) -> float:
+    """By the spherical law of cosines: another formula than the filter's haversine."""
+    (p1, l1), (p2, l2) = (tuple(map(np.radians, x)) for x in (a, b))
+    return 6371.0088 * float(np.arccos(np.sin(p1) * np.sin(p2) + np.cos(p1) * np.cos(p2) * np.cos(l2 - l1)))
+
+
+def test_near_is_a_great_circle_radius_to_the_metre(places):
+    engine, at = places
+    lat, lon = at["eiffel.jpg"]
+    apart = great_circle_km(at["eiffel.jpg"], at["louvre.jpg"])
+    assert 3.0 < apart < 3.4
+    assert found(engine, f"near {lat},{lon} 500m") == {"eiffel.jpg"}
+    assert found(engine, f"near {lat},{lon} {apart - 0.01:.3f}km") == {"eiffel.jpg"}
+    assert found(engine, f"near {lat},{lon} {apart + 0.01:.3f}km") == {"eiffel.jpg", "louvre.jpg"}
+    assert found(engine, f"near {lat},{lon} 3mi") == {"eiffel.jpg", "louvre.jpg"}  # 4.8 km
+    assert found(engine, f"not near {lat},{lon} 10km") == {"taveuni.jpg", "samoa.jpg", "nowhere.png"}
+
+
+def test_places_across_the_antimeridian(places):
+    engine, at = places
+    lat, lon = at["taveuni.jpg"]
+    assert found(engine, f"near {lat},{lon - 359.9:.4f} 20km") == {"taveuni.jpg"}  # 179.95 E seen from 180 W
+    assert found(engine, "within -20,179 -10,-170") == {"taveuni.jpg", "samoa.jpg"}
+    assert found(engine, "within -20,-175 -10,-170") == {"samoa.jpg"}
+    assert found(engine, "within 48.85,2.28 48.87,2.31 or within -20,179 -10,179.99") == {
+        "eiffel.jpg",
+        "taveuni.jpg",
+    }
+
+
+@pytest.mark.parametrize(
+    ("where", "says"),
+    [
+        ("near 95,2 2km", "a place is latitude (-90 to 90),longitude (-180 to 180)"),
+        ("near 48.8,2.3", "expected a distance (500m, 2km, 3mi)"),
+        ("near 48.8,2.3 0m", "a distance is over 0"),
+        ("within 50,0 40,1", "the first corner is the south-west one"),
+    ],
+)
+def test_a_bad_place_says_what_is_wrong(places, where, says):
+    engine, _ = places
+    with pytest.raises(InvalidQueryError, match=re.escape(says)):
+        found(engine, where)
+
+
+def test_an_index_without_places_says_so():
+    with pytest.raises(InvalidQueryError, match="no item of this index has a place"):
+        filters.parse("near 1,2 3km", fields={"price", "gps_alt"})

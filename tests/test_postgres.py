@@ -272,3 +272,16 @@ def test_products_filters_tags_and_full_text_on_postgresql(tmp_path: Path, pg_ur
     tagged = engine.search_text("poster", k=40, filters=Filters(where="tag = red"))
     assert [h.item_id for h in tagged] == [top.item_id]
     engine.close()
+
+
+def test_place_filters_on_postgresql(tmp_path: Path, pg_url: str):
+    """The haversine in PostgreSQL's own sin, cos and radians (SQLite's are checked in test_photo_fields)."""
+    from tests.test_photo_fields import found, great_circle_km, index_places
+
+    engine, at = index_places(tmp_path, database_url=pg_url)
+    lat, lon = at["eiffel.jpg"]
+    apart = great_circle_km(at["eiffel.jpg"], at["louvre.jpg"])
+    assert found(engine, f"near {lat},{lon} {apart - 0.01:.3f}km") == {"eiffel.jpg"}
+    assert found(engine, f"near {lat},{lon} {apart + 0.01:.3f}km") == {"eiffel.jpg", "louvre.jpg"}
+    assert found(engine, "within -20,179 -10,-170") == {"taveuni.jpg", "samoa.jpg"}
+    engine.close()

@@ -2,7 +2,8 @@
 
     expr       := term ("or" term)*
     term       := factor ("and" factor)*
-    factor     := "not" factor | "(" expr ")" | comparison
+    factor     := "not" factor | "(" expr ")" | place | comparison
+    place      := "near" lat,lon distance | "within" lat,lon lat,lon
     comparison := field op value | field ["not"] "in" "[" value, ... "]"
     op         := = | != | < | <= | > | >= | ~ (contains, any case) | ^= (starts with)
     value      := 12 | -3.5 | "text" | 'text' | 2024-05-01 | true | false | bare_word
@@ -12,7 +13,9 @@ Built-in fields: `kind`, `path` (the file's path), `size` (bytes), `width`, `hei
 field from a manifest: numbers compare as numbers, text as text (so `price < 50` never compares
 "100" < "50" as strings). A comparison with a field an item does not have is false for that item;
 a field no item of the index has is an error that names the fields there are (a typo would otherwise
-quietly find nothing).
+quietly find nothing). Places are photos' GPS fields (gps_lat, gps_lon): `near 48.858,2.294 2km` is a
+great-circle radius (m, km or mi), `within 48.80,2.22 48.91,2.47` a box from its south-west corner to its
+north-east one (across the antimeridian when west > east).
 The compiled condition selects catalog items; the engine turns it into the segment ids FAISS may
 return (a pre-filter: a filtered top-k is never starved).
 """
@@ -21,12 +24,14 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
-from collections.abc import Collection
+import math
+from collections.abc import Callable, Collection
 from functools import cache
 
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedInput, UnexpectedToken, VisitError
 from sqlalchemy import and_, exists, false, func, not_, or_, select, true
+from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 
 from mmsearch.errors import InvalidQueryError
@@ -38,6 +43,8 @@ GRAMMAR = r"""
 ?term: factor (_AND factor)*   -> all_of
 ?factor: _NOT factor           -> negate
        | "(" expr ")"
+       | _NEAR COORD DISTANCE   -> near
+       | _WITHIN COORD COORD    -> within
        | comparison
 comparison: FIELD OP value              -> compare
           | FIELD _IN "[" [value ("," value)*] "]"        -> one_of
@@ -50,6 +57,10 @@ _OR: /or\b/i
 _AND: /and\b/i
 _NOT: /not\b/i
 _IN: /in\b/i
+_NEAR: /near\b/i
+_WITHIN: /within\b/i
+COORD: /[+-]?\d+(\.\d+)?\s*,\s*[+-]?\d+(\.\d+)?/
+DISTANCE: /\d+(\.\d+)?\s*(km|mi|m)\b/i
 OP: "!=" | "<=" | ">=" | "^=" | "=" | "<" | ">" | "~"
 FIELD.-1: /[A-Za-z_][A-Za-z0-9_]*/
 WORD.-2: /[A-Za-z_][A-Za-z0-9_.\-]*/
@@ -72,6 +83,10 @@ EXPECTED = {
     "DATE": VALUE,
     "WORD": VALUE,
     "_IN": "'in'",
+    "COORD": "a place as latitude,longitude (48.858,2.294)",
+    "DISTANCE": "a distance (500m, 2km, 3mi)",
+    "_NEAR": "'near'",
+    "_WITHIN": "'within'",
     "_NOT": "'not'",
     "_AND": "'and'",
     "_OR": "'or'",
@@ -91,6 +106,10 @@ COMPARE = {
     ">=": lambda a, b: a >= b,
 }
 MAX_CHARS = 2000
+EARTH_KM = 6371.0088  # mean radius
+KM_PER_DEGREE = math.pi * EARTH_KM / 180  # of latitude
+KM_PER_UNIT = {"m": 0.001, "km": 1.0, "mi": 1.609344}
+PLACE = ("gps_lat", "gps_lon")
 
 
 @cache
@@ -155,6 +174,25 @@ class _Compile(Transformer):
     def none_of(self, field: Token, *values) -> ColumnElement:
         return not_(self.one_of(field, *values))
 
+    def near(self, coord: Token, distance: Token) -> ColumnElement:
+        self._check_places("near")
+        lat, lon = _coord(coord)
+        km = _km(distance)
+        return _at_place(lambda la, lo: _within_km(la, lo, lat, lon, km))
+
+    def within(self, corner: Token, other: Token) -> ColumnElement:
+        self._check_places("within")
+        (south, west), (north, east) = _coord(corner), _coord(other)
+        if south > north:
+            raise InvalidQueryError(f"within {corner} {other}: the first corner is the south-west one")
+        return _at_place(lambda la, lo: and_(la.between(south, north), _east_of(lo, west, east)))
+
+    def _check_places(self, word: str) -> None:
+        if self.fields is not None and not set(PLACE) <= set(self.fields):
+            raise InvalidQueryError(
+                f"{word}: no item of this index has a place (GPS fields from photos' EXIF)"
+            )
+
 
 def _text_op(column, op: str, value: str) -> ColumnElement:
     if op == "~":
@@ -194,6 +232,49 @@ def _comparison(field: str, op: str, value) -> ColumnElement:
         has = exists(select(Tag.item_id).where(Tag.item_id == Item.id, Tag.label == value))
         return has if op == "=" else not_(has)
     return _user_field(field, op, value)
+
+
+def _coord(token: Token) -> tuple[float, float]:
+    lat, lon = (float(x) for x in str(token).split(","))
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+        raise InvalidQueryError(f"{token}: a place is latitude (-90 to 90),longitude (-180 to 180)")
+    return lat, lon
+
+
+def _km(token: Token) -> float:
+    text = str(token).lower()
+    number = text.rstrip("kmi ")
+    km = float(number) * KM_PER_UNIT[text[len(number) :].strip()]
+    if not 0 < km <= math.pi * EARTH_KM:
+        raise InvalidQueryError(f"{token}: a distance is over 0 and at most half the way round the Earth")
+    return km
+
+
+def _at_place(where: Callable[[ColumnElement, ColumnElement], ColumnElement]) -> ColumnElement:
+    """Items whose latitude and longitude fields meet `where(lat, lon)`."""
+    lat, lon = aliased(ItemField), aliased(ItemField)
+    return exists(
+        select(lat.item_id)
+        .join(lon, and_(lon.item_id == lat.item_id, lon.name == PLACE[1]))
+        .where(lat.item_id == Item.id, lat.name == PLACE[0], where(lat.num, lon.num))
+    )
+
+
+def _east_of(lon, west: float, east: float) -> ColumnElement:
+    """Longitude from `west` eastward to `east`: across the antimeridian when west > east."""
+    return lon.between(west, east) if west <= east else or_(lon >= west, lon <= east)
+
+
+def _within_km(lat, lon, lat0: float, lon0: float, km: float) -> ColumnElement:
+    """Great-circle distance at most `km`, by the haversine: hav(d / R) <= hav(km / R), so no arcsine
+    (out of its domain by a rounding error at antipodes); the band of latitude first, an indexed range."""
+    band = km / KM_PER_DEGREE
+    half_dlat = (func.radians(lat) - math.radians(lat0)) / 2
+    half_dlon = (func.radians(lon) - math.radians(lon0)) / 2
+    hav = func.sin(half_dlat) * func.sin(half_dlat) + math.cos(math.radians(lat0)) * func.cos(
+        func.radians(lat)
+    ) * func.sin(half_dlon) * func.sin(half_dlon)
+    return and_(lat.between(lat0 - band, lat0 + band), hav <= math.sin(km / EARTH_KM / 2) ** 2)
 
 
 def _user_field(field: str, op: str, value) -> ColumnElement:

@@ -8,8 +8,10 @@ cut), any SQLAlchemy URL by setting. The schema is versioned with Alembic (searc
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
 import re
+import sqlite3
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -50,6 +52,7 @@ from mmsearch.storage.schema import (
 )
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+MATH = {"sin": math.sin, "cos": math.cos, "asin": math.asin, "sqrt": math.sqrt, "radians": math.radians}
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
@@ -58,6 +61,11 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.execute("PRAGMA synchronous=FULL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=30000")
+    try:  # the place filters' distances (search/query/filters.py); SQLite builds without them exist
+        cur.execute("SELECT sin(0), cos(0), asin(0), sqrt(0), radians(0)")
+    except sqlite3.OperationalError:
+        for name, fn in MATH.items():
+            dbapi_conn.create_function(name, 1, fn, deterministic=True)
     cur.close()
 
 
