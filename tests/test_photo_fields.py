@@ -24,7 +24,7 @@ from mmsearch import Engine, Filters, InvalidQueryError, Settings
 from mmsearch.api.app import create_app
 from mmsearch.encode.photo_fields import creation_time, taken_at
 from mmsearch.indexer import index_folder
-from mmsearch.query import filters, when
+from mmsearch.query import filters, place, when
 from tests.conftest import serve
 
 PHOTOS = Path(__file__).with_name("fixtures") / "photos"
@@ -250,16 +250,22 @@ def test_words_that_only_look_like_dates_stay_words(query):
 
 def test_a_red_car_july_2023_returns_only_july_2023(indexed):
     settings, engine, _ = indexed
-    understood, filters = engine.dated("a picture july 2023", TODAY)
+    understood, filters = engine.understood("a picture july 2023", TODAY)
     assert understood.text == "a picture" and filters.where == understood.where
     july = engine.search_text(understood.text, k=10, filters=filters)
     assert {Path(h.uri).name for h in july} == {"paris.jpg", "clip.mp4"}
-    assert engine.search_text("a picture", k=10, filters=engine.dated("a picture july 2022", TODAY)[1]) == []
+    _, before = engine.understood("a picture july 2022", TODAY)
+    assert engine.search_text("a picture", k=10, filters=before) == []
     with serve(create_app(settings, engine)) as url:
         params = {"q": "a picture july 2023", "k": 10, "all": True}
         dated = httpx.get(f"{url}/search", params=params, timeout=60).json()
         literal = httpx.get(f"{url}/search", params={**params, "literal": True}, timeout=60).json()
-    assert dated["understood"] == {"text": "a picture", "when": "july 2023", "where": understood.where}
+    assert dated["understood"] == {
+        "text": "a picture",
+        "when": "july 2023",
+        "place": None,
+        "where": understood.where,
+    }
     assert {Path(h["uri"]).name for h in dated["hits"]} == {"paris.jpg", "clip.mp4"}
     assert literal["understood"] is None and len(literal["hits"]) == 4
     cli = subprocess.run(
@@ -279,9 +285,14 @@ PLACES = {  # (latitude, longitude): south and west negative
 }
 
 
-def with_place(source: Path, target: Path, lat: float, lon: float) -> None:
+TAKEN = {"eiffel.jpg": "2019:06:01 12:00:00", "louvre.jpg": "2023:07:14 10:00:00"}
+
+
+def with_place(source: Path, target: Path, lat: float, lon: float, taken: str | None = None) -> None:
     exif = Image.Exif()
     gps = exif.get_ifd(ExifTags.IFD.GPSInfo)
+    if taken:
+        exif.get_ifd(ExifTags.IFD.Exif)[B.DateTimeOriginal] = taken
 
     def dms(degrees: float) -> tuple[float, float, float]:
         d, rest = divmod(abs(degrees) * 3600, 3600)
@@ -292,24 +303,25 @@ def with_place(source: Path, target: Path, lat: float, lon: float) -> None:
     Image.open(source).save(target, exif=exif, quality=90)
 
 
-def index_places(root: Path, **settings) -> tuple[Engine, dict[str, tuple[float, float]]]:
-    """Four photos at known places and one with none, indexed; the positions as read back."""
+def index_places(root: Path, **settings) -> tuple[Settings, Engine, dict[str, tuple[float, float]]]:
+    """Four photos at known places (two with a date) and one with none, indexed; the positions as read
+    back."""
     photos = root / "places"
     photos.mkdir()
     for name, (lat, lon) in PLACES.items():
-        with_place(PHOTOS / "cat.jpg", photos / name, lat, lon)
+        with_place(PHOTOS / "cat.jpg", photos / name, lat, lon, TAKEN.get(name))
     Image.open(PHOTOS / "cat.jpg").save(photos / "nowhere.png")
     config = Settings(index_dir=root / "places-index", model=RANDOM, **settings)
     engine = Engine.open(config, create=True)
     index_folder(photos, engine.encoder, engine.store, config.indexer)
     read = {name: item(engine, photos, name).fields for name in PLACES}
-    return engine, {name: (f["gps_lat"], f["gps_lon"]) for name, f in read.items()}
+    return config, engine, {name: (f["gps_lat"], f["gps_lon"]) for name, f in read.items()}
 
 
 @pytest.fixture(scope="module")
-def places(tmp_path_factory) -> Iterator[tuple[Engine, dict[str, tuple[float, float]]]]:
-    engine, at = index_places(tmp_path_factory.mktemp("places"))
-    yield engine, at
+def places(tmp_path_factory) -> Iterator[tuple[Settings, Engine, dict[str, tuple[float, float]]]]:
+    settings, engine, at = index_places(tmp_path_factory.mktemp("places"))
+    yield settings, engine, at
     engine.close()
 
 
@@ -324,7 +336,7 @@ def great_circle_km(a: tuple[float, float], b: tuple[float, float]) -> float:
 
 
 def test_near_is_a_great_circle_radius_to_the_metre(places):
-    engine, at = places
+    _, engine, at = places
     lat, lon = at["eiffel.jpg"]
     apart = great_circle_km(at["eiffel.jpg"], at["louvre.jpg"])
     assert 3.0 < apart < 3.4
@@ -336,7 +348,7 @@ def test_near_is_a_great_circle_radius_to_the_metre(places):
 
 
 def test_places_across_the_antimeridian(places):
-    engine, at = places
+    _, engine, at = places
     lat, lon = at["taveuni.jpg"]
     assert found(engine, f"near {lat},{lon - 359.9:.4f} 20km") == {"taveuni.jpg"}  # 179.95 E seen from 180 W
     assert found(engine, "within -20,179 -10,-170") == {"taveuni.jpg", "samoa.jpg"}
@@ -357,7 +369,7 @@ def test_places_across_the_antimeridian(places):
     ],
 )
 def test_a_bad_place_says_what_is_wrong(places, where, says):
-    engine, _ = places
+    _, engine, _ = places
     with pytest.raises(InvalidQueryError, match=re.escape(says)):
         found(engine, where)
 
@@ -365,3 +377,58 @@ def test_a_bad_place_says_what_is_wrong(places, where, says):
 def test_an_index_without_places_says_so():
     with pytest.raises(InvalidQueryError, match="no item of this index has a place"):
         filters.parse("near 1,2 3km", fields={"price", "gps_alt"})
+
+
+@pytest.mark.skipif(place.missing() is not None, reason=str(place.missing()))
+def test_a_city_in_the_query_becomes_a_place(places):
+    _, engine, _ = places
+    understood, filters = engine.understood("a picture paris", TODAY)
+    assert (understood.text, understood.place, understood.when) == ("a picture", "Paris, France", None)
+    assert understood.where == "near 48.8534,2.3488 29km"
+    assert found(engine, filters.where) == {"eiffel.jpg", "louvre.jpg"}
+    apia, filters = engine.understood("a picture in Apia", TODAY)  # a town: a 5 km radius
+    assert (apia.text, apia.place) == ("a picture in", "Apia, Samoa")
+    assert apia.where == "near -13.8333,-171.7667 5km"
+    assert found(engine, filters.where) == {"samoa.jpg"}
+    both, filters = engine.understood("a picture paris 2019", TODAY)
+    assert (both.text, both.when, both.place) == ("a picture", "2019", "Paris, France")
+    assert found(engine, filters.where) == {"eiffel.jpg"}
+
+
+@pytest.mark.skipif(place.missing() is not None, reason=str(place.missing()))
+@pytest.mark.parametrize(
+    "query",
+    [
+        "a picture rome",  # a city, but nothing was taken near it
+        "a nice picture",  # Nice, France: a word here
+        "sunset over the sea",  # Sunset, Louisiana
+        "paris",  # nothing would be left to look for
+    ],
+)
+def test_a_city_with_nothing_taken_near_it_stays_words(places, query):
+    _, engine, _ = places
+    assert engine.understood(query, TODAY) == (None, Filters())
+
+
+@pytest.mark.skipif(place.missing() is not None, reason=str(place.missing()))
+def test_the_place_is_shown_back_over_http_and_the_command_line(places):
+    settings, engine, _ = places
+    with serve(create_app(settings, engine)) as url:
+        params = {"q": "a picture paris", "k": 10, "all": True}
+        placed = httpx.get(f"{url}/search", params=params, timeout=60).json()
+        literal = httpx.get(f"{url}/search", params={**params, "literal": True}, timeout=60).json()
+    assert placed["understood"] == {
+        "text": "a picture",
+        "when": None,
+        "place": "Paris, France",
+        "where": "near 48.8534,2.3488 29km",
+    }
+    assert {Path(h["uri"]).name for h in placed["hits"]} == {"eiffel.jpg", "louvre.jpg"}
+    assert literal["understood"] is None and len(literal["hits"]) == 5
+    cli = subprocess.run(
+        [sys.executable, "-m", "mmsearch.api.cli", "search", "a picture paris", "--all", "--json",
+         "-i", str(settings.index_dir)],
+        capture_output=True, text=True, check=True, timeout=300,
+    )  # fmt: skip
+    assert {Path(h["uri"]).name for h in json.loads(cli.stdout)} == {"eiffel.jpg", "louvre.jpg"}
+    assert "near 'Paris, France': near 48.8534,2.3488 29km" in cli.stderr

@@ -278,7 +278,7 @@ def test_place_filters_on_postgresql(tmp_path: Path, pg_url: str):
     """The haversine in PostgreSQL's own sin, cos and radians (SQLite's are checked in test_photo_fields)."""
     from tests.test_photo_fields import found, great_circle_km, index_places
 
-    engine, at = index_places(tmp_path, database_url=pg_url)
+    _, engine, at = index_places(tmp_path, database_url=pg_url)
     lat, lon = at["eiffel.jpg"]
     apart = great_circle_km(at["eiffel.jpg"], at["louvre.jpg"])
     assert found(engine, f"near {lat},{lon} {apart - 0.01:.3f}km") == {"eiffel.jpg"}

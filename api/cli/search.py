@@ -80,15 +80,11 @@ def search(
     elif picture is not None:
         hits = engine.search_image(picture, k, filters, collapse=collapse)
     else:
-        dated, filters = engine.dated(query or "", dt.date.today(), filters, literal)
-        if dated is not None:
-            err.print(
-                f"Searching {dated.text!r} taken {dated.phrase!r}: {dated.where} "
-                "(--literal searches the words as typed)",
-                markup=False,
-            )
+        understood, filters = engine.understood(query or "", dt.date.today(), filters, literal)
+        if understood is not None:
+            err.print(understood.said(), markup=False)
         hits = engine.search_text(
-            dated.text if dated else query or "", k, filters, collapse=collapse, hybrid=hybrid
+            understood.text if understood else query or "", k, filters, collapse=collapse, hybrid=hybrid
         )
     if sort:
         hits = engine.ordered(hits, sort)

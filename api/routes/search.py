@@ -82,18 +82,23 @@ class HitOut(BaseModel):
 
 
 class Understood(BaseModel):
-    """A date typed in the query, taken as a filter (search/query/when.py); literal=true switches it off."""
+    """A date or a place typed in the query, taken as a filter (search/query/when.py, place.py);
+    literal=true switches them off."""
 
-    text: str = Field(description="what was looked for: the query without the date")
-    when: str = Field(description="the date as typed, e.g. 'july 2023'")
+    text: str = Field(description="what was looked for: the query without the date and the place")
+    when: str | None = Field(None, description="the date as typed, e.g. 'july 2023'")
+    place: str | None = Field(None, description="the city meant, with its country, e.g. 'Rome, Italy'")
     where: str = Field(
-        description="the filter it became, e.g. 'taken_at >= 2023-07-01 and taken_at < 2023-08-01'"
+        description="the filter they became, e.g. 'taken_at >= 2023-07-01 and taken_at < 2023-08-01 and "
+        "near 41.8919,12.5113 30km'"
     )
 
 
 class SearchOut(BaseModel):
     query: str | None = Field(description="the query text; null for an image query")
-    understood: Understood | None = Field(None, description="a date found in the query and taken as a filter")
+    understood: Understood | None = Field(
+        None, description="a date or a place found in the query and taken as a filter"
+    )
     k: int
     took_ms: float = Field(description="server time for decoding, encoding and searching")
     hits: list[HitOut] = Field(
@@ -253,20 +258,22 @@ def search_text(
         Query(description="also match words in titles, transcripts and fields (full text), fused by rank"),
     ] = False,
     literal: Annotated[
-        bool, Query(description="search the words as typed: no date in them is taken as a filter on taken_at")
+        bool, Query(description="search the words as typed: no date or place in them is taken as a filter")
     ] = False,
 ) -> SearchOut:
     # A sync endpoint: FastAPI runs it in the threadpool, so encoding never blocks the event loop.
     if not q.strip():
         raise InvalidQueryError("the query text q is empty")
     start = time.perf_counter()
-    dated, filters = engine.dated(q, dt.date.today(), params.filters, literal)
-    text = dated.text if dated else q
+    found, filters = engine.understood(q, dt.date.today(), params.filters, literal)
+    text = found.text if found else q
     hits = engine.search_text(text, params.k, filters, collapse=params.collapse, hybrid=hybrid)
     if params.sort:
         hits = engine.ordered(hits, params.sort)
     took = (time.perf_counter() - start) * 1000
-    understood = Understood(text=dated.text, when=dated.phrase, where=dated.where) if dated else None
+    understood = None
+    if found is not None:
+        understood = Understood(text=found.text, when=found.when, place=found.place, where=found.where)
     return SearchOut(
         query=q,
         understood=understood,

@@ -19,14 +19,14 @@ from mmsearch.encode.spec import ModelSpec
 from mmsearch.encode.word_tower import OnnxSentences
 from mmsearch.errors import InvalidQueryError, NotFoundError
 from mmsearch.hits import IMAGE_SPACE, TEXT_SPACE, Hit, HitRow
-from mmsearch.query import dedup, ordering, when
+from mmsearch.query import dedup, ordering, place, when
 from mmsearch.query.filters import parse as parse_filter
 from mmsearch.query.fusion import COHORT
 from mmsearch.query.grouping import hit, moment
 from mmsearch.query.ranking import ranked
 from mmsearch.query.relevance import mark_weak
 from mmsearch.query.rerank import ClipReranker, Reranker, rerank
-from mmsearch.query.when import DatedQuery
+from mmsearch.query.understood import Understood
 from mmsearch.storage.schema import Item, Segment
 from mmsearch.storage.store import Store, resolve_model, resolve_text_model
 
@@ -315,19 +315,25 @@ class Engine:
             raise InvalidQueryError(f"per must be one of {', '.join(PERIODS)}, not {per!r}")
         return self.store.catalog.facet(field, PERIODS.get(per), limit)
 
-    def dated(
+    def understood(
         self, query: str, today: dt.date, filters: Filters | None = None, literal: bool = False
-    ) -> tuple[DatedQuery | None, Filters]:
-        """A date typed in the query taken as a filter on taken_at (search/query/when.py), where this
-        index has taken_at and the query is not `literal`: (what was understood, or None; the filters
-        narrowed to its period)."""
+    ) -> tuple[Understood | None, Filters]:
+        """A date and a place typed in the query taken as filters (search/query/when.py on taken_at,
+        search/query/place.py on the GPS fields), where this index has those fields and the query is not
+        `literal`: (what was understood, or None; the filters narrowed to it)."""
         filters = filters or Filters()
-        readable = not literal and when.FIELD in self.fields()
-        understood = when.dated(query, today) if readable else None
-        if understood is None:
+        fields = self.fields() if not literal else {}
+        dated = when.dated(query, today) if when.FIELD in fields else None
+        text = dated.text if dated else query
+        near = place.placed(text, self._has_items) if set(place.FIELDS) <= set(fields) else None
+        if dated is None and near is None:
             return None, filters
+        understood = Understood(near.text if near else text, dated, near)
         where = f"({filters.where}) and ({understood.where})" if filters.where else understood.where
         return understood, replace(filters, where=where)
+
+    def _has_items(self, where: str) -> bool:
+        return len(self.store.catalog.segment_ids(where=parse_filter(where, self.fields()))) > 0
 
     def ordered(self, hits: list[Hit], sort: str) -> list[Hit]:
         """The hits by a field instead of relevance ("-taken_at": newest first; query/ordering.py)."""

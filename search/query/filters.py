@@ -35,6 +35,7 @@ from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 
 from mmsearch.errors import InvalidQueryError
+from mmsearch.query.place import FIELDS as PLACE
 from mmsearch.storage.schema import Item, ItemField, Tag
 
 GRAMMAR = r"""
@@ -109,7 +110,6 @@ MAX_CHARS = 2000
 EARTH_KM = 6371.0088  # mean radius
 KM_PER_DEGREE = math.pi * EARTH_KM / 180  # of latitude
 KM_PER_UNIT = {"m": 0.001, "km": 1.0, "mi": 1.609344}
-PLACE = ("gps_lat", "gps_lon")
 
 
 @cache

@@ -5,7 +5,8 @@ seconds, pydantic and SQLAlchemy tenths. This path loads the index's int8 query 
 (search/encode/query_tower.py), FAISS and the standard library's sqlite3, and ranks as Engine.search_text does
 (tests/test_quick.py holds the two equal). It only takes what it can answer that way:
 - a text query with no option but -k, --index-dir / -i, --all, --json, --paths and --literal;
-- no date in it where the index has taken_at (the engine reads it as a filter: search/query/when.py);
+- no date in it where the index has taken_at (the engine reads it as a filter: search/query/when.py),
+  and no photo with a place in the index (any word may name a city: search/query/place.py);
 - no MMSEARCH_ setting in the environment but MMSEARCH_INDEX_DIR (so default search settings hold);
 - an index with a query tower for its model, a SQLite catalog inside it, vector caches as current as
   the catalog, and, where it holds transcripts, its text model's ONNX graph (search/encode/word_tower.py).
@@ -39,6 +40,7 @@ from mmsearch.encode import query_tower, word_tower
 from mmsearch.encode.sentences import CLIP
 from mmsearch.encode.word_tower import OnnxSentences
 from mmsearch.hits import IMAGE_SPACE, INDEXED, TEXT_SPACE, Hit, HitRow
+from mmsearch.query import place
 from mmsearch.query.fusion import COHORT
 from mmsearch.query.ranking import ranked
 from mmsearch.query.relevance import mark_weak
@@ -141,6 +143,8 @@ def _search(
     dated = "SELECT 1 FROM item_fields WHERE name = ? LIMIT 1"
     if not query.literal and might_hold_a_date(query.text) and db.execute(dated, (DATE_FIELD,)).fetchone():
         return None  # the engine reads the date as a filter (search/query/when.py)
+    if not query.literal and place.missing() is None and db.execute(dated, (place.FIELDS[0],)).fetchone():
+        return None  # and a city's name as a filter on where photos were taken (search/query/place.py)
     words = None
     if db.execute("SELECT 1 FROM segments WHERE space = ? LIMIT 1", (TEXT_SPACE,)).fetchone():
         text_model = model.get("text_model") or {"name": CLIP}
