@@ -17,7 +17,7 @@ import av
 import numpy as np
 
 from mmsearch.config import VideoSettings
-from mmsearch.encode.photo_fields import creation_time
+from mmsearch.encode.photo_fields import creation_time, video_place
 from mmsearch.errors import MediaError
 from mmsearch.indexer.scenes import SceneDetector, brightness, signature
 from mmsearch.indexer.sources import media_suffix
@@ -204,4 +204,6 @@ def _read(container, fmt, video, frame_side, want_audio, progress) -> MediaRead:
     created = creation_time(container.metadata.get("creation_time"))
     if created:
         out.meta["created"] = created
+    if place := video_place(container.metadata):
+        out.meta["place"] = place
     return out

@@ -263,8 +263,10 @@ def _take_extract(
     """Keyframes become image-space segments (and the text read on them, text-space ones lasting while it
     is on screen); utterances, cut to fit the text tower, text-space ones."""
     out.width, out.height, out.meta, out.kind = extract.width, extract.height, extract.meta, extract.kind
-    if extract.meta.get("created"):
-        out.fields = {"taken_at": extract.meta["created"]}
+    fields = extract.meta.get("place", {}) | (
+        {"taken_at": extract.meta["created"]} if extract.meta.get("created") else {}
+    )
+    out.fields = fields or None
     for scene, thumbnail in zip(extract.scenes, extract.thumbnails, strict=True):
         out.pixels.append(encoder.preprocess(Image.fromarray(scene.image)))
         out.segments.append(

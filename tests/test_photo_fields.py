@@ -64,9 +64,9 @@ def with_exif(source: Path, target: Path, broken: bool = False) -> None:
     Image.open(source).save(target, exif=exif, quality=90)
 
 
-def write_clip(path: Path, created: str) -> None:
+def write_clip(path: Path, created: str, **tags: str) -> None:
     with av.open(str(path), "w") as out:
-        out.metadata["creation_time"] = created
+        out.metadata.update({"creation_time": created, **tags})
         stream = out.add_stream("libx264", rate=10)
         stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
         for i in range(10):
@@ -143,6 +143,43 @@ def test_served_pictures_carry_no_exif_and_keep_their_pixels(indexed):
         assert thumb.get(f"{url}/items/{photo.id}/media", timeout=30).content == original
         small = thumb.get(f"{url}/items/{photo.id}/thumbnail", timeout=30).content
     assert b"Pixel 7" not in small and not Image.open(io.BytesIO(small)).getexif()
+
+
+def test_a_phones_video_is_placed_and_served_without_its_tags(tmp_path):
+    """A phone writes where and when it filmed in the container (ISO 6709, creation_time): the index
+    reads them as fields, the served copy carries neither, plays the same frames and seeks."""
+    (tmp_path / "films").mkdir()
+    where = "+41.8902+012.4922+021.000/"  # the Colosseum, 21 m up
+    write_clip(tmp_path / "films" / "rome.mp4", "2019-05-10T09:00:00Z", location=where)
+    settings = Settings(index_dir=tmp_path / "index", model=RANDOM, speech={"enabled": False})
+    engine = Engine.open(settings, create=True)
+    index_folder(tmp_path / "films", engine.encoder, engine.store, settings.indexer, video=settings.video)
+    clip = item(engine, tmp_path / "films", "rome.mp4")
+    assert clip.fields == {"taken_at": "2019-05-10T09:00:00+00:00", "gps_lat": 41.8902, "gps_lon": 12.4922,
+                           "gps_alt": 21.0}  # fmt: skip
+    assert found(engine, "near 41.89,12.49 1km") == {"rome.mp4"}
+    with serve(create_app(settings, engine)) as url:
+        served = httpx.get(f"{url}/items/{clip.id}/media", timeout=30)
+        seek = httpx.get(f"{url}/items/{clip.id}/media", headers={"Range": "bytes=100-199"}, timeout=30)
+    as_is = settings.model_copy(update={"api": settings.api.model_copy(update={"serve_originals": True})})
+    with serve(create_app(as_is, engine)) as url:
+        original = httpx.get(f"{url}/items/{clip.id}/media", timeout=30).content
+    engine.close()
+    assert served.status_code == 200 and served.headers["content-type"] == "video/mp4"
+    assert seek.status_code == 206 and seek.content == served.content[100:200]
+    assert original == (tmp_path / "films" / "rome.mp4").read_bytes()
+
+    def tags(data: bytes) -> tuple[dict, list[dict], list[bytes]]:
+        with av.open(io.BytesIO(data)) as film:
+            streams = [dict(s.metadata) for s in film.streams]
+            return dict(film.metadata), streams, [bytes(p) for p in film.demux(video=0) if p.size]
+
+    kept, kept_streams, packets = tags(served.content)
+    told, _, original_packets = tags(original)
+    assert {"location", "creation_time"} <= set(told)  # the original says where and when
+    assert not {"location", "creation_time"} & set(kept)
+    assert not any("creation_time" in s for s in kept_streams)
+    assert packets == original_packets  # the same frames, copied, not re-encoded
 
 
 def test_dates_are_read_strictly():

@@ -25,7 +25,7 @@ from pydantic import BaseModel, Field
 from mmsearch import MediaError, NotFoundError
 from mmsearch.api.deps import EngineDep, SettingsDep, shown_uri
 from mmsearch.api.errors import error_responses
-from mmsearch.api.private import without_metadata
+from mmsearch.api.private import media_without_metadata, without_metadata
 from mmsearch.encode.images import decode_image
 from mmsearch.hits import INDEXED
 
@@ -34,6 +34,7 @@ router = APIRouter(tags=["items"])
 MAX_ID = 2**63 - 1  # catalog ids are 64-bit; a larger number could not be a key
 ItemId = Annotated[int, Path(ge=1, le=MAX_ID, description="the item's catalog id")]
 CACHE_CONTROL = "public, max-age=3600"
+SERVED = "served"  # in the index folder: videos and recordings as served, without their tags (api/private.py)
 # Spelled out: the system's mime.types may lack the newer ones, and a browser needs them to play.
 MEDIA_TYPES = {
     ".mp4": "video/mp4",
@@ -239,7 +240,7 @@ def transcript(engine: EngineDep, item_id: ItemId) -> list[LineOut]:
 def media(engine: EngineDep, settings: SettingsDep, item_id: ItemId) -> Response:
     item = engine.item(item_id)
     path, st = _indexed_file(item, item_id)
-    suffix = path.suffix.lower()
+    name, suffix = path.name, path.suffix.lower()
     media_type = MEDIA_TYPES.get(suffix) or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
     if item.kind == "image" and not settings.api.serve_originals:  # no GPS, camera or time leaves here
         if st.st_size > settings.indexer.max_file_bytes:
@@ -247,12 +248,18 @@ def media(engine: EngineDep, settings: SettingsDep, item_id: ItemId) -> Response
         data, changed = without_metadata(path.read_bytes())
         headers = {"Cache-Control": "private, max-age=60", "X-Content-Type-Options": "nosniff"}
         return Response(data, media_type=changed or media_type, headers=headers)
+    if item.kind in ("video", "audio") and not settings.api.serve_originals:  # a phone's position, its make
+        try:
+            path = media_without_metadata(path, st, settings.index_dir / SERVED)
+        except MediaError as exc:  # never the original instead: that is what the setting is for
+            raise NotFoundError(f"{exc}; api.serve_originals serves files as they are") from exc
+        st = path.stat()
     return FileResponse(
         path,
         media_type=media_type,
         stat_result=st,
         content_disposition_type="inline",
-        filename=path.name,
+        filename=name,
         headers={"Cache-Control": "private, max-age=60", "X-Content-Type-Options": "nosniff"},
     )
 

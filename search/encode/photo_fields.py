@@ -80,6 +80,23 @@ def creation_time(value: object) -> str | None:
     return when.replace(microsecond=0).isoformat()
 
 
+ISO6709 = re.compile(r"([+-]\d+(?:\.\d+)?)([+-]\d+(?:\.\d+)?)([+-]\d+(?:\.\d+)?)?")
+LOCATION_TAGS = ("location", "com.apple.quicktime.location.ISO6709")  # MP4 ©xyz / 3GPP loci; QuickTime
+
+
+def video_place(tags: dict) -> dict[str, float]:
+    """Where a video or recording was made, from its container's tags: an ISO 6709 point in decimal
+    degrees ("+48.8582+002.2945+035.000/", what phones write) as gps_lat, gps_lon and gps_alt."""
+    for tag in LOCATION_TAGS:
+        found = ISO6709.match(str(tags.get(tag, "")).strip())
+        if found:
+            lat, lon = float(found[1]), float(found[2])
+            if -90 <= lat <= 90 and -180 <= lon <= 180:
+                place = {"gps_lat": lat, "gps_lon": lon}
+                return place | ({"gps_alt": float(found[3])} if found[3] else {})
+    return {}
+
+
 def _text(value: object) -> str | None:
     if isinstance(value, bytes):
         value = value.decode("utf-8", "replace")
