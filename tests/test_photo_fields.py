@@ -182,6 +182,16 @@ def test_a_phones_video_is_placed_and_served_without_its_tags(tmp_path):
     assert packets == original_packets  # the same frames, copied, not re-encoded
 
 
+def cli_search(settings: Settings, query: str) -> tuple[set[str], str]:
+    """`mmsearch search QUERY --all --json`: the names of the files found, and what it told stderr."""
+    cli = subprocess.run(
+        [sys.executable, "-m", "mmsearch.api.cli", "search", query, "--all", "--json",
+         "-i", str(settings.index_dir)],
+        capture_output=True, text=True, check=True, timeout=300,
+    )  # fmt: skip
+    return {Path(h["uri"]).name for h in json.loads(cli.stdout)}, cli.stderr
+
+
 def test_dates_are_read_strictly():
     assert taken_at("2023:07:14 10:30:05", "+02:00") == "2023-07-14T10:30:05+02:00"
     assert taken_at("2023:07:14 10:30:05", "local") == "2023-07-14T10:30:05"
@@ -305,13 +315,9 @@ def test_a_red_car_july_2023_returns_only_july_2023(indexed):
     }
     assert {Path(h["uri"]).name for h in dated["hits"]} == {"paris.jpg", "clip.mp4"}
     assert literal["understood"] is None and len(literal["hits"]) == 4
-    cli = subprocess.run(
-        [sys.executable, "-m", "mmsearch.api.cli", "search", "a picture july 2023", "--all", "--json",
-         "-i", str(settings.index_dir)],
-        capture_output=True, text=True, check=True, timeout=300,
-    )  # fmt: skip
-    assert {Path(h["uri"]).name for h in json.loads(cli.stdout)} == {"paris.jpg", "clip.mp4"}
-    assert "taken 'july 2023'" in cli.stderr and "--literal" in cli.stderr
+    names, said = cli_search(settings, "a picture july 2023")
+    assert names == {"paris.jpg", "clip.mp4"}
+    assert "taken 'july 2023'" in said and "--literal" in said
 
 
 PLACES = {  # (latitude, longitude): south and west negative
@@ -462,10 +468,6 @@ def test_the_place_is_shown_back_over_http_and_the_command_line(places):
     }
     assert {Path(h["uri"]).name for h in placed["hits"]} == {"eiffel.jpg", "louvre.jpg"}
     assert literal["understood"] is None and len(literal["hits"]) == 5
-    cli = subprocess.run(
-        [sys.executable, "-m", "mmsearch.api.cli", "search", "a picture paris", "--all", "--json",
-         "-i", str(settings.index_dir)],
-        capture_output=True, text=True, check=True, timeout=300,
-    )  # fmt: skip
-    assert {Path(h["uri"]).name for h in json.loads(cli.stdout)} == {"eiffel.jpg", "louvre.jpg"}
-    assert "near 'Paris, France': near 48.8534,2.3488 29km" in cli.stderr
+    names, said = cli_search(settings, "a picture paris")
+    assert names == {"eiffel.jpg", "louvre.jpg"}
+    assert "near 'Paris, France': near 48.8534,2.3488 29km" in said
