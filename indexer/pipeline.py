@@ -93,6 +93,7 @@ class Decoded:
     error: str | None = None
     unchanged_id: int | None = None  # catalog id of a file whose content hash proved unchanged
     kind: str | None = None  # what the file's streams say it is, where that is not its extension's kind
+    keywords: list[str] = field(default_factory=list)  # text read, repaired where it differs from the read
     seconds: float = 0.0
 
 
@@ -218,6 +219,8 @@ def _take_written(
             held = [line.stored() for line in block if len(pieces) == 1 or line.text in piece]
             now[key] = {"space": TEXT_SPACE, **keyframe, "text": piece, "written": held or None}
             out.texts.append(ocr.repaired(piece))
+            if out.texts[-1] != piece:  # full text finds EX1T by "exit" too
+                out.keywords.append(out.texts[-1])
             out.segments.append(now[key])
     return now
 
@@ -427,6 +430,7 @@ def encode_records(
             error=item.error,
             meta=item.meta,
             fields=item.fields,
+            keywords=item.keywords,
         )
         if item.error is None:
             n_img, n_txt = len(item.pixels), len(item.texts)

@@ -77,6 +77,8 @@ def test_text_on_screen_is_found_while_it_is_shown(tmp_path, shapes_model):
         scenes = len(engine.store.catalog.item_segment_ids(item, "image"))
         read = len(engine.store.catalog.item_segment_ids(item, "text"))
         found = {q: engine.search_text(q, k=1)[0] for q in ("harbour closed", "platform nine", "exit")}
+        catalog = engine.store.catalog
+        by_words = {q: catalog.keyword_search(q, 5) for q in ("exit", "ex1t", "platform", "open")}
     finally:
         engine.close()
     assert found["harbour closed"].space == "text"
@@ -87,6 +89,7 @@ def test_text_on_screen_is_found_while_it_is_shown(tmp_path, shapes_model):
     assert all(0 <= x0 < x1 <= 640 and 0 <= y0 < y1 <= 360 for x0, y0, x1, y1 in nine.boxes)
     exit_ = found["exit"]
     assert (exit_.space, exit_.text, exit_.t_start, exit_.t_end) == ("text", "EX1T", 12.0, 14.0)
+    assert by_words == {"exit": [item], "ex1t": [item], "platform": [item], "open": []}  # full text forgives
     assert (scenes, read) == (5, 3)  # five shots; three texts, the second shown over two of them
 
 

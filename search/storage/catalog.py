@@ -70,9 +70,10 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
 
 
 def _keywords(rec: ItemRecord) -> str:
-    """What full-text search matches an item by: its file name, its transcripts and titles, its text
-    fields (a product's SKU, category, ...)."""
+    """What full-text search matches an item by: its file name, its transcripts, titles and text read,
+    its text fields (a product's SKU, category, ...)."""
     words = [Path(rec.uri.split("#")[-1]).name, *(seg.get("text") or "" for seg in rec.segments)]
+    words += rec.keywords
     words += [str(v) for v in (rec.fields or {}).values() if isinstance(v, str)]
     return " ".join(w for w in words if w)
 

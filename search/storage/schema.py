@@ -131,6 +131,7 @@ class ItemRecord:
     fields: dict | None = None  # user metadata (a manifest row): str, int, float or bool values
     vectors: Sequence[np.ndarray] | None = None  # one per segment, as wide as its space
     segments: list[dict] = field(default_factory=list)  # per vector: space, t_start, t_end, text, thumbnail
+    keywords: list[str] = field(default_factory=list)  # more words full text finds it by (OCR repaired)
 
 
 @dataclass(frozen=True)
