@@ -75,9 +75,13 @@ class TextReader:
         """The lines in `image` (RGB), boxes scaled to a picture of `width` x `height` (the file's own
         size, where `image` was decoded smaller), top to bottom."""
         image = image.convert("RGB")
-        if max(image.size) > self.settings.max_side:
+        side = self.settings.max_side
+        if max(image.size) > side:
             image = image.copy()
-            image.thumbnail((self.settings.max_side, self.settings.max_side))
+            image.thumbnail((side, side))
+        elif self.settings.upscale and max(image.size) < side:
+            scale = side / max(image.size)
+            image = image.resize((round(image.width * scale), round(image.height * scale)), Image.BICUBIC)
         bgr = np.ascontiguousarray(np.asarray(image)[:, :, ::-1])
         found, _ = self._engine(bgr)
         sx, sy = width / image.width, height / image.height

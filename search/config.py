@@ -124,6 +124,10 @@ class OcrSettings(BaseModel):
     )
     min_score: float = Field(0.8, ge=0.0, le=1.0, description="keep lines the recogniser is this sure of")
     max_side: int = Field(1024, ge=64, description="the longer side text is looked for at, in pixels")
+    upscale: bool = Field(
+        False,
+        description="scale smaller pictures up to max_side first: small print is read (about 3x their cost)",
+    )
     rotated: bool = Field(
         True,
         description="read text turned by 90 or 180 degrees too (the direction model: about 10% more time)",

@@ -80,6 +80,7 @@ class ZeroShotLabel(_Strict):
 
 class LabelledSet(_Strict):
     name: str
+    about: str | None = None  # how the labels were established, for the reader
     root: str | None = None
     queries: list[QueryLabel] = []
     zero_shot: ZeroShotLabel | None = None

@@ -18,6 +18,7 @@ from PIL import Image
 
 from mmsearch import Engine, Settings
 from mmsearch.api.app import create_app
+from mmsearch.evaluate import labels
 from mmsearch.indexer import ocr
 from tests.conftest import CHROMIUM, serve
 from tests.real.conftest import TRUTH
@@ -180,3 +181,22 @@ def test_a_sign_is_found_by_its_words_on_the_web_page_with_its_lines_outlined(wr
         want = [left + x0 * scale, top + y0 * scale, left + x1 * scale, top + y1 * scale]
         drawn = [[b["x"], b["y"], b["x"] + b["width"], b["y"] + b["height"]] for b in outlined]
         assert max(iou(d, want) for d in drawn) >= IOU_MIN, (text, want, drawn)
+
+
+def test_small_print_is_read_when_small_pictures_are_scaled_up(corpus):
+    """board.jpg (640x480) carries FOR HOME OR OFFICE USE in letters 10 pixels high, top left: read once
+    the picture is scaled up to max_side, its box given back in the file's own pixels."""
+    image = Image.open(corpus / "photos/opencv/board.jpg").convert("RGB")
+    reader = ocr.TextReader(Settings().ocr.model_copy(update={"enabled": True, "upscale": True}))
+    office = [line for line in reader.read(image, *image.size) if "office" in ocr.key(line.text)]
+    assert office, reader.read(image, *image.size)
+    assert iou(office[0].box, [70, 37, 238, 52]) >= IOU_MIN, office[0].box  # the box the eye draws
+
+
+def test_the_labelled_set_of_written_words_names_real_photos(corpus):
+    """data/eval/real-written.json (docs/ocr.md's recall) loads, and every file it names is in the corpus."""
+    path = Path(__file__).parents[2] / "data" / "eval" / "real-written.json"
+    labelled = labels.load(path)
+    root = labels.root_of(labelled, path, None)
+    named = {rel for query in labelled.queries for rel in query.relevant}
+    assert len(labelled.queries) == 23 and all((root / rel).is_file() for rel in named), named
