@@ -25,6 +25,7 @@ from mmsearch import Engine, Settings
 from mmsearch.api import metrics
 from mmsearch.api.access import AccessMiddleware, check_exposure
 from mmsearch.api.errors import install_error_handlers
+from mmsearch.api.faces import FaceBlur
 from mmsearch.api.index_runs import IndexRunner
 from mmsearch.api.limits import BodyLimitMiddleware, TimeoutMiddleware
 from mmsearch.api.routes import admin, answer, classify, health, items, search
@@ -89,6 +90,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.index_runner = None
     app.state.thumbnails = items.ThumbnailCache()
+    app.state.faces = FaceBlur() if settings.api.blur_faces else None  # fails here, before serving any
     app.state.metrics = metrics.Metrics()
     app.state.metrics.watch(app.state)
     install_error_handlers(app)

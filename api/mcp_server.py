@@ -32,11 +32,13 @@ from pydantic import Field
 
 from mmsearch import Engine, Filters, MMSearchError, Settings
 from mmsearch.answer.answerer import Answer, Answerer
+from mmsearch.api.faces import LOOK_PX, FaceBlur
 from mmsearch.api.index_runs import IndexRunner
 from mmsearch.api.limits import megabytes
+from mmsearch.encode.images import decode_image
 from mmsearch.hits import IMAGE_SPACE, Hit
 from mmsearch.learn.classify import ZeroShotClassifier
-from mmsearch.query.engine import Term
+from mmsearch.query.engine import MAX_PICTURE_PIXELS, Term
 from mmsearch.query.filters import BUILT_IN, example
 from mmsearch.query.relevance import strong
 
@@ -70,6 +72,7 @@ def build(engine: Engine, settings: Settings) -> MCPServer:
         ),
     )
     api = settings.api
+    faces = FaceBlur() if api.blur_faces else None
 
     def limited(k: int) -> int:
         if k > api.max_k:
@@ -103,7 +106,7 @@ def build(engine: Engine, settings: Settings) -> MCPServer:
         out: Content = [_text({"hits": len(shown), "weaker_left_out": len(hits) - len(shown)})]
         for h in shown:
             out.append(_text(_hit_json(h)))
-            thumbnail = _thumbnail(engine, h)
+            thumbnail = _thumbnail(engine, h, faces)
             if thumbnail is not None:
                 data = base64.b64encode(thumbnail).decode("ascii")
                 out.append(ImageContent(type="image", data=data, mime_type="image/jpeg"))
@@ -326,18 +329,27 @@ def _hit_json(h: Hit) -> dict:
     return out
 
 
-def _thumbnail(engine: Engine, h: Hit) -> bytes | None:
-    """The hit's keyframe, or the picture itself, as a small JPEG; None for a recording."""
+def _thumbnail(engine: Engine, h: Hit, faces: FaceBlur | None) -> bytes | None:
+    """The hit's keyframe, or the picture itself, as a small JPEG, faces blurred when `faces` is given;
+    None for a recording."""
     jpeg = engine.store.catalog.thumbnail(h.segment_id) if h.has_thumbnail else None
     try:
         if jpeg is not None:
             image = Image.open(io.BytesIO(jpeg))
         elif h.kind == "image":
-            image = engine.picture(Path(h.uri).read_bytes()).image
+            data = Path(h.uri).read_bytes()
+            image = (
+                engine.picture(data).image
+                if faces is None
+                else decode_image(data, MAX_PICTURE_PIXELS, min_side=LOOK_PX).image
+            )
         else:
             return None
         image = image.convert("RGB")
-        image.thumbnail((THUMBNAIL_PX, THUMBNAIL_PX))
+        if faces is None:
+            image.thumbnail((THUMBNAIL_PX, THUMBNAIL_PX))
+        else:
+            image = faces.thumbnail(image, THUMBNAIL_PX)
         out = io.BytesIO()
         image.save(out, "JPEG", quality=80)
         return out.getvalue()

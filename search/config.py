@@ -223,6 +223,9 @@ class ApiSettings(BaseModel):
     serve_originals: bool = Field(
         False, description="serve pictures as they are; by default without EXIF, XMP and IPTC (GPS, camera)"
     )
+    blur_faces: bool = Field(
+        False, description="blur the faces found in served thumbnails (api/faces.py; the [faces] extra)"
+    )
     max_k: int = Field(200, ge=1)
     thumbnail_px: int = Field(256, ge=16, le=2048)
     read_keys: list[str] = Field(default_factory=list, repr=False, description="keys that may search")

@@ -308,6 +308,25 @@ def bench_ocr_cmd(
     show(out, result, as_json, title)
 
 
+@app.command("faces")
+def bench_faces_cmd(
+    photos: Annotated[Path, typer.Argument(exists=True, file_okay=False, help="A folder of photos")],
+    size: Annotated[int, typer.Option(min=16, max=2048, help="The thumbnails' longer side")] = 256,
+    runs: Annotated[int, typer.Option(min=1, help="Runs per side; each keeps its best")] = 2,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Thumbnail time with faces blurred (api.blur_faces) / without, in one run on the same photos."""
+    from mmsearch.api.bench.faces import bench_faces
+
+    with err.status("making thumbnails plain and with faces blurred ..."):
+        result = bench_faces(Settings(), photos, size, runs)
+    title = (
+        f"{result.photos} photos, {result.with_faces} with faces: a thumbnail with faces blurred "
+        f"{result.blurred_ms} ms / plain {result.plain_ms} ms = [bold]{result.blurred_over_plain}x[/]"
+    )
+    show(out, result, as_json, title)
+
+
 @app.command("gpu")
 def bench_gpu_cmd(
     images: Annotated[int, typer.Option(min=1, help="Number of camera-size JPEGs")] = 512,

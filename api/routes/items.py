@@ -25,6 +25,7 @@ from pydantic import BaseModel, Field
 from mmsearch import MediaError, NotFoundError
 from mmsearch.api.deps import EngineDep, SettingsDep, shown_uri
 from mmsearch.api.errors import error_responses
+from mmsearch.api.faces import LOOK_PX, FaceBlur
 from mmsearch.api.private import media_without_metadata, without_metadata
 from mmsearch.encode.images import decode_image
 from mmsearch.hits import INDEXED
@@ -51,6 +52,7 @@ MEDIA_TYPES = {
     ".opus": "audio/ogg",
 }
 JPEG_QUALITY = 85
+BLURRED = "-faces-blurred"  # in the ETag: turning api.blur_faces on never lets a cached face through
 
 
 class ItemOut(BaseModel):
@@ -148,10 +150,21 @@ def _indexed_file(item, item_id: int) -> tuple[FsPath, os.stat_result]:
     return path, st
 
 
-def make_thumbnail(data: bytes, size: int, max_pixels: int) -> bytes:
-    """A JPEG whose longer side is at most `size` (never enlarged), EXIF orientation applied."""
-    image = decode_image(data, max_pixels, min_side=size).image
-    image.thumbnail((size, size))
+async def get_faces(request: Request) -> FaceBlur | None:
+    return request.app.state.faces
+
+
+FacesDep = Annotated[FaceBlur | None, Depends(get_faces)]
+
+
+def make_thumbnail(data: bytes, size: int, max_pixels: int, faces: FaceBlur | None = None) -> bytes:
+    """A JPEG whose longer side is at most `size` (never enlarged), EXIF orientation applied, its faces
+    blurred when `faces` is given (looked for at LOOK_PX, however small the thumbnail)."""
+    if faces is None:
+        image = decode_image(data, max_pixels, min_side=size).image
+        image.thumbnail((size, size))
+    else:
+        image = faces.thumbnail(decode_image(data, max_pixels, min_side=max(size, LOOK_PX)).image, size)
     out = io.BytesIO()
     image.save(out, "JPEG", quality=JPEG_QUALITY)
     return out.getvalue()
@@ -172,6 +185,7 @@ def thumbnail(
     engine: EngineDep,
     settings: SettingsDep,
     cache: ThumbnailsDep,
+    faces: FacesDep,
     item_id: ItemId,
     size: Annotated[
         int | None, Query(ge=16, le=2048, description="longest side in pixels (default: the server's)")
@@ -182,11 +196,11 @@ def thumbnail(
     if item.status == INDEXED and item.kind == "video":
         segment_id = engine.store.catalog.first_keyframe(item_id)
         if segment_id is not None:
-            return _keyframe(request, engine, segment_id, size)
+            return _keyframe(request, engine, faces, cache, segment_id, size)
     if item.status != INDEXED or item.kind != "image":
         raise NotFoundError(f"item {item_id} has no thumbnail (kind {item.kind}, status {item.status})")
     path, st = _indexed_file(item, item_id)
-    etag = f'"{item_id}-{size}-{st.st_size}-{st.st_mtime_ns}"'
+    etag = f'"{item_id}-{size}-{st.st_size}-{st.st_mtime_ns}{BLURRED if faces else ""}"'
     headers = {"Cache-Control": CACHE_CONTROL, "ETag": etag}
     if _etag_matches(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)
@@ -199,7 +213,7 @@ def thumbnail(
                 data = f.read(limit + 1)
             if len(data) > limit:
                 raise MediaError(f"file is over the limit of {limit} bytes")
-            jpeg = make_thumbnail(data, size, settings.indexer.max_image_pixels)
+            jpeg = make_thumbnail(data, size, settings.indexer.max_image_pixels, faces)
         except (OSError, MediaError) as exc:
             raise NotFoundError(f"the file of item {item_id} can no longer be read as an image") from exc
         cache.put(key, jpeg)
@@ -267,22 +281,36 @@ def media(engine: EngineDep, settings: SettingsDep, item_id: ItemId) -> Response
 SegmentId = Annotated[int, Path(ge=1, le=MAX_ID, description="the segment's catalog id")]
 
 
-def _keyframe(request: Request, engine, segment_id: int, size: int | None = None) -> Response:
+def _keyframe(
+    request: Request,
+    engine,
+    faces: FaceBlur | None,
+    cache: ThumbnailCache,
+    segment_id: int,
+    size: int | None = None,
+) -> Response:
     # A segment never changes: new content gets new segment ids, so its thumbnail caches forever.
-    jpeg = engine.store.catalog.thumbnail(segment_id)
-    if jpeg is None:
-        raise NotFoundError(f"segment {segment_id} has no thumbnail")
-    etag = f'"seg-{segment_id}-{size or 0}"'
+    etag = f'"seg-{segment_id}-{size or 0}{BLURRED if faces else ""}"'
     headers = {"Cache-Control": "public, max-age=31536000, immutable", "ETag": etag}
     if _etag_matches(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)
-    if size is not None:
+    key = ("segment", segment_id, size)
+    jpeg = cache.get(key)
+    if jpeg is None:
+        jpeg = engine.store.catalog.thumbnail(segment_id)
+        if jpeg is None:
+            raise NotFoundError(f"segment {segment_id} has no thumbnail")
         image = Image.open(io.BytesIO(jpeg))
-        if max(image.size) > size:
-            image.thumbnail((size, size))
+        side = min(size or max(image.size), max(image.size))
+        if faces is not None or side < max(image.size):
+            if faces is None:
+                image.thumbnail((side, side))
+            else:
+                image = faces.thumbnail(image, side)
             out = io.BytesIO()
             image.save(out, "JPEG", quality=JPEG_QUALITY)
             jpeg = out.getvalue()
+        cache.put(key, jpeg)
     return Response(jpeg, media_type="image/jpeg", headers=headers)
 
 
@@ -296,5 +324,7 @@ def _keyframe(request: Request, engine, segment_id: int, size: int | None = None
         **error_responses(404, 422, 503),
     },
 )
-def segment_thumbnail(request: Request, engine: EngineDep, segment_id: SegmentId) -> Response:
-    return _keyframe(request, engine, segment_id)
+def segment_thumbnail(
+    request: Request, engine: EngineDep, faces: FacesDep, cache: ThumbnailsDep, segment_id: SegmentId
+) -> Response:
+    return _keyframe(request, engine, faces, cache, segment_id)
