@@ -13,6 +13,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from urllib.parse import unquote_plus
 
 import av
 import httpx
@@ -25,7 +26,7 @@ from mmsearch.api.app import create_app
 from mmsearch.encode.photo_fields import creation_time, taken_at
 from mmsearch.indexer import index_folder
 from mmsearch.query import filters, place, when
-from tests.conftest import serve
+from tests.conftest import CHROMIUM, serve
 
 PHOTOS = Path(__file__).with_name("fixtures") / "photos"
 RANDOM = {
@@ -471,3 +472,43 @@ def test_the_place_is_shown_back_over_http_and_the_command_line(places):
     names, said = cli_search(settings, "a picture paris")
     assert names == {"eiffel.jpg", "louvre.jpg"}
     assert "near 'Paris, France': near 48.8534,2.3488 29km" in said
+
+
+@pytest.mark.skipif(not CHROMIUM, reason="needs Debian's chromium (apt-get install chromium; .ci/run does)")
+def test_the_web_pages_timeline_keeps_a_search_to_a_year(tmp_path, browser):
+    """A bar per year the photos were taken (GET /facets), sized by count; a click keeps the search to that
+    year, a second click lets it go."""
+    for name, stamp in {
+        "a.jpg": "2021:03:01 12:00:00",
+        "b.jpg": "2023:07:14 10:30:05",
+        "c.jpg": "2023:08:01 09:00:00",
+    }.items():
+        exif = Image.Exif()
+        exif.get_ifd(ExifTags.IFD.Exif)[B.DateTimeOriginal] = stamp
+        Image.open(PHOTOS / "cat.jpg").save(tmp_path / name, exif=exif)
+    settings = Settings(index_dir=tmp_path / "index", model=RANDOM, speech={"enabled": False})
+    engine = Engine.open(settings, create=True)
+    try:
+        index_folder(tmp_path, engine.encoder, engine.store, settings.indexer)
+        with serve(create_app(settings, engine)) as url:
+            page = browser.new_page()
+            page.goto(url)
+            page.wait_for_selector("#timeline button")
+            bars = page.locator("#timeline button")
+            years = [bars.nth(i).get_attribute("data-year") for i in range(bars.count())]
+            heights = [bars.nth(i).locator(".bar").bounding_box()["height"] for i in range(bars.count())]
+            page.fill("#q", "a cat")
+            with page.expect_request(lambda r: "/search?" in r.url) as asked:
+                page.locator('#timeline button[data-year="2021"]').click()
+            page.wait_for_selector("#results li, #more:not([hidden])")
+            page.locator("#more").evaluate("b => b.hidden || b.click()")
+            in_2021 = page.locator("#results .name").all_inner_texts()
+            with page.expect_request(lambda r: "/search?" in r.url) as again:
+                page.locator('#timeline button[data-year="2021"]').click()
+            pressed = page.locator('#timeline button[aria-pressed="true"]').count()
+    finally:
+        engine.close()
+    assert years == ["2021", "2023"] and heights[1] == 2 * heights[0]
+    assert "taken_at >= 2021-01-01 and taken_at < 2022-01-01" in unquote_plus(asked.value.url)
+    assert in_2021 == ["a.jpg"]
+    assert "taken_at" not in unquote_plus(again.value.url) and pressed == 0

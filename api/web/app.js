@@ -8,6 +8,7 @@ const MAX_SIDE = 1600;  // a larger picture is shrunk in the browser before uplo
 let found = [];  // every hit of the last search, weak ones included (the API's all=true)
 let visible = [];  // the hits on screen, in order: the viewer steps through them
 let viewing = -1;  // the hit open in the viewer
+let year = "";  // the year picked on the timeline; "" for any
 
 function clock(t) {
   const s = Math.floor(t), m = Math.floor(s / 60);
@@ -27,7 +28,9 @@ function filters() {
   const p = new URLSearchParams({ k: "24", all: "true" });
   if ($("kind").value) p.set("kind", $("kind").value);
   if ($("sort").value) p.set("sort", $("sort").value);  // when it was taken, not how well it matches
-  if ($("where").value.trim()) p.set("where", $("where").value.trim());
+  const where = [$("where").value.trim(), year && `taken_at >= ${year}-01-01 and taken_at < ${+year + 1}-01-01`]
+    .filter(Boolean);
+  if (where.length) p.set("where", where.length > 1 ? where.map((w) => `(${w})`).join(" and ") : where[0]);
   return p;
 }
 
@@ -301,7 +304,10 @@ function showRun(run) {
     : `Index ${run.state}: ${run.indexed} new, ${run.skipped} unchanged, ${run.failed} failed` +
       (run.message ? ` (${run.message})` : "");
   if (going) setTimeout(indexStatus, 1000);
-  else if (indexing && $("q").value.trim()) $("search").requestSubmit();
+  else if (indexing) {  // a run just ended: new years, new results
+    timeline();
+    if ($("q").value.trim()) $("search").requestSubmit();
+  }
   indexing = going;
 }
 
@@ -309,6 +315,33 @@ async function filterExample() {
   // The filter box suggests a filter on fields this index has (a manifest's, or the built-in ones).
   const r = await fetch("/filters");  // no key prompt here: a search asks for one
   if (r.ok) $("where").placeholder = `Filter, e.g. ${(await r.json()).example}`;
+}
+
+async function timeline() {
+  // How many items were taken each year (GET /facets), a bar per year: a click keeps the search to that
+  // year, a second click lets it go. Hidden where nothing has a date.
+  const r = await fetch("/facets?field=taken_at&per=year");  // no key prompt here: a search asks for one
+  const counts = r.ok ? (await r.json()).counts : [];
+  const most = Math.max(...counts.map((c) => c.count));
+  $("timeline").replaceChildren(...counts.map(({ value, count }) => {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.dataset.year = value;
+    b.title = `${plural(count, "item")} taken in ${value}`;
+    b.setAttribute("aria-pressed", String(value === year));
+    b.innerHTML = `<span class="bar"></span><span class="year"></span>`;
+    b.querySelector(".bar").style.height = `${Math.max(2, Math.round((24 * count) / most))}px`;
+    b.querySelector(".year").textContent = value;
+    b.addEventListener("click", () => pickYear(value));
+    return b;
+  }));
+  $("timeline").hidden = !counts.length;
+}
+
+function pickYear(value) {
+  year = year === value ? "" : value;
+  for (const b of $("timeline").children) b.setAttribute("aria-pressed", String(b.dataset.year === year));
+  if ($("q").value.trim()) $("search").requestSubmit();
 }
 
 async function indexStatus() {
@@ -327,6 +360,7 @@ $("search").addEventListener("submit", searchText);
 $("reindex").addEventListener("click", reindex);
 indexStatus();
 filterExample();
+timeline();
 answerStatus();
 $("ask").addEventListener("click", ask);
 $("more").addEventListener("click", () => render(true));
