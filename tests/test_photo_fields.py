@@ -271,6 +271,11 @@ TODAY = dt.date(2026, 12, 5)  # pinned: "last month" means the same period on ev
         ("snow last winter", "snow", "2025-12-01", "2026-03-01"),  # this one (from 2026-12-01) has not ended
         ("skiing in winter 2023", "skiing", "2023-12-01", "2024-03-01"),
         ("flowers spring of 2024", "flowers", "2024-03-01", "2024-06-01"),
+        ("beach from 2019 to 2021", "beach", "2019-01-01", "2022-01-01"),  # both years whole
+        ("snow 2019-2021", "snow", "2019-01-01", "2022-01-01"),
+        ("kids between may and august 2022 at the beach", "kids at the beach", "2022-05-01", "2022-09-01"),
+        ("ski from december to february 2023", "ski", "2022-12-01", "2023-03-01"),  # the December before
+        ("trip from 14 july 2019 to 2 feb 2020", "trip", "2019-07-14", "2020-02-03"),
     ],
 )
 def test_a_date_in_the_query_becomes_a_period(query, text, start, end):
@@ -278,6 +283,24 @@ def test_a_date_in_the_query_becomes_a_period(query, text, start, end):
     assert (got.text, got.start.isoformat(), got.end.isoformat()) == (text, start, end)
     assert got.where == f"taken_at >= {start} and taken_at < {end}"
     assert when.dated(query, TODAY) == got  # the same query on the same day: the same filter
+
+
+@pytest.mark.parametrize(
+    "query, where",
+    [
+        ("beach since 2020", "taken_at >= 2020-01-01"),
+        ("trip after march 2021", "taken_at >= 2021-04-01"),
+        ("party before 2018", "taken_at < 2018-01-01"),
+        ("beach until june 2020", "taken_at < 2020-07-01"),  # June included
+    ],
+)
+def test_an_open_range_in_the_query_is_one_side(query, where):
+    got = when.dated(query, TODAY)
+    assert got.where == where and got.phrase == query.split(" ", 1)[1]
+
+
+def test_two_dates_are_not_a_range():
+    assert when.dated("sunset may 2020 and june 2021", TODAY) is None  # which one? neither is taken
 
 
 @pytest.mark.parametrize(
@@ -319,6 +342,8 @@ def test_a_red_car_july_2023_returns_only_july_2023(indexed):
     names, said = cli_search(settings, "a picture july 2023")
     assert names == {"paris.jpg", "clip.mp4"}
     assert "taken 'july 2023'" in said and "--literal" in said
+    assert cli_search(settings, "a picture from 2020 to 2022")[0] == set()
+    assert cli_search(settings, "a picture since june 2023")[0] == {"paris.jpg", "clip.mp4"}
 
 
 PLACES = {  # (latitude, longitude): south and west negative

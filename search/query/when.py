@@ -7,6 +7,9 @@ Only a phrase that holds a year ("july 2023", "2019", "14 july 2023") or says ho
 ("yesterday", "last month", "3 days ago") is taken: alone, "may" or "sat" is a word far more often
 than a date. Seasons are the northern hemisphere's meteorological ones ("summer 2023": June to August;
 "winter 2023": December 2023 to February 2024; "last summer": the last one that has ended).
+Ranges are read here, not by dateparser (which reads "from 2019 to 2021" as two dates): "from 2019 to
+2021", "2019-2021", "between may and august 2022" (the first end borrows the year of the second), and
+open ones, "since 2020", "after march 2021", "before 2018", "until june 2020" (June included).
 """
 
 from __future__ import annotations
@@ -24,19 +27,30 @@ SEASON = re.compile(
     re.IGNORECASE,
 )
 FIRST_MONTH = {"spring": 3, "summer": 6, "autumn": 9, "fall": 9, "winter": 12}
+MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_MONTH = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?"
+_DAY = rf"(?:(?P<{{0}}day>[0-3]?\d)(?:st|nd|rd|th)?\s+)?(?P<{{0}}month>{_MONTH})\s+"
+_SIDE = rf"(?:{_DAY})?(?P<{{0}}year>(?:19|20)\d\d)"  # [[14] july] 2023
+RANGE = re.compile(
+    rf"\b(?:(?P<from>from|between)\s+)?(?:{_SIDE.format('a')}|(?P<amonth_only>{_MONTH}))"
+    rf"\s*(?:\s(?P<joint>to|until|till|through|and)\s|-|\u2013)\s*{_SIDE.format('b')}\b",
+    re.IGNORECASE,
+)
+OPEN = re.compile(rf"\b(?P<op>since|after|before|until)\s+{_SIDE.format('a')}\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
 class DatedQuery:
     text: str  # what to look for, the date phrase taken out
     phrase: str  # the date phrase as typed
-    start: dt.date  # the period it names: start <= taken_at < end
-    end: dt.date
+    start: dt.date | None  # the period it names: start <= taken_at < end; None: open on that side
+    end: dt.date | None
 
     @property
     def where(self) -> str:
         """The period in the filter language (docs/filters.md)."""
-        return f"{FIELD} >= {self.start.isoformat()} and {FIELD} < {self.end.isoformat()}"
+        sides = [(">=", self.start), ("<", self.end)]
+        return " and ".join(f"{FIELD} {op} {day.isoformat()}" for op, day in sides if day is not None)
 
 
 def might_hold_a_date(text: str) -> bool:
@@ -49,6 +63,8 @@ def dated(text: str, today: dt.date) -> DatedQuery | None:
     nothing would be left to look for)."""
     if not might_hold_a_date(text):
         return None
+    if (spanned := _range(text)) is not None:
+        return spanned
     if (season := _season(text, today)) is not None:
         return season
     from dateparser.date import DateDataParser
@@ -68,6 +84,51 @@ def dated(text: str, today: dt.date) -> DatedQuery | None:
     start, end = _period(parsed.date_obj.date(), parsed.period)
     rest = " ".join(text.replace(phrase, " ", 1).split())
     return DatedQuery(rest, phrase.strip(), start, end) if rest else None
+
+
+def _range(text: str) -> DatedQuery | None:
+    """ "from 2019 to 2021", "between may and august 2022", "since 2020", "before 2018"."""
+    for match in RANGE.finditer(text):
+        if (match["joint"] or "").lower() == "and" and (match["from"] or "").lower() != "between":
+            continue  # "may 2020 and june 2021": two dates, not a span
+        start, end = _side(match, "a")[0] if match["ayear"] else None, _side(match, "b")[1]
+        if start is None:  # "from december to february 2023": the December before
+            year = int(match["byear"])
+            start = next(d for y in (year, year - 1) if (d := _month(match["amonth_only"], y)[0]) < end)
+        if start < end:
+            return _taken_out(text, match, start, end)
+    if (match := OPEN.search(text)) is not None:
+        first, after = _side(match, "a")
+        sides = {
+            "since": (first, None),
+            "after": (after, None),
+            "before": (None, first),
+            "until": (None, after),
+        }
+        return _taken_out(text, match, *sides[match["op"].lower()])
+    return None
+
+
+def _side(match: re.Match, side: str) -> tuple[dt.date, dt.date]:
+    """The period one end of a range names: a day, a month or a year."""
+    year = int(match[f"{side}year"])
+    if not match[f"{side}month"]:
+        return dt.date(year, 1, 1), dt.date(year + 1, 1, 1)
+    first, after = _month(match[f"{side}month"], year)
+    if not match[f"{side}day"]:
+        return first, after
+    day = first.replace(day=max(1, min(int(match[f"{side}day"]), (after - first).days)))
+    return day, day + dt.timedelta(days=1)
+
+
+def _month(name: str, year: int) -> tuple[dt.date, dt.date]:
+    first = dt.date(year, MONTHS.index(name[:3].lower()) + 1, 1)
+    return first, _shift(first, 1)
+
+
+def _taken_out(text: str, match: re.Match, start: dt.date | None, end: dt.date | None) -> DatedQuery | None:
+    rest = " ".join((text[: match.start()] + " " + text[match.end() :]).split())
+    return DatedQuery(rest, match[0].strip(), start, end) if rest else None
 
 
 def _period(day: dt.date, period: str) -> tuple[dt.date, dt.date]:
