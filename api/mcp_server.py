@@ -35,7 +35,7 @@ from mmsearch.answer.answerer import Answer, Answerer
 from mmsearch.api.faces import LOOK_PX, FaceBlur
 from mmsearch.api.index_runs import IndexRunner
 from mmsearch.api.limits import megabytes
-from mmsearch.encode.images import decode_image
+from mmsearch.encode.images import decode_image, is_raw
 from mmsearch.hits import IMAGE_SPACE, Hit
 from mmsearch.learn.classify import ZeroShotClassifier
 from mmsearch.query.engine import MAX_PICTURE_PIXELS, Term
@@ -99,7 +99,7 @@ def build(engine: Engine, settings: Settings) -> MCPServer:
                 raise ToolError("image_base64 is not base64") from None
         else:
             return None
-        return engine.picture(data, api.max_upload_pixels).image
+        return engine.picture(data, api.max_upload_pixels, bool(image_path) and is_raw(image_path)).image
 
     def reply(hits: list[Hit], show_all: bool) -> Content:
         shown = hits if show_all else strong(hits)
@@ -337,12 +337,9 @@ def _thumbnail(engine: Engine, h: Hit, faces: FaceBlur | None) -> bytes | None:
         if jpeg is not None:
             image = Image.open(io.BytesIO(jpeg))
         elif h.kind == "image":
+            side = THUMBNAIL_PX if faces is None else LOOK_PX  # faces are looked for larger
             data = Path(h.uri).read_bytes()
-            image = (
-                engine.picture(data).image
-                if faces is None
-                else decode_image(data, MAX_PICTURE_PIXELS, min_side=LOOK_PX).image
-            )
+            image = decode_image(data, MAX_PICTURE_PIXELS, min_side=side, raw=is_raw(h.uri)).image
         else:
             return None
         image = image.convert("RGB")

@@ -1,6 +1,7 @@
 """Files served without what they say about their owner. Pictures lose EXIF (GPS position, camera
 serial, time), XMP and IPTC: a JPEG keeps its compressed pixels (only its APP1 and APP13 segments go);
-another format that carries such metadata is re-encoded as PNG, losslessly. Videos and recordings lose
+another format that carries such metadata is re-encoded as PNG, losslessly; a camera RAW file is served
+developed, as a JPEG. Videos and recordings lose
 their container's and streams' tags (a phone's position, creation time, make and model): their packets
 are copied, unchanged, into a new file of the same format, kept in a cache so players can seek in it.
 `api.serve_originals` serves files as they are.
@@ -16,16 +17,24 @@ from pathlib import Path
 import av
 from PIL import Image
 
+from mmsearch.encode.images import decode_image
 from mmsearch.errors import MediaError
 
+RAW_QUALITY = 92
 CACHE_BYTES = 2 << 30  # copies kept for players; the least recently served go first
 
 APP1, APP13, SOS = 0xE1, 0xED, 0xDA  # EXIF and XMP; IPTC (Photoshop); start of scan: pixels follow
 STANDALONE = {0x01, *range(0xD0, 0xD9)}  # markers with no length field
 
 
-def without_metadata(data: bytes) -> tuple[bytes, str | None]:
-    """The picture's bytes without EXIF, XMP or IPTC, and its new media type (None: unchanged)."""
+def without_metadata(data: bytes, raw: bool = False, max_pixels: int = 0) -> tuple[bytes, str | None]:
+    """The picture's bytes without EXIF, XMP or IPTC, and its new media type (None: unchanged). A camera
+    RAW file (`raw`, at most `max_pixels`) is served developed, as a JPEG: browsers show no RAW, and its
+    maker notes are many and of many kinds. MediaError where it cannot be developed."""
+    if raw:
+        out = io.BytesIO()
+        decode_image(data, max_pixels, raw=True).image.save(out, "JPEG", quality=RAW_QUALITY)
+        return out.getvalue(), "image/jpeg"
     if data[:2] == b"\xff\xd8":
         stripped = _jpeg_without(data)
         if stripped is not None:

@@ -25,7 +25,7 @@ from PIL import Image
 
 from mmsearch.config import IndexerSettings, OcrSettings, SpeechSettings, VideoSettings
 from mmsearch.encode.base import EncoderBase
-from mmsearch.encode.images import decode_image
+from mmsearch.encode.images import decode_image, is_raw
 from mmsearch.errors import MediaError
 from mmsearch.hits import IMAGE_SPACE, INDEXED, TEXT_SPACE
 from mmsearch.indexer import ocr
@@ -191,7 +191,7 @@ def _decode_image(
     if _unchanged(out, known):
         return
     side = encoder.image_size if reader is None else max(encoder.image_size, reader.settings.max_side)
-    img = decode_image(data, cfg.max_image_pixels, min_side=side)
+    img = decode_image(data, cfg.max_image_pixels, min_side=side, raw=is_raw(out.src.path))
     out.pixels, out.width, out.height = [encoder.preprocess(img.image)], img.width, img.height
     out.fields = img.fields or None
     out.segments = [{"space": IMAGE_SPACE}]

@@ -12,8 +12,13 @@ from pathlib import Path
 
 import filetype
 
-IMAGE_EXTENSIONS = frozenset(
-    {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".avif", ".heic", ".heif", ".psd"}
+from mmsearch.encode.images import RAW_EXTENSIONS
+
+IMAGE_EXTENSIONS = (
+    frozenset(
+        {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".avif", ".heic", ".heif", ".psd"}
+    )
+    | RAW_EXTENSIONS
 )
 # Every container the bundled FFmpeg demuxes that people keep video or sound in (indexer/avfile.py names
 # the demuxer for each). A file's kind here is a first guess: its streams decide (an Ogg holding Theora

@@ -43,13 +43,14 @@ def classify(
 ) -> None:
     """Zero-shot tags for the whole collection (stored, filterable as `tag = shoe`, re-runnable), or
     label probabilities for one --image."""
+    from mmsearch.encode.images import is_raw
     from mmsearch.learn.classify import ZeroShotClassifier, tag_collection
 
     s = settings_from(index_dir)
     engine = open_engine(s)
     classifier = ZeroShotClassifier(engine.encoder, labels.split(","), template)
     if image is not None:
-        picture = engine.picture(image.read_bytes(), s.indexer.max_image_pixels).image
+        picture = engine.picture(image.read_bytes(), s.indexer.max_image_pixels, is_raw(image)).image
         vector = engine.encoder.encode_images([picture])
         for label, p in classifier.classify(vector, top=min(top, len(classifier.labels)))[0]:
             out.print(f"{p:6.3f}  {label}")

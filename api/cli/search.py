@@ -63,6 +63,7 @@ def search(
 ) -> None:
     """Search by text, by image (--image FILE), or both composed: `--image dress.jpg "red" --weight 0.3
     --not striped`, `--like 42 "in blue"`."""
+    from mmsearch.encode.images import is_raw
     from mmsearch.errors import InvalidQueryError
     from mmsearch.query.engine import Filters, Term
 
@@ -71,7 +72,11 @@ def search(
     filters = Filters(kind, str(Path(path_prefix).resolve()) if path_prefix else None, min_score, where)
     s = settings_from(index_dir, model, pretrained, device=device)
     engine = open_engine(s)
-    picture = None if image is None else engine.picture(image.read_bytes(), s.indexer.max_image_pixels).image
+    picture = (
+        None
+        if image is None
+        else engine.picture(image.read_bytes(), s.indexer.max_image_pixels, is_raw(image)).image
+    )
     given = [t for t in (picture, like, query) if t is not None]
     if negative or like is not None or len(given) > 1:
         terms = [Term(t, weight if isinstance(t, str) else 1.0) for t in given]

@@ -27,7 +27,7 @@ from mmsearch.api.deps import EngineDep, SettingsDep, shown_uri
 from mmsearch.api.errors import error_responses
 from mmsearch.api.faces import LOOK_PX, FaceBlur
 from mmsearch.api.private import media_without_metadata, without_metadata
-from mmsearch.encode.images import decode_image
+from mmsearch.encode.images import decode_image, is_raw
 from mmsearch.hits import INDEXED
 
 router = APIRouter(tags=["items"])
@@ -157,14 +157,17 @@ async def get_faces(request: Request) -> FaceBlur | None:
 FacesDep = Annotated[FaceBlur | None, Depends(get_faces)]
 
 
-def make_thumbnail(data: bytes, size: int, max_pixels: int, faces: FaceBlur | None = None) -> bytes:
+def make_thumbnail(
+    data: bytes, size: int, max_pixels: int, faces: FaceBlur | None = None, raw: bool = False
+) -> bytes:
     """A JPEG whose longer side is at most `size` (never enlarged), EXIF orientation applied, its faces
-    blurred when `faces` is given (looked for at LOOK_PX, however small the thumbnail)."""
+    blurred when `faces` is given (looked for at LOOK_PX, however small the thumbnail); `raw`: camera RAW."""
     if faces is None:
-        image = decode_image(data, max_pixels, min_side=size).image
+        image = decode_image(data, max_pixels, min_side=size, raw=raw).image
         image.thumbnail((size, size))
     else:
-        image = faces.thumbnail(decode_image(data, max_pixels, min_side=max(size, LOOK_PX)).image, size)
+        image = decode_image(data, max_pixels, min_side=max(size, LOOK_PX), raw=raw).image
+        image = faces.thumbnail(image, size)
     out = io.BytesIO()
     image.save(out, "JPEG", quality=JPEG_QUALITY)
     return out.getvalue()
@@ -213,7 +216,7 @@ def thumbnail(
                 data = f.read(limit + 1)
             if len(data) > limit:
                 raise MediaError(f"file is over the limit of {limit} bytes")
-            jpeg = make_thumbnail(data, size, settings.indexer.max_image_pixels, faces)
+            jpeg = make_thumbnail(data, size, settings.indexer.max_image_pixels, faces, is_raw(path))
         except (OSError, MediaError) as exc:
             raise NotFoundError(f"the file of item {item_id} can no longer be read as an image") from exc
         cache.put(key, jpeg)
@@ -259,7 +262,12 @@ def media(engine: EngineDep, settings: SettingsDep, item_id: ItemId) -> Response
     if item.kind == "image" and not settings.api.serve_originals:  # no GPS, camera or time leaves here
         if st.st_size > settings.indexer.max_file_bytes:
             raise NotFoundError(f"the file of item {item_id} is over the size the server reads")
-        data, changed = without_metadata(path.read_bytes())
+        try:
+            data, changed = without_metadata(
+                path.read_bytes(), is_raw(path), settings.indexer.max_image_pixels
+            )
+        except MediaError as exc:  # a RAW file that no longer develops
+            raise NotFoundError(f"{exc}; api.serve_originals serves files as they are") from exc
         headers = {"Cache-Control": "private, max-age=60", "X-Content-Type-Options": "nosniff"}
         return Response(data, media_type=changed or media_type, headers=headers)
     if item.kind in ("video", "audio") and not settings.api.serve_originals:  # a phone's position, its make

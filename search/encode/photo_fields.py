@@ -23,11 +23,12 @@ EXIF_TIME = re.compile(r"(\d{4}):(\d{2}):(\d{2})[ T](\d{2}):(\d{2}):(\d{2})")
 OFFSET_TIME = re.compile(r"[+-]\d{2}:\d{2}")
 
 
-def photo_fields(im: Image.Image) -> dict[str, str | float]:
+def photo_fields(source: Image.Image | Image.Exif) -> dict[str, str | float]:
     """taken_at (ISO 8601, with the offset when the camera gave one), camera_make, camera_model, lens,
-    gps_lat, gps_lon (degrees, south and west negative) and gps_alt (metres) where the EXIF has them."""
+    gps_lat, gps_lon (degrees, south and west negative) and gps_alt (metres) where the EXIF (a picture's,
+    or one read from a RAW file's TIFF structure) has them."""
     try:
-        exif = im.getexif()
+        exif = source if isinstance(source, Image.Exif) else source.getexif()
         sub = exif.get_ifd(EXIF_IFD)
         gps = exif.get_ifd(GPS_IFD)
     except Exception:  # a broken EXIF block: Pillow raises many kinds

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mmsearch.encode.images import is_raw
 from mmsearch.errors import ConfigError, MediaError
 from mmsearch.evaluate import metrics
 from mmsearch.evaluate.labels import Query, Resolved, ZeroShotSet
@@ -173,7 +174,7 @@ def _search(engine: Engine, query: Query, depth: int) -> Callable[[], list[Hit]]
 
 def _picture(engine: Engine, path: Path):
     try:
-        return engine.picture(path.read_bytes()).image
+        return engine.picture(path.read_bytes(), raw=is_raw(path)).image
     except (OSError, MediaError) as exc:
         raise ConfigError(f"cannot read the picture {path}: {exc}") from exc
 

@@ -188,11 +188,11 @@ class Engine:
                 out[row.item_id] = hit(row, [moment(row, float(similarity), float(similarity))])
         return out
 
-    def picture(self, data: bytes, max_pixels: int = MAX_PICTURE_PIXELS) -> DecodedImage:
+    def picture(self, data: bytes, max_pixels: int = MAX_PICTURE_PIXELS, raw: bool = False) -> DecodedImage:
         """A query picture's bytes decoded exactly as the indexer decodes files (a JPEG at the same reduced
-        scale), so a file used as a query finds itself at ~1.0. The one door for query pictures: the
-        command line, the HTTP API and library callers with bytes all come in here."""
-        return decode_image(data, max_pixels, min_side=self.encoder.image_size)
+        scale; `raw`: a camera RAW file), so a file used as a query finds itself at ~1.0. The one door for
+        query pictures: the command line, the HTTP API and library callers with bytes all come in here."""
+        return decode_image(data, max_pixels, min_side=self.encoder.image_size, raw=raw)
 
     def search_image(
         self, image: Image.Image, k: int = 10, filters: Filters | None = None, collapse: float | None = None
