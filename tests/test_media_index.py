@@ -22,7 +22,7 @@ from PIL import Image
 from mmsearch import Engine, Settings
 from mmsearch.api.app import create_app
 from mmsearch.indexer import IndexReport, index_folder
-from mmsearch.query.grouping import CONTEXT_S
+from mmsearch.query.grouping import CONTEXT_S, MAX_MOMENTS
 from mmsearch.synth.media import bad_media, shot_of, shot_times, silence, write_video
 from mmsearch.synth.shapes import caption, classes, render
 from tests.conftest import serve
@@ -151,7 +151,8 @@ def test_one_query_over_both_spaces_puts_the_right_item_first(collection):
 def test_hits_carry_up_to_three_moments_of_the_item(collection):
     hits = collection.engine.search_text(caption("red", "circle"), k=10)
     video = next(h for h in hits if h.uri.endswith("shots.mp4"))
-    assert 1 <= len(video.moments) <= 3 and video.moments[0].segment_id == video.segment_id
+    assert len(video.moments) == len(SHOTS) == MAX_MOMENTS and video.moments[0].segment_id == video.segment_id
+    assert (video.moments[0].t_start, video.moments[0].t_end) == (0.0, SHOTS[0][2])  # the red circle's shot
     assert [m.score for m in video.moments] == sorted((m.score for m in video.moments), reverse=True)
     assert all(m.has_thumbnail for m in video.moments if m.space == "image")
 
