@@ -24,6 +24,19 @@ GROW = 0.25  # each side of a face's box, in box widths: hair, ears and chin go 
 Box = tuple[int, int, int, int]
 
 
+def decode_side(size: int, faces: FaceBlur | None) -> int:
+    """The side to decode a picture at for a thumbnail of `size`: faces are looked for at LOOK_PX."""
+    return size if faces is None else max(size, LOOK_PX)
+
+
+def shrunk(image: Image.Image, size: int, faces: FaceBlur | None) -> Image.Image:
+    """`image` as a thumbnail of at most `size` a side, its faces blurred where `faces` is given."""
+    if faces is None:
+        image.thumbnail((size, size))
+        return image
+    return faces.thumbnail(image, size)
+
+
 class FaceBlur:
     """Finds faces in a picture and blurs them past recognition. One per app; ONNX Runtime sessions may
     run concurrently, so the thumbnail threads share it."""

@@ -32,7 +32,7 @@ from pydantic import Field
 
 from mmsearch import Engine, Filters, MMSearchError, Settings
 from mmsearch.answer.answerer import Answer, Answerer
-from mmsearch.api.faces import LOOK_PX, FaceBlur
+from mmsearch.api.faces import FaceBlur, decode_side, shrunk
 from mmsearch.api.index_runs import IndexRunner
 from mmsearch.api.limits import megabytes
 from mmsearch.encode.images import decode_image, is_raw
@@ -337,16 +337,12 @@ def _thumbnail(engine: Engine, h: Hit, faces: FaceBlur | None) -> bytes | None:
         if jpeg is not None:
             image = Image.open(io.BytesIO(jpeg))
         elif h.kind == "image":
-            side = THUMBNAIL_PX if faces is None else LOOK_PX  # faces are looked for larger
+            side = decode_side(THUMBNAIL_PX, faces)
             data = Path(h.uri).read_bytes()
             image = decode_image(data, MAX_PICTURE_PIXELS, min_side=side, raw=is_raw(h.uri)).image
         else:
             return None
-        image = image.convert("RGB")
-        if faces is None:
-            image.thumbnail((THUMBNAIL_PX, THUMBNAIL_PX))
-        else:
-            image = faces.thumbnail(image, THUMBNAIL_PX)
+        image = shrunk(image.convert("RGB"), THUMBNAIL_PX, faces)
         out = io.BytesIO()
         image.save(out, "JPEG", quality=80)
         return out.getvalue()

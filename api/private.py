@@ -27,14 +27,16 @@ APP1, APP13, SOS = 0xE1, 0xED, 0xDA  # EXIF and XMP; IPTC (Photoshop); start of 
 STANDALONE = {0x01, *range(0xD0, 0xD9)}  # markers with no length field
 
 
-def without_metadata(data: bytes, raw: bool = False, max_pixels: int = 0) -> tuple[bytes, str | None]:
-    """The picture's bytes without EXIF, XMP or IPTC, and its new media type (None: unchanged). A camera
-    RAW file (`raw`, at most `max_pixels`) is served developed, as a JPEG: browsers show no RAW, and its
-    maker notes are many and of many kinds. MediaError where it cannot be developed."""
-    if raw:
-        out = io.BytesIO()
-        decode_image(data, max_pixels, raw=True).image.save(out, "JPEG", quality=RAW_QUALITY)
-        return out.getvalue(), "image/jpeg"
+def developed(data: bytes, max_pixels: int) -> bytes:
+    """A camera RAW file as the JPEG it is served as: browsers show no RAW, and its maker notes are many
+    and of many kinds. MediaError where it cannot be developed."""
+    out = io.BytesIO()
+    decode_image(data, max_pixels, raw=True).image.save(out, "JPEG", quality=RAW_QUALITY)
+    return out.getvalue()
+
+
+def without_metadata(data: bytes) -> tuple[bytes, str | None]:
+    """The picture's bytes without EXIF, XMP or IPTC, and its new media type (None: unchanged)."""
     if data[:2] == b"\xff\xd8":
         stripped = _jpeg_without(data)
         if stripped is not None:

@@ -25,8 +25,8 @@ from pydantic import BaseModel, Field
 from mmsearch import MediaError, NotFoundError
 from mmsearch.api.deps import EngineDep, SettingsDep, shown_uri
 from mmsearch.api.errors import error_responses
-from mmsearch.api.faces import LOOK_PX, FaceBlur
-from mmsearch.api.private import media_without_metadata, without_metadata
+from mmsearch.api.faces import FaceBlur, decode_side, shrunk
+from mmsearch.api.private import developed, media_without_metadata, without_metadata
 from mmsearch.encode.images import decode_image, is_raw
 from mmsearch.hits import INDEXED
 
@@ -162,12 +162,8 @@ def make_thumbnail(
 ) -> bytes:
     """A JPEG whose longer side is at most `size` (never enlarged), EXIF orientation applied, its faces
     blurred when `faces` is given (looked for at LOOK_PX, however small the thumbnail); `raw`: camera RAW."""
-    if faces is None:
-        image = decode_image(data, max_pixels, min_side=size, raw=raw).image
-        image.thumbnail((size, size))
-    else:
-        image = decode_image(data, max_pixels, min_side=max(size, LOOK_PX), raw=raw).image
-        image = faces.thumbnail(image, size)
+    decoded = decode_image(data, max_pixels, min_side=decode_side(size, faces), raw=raw)
+    image = shrunk(decoded.image, size, faces)
     out = io.BytesIO()
     image.save(out, "JPEG", quality=JPEG_QUALITY)
     return out.getvalue()
@@ -262,12 +258,13 @@ def media(engine: EngineDep, settings: SettingsDep, item_id: ItemId) -> Response
     if item.kind == "image" and not settings.api.serve_originals:  # no GPS, camera or time leaves here
         if st.st_size > settings.indexer.max_file_bytes:
             raise NotFoundError(f"the file of item {item_id} is over the size the server reads")
-        try:
-            data, changed = without_metadata(
-                path.read_bytes(), is_raw(path), settings.indexer.max_image_pixels
-            )
-        except MediaError as exc:  # a RAW file that no longer develops
-            raise NotFoundError(f"{exc}; api.serve_originals serves files as they are") from exc
+        if not is_raw(path):
+            data, changed = without_metadata(path.read_bytes())
+        else:
+            try:
+                data, changed = developed(path.read_bytes(), settings.indexer.max_image_pixels), "image/jpeg"
+            except MediaError as exc:  # a RAW file that no longer develops
+                raise NotFoundError(f"{exc}; api.serve_originals serves files as they are") from exc
         headers = {"Cache-Control": "private, max-age=60", "X-Content-Type-Options": "nosniff"}
         return Response(data, media_type=changed or media_type, headers=headers)
     if item.kind in ("video", "audio") and not settings.api.serve_originals:  # a phone's position, its make
@@ -311,10 +308,7 @@ def _keyframe(
         image = Image.open(io.BytesIO(jpeg))
         side = min(size or max(image.size), max(image.size))
         if faces is not None or side < max(image.size):
-            if faces is None:
-                image.thumbnail((side, side))
-            else:
-                image = faces.thumbnail(image, side)
+            image = shrunk(image, side, faces)
             out = io.BytesIO()
             image.save(out, "JPEG", quality=JPEG_QUALITY)
             jpeg = out.getvalue()

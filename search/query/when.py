@@ -28,7 +28,10 @@ SEASON = re.compile(
 )
 FIRST_MONTH = {"spring": 3, "summer": 6, "autumn": 9, "fall": 9, "winter": 12}
 MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
-_MONTH = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?"
+_MONTH = (  # a month's name or its abbreviation, never a word that starts like one ("marble")
+    r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?"
+    r"|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?"
+)
 _DAY = rf"(?:(?P<{{0}}day>[0-3]?\d)(?:st|nd|rd|th)?\s+)?(?P<{{0}}month>{_MONTH})\s+"
 _SIDE = rf"(?:{_DAY})?(?P<{{0}}year>(?:19|20)\d\d)"  # [[14] july] 2023
 RANGE = re.compile(
@@ -154,8 +157,7 @@ def _season(text: str, today: dt.date) -> DatedQuery | None:
         start = max(d for d in starts if d <= today)
         if match["rel"].lower() == "last" and _shift(start, 3) > today:
             start = start.replace(year=start.year - 1)
-    rest = " ".join((text[: match.start()] + " " + text[match.end() :]).split())
-    return DatedQuery(rest, match[0].strip(), start, _shift(start, 3)) if rest else None
+    return _taken_out(text, match, start, _shift(start, 3))
 
 
 def _shift(day: dt.date, months: int) -> dt.date:
