@@ -18,7 +18,7 @@ import numpy as np
 
 from mmsearch.defaults import candidates_for
 from mmsearch.hits import TEXT_SPACE, Hit, HitRow
-from mmsearch.query.fusion import impostors, margins, terms
+from mmsearch.query.fusion import impostors, in_cosine_order, margins, terms
 from mmsearch.query.grouping import OVERFETCH, grouped, join_phrase
 
 
@@ -136,6 +136,8 @@ def _hits(
         if (c.space == TEXT_SPACE or calibrate) and len(c.ids):
             cohort = impostors(source.cohort(c.space), queries[c.space])
             score = margins(score, cohort @ source.stored(c.space, c.ids).T)
+            if c.space == TEXT_SPACE:  # the sentence model's cosine orders what is said (fusion.py)
+                score = in_cosine_order(c.similarity.astype(np.float32), score)
         scored += zip(score.tolist(), c.similarity.tolist(), c.ids.tolist(), strict=True)
     if min_score is not None:
         scored = [f for f in scored if f[0] >= min_score]
