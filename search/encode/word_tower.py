@@ -229,6 +229,9 @@ class OnnxSentences:
             return np.zeros((0, self.dim), np.float32)
         return self.tower.encode([plain(t) for t in texts])
 
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self.encode(texts)  # one reading for queries and passages
+
     def encode_kept(self, texts: Sequence[str]) -> np.ndarray:
         """`encode`, kept in the tower's folder for the next process (the query cohort of
         search/query/fusion.py would cost a one-shot search a second on every run); the engine and the
