@@ -67,6 +67,13 @@ class Transcriber:
                 "MMSEARCH_SPEECH__ENABLED=false to index without speech."
             ) from exc
 
+    @property
+    def model(self):
+        """The faster-whisper model, loaded on first use."""
+        if self._model is None:
+            self._model = self._load()
+        return self._model
+
     def transcribe(
         self, audio: np.ndarray, offset: float = 0.0, progress: Callable[[], None] = lambda: None
     ) -> list[Utterance]:
@@ -74,10 +81,8 @@ class Transcriber:
         to the audio: Whisper pads to 30 s windows and ended a phrase of a 1.4 s file at 2.0 s."""
         if len(audio) < SAMPLE_RATE // 10:
             return []
-        if self._model is None:
-            self._model = self._load()
         s = self.settings
-        segments, _ = self._model.transcribe(
+        segments, _ = self.model.transcribe(
             audio,
             language=s.language,
             beam_size=s.beam_size,

@@ -1,6 +1,9 @@
 """`mmsearch bench media`: keyframe extraction and speech transcription speed, both as multiples of real
 time, in one run: on generated footage and synthetic speech, or on real files (`--video`, `--audio`;
-`make bench` uses the real corpus's 720p film and JFK's address).
+`make bench` uses the real corpus's 720p film and JFK's address). Each beside its floor, measured in the
+same run: the video decoder alone on every frame of the same files (keyframes cannot be taken faster than
+the frames are decoded), and Whisper's encoder alone on the same audio's 30-s windows (every window is
+encoded, whatever is then decoded from it).
 """
 
 from __future__ import annotations
@@ -10,13 +13,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import av
 import numpy as np
 
 from mmsearch.api.bench.measure import Stopwatch, ratio
 from mmsearch.config import Settings
 from mmsearch.errors import MediaError
-from mmsearch.indexer.avfile import read_media
+from mmsearch.indexer.avfile import CONTAINERS, moving_pictures, read_media
 from mmsearch.indexer.isolate import MediaWorker
+from mmsearch.indexer.sources import media_suffix
 from mmsearch.indexer.speech import SAMPLE_RATE, Transcriber
 from mmsearch.indexer.worker import MediaRequest
 from mmsearch.synth.media import silence, speak, write_footage
@@ -30,10 +35,14 @@ class MediaBench:
     video_kbps: float
     keyframes: int
     keyframes_x_realtime: float  # seconds of video per second of wall time, through a media worker
+    decoder_x_realtime: float  # the same files' every frame decoded, nothing else: the keyframes' floor
+    keyframes_of_decoder: float  # keyframes_x_realtime / decoder_x_realtime
     speech_seconds: float
     speech_model: str
     utterances: int
     speech_x_realtime: float  # seconds of speech per second of wall time, model already loaded
+    encoder_x_realtime: float  # the same audio's 30-s windows through Whisper's encoder only
+    speech_of_encoder: float  # speech_x_realtime / encoder_x_realtime
 
 
 SPOKEN = (
@@ -70,6 +79,10 @@ def bench_media(
             video_wall = clock.seconds()
         finally:
             worker.close()
+        clock = Stopwatch()
+        for p in paths:
+            decode_every_frame(p)
+        decoder_wall = clock.seconds()
         video_seconds = sum(e.duration for e in extracts)
         kbps = sum(p.stat().st_size for p in paths) * 8 / 1000 / video_seconds
         width, height = extracts[0].width, extracts[0].height
@@ -80,6 +93,9 @@ def bench_media(
     clock = Stopwatch()
     utterances = transcriber.transcribe(audio)
     speech_wall = clock.seconds()
+    clock = Stopwatch()
+    encode_windows(transcriber, audio)
+    encoder_wall = clock.seconds()
     speech_seconds = len(audio) / SAMPLE_RATE
     return MediaBench(
         len(paths),
@@ -88,11 +104,46 @@ def bench_media(
         round(kbps, 1),
         sum(len(e.scenes) for e in extracts),
         ratio(video_seconds, video_wall, 2),
+        ratio(video_seconds, decoder_wall, 2),
+        ratio(decoder_wall, video_wall, 3),
         round(speech_seconds, 2),
         settings.speech.model,
         len(utterances),
         ratio(speech_seconds, speech_wall, 2),
+        ratio(speech_seconds, encoder_wall, 2),
+        ratio(encoder_wall, speech_wall, 3),
     )
+
+
+def decode_every_frame(path: Path) -> int:
+    """Every video frame of the file decoded as read_media decodes it (named demuxer, FFmpeg's threads),
+    and nothing done with them: the number of frames."""
+    with (
+        path.open("rb") as f,
+        av.open(f, format=CONTAINERS[media_suffix(path) or path.suffix.lower()]) as container,
+    ):
+        stream = moving_pictures(container)[0]
+        stream.thread_type = "AUTO"
+        return sum(1 for _ in container.decode(stream))
+
+
+def encode_windows(transcriber: Transcriber, audio: np.ndarray) -> int:
+    """The audio's 30-s windows (the last one padded, as Whisper pads it) through Whisper's encoder only:
+    the number of windows."""
+    import ctranslate2
+
+    model = transcriber.model
+    window = model.feature_extractor.n_samples
+    starts = range(0, max(1, len(audio)), window)
+    for start in starts:
+        chunk = audio[start : start + window]
+        features = model.feature_extractor(np.pad(chunk, (0, window - len(chunk))))[
+            :, : model.feature_extractor.nb_max_frames
+        ]
+        model.model.encode(
+            ctranslate2.StorageView.from_array(np.ascontiguousarray(features[None], np.float32))
+        )
+    return len(starts)
 
 
 def _footage(folder: Path, videos: int, seconds: float, size: tuple[int, int]) -> list[Path]:

@@ -150,8 +150,10 @@ def bench_media_cmd(
         out,
         result,
         as_json,
-        f"keyframes [bold]{result.keyframes_x_realtime:.1f}x[/] real time, "
-        f"speech [bold]{result.speech_x_realtime:.1f}x[/] real time",
+        f"keyframes [bold]{result.keyframes_x_realtime:.1f}x[/] real time (the decoder alone "
+        f"{result.decoder_x_realtime:.1f}x: [bold]{result.keyframes_of_decoder:.2f}[/] of it), speech "
+        f"[bold]{result.speech_x_realtime:.1f}x[/] real time (Whisper's encoder alone "
+        f"{result.encoder_x_realtime:.1f}x: [bold]{result.speech_of_encoder:.2f}[/] of it)",
     )
 
 
