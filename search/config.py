@@ -113,6 +113,13 @@ class SpeechSettings(BaseModel):
     word_times: bool = Field(
         True, description="each word's time, so a found moment is the words that matched"
     )
+    threads: int | None = Field(
+        None,
+        ge=1,
+        le=256,
+        description="CPU threads per transcription; unset: half the usable cores, 1 to 4 (pictures are "
+        "encoded meanwhile; CTranslate2's own default is 4)",
+    )
 
 
 class OcrSettings(BaseModel):
