@@ -95,7 +95,7 @@ def grouped(
     each, speech narrowed to the query's words where their times are known. Segments without a row (gone
     from the catalog) drop out."""
     picked: dict[int, list[tuple[HitRow, float, float]]] = {}
-    for score, similarity, seg_id in sorted(scored, key=lambda f: -f[0]):
+    for score, similarity, seg_id in sorted(scored, key=lambda f: (-f[0], -f[1])):  # ties: the closer
         row = rows.get(seg_id)
         if row is None:
             continue
