@@ -66,7 +66,8 @@ def test_the_engine_ranks_what_is_said_by_the_words_space_order(tmp_path, engine
 
     names = ["harbour", "volcano", "orchestra", "lighthouse"]
     manifest = tmp_path / "said.jsonl"
-    manifest.write_text("".join(json.dumps({"sku": n, "title": SPOKEN[n], "images": []}) + "\n" for n in names))
+    rows = [{"sku": n, "title": SPOKEN[n], "images": []} for n in names]
+    manifest.write_text("".join(json.dumps(row) + "\n" for row in rows))
     report = index_manifest(manifest, engine.encoder, engine.store, settings.indexer)
     assert (report.indexed, report.failed) == (4, 0), report.errors
     for query in ("the lighthouse", "lighthouse", "the lighthouse keeper"):
