@@ -55,9 +55,9 @@ def sqlite_schema(tmp_path_factory) -> Iterator[schemathesis.BaseSchema]:
 
 @pytest.fixture(scope="module")
 def postgres_schema(tmp_path_factory) -> Iterator[schemathesis.BaseSchema]:
-    if not os.environ.get("MMSEARCH_TEST_PG_URL"):
-        pytest.skip("MMSEARCH_TEST_PG_URL is not set: no PostgreSQL server (.ci/run starts one)")
-    from tests.test_postgres import fresh_schema_url
+    from tests.test_postgres import fresh_schema_url, require_postgres
+
+    require_postgres()
 
     with fresh_schema_url() as url:
         yield from _schema_for(tmp_path_factory.mktemp("fuzz-pg"), url)

@@ -1,8 +1,9 @@
 """The SQL catalog on a real PostgreSQL server: migration, batch writes, filters, index + search.
 
 Needs a server: `.ci/postgres.sh` installs and starts one and prints the URL to put in
-MMSEARCH_TEST_PG_URL (CI does both). Without that variable every test here is skipped. Each test works in
-a fresh schema of its own (search_path set through the URL), dropped afterwards, so runs never meet.
+MMSEARCH_TEST_PG_URL (CI does both). Without that variable every test here is skipped, and fails in CI.
+Each test works in a fresh schema of its own (search_path set through the URL), dropped afterwards, so runs
+never meet.
 """
 
 from __future__ import annotations
@@ -27,14 +28,26 @@ from tests.test_catalog import record
 
 PG_URL = os.environ.get("MMSEARCH_TEST_PG_URL", "")
 
-pytestmark = [
-    pytest.mark.postgres,
-    pytest.mark.skipif(
-        not PG_URL,
-        reason="MMSEARCH_TEST_PG_URL is not set: no PostgreSQL server to test against "
-        "(run .ci/postgres.sh and export the URL it prints, as .ci/run does)",
-    ),
-]
+pytestmark = pytest.mark.postgres
+
+
+def require_postgres() -> None:
+    """Skipped without a server here; in CI (`CI` set), where .ci/run starts one, its absence fails."""
+    if PG_URL:
+        return
+    reason = (
+        "MMSEARCH_TEST_PG_URL is not set: no PostgreSQL server to test against "
+        "(run .ci/postgres.sh and export the URL it prints, as .ci/run does)"
+    )
+    if os.environ.get("CI"):
+        pytest.fail(reason, pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(autouse=True)
+def _postgres_server() -> None:
+    require_postgres()
+
 
 TABLES = {"items", "segments", "state", "item_fields", "tags", "keywords", "alembic_version"}
 
