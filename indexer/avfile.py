@@ -9,7 +9,8 @@ This module runs inside a media worker process (indexer/isolate.py): a decoder c
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -133,14 +134,28 @@ def read_media(
     progress: Callable[[], None] = lambda: None,
 ) -> MediaRead:
     """Keyframes (videos) and sound (when `want_audio`) of one file, decoded in a single pass."""
-    fmt = CONTAINERS.get(media_suffix(path) or path.suffix.lower())
-    if fmt is None:
-        raise MediaError(f"unsupported file type {path.suffix!r}")
+    fmt = container_format(path)
     try:
-        with path.open("rb") as f, av.open(f, format=fmt, options={"enable_drefs": "0"}) as container:
+        with open_container(path, fmt) as container:
             return _read(container, fmt, video, frame_side, want_audio, progress)
     except av.FFmpegError as exc:
         raise MediaError(f"cannot read the file as {fmt}: {exc}") from exc
+
+
+def container_format(path: Path) -> str:
+    """The demuxer named for the file's type (CONTAINERS), never guessed from its content."""
+    fmt = CONTAINERS.get(media_suffix(path) or path.suffix.lower())
+    if fmt is None:
+        raise MediaError(f"unsupported file type {path.suffix!r}")
+    return fmt
+
+
+@contextmanager
+def open_container(path: Path, fmt: str) -> Iterator:
+    """The file opened as a Python file object with the named demuxer: no URL or protocol is parsed, and
+    an MP4 cannot point FFmpeg at other files (enable_drefs off)."""
+    with path.open("rb") as f, av.open(f, format=fmt, options={"enable_drefs": "0"}) as container:
+        yield container
 
 
 def moving_pictures(container) -> list:

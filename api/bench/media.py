@@ -13,15 +13,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import av
 import numpy as np
 
 from mmsearch.api.bench.measure import Stopwatch, ratio
 from mmsearch.config import Settings
 from mmsearch.errors import MediaError
-from mmsearch.indexer.avfile import CONTAINERS, moving_pictures, read_media
+from mmsearch.indexer.avfile import container_format, moving_pictures, open_container, read_media
 from mmsearch.indexer.isolate import MediaWorker
-from mmsearch.indexer.sources import media_suffix
 from mmsearch.indexer.speech import SAMPLE_RATE, Transcriber
 from mmsearch.indexer.worker import MediaRequest
 from mmsearch.synth.media import silence, speak, write_footage
@@ -118,10 +116,7 @@ def bench_media(
 def decode_every_frame(path: Path) -> int:
     """Every video frame of the file decoded as read_media decodes it (named demuxer, FFmpeg's threads),
     and nothing done with them: the number of frames."""
-    with (
-        path.open("rb") as f,
-        av.open(f, format=CONTAINERS[media_suffix(path) or path.suffix.lower()]) as container,
-    ):
+    with open_container(path, container_format(path)) as container:
         stream = moving_pictures(container)[0]
         stream.thread_type = "AUTO"
         return sum(1 for _ in container.decode(stream))

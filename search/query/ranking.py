@@ -132,12 +132,12 @@ def _hits(
     rows = source.rows([int(i) for c in found for i in c.ids])
     scored: list[tuple[float, float, int]] = []
     for c in found:
-        score = c.similarity.astype(np.float32)
+        similarity = score = c.similarity.astype(np.float32)
         if (c.space == TEXT_SPACE or calibrate) and len(c.ids):
             cohort = impostors(source.cohort(c.space), queries[c.space])
-            score = margins(score, cohort @ source.stored(c.space, c.ids).T)
+            score = margins(similarity, cohort @ source.stored(c.space, c.ids).T)
             if c.space == TEXT_SPACE:  # the sentence model's cosine orders what is said (fusion.py)
-                score = in_cosine_order(c.similarity.astype(np.float32), score)
+                score = in_cosine_order(similarity, score)
         scored += zip(score.tolist(), c.similarity.tolist(), c.ids.tolist(), strict=True)
     if min_score is not None:
         scored = [f for f in scored if f[0] >= min_score]
