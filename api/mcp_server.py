@@ -30,17 +30,18 @@ from mcp.types import ImageContent, TextContent, ToolAnnotations
 from PIL import Image
 from pydantic import Field
 
-from mmsearch import Engine, Filters, MMSearchError, Settings
+from mmsearch import Engine, Filters, MediaError, MediaTooLargeError, MMSearchError, Settings
 from mmsearch.answer.answerer import Answer, Answerer
 from mmsearch.api.faces import FaceBlur, decode_side, shrunk
 from mmsearch.api.index_runs import IndexRunner
 from mmsearch.api.limits import megabytes
-from mmsearch.encode.images import decode_image, is_raw
+from mmsearch.encode.images import decode_image, is_raw, read_picture
 from mmsearch.hits import IMAGE_SPACE, Hit
 from mmsearch.learn.classify import ZeroShotClassifier
 from mmsearch.query.engine import MAX_PICTURE_PIXELS, Term
 from mmsearch.query.filters import BUILT_IN, example
 from mmsearch.query.relevance import strong
+from mmsearch.user_files import read_file
 
 THUMBNAIL_PX = 160  # enough to tell pictures apart, small enough for an agent's context
 Kind = Literal["image", "video", "audio", "product"]
@@ -333,20 +334,19 @@ def _thumbnail(engine: Engine, h: Hit, faces: FaceBlur | None) -> bytes | None:
     """The hit's keyframe, or the picture itself, as a small JPEG, faces blurred when `faces` is given;
     None for a recording."""
     jpeg = engine.store.catalog.thumbnail(h.segment_id) if h.has_thumbnail else None
+    side = decode_side(THUMBNAIL_PX, faces)
     try:
         if jpeg is not None:
-            image = Image.open(io.BytesIO(jpeg))
+            image = decode_image(jpeg, MAX_PICTURE_PIXELS).image
         elif h.kind == "image":
-            side = decode_side(THUMBNAIL_PX, faces)
-            data = Path(h.uri).read_bytes()
-            image = decode_image(data, MAX_PICTURE_PIXELS, min_side=side, raw=is_raw(h.uri)).image
+            image = read_picture(Path(h.uri), MAX_PICTURE_PIXELS, min_side=side).image
         else:
             return None
-        image = shrunk(image.convert("RGB"), THUMBNAIL_PX, faces)
+        image = shrunk(image, THUMBNAIL_PX, faces)
         out = io.BytesIO()
         image.save(out, "JPEG", quality=80)
         return out.getvalue()
-    except (OSError, MMSearchError):
+    except MMSearchError:
         return None  # the file changed or went since it was indexed: the hit still stands
 
 
@@ -359,6 +359,9 @@ def _read_under(path: Path, root: str, limit: int) -> bytes:
         )
     if not real.is_file():
         raise ToolError(f"no file at {path}")
-    if real.stat().st_size > limit:
-        raise ToolError(f"the picture is over the limit of {megabytes(limit)}")
-    return real.read_bytes()
+    try:
+        return read_file(real, limit)
+    except MediaTooLargeError:
+        raise ToolError(f"the picture is over the limit of {megabytes(limit)}") from None
+    except MediaError as exc:
+        raise ToolError(f"cannot read {path}: {exc}") from None

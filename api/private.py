@@ -15,10 +15,11 @@ import tempfile
 from pathlib import Path
 
 import av
-from PIL import Image
 
-from mmsearch.encode.images import decode_image
+from mmsearch.encode.images import decode_image, open_picture
 from mmsearch.errors import MediaError
+from mmsearch.indexer.avfile import container_format, open_container
+from mmsearch.user_files import guarded
 
 RAW_QUALITY = 92
 CACHE_BYTES = 2 << 30  # copies kept for players; the least recently served go first
@@ -35,22 +36,21 @@ def developed(data: bytes, max_pixels: int) -> bytes:
     return out.getvalue()
 
 
-def without_metadata(data: bytes) -> tuple[bytes, str | None]:
-    """The picture's bytes without EXIF, XMP or IPTC, and its new media type (None: unchanged)."""
+def without_metadata(data: bytes, max_pixels: int) -> tuple[bytes, str | None]:
+    """The picture's bytes without EXIF, XMP or IPTC, and its new media type (None: unchanged). A
+    MediaError where the bytes are no picture that can be read: what they hold cannot be vouched for."""
     if data[:2] == b"\xff\xd8":
         stripped = _jpeg_without(data)
         if stripped is not None:
             return stripped, None
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            if not (im.getexif() or {"xmp", "XML:com.adobe.xmp", "iptc", "exif"} & set(im.info)):
-                return data, None
-            im.load()
-            out = io.BytesIO()
-            im.save(out, "PNG")  # Pillow writes no EXIF, XMP or text chunks unless asked to
-            return out.getvalue(), "image/png"
-    except (OSError, ValueError, SyntaxError):
-        return data, None  # not a picture Pillow reads: nothing of this kind to take out
+    im = open_picture(data, max_pixels)
+    with guarded("the picture"), im:
+        if not (im.getexif() or {"xmp", "XML:com.adobe.xmp", "iptc", "exif"} & set(im.info)):
+            return data, None
+        im.load()
+        out = io.BytesIO()
+        im.save(out, "PNG")  # Pillow writes no EXIF, XMP or text chunks unless asked to
+        return out.getvalue(), "image/png"
 
 
 def _jpeg_without(data: bytes) -> bytes | None:
@@ -92,7 +92,7 @@ def media_without_metadata(path: Path, st: os.stat_result, cache: Path) -> Path:
     try:
         _remux(path, Path(partial))
         os.replace(partial, copy)
-    except (av.FFmpegError, OSError, ValueError) as exc:
+    except MediaError as exc:
         Path(partial).unlink(missing_ok=True)
         raise MediaError(f"cannot serve {path.name} without its metadata: {exc}") from exc
     _trim(cache, keep=copy)
@@ -102,7 +102,7 @@ def media_without_metadata(path: Path, st: os.stat_result, cache: Path) -> Path:
 def _remux(source: Path, target: Path) -> None:
     """Every audio and video packet of `source` into `target`, in the same container, with no tags:
     FFmpeg writes only the ones it is given (and its own encoder name)."""
-    with av.open(str(source)) as inp:
+    with open_container(source, container_format(source)) as inp:
         fmt = inp.format.name.split(",")[0]
         fmt = {"mov": "mp4" if target.suffix in (".mp4", ".m4a", ".m4v") else "mov"}.get(fmt, fmt)
         with av.open(str(target), "w", format=fmt) as out:

@@ -9,10 +9,12 @@ This module runs inside a media worker process (indexer/isolate.py): a decoder c
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import av
 import numpy as np
@@ -22,6 +24,7 @@ from mmsearch.encode.photo_fields import creation_time, video_place
 from mmsearch.errors import MediaError
 from mmsearch.indexer.scenes import SceneDetector, brightness, signature
 from mmsearch.indexer.sources import media_suffix
+from mmsearch.user_files import guarded
 
 # The demuxer opened for each extension: named, never guessed, so a file cannot pick a demuxer (a
 # playlist, concat:) by its content.
@@ -135,11 +138,8 @@ def read_media(
 ) -> MediaRead:
     """Keyframes (videos) and sound (when `want_audio`) of one file, decoded in a single pass."""
     fmt = container_format(path)
-    try:
-        with open_container(path, fmt) as container:
-            return _read(container, fmt, video, frame_side, want_audio, progress)
-    except av.FFmpegError as exc:
-        raise MediaError(f"cannot read the file as {fmt}: {exc}") from exc
+    with open_container(path, fmt) as container:
+        return _read(container, fmt, video, frame_side, want_audio, progress)
 
 
 def container_format(path: Path) -> str:
@@ -153,9 +153,28 @@ def container_format(path: Path) -> str:
 @contextmanager
 def open_container(path: Path, fmt: str) -> Iterator:
     """The file opened as a Python file object with the named demuxer: no URL or protocol is parsed, and
-    an MP4 cannot point FFmpeg at other files (enable_drefs off)."""
-    with path.open("rb") as f, av.open(f, format=fmt, options={"enable_drefs": "0"}) as container:
+    an MP4 cannot point FFmpeg at other files (enable_drefs off). Every video and audio file comes in by
+    this door: whatever FFmpeg (or the work done inside the block) raises on its bytes is a MediaError."""
+    with (
+        guarded(f"the file as {fmt}"),
+        path.open("rb") as f,
+        av.open(_QuietSeeks(f), format=fmt, options={"enable_drefs": "0"}) as container,
+    ):
         yield container
+
+
+class _QuietSeeks:
+    """A file for FFmpeg whose failed seeks answer with FFmpeg's error code instead of raising: a hostile
+    header asks for offsets before the start, and PyAV prints a traceback for each exception it drops."""
+
+    def __init__(self, f: BinaryIO):
+        self.read, self.tell, self._seek = f.read, f.tell, f.seek
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        try:
+            return self._seek(offset, whence)
+        except (OSError, ValueError):
+            return -errno.EINVAL  # AVERROR(EINVAL)
 
 
 def moving_pictures(container) -> list:

@@ -32,6 +32,7 @@ from mmsearch.indexer.pipeline import Batcher, Decoded, IndexReport, Preprocessi
 from mmsearch.indexer.sources import SourceFile
 from mmsearch.storage.schema import KnownFile
 from mmsearch.storage.store import Store
+from mmsearch.user_files import read_file
 
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
 KEY_COLUMNS = ("id", "sku", "key", "product_id")
@@ -214,12 +215,12 @@ def decode_row(
     src = SourceFile(row.images[0] if row.images else Path(row.uri), row.uri, KIND, size, mtime_ns)
     out = Decoded(src, content_hash=fingerprint, fields=row.fields)
     try:
-        for image_path, (nbytes, _) in zip(row.images, row.stats, strict=True):
-            if nbytes > cfg.max_file_bytes:
-                raise MediaError(
-                    f"{image_path.name} is {nbytes} bytes, over the limit of {cfg.max_file_bytes}"
-                )
-            img = decode_image(image_path.read_bytes(), cfg.max_image_pixels, min_side=prep.image_size)
+        for image_path in row.images:
+            try:
+                data = read_file(image_path, cfg.max_file_bytes)
+            except MediaError as exc:
+                raise MediaError(f"{image_path.name}: {exc}") from exc
+            img = decode_image(data, cfg.max_image_pixels, min_side=prep.image_size)
             out.pixels.append(prep.preprocess(img.image))
             out.segments.append({"space": IMAGE_SPACE})
             if out.width is None:

@@ -25,7 +25,7 @@ from PIL import Image
 
 from mmsearch.config import IndexerSettings, OcrSettings, SpeechSettings, VideoSettings
 from mmsearch.encode.base import EncoderBase
-from mmsearch.encode.images import decode_image, is_raw
+from mmsearch.encode.images import decode_image, is_animated_gif, is_raw
 from mmsearch.errors import MediaError
 from mmsearch.hits import IMAGE_SPACE, INDEXED, TEXT_SPACE
 from mmsearch.indexer import ocr
@@ -34,6 +34,7 @@ from mmsearch.indexer.sources import ALL_KINDS, SourceFile, media_suffix, walk
 from mmsearch.indexer.worker import MediaExtract, MediaRequest
 from mmsearch.storage.schema import ItemRecord, KnownFile
 from mmsearch.storage.store import Store
+from mmsearch.user_files import content_hash, read_file
 
 KEYFRAME_THUMBNAIL_PX = 384
 
@@ -146,8 +147,13 @@ def decode_file(
     start = time.perf_counter()
     out = Decoded(src)
     try:
-        if src.kind == "image" and not (media is not None and animated_gif(src.path)):
-            _decode_image(out, known, encoder, cfg, reader)
+        if src.kind == "image":
+            data = read_file(src.path, cfg.max_file_bytes)
+            gif = media is not None and media_suffix(src.path) == ".gif"
+            if gif and is_animated_gif(data, cfg.max_image_pixels):
+                _decode_media(out, known, encoder, cfg, media, reader)
+            else:
+                _decode_image(out, data, known, encoder, cfg, reader)
         else:
             assert media is not None and isinstance(encoder, EncoderBase), "media files need media workers"
             _decode_media(out, known, encoder, cfg, media, reader)
@@ -159,17 +165,6 @@ def decode_file(
     return out
 
 
-def animated_gif(path: Path) -> bool:
-    """Whether the file is a GIF of more than one frame (read from its header; a broken file is not)."""
-    if media_suffix(path) != ".gif":
-        return False
-    try:
-        with Image.open(path, formats=["GIF"]) as im:
-            return bool(getattr(im, "is_animated", False))
-    except (OSError, SyntaxError, ValueError):
-        return False
-
-
 def _unchanged(out: Decoded, known: KnownFile | None) -> bool:
     if known is not None and known.status == INDEXED and known.content_hash == out.content_hash:
         out.unchanged_id = known.id
@@ -179,14 +174,12 @@ def _unchanged(out: Decoded, known: KnownFile | None) -> bool:
 
 def _decode_image(
     out: Decoded,
+    data: bytes,
     known: KnownFile | None,
     encoder: EncoderBase | Preprocessing,
     cfg: IndexerSettings,
     reader: ocr.TextReader | None = None,
 ) -> None:
-    if out.src.size > cfg.max_file_bytes:
-        raise MediaError(f"file is {out.src.size} bytes, over the limit of {cfg.max_file_bytes}")
-    data = out.src.path.read_bytes()
     out.content_hash = hashlib.sha256(data).hexdigest()
     if _unchanged(out, known):
         return
@@ -238,8 +231,7 @@ def _decode_media(
         raise MediaError("empty file")
     if src.size > cfg.max_media_bytes:
         raise MediaError(f"file is {src.size} bytes, over the limit of {cfg.max_media_bytes}")
-    with src.path.open("rb") as f:
-        out.content_hash = hashlib.file_digest(f, "sha256").hexdigest()
+    out.content_hash = content_hash(src.path)
     if _unchanged(out, known):
         return
     request = MediaRequest(

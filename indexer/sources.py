@@ -13,6 +13,8 @@ from pathlib import Path
 import filetype
 
 from mmsearch.encode.images import RAW_EXTENSIONS
+from mmsearch.errors import MediaError
+from mmsearch.user_files import guarded
 
 IMAGE_EXTENSIONS = (
     frozenset(
@@ -73,8 +75,9 @@ def media_suffix(path: Path) -> str | None:
     if suffix in KIND_BY_EXTENSION:
         return suffix
     try:
-        guess = filetype.guess(str(path))
-    except OSError:
+        with guarded("the file's first bytes"):
+            guess = filetype.guess(str(path))
+    except MediaError:
         return None
     sniffed = f".{guess.extension}" if guess is not None else None
     return sniffed if sniffed in KIND_BY_EXTENSION else None
@@ -137,14 +140,14 @@ def walk(
                 continue
             if (include and not _matches(rel, include)) or (exclude and _matches(rel, exclude)):
                 continue
-            kind = kind_of(path)
-            if kind not in kinds:
-                passed_over[passed_over_as(path, kind)] += 1
-                continue
             try:
                 st = path.stat()
             except OSError:
                 continue  # vanished or a dangling link
             if not stat.S_ISREG(st.st_mode):
-                continue  # a FIFO or device would block the reader
+                continue  # a FIFO or device would block the reader, the sniffing of its first bytes too
+            kind = kind_of(path)
+            if kind not in kinds:
+                passed_over[passed_over_as(path, kind)] += 1
+                continue
             yield SourceFile(path, str(path), kind, st.st_size, st.st_mtime_ns)

@@ -16,6 +16,8 @@ from mmsearch.defaults import (
     EF_SEARCH,
     GOOD_MARGIN,
     GPU,
+    MAX_FILE_BYTES,
+    MAX_IMAGE_PIXELS,
     NPROBE,
     PICTURE_GAP,
     TEXT_GAP,
@@ -73,8 +75,8 @@ class IndexerSettings(BaseModel):
         le=64,
         description="threads decoding pictures; default: the usable cores, 2 to 16",
     )
-    max_image_pixels: int = Field(100_000_000, ge=1, description="larger images are refused as bombs")
-    max_file_bytes: int = Field(200 * 2**20, ge=1)
+    max_image_pixels: int = Field(MAX_IMAGE_PIXELS, ge=1, description="larger images are refused as bombs")
+    max_file_bytes: int = Field(MAX_FILE_BYTES, ge=1, description="larger picture files are refused")
     include: list[str] = Field(default_factory=list, description="glob patterns on paths under the root")
     exclude: list[str] = Field(default_factory=list)
     save_every_s: float = Field(30.0, gt=0, description="how often the FAISS cache is saved mid-run")

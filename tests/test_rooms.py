@@ -17,7 +17,13 @@ FOLDERS = {
     "indexer": "mmsearch.indexer",
     "api": "mmsearch.api",
 }  # pyproject's package-dir
-GROUND = {"config", "defaults", "errors", "hits"}  # search/'s own modules: the floor every room stands on
+GROUND = {
+    "config",
+    "defaults",
+    "errors",
+    "hits",
+    "user_files",
+}  # search/'s own modules: the floor every room stands on
 BELOW_API = {
     "public",
     "ground",

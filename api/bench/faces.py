@@ -15,6 +15,7 @@ from mmsearch.api.routes.items import make_thumbnail
 from mmsearch.config import Settings
 from mmsearch.encode.images import decode_image
 from mmsearch.indexer.sources import kind_of
+from mmsearch.user_files import read_file
 
 
 @dataclass
@@ -28,7 +29,8 @@ class FacesBench:
 
 
 def bench_faces(settings: Settings, photos: Path, size: int, runs: int = 2) -> FacesBench:
-    data = [p.read_bytes() for p in sorted(photos.rglob("*")) if p.is_file() and kind_of(p) == "image"]
+    limit = settings.indexer.max_file_bytes
+    data = [read_file(p, limit) for p in sorted(photos.rglob("*")) if p.is_file() and kind_of(p) == "image"]
     if not data:
         raise ValueError(f"no pictures under {photos}")
     faces, pixels = FaceBlur(), settings.indexer.max_image_pixels

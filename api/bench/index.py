@@ -18,7 +18,7 @@ from PIL import Image, ImageDraw
 
 from mmsearch.api.bench.measure import Stopwatch, rate, ratio
 from mmsearch.config import IndexerSettings, Settings
-from mmsearch.encode.images import decode_image
+from mmsearch.encode.images import read_picture
 from mmsearch.encode.models import Encoder
 from mmsearch.indexer.pipeline import index_folder
 from mmsearch.storage.store import Store
@@ -46,7 +46,7 @@ def camera_set(root: Path, n: int, size: tuple[int, int] = (1600, 1200)) -> list
 
 def pixels_of(encoder: Encoder, paths: list[Path], max_pixels: int) -> np.ndarray:
     """The pictures decoded and preprocessed as the pipeline does, stacked for encode_pixels."""
-    images = [decode_image(p.read_bytes(), max_pixels, encoder.image_size).image for p in paths]
+    images = [read_picture(p, max_pixels, encoder.image_size).image for p in paths]
     return np.stack([encoder.preprocess(im) for im in images])
 
 

@@ -45,12 +45,14 @@ def classify(
     label probabilities for one --image."""
     from mmsearch.encode.images import is_raw
     from mmsearch.learn.classify import ZeroShotClassifier, tag_collection
+    from mmsearch.user_files import read_file
 
     s = settings_from(index_dir)
     engine = open_engine(s)
     classifier = ZeroShotClassifier(engine.encoder, labels.split(","), template)
     if image is not None:
-        picture = engine.picture(image.read_bytes(), s.indexer.max_image_pixels, is_raw(image)).image
+        data = read_file(image, s.indexer.max_file_bytes)
+        picture = engine.picture(data, s.indexer.max_image_pixels, is_raw(image)).image
         vector = engine.encoder.encode_images([picture])
         for label, p in classifier.classify(vector, top=min(top, len(classifier.labels)))[0]:
             out.print(f"{p:6.3f}  {label}")

@@ -66,17 +66,17 @@ def search(
     from mmsearch.encode.images import is_raw
     from mmsearch.errors import InvalidQueryError
     from mmsearch.query.engine import Filters, Term
+    from mmsearch.user_files import read_file
 
     if query is None and image is None and like is None:
         raise InvalidQueryError("give a text query, --image FILE or --like ITEM_ID")
     filters = Filters(kind, str(Path(path_prefix).resolve()) if path_prefix else None, min_score, where)
     s = settings_from(index_dir, model, pretrained, device=device)
     engine = open_engine(s)
-    picture = (
-        None
-        if image is None
-        else engine.picture(image.read_bytes(), s.indexer.max_image_pixels, is_raw(image)).image
-    )
+    picture = None
+    if image is not None:
+        data = read_file(image, s.indexer.max_file_bytes)
+        picture = engine.picture(data, s.indexer.max_image_pixels, is_raw(image)).image
     given = [t for t in (picture, like, query) if t is not None]
     if negative or like is not None or len(given) > 1:
         terms = [Term(t, weight if isinstance(t, str) else 1.0) for t in given]

@@ -19,7 +19,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import FileResponse
-from PIL import Image
 from pydantic import BaseModel, Field
 
 from mmsearch import MediaError, NotFoundError
@@ -29,6 +28,7 @@ from mmsearch.api.faces import FaceBlur, decode_side, shrunk
 from mmsearch.api.private import developed, media_without_metadata, without_metadata
 from mmsearch.encode.images import decode_image, is_raw
 from mmsearch.hits import INDEXED
+from mmsearch.user_files import read_file
 
 router = APIRouter(tags=["items"])
 
@@ -195,7 +195,7 @@ def thumbnail(
     if item.status == INDEXED and item.kind == "video":
         segment_id = engine.store.catalog.first_keyframe(item_id)
         if segment_id is not None:
-            return _keyframe(request, engine, faces, cache, segment_id, size)
+            return _keyframe(request, engine, settings, faces, cache, segment_id, size)
     if item.status != INDEXED or item.kind != "image":
         raise NotFoundError(f"item {item_id} has no thumbnail (kind {item.kind}, status {item.status})")
     path, st = _indexed_file(item, item_id)
@@ -206,14 +206,10 @@ def thumbnail(
     key = (item_id, size, st.st_size, st.st_mtime_ns)
     jpeg = cache.get(key)
     if jpeg is None:
-        limit = settings.indexer.max_file_bytes
         try:
-            with path.open("rb") as f:
-                data = f.read(limit + 1)
-            if len(data) > limit:
-                raise MediaError(f"file is over the limit of {limit} bytes")
+            data = read_file(path, settings.indexer.max_file_bytes)
             jpeg = make_thumbnail(data, size, settings.indexer.max_image_pixels, faces, is_raw(path))
-        except (OSError, MediaError) as exc:
+        except MediaError as exc:
             raise NotFoundError(f"the file of item {item_id} can no longer be read as an image") from exc
         cache.put(key, jpeg)
     return Response(jpeg, media_type="image/jpeg", headers=headers)
@@ -256,15 +252,15 @@ def media(engine: EngineDep, settings: SettingsDep, item_id: ItemId) -> Response
     name, suffix = path.name, path.suffix.lower()
     media_type = MEDIA_TYPES.get(suffix) or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
     if item.kind == "image" and not settings.api.serve_originals:  # no GPS, camera or time leaves here
-        if st.st_size > settings.indexer.max_file_bytes:
-            raise NotFoundError(f"the file of item {item_id} is over the size the server reads")
-        if not is_raw(path):
-            data, changed = without_metadata(path.read_bytes())
-        else:
-            try:
-                data, changed = developed(path.read_bytes(), settings.indexer.max_image_pixels), "image/jpeg"
-            except MediaError as exc:  # a RAW file that no longer develops
-                raise NotFoundError(f"{exc}; api.serve_originals serves files as they are") from exc
+        pixels = settings.indexer.max_image_pixels
+        try:
+            data = read_file(path, settings.indexer.max_file_bytes)
+            if is_raw(path):
+                data, changed = developed(data, pixels), "image/jpeg"
+            else:
+                data, changed = without_metadata(data, pixels)
+        except MediaError as exc:  # changed since it was indexed, or a RAW file that no longer develops
+            raise NotFoundError(f"{exc}; api.serve_originals serves files as they are") from exc
         headers = {"Cache-Control": "private, max-age=60", "X-Content-Type-Options": "nosniff"}
         return Response(data, media_type=changed or media_type, headers=headers)
     if item.kind in ("video", "audio") and not settings.api.serve_originals:  # a phone's position, its make
@@ -289,6 +285,7 @@ SegmentId = Annotated[int, Path(ge=1, le=MAX_ID, description="the segment's cata
 def _keyframe(
     request: Request,
     engine,
+    settings,
     faces: FaceBlur | None,
     cache: ThumbnailCache,
     segment_id: int,
@@ -305,7 +302,7 @@ def _keyframe(
         jpeg = engine.store.catalog.thumbnail(segment_id)
         if jpeg is None:
             raise NotFoundError(f"segment {segment_id} has no thumbnail")
-        image = Image.open(io.BytesIO(jpeg))
+        image = decode_image(jpeg, settings.indexer.max_image_pixels).image
         side = min(size or max(image.size), max(image.size))
         if faces is not None or side < max(image.size):
             image = shrunk(image, side, faces)
@@ -327,6 +324,11 @@ def _keyframe(
     },
 )
 def segment_thumbnail(
-    request: Request, engine: EngineDep, faces: FacesDep, cache: ThumbnailsDep, segment_id: SegmentId
+    request: Request,
+    engine: EngineDep,
+    settings: SettingsDep,
+    faces: FacesDep,
+    cache: ThumbnailsDep,
+    segment_id: SegmentId,
 ) -> Response:
-    return _keyframe(request, engine, faces, cache, segment_id)
+    return _keyframe(request, engine, settings, faces, cache, segment_id)

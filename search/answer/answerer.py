@@ -19,7 +19,7 @@ from pathlib import Path
 
 from mmsearch.answer.vlm.base import ImagePart, Prompt, TextPart, VLMBackend
 from mmsearch.config import AnswerSettings
-from mmsearch.defaults import LOCAL_VLM
+from mmsearch.defaults import LOCAL_VLM, MAX_IMAGE_PIXELS
 from mmsearch.errors import ConfigError, InvalidQueryError, MediaError, ModelUnavailableError
 from mmsearch.hits import Hit, clock
 from mmsearch.query.engine import Engine, Filters
@@ -124,17 +124,18 @@ class Answerer:
         """A JPEG of the hit's picture (the image, or the scene's keyframe), at most image_px."""
         if hit.space != "image":
             return None
+        from mmsearch.encode.images import decode_image, read_picture
+
+        side = self.settings.image_px
         try:
             if hit.has_thumbnail:
                 data = self.engine.store.catalog.thumbnail(hit.segment_id)
+                if data is None:
+                    return None
+                image = decode_image(data, MAX_IMAGE_PIXELS, min_side=side).image
             else:
-                data = Path(hit.uri).read_bytes()
-            if data is None:
-                return None
-            from mmsearch.encode.images import decode_image
-
-            image = decode_image(data, 100_000_000, min_side=self.settings.image_px).image
-        except (OSError, MediaError):
+                image = read_picture(Path(hit.uri), min_side=side).image
+        except MediaError:
             return None  # the file changed or vanished since it was indexed: text-only evidence
         image.thumbnail((self.settings.image_px, self.settings.image_px))
         out = io.BytesIO()

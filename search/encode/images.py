@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import functools
 import io
-import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError, features
 
+from mmsearch.defaults import MAX_FILE_BYTES, MAX_IMAGE_PIXELS
 from mmsearch.encode.photo_fields import photo_fields
 from mmsearch.errors import MediaError, MediaTooLargeError
+from mmsearch.user_files import guarded, read_file
 
 FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "PSD")  # PSD: the saved composite
 ORIENTATION = 0x0112
@@ -51,10 +54,49 @@ class DecodedImage:
     fields: dict = field(default_factory=dict)  # when, with what, where it was taken (photo_fields.py)
 
 
+def read_picture(
+    path: Path,
+    max_pixels: int = MAX_IMAGE_PIXELS,
+    min_side: int | None = None,
+    max_bytes: int = MAX_FILE_BYTES,
+) -> DecodedImage:
+    """A picture file read and decoded through the door (read_file's size limit, then decode_image; a
+    camera RAW file by its extension): for pictures that are not being indexed, such as a query picture on
+    disk or the file behind a hit. MediaError with the reason where it cannot be."""
+    return decode_image(read_file(path, max_bytes), max_pixels, min_side, raw=is_raw(path))
+
+
 def is_raw(path: str | Path) -> bool:
     """A camera RAW file, by its extension (most are TIFF inside, which Pillow would open as their small
     preview)."""
     return Path(path).suffix.lower() in RAW_EXTENSIONS
+
+
+def open_picture(data: bytes, max_pixels: int) -> Image.Image:
+    """The picture in `data`, its header read and its size checked against `max_pixels`; its pixels are
+    decoded later (`load`, `draft`). Every picture a user gives comes in here (decode_image, the GIF check,
+    served copies): a file Pillow cannot make sense of is a MediaError that says why."""
+    if not data:
+        raise MediaError("empty file")
+    with guarded("the picture"):
+        try:
+            im = Image.open(io.BytesIO(data), formats=formats())
+        except UnidentifiedImageError as exc:
+            raise MediaError(_unreadable(data)) from exc
+        width, height = im.size
+        if width * height > max_pixels:
+            raise MediaTooLargeError(
+                f"image is {width}x{height} = {width * height} pixels, over the limit of {max_pixels}"
+            )
+        return im
+
+
+def is_animated_gif(data: bytes, max_pixels: int) -> bool:
+    """Whether the bytes are a GIF of more than one frame (from its header). MediaError where they are not
+    a GIF that can be read."""
+    im = open_picture(data, max_pixels)
+    with guarded("the GIF"):
+        return im.format == "GIF" and bool(getattr(im, "is_animated", False))
 
 
 def decode_image(
@@ -69,29 +111,20 @@ def decode_image(
         raise MediaError("empty file")
     if raw:
         return _decode_raw(data, max_pixels, min_side)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            im = Image.open(io.BytesIO(data), formats=formats())
-        width, height = im.size
-        if width * height > max_pixels:
-            raise MediaTooLargeError(
-                f"image is {width}x{height} = {width * height} pixels, over the limit of {max_pixels}"
-            )
+    im = open_picture(data, max_pixels)
+    width, height = im.size
+    with guarded("the picture"):
         if min_side and im.format == "JPEG":
             im.draft("RGB", (min_side, min_side))
-        im.load()
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise MediaTooLargeError(f"refused as a decompression bomb: {exc}") from exc
-    except UnidentifiedImageError as exc:
-        raise MediaError(_unreadable(data)) from exc
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise MediaError(f"corrupt or truncated image data: {exc}") from exc
-    fields = photo_fields(im)
-    im, turned = _orient(im)
-    if turned:
-        width, height = height, width
-    return DecodedImage(to_rgb(im), width, height, fields)
+        try:
+            im.load()
+        except (OSError, SyntaxError, ValueError, EOFError) as exc:
+            raise MediaError(f"corrupt or truncated image data: {exc}") from exc
+        fields = photo_fields(im)
+        im, turned = _orient(im)
+        if turned:
+            width, height = height, width
+        return DecodedImage(to_rgb(im), width, height, fields)
 
 
 def _decode_raw(data: bytes, max_pixels: int, min_side: int | None) -> DecodedImage:
@@ -103,28 +136,31 @@ def _decode_raw(data: bytes, max_pixels: int, min_side: int | None) -> DecodedIm
         import rawpy
     except ImportError:
         raise MediaError("a camera RAW photo: reading it needs rawpy (pip install 'mmsearch[raw]')") from None
-    try:
-        with rawpy.imread(io.BytesIO(data)) as raw:
-            sizes = raw.sizes
-            width, height = (
-                (sizes.height, sizes.width) if sizes.flip in (5, 6) else (sizes.width, sizes.height)
+    with guarded("the camera RAW photo"), _libraw_errors(rawpy), rawpy.imread(io.BytesIO(data)) as raw:
+        sizes = raw.sizes
+        width, height = (sizes.height, sizes.width) if sizes.flip in (5, 6) else (sizes.width, sizes.height)
+        if width * height > max_pixels:
+            raise MediaTooLargeError(
+                f"image is {width}x{height} = {width * height} pixels, over the limit of {max_pixels}"
             )
-            if width * height > max_pixels:
-                raise MediaTooLargeError(
-                    f"image is {width}x{height} = {width * height} pixels, over the limit of {max_pixels}"
-                )
-            half = bool(min_side) and min(width, height) >= 2 * min_side
-            rgb = raw.postprocess(use_camera_wb=True, half_size=half, output_bps=8)
-    except rawpy.LibRawError as exc:
-        raise MediaError(
-            f"corrupt or unsupported camera RAW data: {type(exc).__name__} {exc}".strip()
-        ) from exc
+        half = bool(min_side) and min(width, height) >= 2 * min_side
+        rgb = raw.postprocess(use_camera_wb=True, half_size=half, output_bps=8)
     exif = Image.Exif()
     try:
         exif.load(data)  # the file's first IFD and the EXIF and GPS ones it points to, pixels unread
     except Exception:  # not TIFF inside (CR3, RAF, ...), or tags Pillow cannot parse: the picture stays
         exif = Image.Exif()
     return DecodedImage(Image.fromarray(rgb), width, height, photo_fields(exif))
+
+
+@contextmanager
+def _libraw_errors(rawpy) -> Iterator[None]:
+    """LibRaw's own errors, said as such."""
+    try:
+        yield
+    except rawpy.LibRawError as exc:
+        why = f"{type(exc).__name__} {exc}".strip()
+        raise MediaError(f"corrupt or unsupported camera RAW data: {why}") from exc
 
 
 def _orient(im: Image.Image) -> tuple[Image.Image, bool]:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mmsearch.defaults import MAX_FILE_BYTES
 from mmsearch.encode.images import is_raw
 from mmsearch.errors import ConfigError, MediaError
 from mmsearch.evaluate import metrics
@@ -17,6 +18,7 @@ from mmsearch.evaluate.labels import Query, Resolved, ZeroShotSet
 from mmsearch.hits import Hit, Moment
 from mmsearch.learn.classify import ZeroShotClassifier
 from mmsearch.query.engine import Engine
+from mmsearch.user_files import read_file
 
 CUTOFFS = (1, 5, 10)  # recall@k; nDCG is taken at the last
 IOU_HIT = 0.5  # a moment counts as found at this temporal IoU or more
@@ -174,8 +176,8 @@ def _search(engine: Engine, query: Query, depth: int) -> Callable[[], list[Hit]]
 
 def _picture(engine: Engine, path: Path):
     try:
-        return engine.picture(path.read_bytes(), raw=is_raw(path)).image
-    except (OSError, MediaError) as exc:
+        return engine.picture(read_file(path, MAX_FILE_BYTES), raw=is_raw(path)).image
+    except MediaError as exc:
         raise ConfigError(f"cannot read the picture {path}: {exc}") from exc
 
 

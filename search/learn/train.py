@@ -20,12 +20,13 @@ from typing import Any
 import open_clip
 import torch
 from open_clip.loss import ClipLoss
-from PIL import Image
 from safetensors.torch import save_file
 from torch.optim.lr_scheduler import LRScheduler
 
+from mmsearch.encode.images import read_picture
 from mmsearch.encode.models import open_clip_quiet
 from mmsearch.encode.spec import MODEL_CONFIGS
+from mmsearch.errors import ConfigError, MediaError
 
 CONFIG_FILE = "open_clip_config.json"
 WEIGHTS_FILE = "open_clip_model.safetensors"
@@ -127,11 +128,14 @@ class _Data:
 
 
 def _prepare(pairs: list[tuple[Path, str]], preprocess: Callable, tokenizer: Callable) -> _Data:
-    """Decode and preprocess every image once (datasets here are small) and tokenize captions."""
+    """Decode and preprocess every image once (datasets here are small) and tokenize captions. A picture
+    that cannot be read stops the training before it starts, naming the file."""
     tensors = []
     for path, _ in pairs:
-        with Image.open(path) as img:
-            tensors.append(preprocess(img.convert("RGB")))
+        try:
+            tensors.append(preprocess(read_picture(path).image))
+        except MediaError as exc:
+            raise ConfigError(f"cannot train on {path}: {exc}") from exc
     captions = [c for _, c in pairs]
     return _Data(tokenizer, torch.stack(tensors), tokenizer(captions), captions)
 

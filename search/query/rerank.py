@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from mmsearch.encode.images import decode_image
+from mmsearch.defaults import MAX_IMAGE_PIXELS
+from mmsearch.encode.images import decode_image, read_picture
 from mmsearch.errors import MediaError
 from mmsearch.hits import IMAGE_SPACE, Hit
 from mmsearch.storage.catalog import Catalog
@@ -34,7 +35,7 @@ class ClipReranker:
     """A second open_clip/SigLIP model (typically larger than the index's) scoring each picture hit
     against the query text with its own towers: the image file, or the stored keyframe of a scene."""
 
-    def __init__(self, encoder: Encoder, catalog: Catalog, max_pixels: int = 100_000_000):
+    def __init__(self, encoder: Encoder, catalog: Catalog, max_pixels: int = MAX_IMAGE_PIXELS):
         self.encoder, self.catalog, self.max_pixels = encoder, catalog, max_pixels
         self.name = f"clip:{encoder.spec.label()}"
 
@@ -45,16 +46,16 @@ class ClipReranker:
             if hit.space != IMAGE_SPACE:
                 continue
             try:
-                data = (
-                    self.catalog.thumbnail(hit.segment_id)
-                    if hit.has_thumbnail
-                    else Path(hit.uri).read_bytes()
-                )
-                if data is None:
-                    continue
-                images.append(decode_image(data, self.max_pixels, min_side=self.encoder.image_size).image)
+                side = self.encoder.image_size
+                if hit.has_thumbnail:
+                    data = self.catalog.thumbnail(hit.segment_id)
+                    if data is None:
+                        continue
+                    images.append(decode_image(data, self.max_pixels, min_side=side).image)
+                else:
+                    images.append(read_picture(Path(hit.uri), self.max_pixels, min_side=side).image)
                 where.append(i)
-            except (OSError, MediaError):
+            except MediaError:
                 continue  # changed or gone since indexing: it keeps its first-stage place
         if images:
             query_vector = self.encoder.encode_texts([query])[0]
