@@ -1,6 +1,7 @@
 # Two commands do all set-up on a fresh machine:
 #   make run   index the sample data in data/ and serve the API and web page on http://127.0.0.1:8000
-#   make test  install the project with its test tools into .venv and run the whole suite
+#   make test  install the project, its test tools and what the tests need of the system (espeak-ng,
+#              chromium, PostgreSQL: apt-get, as root or through sudo), then run the main suite
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -11,7 +12,7 @@ PORT ?= 8000
 DEMO := .cache/demo
 SHAPES_MODEL := .cache/models/shapes
 
-.PHONY: run test test-portable real-data fixture-models lint bench gpu-check clean
+.PHONY: run test test-slow test-portable system real-data fixture-models lint bench gpu-check clean
 
 # `make run` installs what running needs and no test tools; where there is no NVIDIA GPU, the CPU build of
 # PyTorch from PyTorch's own index (about 0.9 GB against 5.3 GB for the CUDA build with its libraries).
@@ -74,16 +75,36 @@ REAL := .cache/real
 real-data:
 	$(PYTHON) data/real/fetch.py $(REAL)
 
-test: $(STAMP) real-data
-	$(BIN)/python -m pytest -q --durations=10
+# What the tests need of the system: espeak-ng and chromium (.ci/system.sh) and a PostgreSQL server for the
+# catalog tests (.ci/postgres.sh prints its URL), installed with apt-get where missing. An
+# MMSEARCH_TEST_PG_URL already set is used as it is.
+AS_ROOT := $(if $(filter 0,$(shell id -u)),,sudo)
+system:
+	@bash .ci/system.sh
+PG_URL = $${MMSEARCH_TEST_PG_URL:-$$($(AS_ROOT) bash .ci/postgres.sh | tail -n 1)}
+
+# Tests run in parallel (pytest-xdist), a worker per core up to 4 (each holds models in memory); one worker
+# runs all of a file's tests and all of tests/real, so shared setup is made once (tests/conftest.py).
+TEST_WORKERS ?= $(shell $(PYTHON) -c "import os; print(min(4, len(os.sched_getaffinity(0))))")
+PYTEST = MMSEARCH_TEST_PG_URL=$(PG_URL) $(BIN)/python -m pytest -q -n $(TEST_WORKERS)
+
+# The main suite: every test but the slow tier.
+test: $(STAMP) real-data system
+	$(PYTEST) -m "not slow" --durations=10
+
+# The slow tier (kill loops, a Ray cluster, schema fuzzing of the API, load while indexing, the held-out
+# mixed sets): CI runs it too.
+test-slow: $(STAMP) real-data system
+	$(PYTEST) -m slow --durations=5
 
 # The quality tests again where the CPU computes as an AVX2-only machine with one thread, and as one with
-# no vector kernels and 8 threads: a test that holds only by this CPU's rounding fails here first.
+# no vector kernels and 8 threads: a test that holds only by this CPU's rounding fails here first. Which
+# tests are `quality`: tests/conftest.py (MEASURING) and docs/testing.md.
 AVX2_ONE_THREAD := ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2 OMP_NUM_THREADS=1
 NO_VECTOR_EIGHT_THREADS := ATEN_CPU_CAPABILITY=default MKL_CBWR=COMPATIBLE OMP_NUM_THREADS=8
-test-portable: $(STAMP) real-data
-	$(AVX2_ONE_THREAD) $(BIN)/python -m pytest -q -m quality -p no:cacheprovider
-	$(NO_VECTOR_EIGHT_THREADS) $(BIN)/python -m pytest -q -m quality -p no:cacheprovider
+test-portable: $(STAMP) real-data system
+	$(AVX2_ONE_THREAD) $(PYTEST) -m quality -p no:cacheprovider
+	$(NO_VECTOR_EIGHT_THREADS) $(PYTEST) -m quality -p no:cacheprovider
 
 # The trained models the quality tests load (tests/fixtures/models/README.md).
 FIXTURES := tests/fixtures/models

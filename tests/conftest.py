@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import threading
@@ -19,6 +20,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no hub here: fail fast instead o
 # As `mmsearch` does (api/cli/): OpenMP threads that spin while they wait fight the server and decode
 # threads of the same tests for 2 cores; under load that made model training 10x slower. Set before torch.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# Under pytest-xdist the workers share the cores: one OpenMP thread each (and in the commands they start)
+# instead of a core's worth each fighting for them. Other thread counts: `make test-portable`.
+if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import open_clip
 
@@ -28,7 +33,11 @@ from mmsearch import Engine, Settings
 # (every pair of images > 0.996 alike) it keeps distinct images apart.
 open_clip.add_model_config(Path(__file__).with_name("model_configs"))
 TINY = {"name": "test-vit", "random_weights": True, "device": "cpu"}
-CHROMIUM = shutil.which("chromium")  # Debian's, driven by Playwright (apt-get install chromium; .ci/run does)
+CHROMIUM = shutil.which("chromium")  # Debian's, driven by Playwright (`make test` installs it: .ci/system.sh)
+# Without chromium a page test skips on a developer's machine, saying so; in CI (CI set) it runs and fails.
+NEEDS_CHROMIUM = pytest.mark.skipif(
+    not CHROMIUM and not os.environ.get("CI"), reason="needs Debian's chromium: `make test` installs it"
+)
 
 
 def make_settings(tmp: Path, **model: object) -> Settings:
@@ -90,12 +99,52 @@ def shapes_attribute_model(tmp_path_factory) -> Path:
     return _fixture_model(tmp_path_factory, "shapes-attribute", "MMSEARCH_TEST_SHAPES_ATTRIBUTE_MODEL")
 
 
+TESTS = Path(__file__).parent
+TRAINED = {"shapes_model", "shapes_attribute_model"}
+# The files whose tests measure a trained model: a recall, an accuracy, a margin, which file or moment
+# ranks first on held-out data. Their tests that load a trained model are `quality`: `make test-portable`
+# reruns them under other CPU kernels and thread counts (docs/testing.md). The other tests that load one
+# send a query through a door (CLI, HTTP, MCP, the page, the one-shot search, answers) and check that the
+# door gives the engine's answer; the ranking they show is measured here.
+MEASURING = {
+    "test_quality.py",
+    "test_classify.py",
+    "test_composed.py",
+    "test_fusion.py",
+    "test_media_index.py",
+    "test_eval.py",
+    "test_dedup.py",
+    "test_model.py",
+    "test_ranking.py",
+    "test_ocr.py",
+    "real/test_speech.py",
+    "real/test_films.py",
+    "real/test_photos.py",
+    "real/test_multilingual.py",
+}
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Every test that measures a trained model is a quality test (`make test-portable` reruns them
-    under other CPU kernels and thread counts)."""
+    """Marks a measuring file's tests that load a trained model `quality`."""
     for item in items:
-        if {"shapes_model", "shapes_attribute_model"} & set(getattr(item, "fixturenames", ())):
+        rel = item.path.relative_to(TESTS).as_posix()
+        if rel in MEASURING and TRAINED & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.quality)
+
+
+if importlib.util.find_spec("xdist") is not None:
+    from xdist.scheduler import LoadFileScheduling
+
+    class FilesAndRealScheduling(LoadFileScheduling):
+        """pytest-xdist's `--dist loadfile`, with all of tests/real as one file: one worker runs all of a
+        file's tests, so a module's fixtures are built once, and the real corpus is indexed once."""
+
+        def _split_scope(self, nodeid: str) -> str:
+            path = super()._split_scope(nodeid)
+            return "tests/real" if path.startswith("tests/real/") else path
+
+    def pytest_xdist_make_scheduler(config, log):
+        return FilesAndRealScheduling(config, log)
 
 
 def assert_same_ranking(got: list[tuple[object, float]], want: list[tuple[object, float]], tol: float = 1e-4):
@@ -168,6 +217,8 @@ def browser():
     """Headless Chromium for the web page's tests."""
     from playwright.sync_api import sync_playwright
 
+    if not CHROMIUM:
+        pytest.fail("Debian's chromium is missing: `make test` installs it (.ci/system.sh)")
     with sync_playwright() as p:
         chromium = p.chromium.launch(
             executable_path=CHROMIUM, args=["--no-sandbox", "--autoplay-policy=no-user-gesture-required"]

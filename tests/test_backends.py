@@ -27,7 +27,6 @@ from mmsearch.learn.train import save_model
 from mmsearch.synth.shapes import caption, class_of, classes, generate
 from tests.conftest import assert_same_ranking, index_heldout_shapes, write_images
 
-pytestmark = pytest.mark.slow
 ONNX_MISSING = onnx_towers.missing()
 needs_onnx = pytest.mark.skipif(ONNX_MISSING is not None, reason=f"ONNX backend: {ONNX_MISSING}")
 BACKENDS = [

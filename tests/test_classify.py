@@ -20,7 +20,6 @@ from mmsearch.errors import InvalidQueryError
 from mmsearch.learn.classify import DEFAULT_TEMPLATES, ZeroShotClassifier
 from mmsearch.synth.shapes import COLOURS, SHAPES, class_of, generate
 
-pytestmark = pytest.mark.slow
 HELD_OUT_PER_CLASS = 6
 
 # The committed fixture (tests/fixtures/models/shapes) scores colours 1.0 and shapes 0.944 (170 of 180) on

@@ -10,7 +10,6 @@ import pytest
 
 from mmsearch.synth.shapes import class_of, generate
 
-pytestmark = pytest.mark.slow
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "200"}
 
 

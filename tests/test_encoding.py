@@ -26,10 +26,7 @@ from mmsearch.indexer.pipeline import Preprocessing
 from mmsearch.learn.train import save_model
 from tests.conftest import write_images
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(onnx_towers.missing() is not None, reason=f"ONNX: {onnx_towers.missing()}"),
-]
+pytestmark = pytest.mark.skipif(onnx_towers.missing() is not None, reason=f"ONNX: {onnx_towers.missing()}")
 TEXTS = ["a red circle", "the harbour at dawn", "x", "  Ünïcödé  café  ", "word " * 90]
 
 

@@ -26,7 +26,6 @@ from mmsearch.indexer.sources import ALL_KINDS, walk
 from mmsearch.synth.media import shot_of, write_audio, write_video
 from tests.conftest import TINY
 
-pytestmark = pytest.mark.slow
 FPS, RATE = 25, 48000  # MPEG-1 and -2 take only the standard frame rates; AC-3 these sound rates
 # file name -> (video codec or None, with sound, the kind its streams make it); sound is AAC, or Opus in
 # Ogg (search/synth/media.py picks the codec by container)

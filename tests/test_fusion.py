@@ -9,11 +9,11 @@ import pytest
 
 from tests.mixed_fusion import indexed_set, misses
 
-pytestmark = pytest.mark.slow
 HELD_OUT = (4, 5, 6)
 SHARE_MIN = 0.90
 
 
+@pytest.mark.slow  # three sets of media indexed with Whisper: the slow tier, and `make test-portable`
 def test_the_top_hit_is_the_right_file_and_moment_on_the_held_out_sets(
     shapes_attribute_model, tmp_path, record_property
 ):

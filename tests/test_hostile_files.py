@@ -22,7 +22,6 @@ from mmsearch.indexer import index_folder
 from tests.conftest import TINY, serve, write_images
 from tests.hostile_files import mutants, valid_files
 
-pytestmark = pytest.mark.slow
 ROOT = Path(__file__).parents[1]
 PICTURES = ("png", "gif", "bmp", "jpg", "tif")
 TIMEOUT_S = 60.0  # a media worker silent this long is killed: a hang, which must not happen here

@@ -23,8 +23,7 @@ from mmsearch import Engine, Settings
 from mmsearch.synth.media import shot_of, sign_of, write_video
 from tests.conftest import write_images
 
-pytestmark = pytest.mark.slow
-pytest.importorskip("rapidocr_onnxruntime")
+pytestmark = pytest.mark.slow  # the slow tier: `make test-slow`, run by CI
 FIXTURES = Path(__file__).with_name("fixtures")
 KILLS = 5
 SEED = 32
@@ -121,7 +120,9 @@ def test_killed_again_and_again_then_finished_equals_an_uninterrupted_run(tmp_pa
     assert any(s[1] == "text" and "EXIT" in (s[4] or "").upper() for s in c_segs), "OCR read nothing"
     assert any(s[0].endswith("tour.mp4") and s[1] == "text" and s[2] > 0 for s in c_segs), "no speech read"
     for k, c in zip(k_segs, c_segs, strict=True):
-        np.testing.assert_allclose(np.frombuffer(k[5], np.float32), np.frombuffer(c[5], np.float32), atol=1e-5)
+        np.testing.assert_allclose(
+            np.frombuffer(k[5], np.float32), np.frombuffer(c[5], np.float32), atol=1e-5
+        )
     killed, uninterrupted = _open(killed_dir), _open(clean_dir)
     try:
         _no_phantoms(killed)

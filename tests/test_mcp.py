@@ -29,7 +29,6 @@ from mmsearch.synth.shapes import caption, classes, render
 from tests.fake_vlm import DELTAS, fake_vlm_server
 
 mcp = pytest.importorskip("mcp")
-pytestmark = pytest.mark.slow
 SPEECH = Path(__file__).with_name("fixtures") / "speech"
 TOOLS = {"search", "search_moments", "similar", "get_item", "classify", "ask"}
 

@@ -16,7 +16,6 @@ from mmsearch.encode.images import decode_image
 from mmsearch.indexer import index_folder
 from mmsearch.synth.shapes import caption, class_of, classes, generate
 
-pytestmark = pytest.mark.slow
 HELD_OUT_PER_CLASS = 6
 
 

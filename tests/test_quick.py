@@ -20,10 +20,9 @@ from mmsearch.storage.schema import ItemRecord
 from mmsearch.synth.shapes import caption, classes
 from tests.conftest import index_heldout_shapes
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(onnx_towers.missing() is not None, reason=f"query tower: {onnx_towers.missing()}"),
-]
+pytestmark = pytest.mark.skipif(
+    onnx_towers.missing() is not None, reason=f"query tower: {onnx_towers.missing()}"
+)
 FIXTURES = Path(__file__).parent / "fixtures"
 HEAVY = ("torch", "open_clip", "sqlalchemy", "pydantic", "typer")
 PER_CLASS = 3

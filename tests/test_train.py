@@ -195,7 +195,6 @@ def held_out_recall_at_5(encoder: Encoder, folder: Path) -> float:
     return float(np.mean([[truth[i] == c for i in row] for c, row in zip(classes, top5, strict=True)]))
 
 
-@pytest.mark.slow
 @pytest.mark.quality
 def test_training_lowers_the_loss(small_training, record_property) -> None:
     _, losses = small_training
@@ -204,7 +203,6 @@ def test_training_lowers_the_loss(small_training, record_property) -> None:
     assert losses[-1] <= LOSS_RATIO_MAX * losses[0], f"losses per epoch {np.round(losses, 3)}"
 
 
-@pytest.mark.slow
 @pytest.mark.quality
 def test_training_lifts_held_out_recall_far_above_chance(small_training, tmp_path: Path, record_property):
     folder, _ = small_training

@@ -4,11 +4,7 @@ tensor does (the figures themselves are `mmsearch bench text-int8`'s, docs/bench
 
 from __future__ import annotations
 
-import pytest
-
 from mmsearch.api.bench.text_int8 import bench_text_int8
-
-pytestmark = pytest.mark.slow
 
 
 def test_int8_against_float32_on_real_weights():

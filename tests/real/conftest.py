@@ -68,7 +68,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if here in Path(item.fspath).parents:
             item.add_marker(pytest.mark.real)
-            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")
