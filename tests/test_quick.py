@@ -119,6 +119,15 @@ def test_the_command_answers_without_heavy_imports_and_prints_what_the_full_one_
     table = run_mmsearch("search", QUERIES[0], MMSEARCH_INDEX_DIR=str(settings.index_dir))
     assert table.returncode == 0 and loaded(table) == set()
     assert Path(json.loads(light.stdout)[0]["uri"]).name in table.stdout
+    # Settings a text search never reads (the server's port, the speech model) keep the light way.
+    unrelated = run_mmsearch(
+        *("search", QUERIES[0], "-k", "5", "--json", "--all", "-i", str(settings.index_dir)),
+        MMSEARCH_API__PORT="9",
+        mmsearch_speech__model="tiny.en",
+        MMSEARCH_ANSWER__BACKEND="openai",
+    )
+    assert unrelated.returncode == 0 and loaded(unrelated) == set(), unrelated.stderr
+    assert json.loads(unrelated.stdout) == json.loads(light.stdout)
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,7 @@
 (search/query/quick.py) against the full way (the engine with torch), in one run on the same index.
 
 Each run is a fresh process, as a user's shell starts it; the full way is forced with a setting at its
-default value (any MMSEARCH_ setting sends a search the full way), so both rank with the same settings.
+default value (any search setting sends a search the full way), so both rank with the same settings.
 """
 
 from __future__ import annotations

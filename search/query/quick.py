@@ -7,7 +7,8 @@ seconds, pydantic and SQLAlchemy tenths. This path loads the index's int8 query 
 - a text query with no option but -k, --index-dir / -i, --all, --json, --paths and --literal;
 - no date in it where the index has taken_at (the engine reads it as a filter: search/query/when.py),
   and no photo with a place in the index (any word may name a city: search/query/place.py);
-- no MMSEARCH_ setting in the environment but MMSEARCH_INDEX_DIR (so default search settings hold);
+- no MMSEARCH_ setting in the environment that can change a text search's hits (so the defaults hold):
+  the index folder and the settings of indexing, the server and answers (UNRELATED) may be set;
 - an index with a query tower for its model, a SQLite catalog inside it, vector caches as current as
   the catalog, and, where it holds transcripts, its text model's ONNX graph (search/encode/word_tower.py).
 Both rank by search/query/ranking.py: cohort margins, the word match, moments narrowed to the words said;
@@ -52,6 +53,9 @@ if TYPE_CHECKING:
     from mmsearch.storage.vectors import VectorIndex
 
 INDEX_DIR_ENV = "MMSEARCH_INDEX_DIR"
+# The settings groups a text search never reads (search/config.py): set or not, its hits are the same. The
+# model, the index, search and the database (MMSEARCH_MODEL__, _INDEX__, _SEARCH__, _DATABASE_URL) are.
+UNRELATED = tuple(f"MMSEARCH_{group}__" for group in ("INDEXER", "VIDEO", "SPEECH", "OCR", "ANSWER", "API"))
 MAX_K = 10_000  # as the full command's -k
 CHUNK = 10_000  # ids per SQL statement, under SQLite's bound on parameters
 
@@ -102,8 +106,12 @@ def _int(value: str) -> int | None:
 
 
 def settings_in_env() -> bool:
-    """Whether any mmsearch setting but the index folder is set (pydantic-settings ignores case)."""
-    return any(k.upper().startswith("MMSEARCH_") and k.upper() != INDEX_DIR_ENV for k in os.environ)
+    """Whether an mmsearch setting that can change a text search's hits is set (pydantic-settings ignores
+    case)."""
+    names = (k.upper() for k in os.environ)
+    return any(
+        k.startswith("MMSEARCH_") and k != INDEX_DIR_ENV and not k.startswith(UNRELATED) for k in names
+    )
 
 
 def search(query: Query) -> list[Hit] | None:
