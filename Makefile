@@ -91,12 +91,14 @@ PG_URL = $${MMSEARCH_TEST_PG_URL:-$$($(AS_ROOT) bash .ci/postgres.sh | tail -n 1
 TEST_WORKERS ?= $(shell $(PYTHON) -c "import os; print(min(4, len(os.sched_getaffinity(0))))")
 PYTEST = MMSEARCH_TEST_PG_URL=$(PG_URL) $(BIN)/python -m pytest -q -n $(TEST_WORKERS)
 
-# The main suite: every test but the slow tier.
+# The main suite: every test but the slow tier. TIER=all runs the slow tier too, in the same run (CI).
+TIER ?= main
+MARKS := $(if $(filter all,$(TIER)),,-m "not slow")
 test: $(STAMP) real-data system
-	$(PYTEST) -m "not slow" --durations=10
+	$(PYTEST) $(MARKS) --durations=10
 
-# The slow tier (kill loops, a Ray cluster, schema fuzzing of the API, load while indexing, the held-out
-# mixed sets): CI runs it too.
+# The slow tier alone (kill loops, a Ray cluster, schema fuzzing of the API, load while indexing, the
+# held-out mixed sets).
 test-slow: $(STAMP) real-data system
 	$(PYTEST) -m slow --durations=5
 
