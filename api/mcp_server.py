@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import anyio
-import numpy as np
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ImageContent, TextContent, ToolAnnotations
@@ -35,10 +34,10 @@ from mmsearch.answer.answerer import Answer, Answerer
 from mmsearch.api.faces import FaceBlur, decode_side, shrunk
 from mmsearch.api.index_runs import IndexRunner
 from mmsearch.api.limits import megabytes
-from mmsearch.encode.images import decode_image, is_raw, read_picture
-from mmsearch.hits import IMAGE_SPACE, Hit
+from mmsearch.encode.images import is_raw
+from mmsearch.hits import Hit
 from mmsearch.learn.classify import ZeroShotClassifier
-from mmsearch.query.engine import MAX_PICTURE_PIXELS, Term
+from mmsearch.query.engine import Term
 from mmsearch.query.filters import BUILT_IN, example
 from mmsearch.query.relevance import strong
 from mmsearch.user_files import read_file
@@ -186,9 +185,7 @@ def build(engine: Engine, settings: Settings) -> MCPServer:
             said = [
                 {"t_start": s.t_start, "t_end": s.t_end, "text": s.text} for s in engine.transcript(item_id)
             ]
-            tags = [
-                {"label": label, "score": score} for label, score, _ in engine.store.catalog.tags(item_id)
-            ]
+            tags = [{"label": label, "score": score} for label, score, _ in engine.tags(item_id)]
             return json.dumps(
                 {
                     "id": item.id,
@@ -219,14 +216,8 @@ def build(engine: Engine, settings: Settings) -> MCPServer:
         """Zero-shot labels for an item's pictures: each label's probability, best first."""
 
         def work():
-            engine.item(item_id)
-            ids = engine.store.catalog.item_segment_ids(item_id, IMAGE_SPACE)
-            if not len(ids):
-                raise ToolError(f"item {item_id} has no picture to classify")
-            mean = engine.store.vectors_of(IMAGE_SPACE, ids).mean(axis=0, keepdims=True)
-            best = ZeroShotClassifier(engine.encoder, labels).classify(mean / np.linalg.norm(mean), top=top)[
-                0
-            ]
+            vector = engine.item_picture_vector(item_id)[None]
+            best = ZeroShotClassifier(engine.encoder, labels).classify(vector, top=top)[0]
             return json.dumps([{"label": label, "score": round(float(p), 4)} for label, p in best])
 
         return run(work)
@@ -333,14 +324,9 @@ def _hit_json(h: Hit) -> dict:
 def _thumbnail(engine: Engine, h: Hit, faces: FaceBlur | None) -> bytes | None:
     """The hit's keyframe, or the picture itself, as a small JPEG, faces blurred when `faces` is given;
     None for a recording."""
-    jpeg = engine.store.catalog.thumbnail(h.segment_id) if h.has_thumbnail else None
-    side = decode_side(THUMBNAIL_PX, faces)
     try:
-        if jpeg is not None:
-            image = decode_image(jpeg, MAX_PICTURE_PIXELS).image
-        elif h.kind == "image":
-            image = read_picture(Path(h.uri), MAX_PICTURE_PIXELS, min_side=side).image
-        else:
+        image = engine.hit_picture(h, decode_side(THUMBNAIL_PX, faces))
+        if image is None:
             return None
         image = shrunk(image, THUMBNAIL_PX, faces)
         out = io.BytesIO()

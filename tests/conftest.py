@@ -33,10 +33,6 @@ if TYPE_CHECKING:
 
 TINY = {"name": "test-vit", "random_weights": True, "device": "cpu"}
 CHROMIUM = shutil.which("chromium")  # Debian's, driven by Playwright (`make test` installs it: .ci/system.sh)
-# Without chromium a page test skips on a developer's machine, saying so; in CI (CI set) it runs and fails.
-NEEDS_CHROMIUM = pytest.mark.skipif(
-    not CHROMIUM and not os.environ.get("CI"), reason="needs Debian's chromium: `make test` installs it"
-)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -227,7 +223,7 @@ def one_faiss_thread():
 
 @pytest.fixture(scope="module")
 def browser():
-    """Headless Chromium for the web page's tests."""
+    """Headless Chromium for the web page's tests; without it they fail, never skip."""
     from playwright.sync_api import sync_playwright
 
     if not CHROMIUM:

@@ -26,7 +26,7 @@ from mmsearch.api.app import create_app
 from mmsearch.encode.photo_fields import creation_time, taken_at
 from mmsearch.indexer import index_folder
 from mmsearch.query import filters, place, when
-from tests.conftest import NEEDS_CHROMIUM, serve
+from tests.conftest import serve
 
 PHOTOS = Path(__file__).with_name("fixtures") / "photos"
 RANDOM = {
@@ -500,7 +500,6 @@ def test_the_place_is_shown_back_over_http_and_the_command_line(places):
     assert "near 'Paris, France': near 48.8534,2.3488 29km" in said
 
 
-@NEEDS_CHROMIUM
 def test_the_web_pages_timeline_keeps_a_search_to_a_year(tmp_path, browser):
     """A bar per year the photos were taken (GET /facets), sized by count; a click keeps the search to that
     year, a second click lets it go."""

@@ -18,12 +18,11 @@ from mmsearch.api.app import create_app
 from mmsearch.indexer import index_folder
 from mmsearch.synth.media import shot_of, write_video
 from mmsearch.synth.shapes import caption, classes, render
-from tests.conftest import NEEDS_CHROMIUM, serve
+from tests.conftest import serve
 from tests.fake_vlm import DELTAS, fake_vlm_server
 
 ADMIN_KEY = "admin-key-for-the-page-test"
 SHOTS = [("red", "circle", 2.0), ("blue", "square", 2.0), ("green", "triangle", 2.0)]
-pytestmark = NEEDS_CHROMIUM
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import numpy as np
 from fastapi import APIRouter, File, Form, UploadFile
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
@@ -13,7 +12,6 @@ from mmsearch import InvalidQueryError, MediaTooLargeError
 from mmsearch.api.deps import EngineDep, SettingsDep
 from mmsearch.api.errors import error_responses
 from mmsearch.api.limits import megabytes
-from mmsearch.hits import IMAGE_SPACE
 from mmsearch.learn.classify import ZeroShotClassifier
 
 router = APIRouter(tags=["classify"])
@@ -64,12 +62,7 @@ async def classify(
             picture = engine.picture(data, settings.api.max_upload_pixels).image
             vector = engine.encoder.encode_images([picture])
         else:
-            engine.item(item_id)
-            ids = engine.store.catalog.item_segment_ids(item_id, IMAGE_SPACE)
-            if not len(ids):
-                raise InvalidQueryError(f"item {item_id} has no picture to classify")
-            mean = engine.store.vectors_of(IMAGE_SPACE, ids).mean(axis=0, keepdims=True)
-            vector = mean / np.linalg.norm(mean)
+            vector = engine.item_picture_vector(item_id)[None]
         if threshold is not None:
             found = classifier.multi_label(vector, threshold)[0]
             return ClassifyOut(mode="multi", labels=[LabelOut(label=lb, score=sc) for lb, sc in found[:top]])

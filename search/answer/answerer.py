@@ -19,7 +19,7 @@ from pathlib import Path
 
 from mmsearch.answer.vlm.base import ImagePart, Prompt, TextPart, VLMBackend
 from mmsearch.config import AnswerSettings
-from mmsearch.defaults import LOCAL_VLM, MAX_IMAGE_PIXELS
+from mmsearch.defaults import LOCAL_VLM
 from mmsearch.errors import ConfigError, InvalidQueryError, MediaError, ModelUnavailableError
 from mmsearch.hits import Hit, clock
 from mmsearch.query.engine import Engine, Filters
@@ -124,19 +124,12 @@ class Answerer:
         """A JPEG of the hit's picture (the image, or the scene's keyframe), at most image_px."""
         if hit.space != "image":
             return None
-        from mmsearch.encode.images import decode_image, read_picture
-
-        side = self.settings.image_px
         try:
-            if hit.has_thumbnail:
-                data = self.engine.store.catalog.thumbnail(hit.segment_id)
-                if data is None:
-                    return None
-                image = decode_image(data, MAX_IMAGE_PIXELS, min_side=side).image
-            else:
-                image = read_picture(Path(hit.uri), min_side=side).image
+            image = self.engine.hit_picture(hit, self.settings.image_px)
         except MediaError:
             return None  # the file changed or vanished since it was indexed: text-only evidence
+        if image is None:
+            return None
         image.thumbnail((self.settings.image_px, self.settings.image_px))
         out = io.BytesIO()
         image.save(out, "JPEG", quality=JPEG_QUALITY)

@@ -23,6 +23,7 @@ from mmsearch.query import dedup, ordering, place, when
 from mmsearch.query.filters import parse as parse_filter
 from mmsearch.query.fusion import COHORT
 from mmsearch.query.grouping import hit, moment
+from mmsearch.query.pictures import hit_picture
 from mmsearch.query.ranking import ranked
 from mmsearch.query.relevance import mark_weak
 from mmsearch.query.rerank import ClipReranker, Reranker, rerank
@@ -233,12 +234,7 @@ class Engine:
         if isinstance(term.value, Image.Image):
             return self.encoder.encode_images([term.value])[0]
         if isinstance(term.value, int):
-            self.item(term.value)  # NotFoundError for an unknown id
-            pictures = self.store.catalog.item_segment_ids(term.value, IMAGE_SPACE)
-            if not len(pictures):
-                raise InvalidQueryError(f"item {term.value} has no picture to search with")
-            mean = self.store.vectors_of(IMAGE_SPACE, pictures).mean(axis=0)
-            return mean / max(float(np.linalg.norm(mean)), 1e-12)
+            return self.item_picture_vector(term.value)
         text = term.value.strip()
         if not text:
             raise InvalidQueryError("a text term is empty")
@@ -349,6 +345,25 @@ class Engine:
     def _where(self, filters: Filters) -> ColumnElement | None:
         """The filter as a condition on items; a field the index lacks is an error naming those it has."""
         return parse_filter(filters.where, self.fields()) if filters.where else None
+
+    def item_picture_vector(self, item_id: int) -> np.ndarray:
+        """The unit mean of an item's picture vectors: the item as one picture, to search with or
+        classify. NotFoundError for an unknown id, InvalidQueryError for an item without pictures."""
+        self.item(item_id)
+        pictures = self.store.catalog.item_segment_ids(item_id, IMAGE_SPACE)
+        if not len(pictures):
+            raise InvalidQueryError(f"item {item_id} has no picture")
+        mean = self.store.vectors_of(IMAGE_SPACE, pictures).mean(axis=0)
+        return mean / max(float(np.linalg.norm(mean)), 1e-12)
+
+    def hit_picture(self, hit: Hit, min_side: int | None = None) -> Image.Image | None:
+        """The picture behind a hit (query/pictures.py): None for a recording, MediaError where its file
+        no longer reads."""
+        return hit_picture(self.store.catalog, hit, min_side)
+
+    def tags(self, item_id: int) -> list[tuple[str, float, str]]:
+        """An item's tags: (label, score, source)."""
+        return self.store.catalog.tags(item_id)
 
     def transcript(self, item_id: int) -> list[Segment]:
         """An item's speech segments in time order: what the viewer shows around a moment."""

@@ -8,15 +8,14 @@ compare with its text-to-image score, and the fused order of seen vs said (searc
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from mmsearch.defaults import MAX_IMAGE_PIXELS
-from mmsearch.encode.images import decode_image, read_picture
 from mmsearch.errors import MediaError
 from mmsearch.hits import IMAGE_SPACE, Hit
+from mmsearch.query.pictures import hit_picture
 from mmsearch.storage.catalog import Catalog
 
 if TYPE_CHECKING:
@@ -46,17 +45,12 @@ class ClipReranker:
             if hit.space != IMAGE_SPACE:
                 continue
             try:
-                side = self.encoder.image_size
-                if hit.has_thumbnail:
-                    data = self.catalog.thumbnail(hit.segment_id)
-                    if data is None:
-                        continue
-                    images.append(decode_image(data, self.max_pixels, min_side=side).image)
-                else:
-                    images.append(read_picture(Path(hit.uri), self.max_pixels, min_side=side).image)
-                where.append(i)
+                picture = hit_picture(self.catalog, hit, self.encoder.image_size, self.max_pixels)
             except MediaError:
                 continue  # changed or gone since indexing: it keeps its first-stage place
+            if picture is not None:
+                images.append(picture)
+                where.append(i)
         if images:
             query_vector = self.encoder.encode_texts([query])[0]
             out[where] = self.encoder.encode_images(images) @ query_vector

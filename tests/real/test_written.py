@@ -20,7 +20,7 @@ from mmsearch import Engine, Settings
 from mmsearch.api.app import create_app
 from mmsearch.evaluate import labels
 from mmsearch.indexer import ocr
-from tests.conftest import NEEDS_CHROMIUM, serve
+from tests.conftest import serve
 from tests.real.conftest import TRUTH
 
 pytestmark = pytest.mark.skipif(ocr.missing() is not None, reason=str(ocr.missing()))
@@ -155,7 +155,6 @@ def test_a_corrupt_picture_is_recorded_and_the_run_goes_on(written):
     )
 
 
-@NEEDS_CHROMIUM
 def test_a_sign_is_found_by_its_words_on_the_web_page_with_its_lines_outlined(written, browser):
     rel, truth = next(iter(WRITTEN["photos"].items()))
     with serve(create_app(written.settings, written.engine)) as url:
