@@ -13,7 +13,6 @@ from typing import Literal
 
 from mmsearch import Engine, Settings
 from mmsearch.errors import BusyError, ConfigError
-from mmsearch.indexer import index_folder
 
 log = logging.getLogger("api")
 
@@ -100,18 +99,9 @@ class IndexRunner:
             raise RunCancelled
 
     def _work(self, root: Path, run: IndexRun) -> None:
-        s = self.settings
         try:
-            report = index_folder(
-                root,
-                self.engine.encoder,
-                self.engine.store,
-                s.indexer,
-                prune=run.prune,
-                on_progress=lambda done, total: self._progress(run, done, total),
-                video=s.video,
-                speech=s.speech,
-                written=s.ocr,
+            report = self.engine.index(
+                root, run.prune, on_progress=lambda done, total: self._progress(run, done, total)
             )
         except RunCancelled:
             run.state, run.message = "cancelled", "cancelled; the files done so far are indexed"

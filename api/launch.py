@@ -22,14 +22,14 @@ def quick_search(args: list[str]) -> bool:
     query = quick.parse(args)
     if query is None or quick.settings_in_env():
         return False
-    hits = quick.search(query)
-    if hits is None:
+    result = quick.search(query)
+    if result is None:
         return False
     from rich.console import Console
 
-    from mmsearch.api.output import print_hits
+    from mmsearch.api.output import print_result
 
-    print_hits(Console(), hits, query.as_json, query.show_all, query.paths)
+    print_result(Console(), result, query.as_json, query.paths)
     return True
 
 

@@ -9,6 +9,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mmsearch.api.errors import error_json
+from mmsearch.user_files import megabytes
 
 MULTIPART_SLACK = 64 * 2**10  # room for multipart boundaries and part headers around an upload
 UNTIMED_PREFIXES = ("/answer",)  # answers have their own (AnswerSettings.timeout_s, per token)
@@ -16,11 +17,6 @@ UNTIMED_PREFIXES = ("/answer",)  # answers have their own (AnswerSettings.timeou
 
 class BodyTooLargeError(StarletteHTTPException):
     error_type = "MediaTooLargeError"
-
-
-def megabytes(size: int) -> str:
-    """A size as people read it: 20971520 -> "21 MB", 4096 -> "4.1 kB"."""
-    return f"{size / 1e6:.3g} MB" if size >= 1e6 else f"{size / 1e3:.3g} kB"
 
 
 class BodyLimitMiddleware:

@@ -8,15 +8,16 @@ SDK's MCPServer; stdio by default, streamable HTTP with `--http`. Read-only, unl
 configured: then an `index` tool indexes the server's index roots, for admin keys only (over stdio, the
 one who started it is the admin).
 
-The HTTP API's rules hold: k at most `api.max_k`, pictures at most `api.max_upload_bytes`, and a picture
-given by path must lie under the folder the indexed files share (an agent cannot make the server read
-anything else). Errors are tool errors with the CLI's plain messages.
+Every search is one SearchRequest to Engine.search, as from HTTP and the command line: the same limits
+(search.max_k, search.max_picture_bytes), the same dates and places understood, the same hits in the
+same public shape (search/query/result.py). A picture given by path must lie under the folder the
+indexed files share (an agent cannot make the server read anything else). Errors are tool errors with
+the CLI's plain messages.
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
 import io
 import json
 from pathlib import Path
@@ -26,27 +27,24 @@ import anyio
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ImageContent, TextContent, ToolAnnotations
-from PIL import Image
 from pydantic import Field
 
-from mmsearch import Engine, Filters, MediaError, MediaTooLargeError, MMSearchError, Settings
+from mmsearch import Engine, MediaError, MediaTooLargeError, MMSearchError, Settings
 from mmsearch.answer.answerer import Answer, Answerer
 from mmsearch.api.faces import FaceBlur, decode_side, shrunk
 from mmsearch.api.index_runs import IndexRunner
-from mmsearch.api.limits import megabytes
 from mmsearch.encode.images import is_raw
 from mmsearch.hits import Hit
-from mmsearch.learn.classify import ZeroShotClassifier
-from mmsearch.query.engine import Term
 from mmsearch.query.filters import BUILT_IN, example
-from mmsearch.query.relevance import strong
-from mmsearch.user_files import read_file
+from mmsearch.query.request import Filters, Picture, SearchRequest, Term
+from mmsearch.query.result import SearchResult
+from mmsearch.user_files import megabytes, read_file
 
 THUMBNAIL_PX = 160  # enough to tell pictures apart, small enough for an agent's context
 Kind = Literal["image", "video", "audio", "product"]
 Content = list[TextContent | ImageContent]
 READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
-K = Annotated[int, Field(ge=1, description="how many hits, at most the server's max_k")]
+K = Annotated[int, Field(description="how many hits, 1 to the server's search.max_k")]
 Where = Annotated[
     str | None,
     Field(description="a filter, e.g. `kind = video and duration > 60` (resource mmsearch://filters)"),
@@ -72,12 +70,8 @@ def build(engine: Engine, settings: Settings) -> MCPServer:
         ),
     )
     api = settings.api
+    limit = settings.search.max_picture_bytes
     faces = FaceBlur() if api.blur_faces else None
-
-    def limited(k: int) -> int:
-        if k > api.max_k:
-            raise ToolError(f"k is at most {api.max_k}")
-        return k
 
     def run(work):
         try:
@@ -85,31 +79,19 @@ def build(engine: Engine, settings: Settings) -> MCPServer:
         except MMSearchError as exc:
             raise ToolError(str(exc)) from None
 
-    def picture(image_path: str | None, image_base64: str | None) -> Image.Image | None:
+    def picture(image_path: str | None, image_base64: str | None) -> Picture | None:
         if image_path and image_base64:
             raise ToolError("give image_path or image_base64, not both")
         if image_path:
-            data = _read_under(Path(image_path), engine.common_root(), api.max_upload_bytes)
-        elif image_base64:
-            if len(image_base64) > api.max_upload_bytes * 4 // 3 + 4:
-                raise ToolError(f"the picture is over the limit of {megabytes(api.max_upload_bytes)}")
-            try:
-                data = base64.b64decode(image_base64, validate=True)
-            except (binascii.Error, ValueError):
-                raise ToolError("image_base64 is not base64") from None
-        else:
-            return None
-        return engine.picture(data, api.max_upload_pixels, bool(image_path) and is_raw(image_path)).image
+            return Picture(_read_under(Path(image_path), engine.common_root(), limit), is_raw(image_path))
+        return Picture.from_base64(image_base64, limit) if image_base64 else None
 
-    def reply(hits: list[Hit], show_all: bool) -> Content:
-        shown = hits if show_all else strong(hits)
-        out: Content = [_text({"hits": len(shown), "weaker_left_out": len(hits) - len(shown)})]
-        for h in shown:
-            out.append(_text(_hit_json(h)))
-            thumbnail = _thumbnail(engine, h, faces)
-            if thumbnail is not None:
-                data = base64.b64encode(thumbnail).decode("ascii")
-                out.append(ImageContent(type="image", data=data, mime_type="image/jpeg"))
+    def reply(result: SearchResult) -> Content:
+        """The result's public shape: its summary, then each hit followed by its thumbnail."""
+        summary = result.public()
+        out: Content = [_text(summary | {"hits": len(result.hits)})]
+        for h, shown in zip(result.hits, summary["hits"], strict=True):
+            out += [_text(shown), *_picture_content(engine, h, faces)]
         return out
 
     @server.tool(annotations=READ_ONLY, structured_output=False)
@@ -124,23 +106,26 @@ def build(engine: Engine, settings: Settings) -> MCPServer:
         k: K = 10,
         kind: Annotated[Kind | None, Field(description="only items of this kind")] = None,
         where: Where = None,
+        path_prefix: Annotated[
+            str | None, Field(description="only files whose path starts with this (relative: under the root)")
+        ] = None,
         min_score: Annotated[float | None, Field(description="drop hits scoring lower")] = None,
+        sort: Annotated[str | None, Field(description="by a field, not relevance: -taken_at, price")] = None,
+        literal: Annotated[bool, Field(description="no date or place in the words becomes a filter")] = False,
         show_all: Annotated[bool, Field(description="also the weaker matches, marked weak")] = False,
     ) -> Content:
         """Search the collection by words (pictures and speech in one ranking), by a picture, or both
-        ("this picture, but in red"). Hits: path, kind, score, the best moment and its thumbnail."""
+        ("this picture, but in red"). A date or a city in the words becomes a filter (see `understood`).
+        Hits: uri, kind, score, the best moment (source: seen, said or written) and its thumbnail."""
 
         def work():
-            filters = Filters(kind=kind, min_score=min_score, where=where)
             query = picture(image_path, image_base64)
-            if query is not None and text:
-                terms = [Term(query, 1.0), Term(text, 1.0)]
-                return reply(engine.search_composed(terms, limited(k), filters), show_all)
-            if query is not None:
-                return reply(engine.search_image(query, limited(k), filters), show_all)
-            if not text:
+            terms = tuple(Term(t) for t in (query, text) if t is not None)
+            if not terms:
                 raise ToolError("give text, image_path or image_base64")
-            return reply(engine.search_text(text, limited(k), filters), show_all)
+            filters = Filters(kind=kind, path_prefix=path_prefix, min_score=min_score, where=where)
+            options = {"sort": sort, "literal": literal, "show_all": show_all}
+            return reply(engine.search(SearchRequest(terms, k, filters, **options)))
 
         return run(work)
 
@@ -157,7 +142,7 @@ def build(engine: Engine, settings: Settings) -> MCPServer:
         def work():
             moving = "kind in [video, audio]"
             filters = Filters(where=f"({where}) and {moving}" if where else moving)
-            return reply(engine.search_text(text, limited(k), filters), show_all)
+            return reply(engine.search(SearchRequest.words(text, k=k, filters=filters, show_all=show_all)))
 
         return run(work)
 
@@ -168,11 +153,7 @@ def build(engine: Engine, settings: Settings) -> MCPServer:
         where: Where = None,
     ) -> Content:
         """More pictures like an indexed item (its pictures' mean); the item itself comes first."""
-        return run(
-            lambda: reply(
-                engine.search_composed([Term(item_id, 1.0)], limited(k), Filters(where=where)), False
-            )
-        )
+        return run(lambda: reply(engine.search(SearchRequest((Term(item_id),), k, Filters(where=where)))))
 
     @server.tool(annotations=READ_ONLY, structured_output=False)
     def get_item(
@@ -189,7 +170,7 @@ def build(engine: Engine, settings: Settings) -> MCPServer:
             return json.dumps(
                 {
                     "id": item.id,
-                    "path": item.uri,
+                    "uri": item.uri,
                     "kind": item.kind,
                     "status": item.status,
                     "error": item.error,
@@ -216,8 +197,7 @@ def build(engine: Engine, settings: Settings) -> MCPServer:
         """Zero-shot labels for an item's pictures: each label's probability, best first."""
 
         def work():
-            vector = engine.item_picture_vector(item_id)[None]
-            best = ZeroShotClassifier(engine.encoder, labels).classify(vector, top=top)[0]
+            best = engine.classify(item_id, labels, top=top)
             return json.dumps([{"label": label, "score": round(float(p), 4)} for label, p in best])
 
         return run(work)
@@ -241,9 +221,8 @@ def build(engine: Engine, settings: Settings) -> MCPServer:
             written = 0
             while (piece := await anyio.to_thread.run_sync(next, stream, None)) is not None:
                 if isinstance(piece, Answer):
-                    return [_text(_answer_json(piece))] + [
-                        c for e in piece.citations for c in reply([e.hit], True)[1:]
-                    ]
+                    pictures = [c for e in piece.citations for c in _picture_content(engine, e.hit, faces)]
+                    return [_text(_answer_json(piece)), *pictures]
                 written += len(piece)
                 await ctx.report_progress(written, message=piece)
         except MMSearchError as exc:
@@ -305,20 +284,18 @@ def _answer_json(answer: Answer) -> dict:
     return {
         "answer": answer.text,
         "answered": answer.answered,
-        "citations": [{"number": e.number, **_hit_json(e.hit)} for e in answer.citations],
+        "citations": [{"number": e.number, **e.hit.public()} for e in answer.citations],
         "unknown_citations": answer.unknown_citations,
     }
 
 
-def _hit_json(h: Hit) -> dict:
-    out = {"item_id": h.item_id, "path": h.uri, "kind": h.kind, "score": round(h.score, 4)}
-    if h.weak:
-        out["weak"] = True
-    if h.t_start is not None:
-        out |= {"t_start": h.t_start, "t_end": h.t_end}
-    if h.text:
-        out["said"] = h.text
-    return out
+def _picture_content(engine: Engine, h: Hit, faces: FaceBlur | None) -> list[ImageContent]:
+    thumbnail = _thumbnail(engine, h, faces)
+    if thumbnail is None:
+        return []
+    return [
+        ImageContent(type="image", data=base64.b64encode(thumbnail).decode("ascii"), mime_type="image/jpeg")
+    ]
 
 
 def _thumbnail(engine: Engine, h: Hit, faces: FaceBlur | None) -> bytes | None:

@@ -10,23 +10,16 @@ from rich.console import Console
 from rich.table import Table
 
 from mmsearch.hits import Hit, clock
+from mmsearch.query.result import SearchResult
 
 
 def where(hit: Hit) -> str:
     return f"{clock(hit.t_start)}-{clock(hit.t_end)}" if hit.t_start is not None else ""
 
 
-def how(hit: Hit) -> str:
-    """How a hit's text came: written (read in a picture or a frame: it has boxes), said (speech has
-    times) or a product's text."""
-    if hit.boxes:
-        return "written"
-    return "said" if hit.t_start is not None else "text"
-
-
 def what(hit: Hit) -> str:
     if hit.text:
-        return f'{how(hit)}: "{hit.text[:60]}{"..." if len(hit.text) > 60 else ""}"'
+        return f'{hit.source}: "{hit.text[:60]}{"..." if len(hit.text) > 60 else ""}"'
     if hit.kind == "video":
         return "seen (keyframe)"
     return f"{hit.width}x{hit.height}" if hit.width else ""
@@ -47,22 +40,20 @@ def short_path(path: str, width: int) -> str:
     return f"{head[: width - len(name) - 2]}…{sep}{name}"
 
 
-def print_hits(
-    out: Console, hits: Sequence[Hit], as_json: bool = False, show_all: bool = False, paths: bool = False
-) -> None:
-    """The good matches (search/query/relevance.py), or all of them with `show_all`: as a table that says
-    how many weaker ones it leaves out, as JSON, or as bare paths, one per line, for pipes."""
-    shown = list(hits) if show_all else [h for h in hits if not h.weak]
+def print_result(out: Console, result: SearchResult, as_json: bool = False, paths: bool = False) -> None:
+    """A search's result as JSON (its public shape, search/query/result.py), as bare paths, one per line,
+    for pipes, or as a table that says how many weaker matches it leaves out."""
     if as_json:
-        out.print_json(json.dumps([h.to_dict() for h in shown]))
+        out.print_json(json.dumps(result.public()))
     elif paths:
-        for h in shown:
+        for h in result.hits:
             out.print(h.uri, highlight=False, markup=False, soft_wrap=True)
     else:
-        out.print(table(shown, out.width) if shown else "no good match" if hits else "no hits")
-        weaker = sum(h.weak for h in hits)
-        if weaker and not show_all:
-            out.print(f"{weaker} weaker match{'es' if weaker > 1 else ''} left out (--all shows them)")
+        shown = result.hits
+        out.print(table(shown, out.width) if shown else "no good match" if result.weaker else "no hits")
+        left_out = result.weaker - sum(h.weak for h in shown)
+        if left_out:
+            out.print(f"{left_out} weaker match{'es' if left_out > 1 else ''} left out (--all shows them)")
 
 
 def table(hits: Sequence[Hit], columns: int) -> Table:

@@ -33,10 +33,11 @@ from typing import Any
 import numpy as np
 import ray
 
-from mmsearch.config import IndexerSettings, ModelSettings, Settings
+from mmsearch.config import IndexerSettings, ModelSettings, OcrSettings, Settings
 from mmsearch.encode.base import EncoderBase
 from mmsearch.encode.factory import open_encoder
 from mmsearch.encode.spec import ModelSpec
+from mmsearch.indexer import ocr
 from mmsearch.indexer.manifest import Columns, decode_row, prepare_rows
 from mmsearch.indexer.pipeline import (
     Decoded,
@@ -67,13 +68,16 @@ class Shard:
 
 @dataclass(frozen=True)
 class DecodeFiles:
-    """Decodes a (SourceFile, KnownFile | None) as the plain pipeline does."""
+    """Decodes a (SourceFile, KnownFile | None) as the plain pipeline does, reading the text written in
+    pictures where `written` is enabled (one reader per worker process)."""
 
     prep: Preprocessing
     cfg: IndexerSettings
+    written: OcrSettings | None = None
 
     def __call__(self, item: tuple) -> Decoded:
-        return decode_file(item[0], item[1], self.prep, self.cfg)
+        reader = ocr.reader(self.written) if self.written is not None and self.written.enabled else None
+        return decode_file(item[0], item[1], self.prep, self.cfg, reader=reader)
 
 
 @dataclass(frozen=True)
@@ -219,7 +223,7 @@ def index_images_on_ray(
         items = [(f, known.get(f.uri)) for f in work.todo]
         keys = [f"{f.uri}\0{f.size}\0{f.mtime_ns}" for f in work.todo]
         shards = make_shards(items, keys, encoder.fingerprint, shard_files)
-        decode = DecodeFiles(Preprocessing.of(encoder), cfg)
+        decode = DecodeFiles(Preprocessing.of(encoder), cfg, settings.ocr)
         _compute_and_merge(store, shards, decode, encoder, settings, encoders, merge, report, on_progress)
     report.seconds = time.perf_counter() - started
     return report
@@ -332,7 +336,8 @@ def index_folder_on_ray(
     the plain pipeline, which finds the images committed and skips them."""
     started = time.perf_counter()
     images = index_images_on_ray(root, encoder, store, settings, shard_files, on_progress=on_progress)
-    rest = index_folder(root, encoder, store, settings.indexer, prune, None, settings.video, settings.speech)
+    s = settings
+    rest = index_folder(root, encoder, store, s.indexer, prune, None, s.video, s.speech, written=s.ocr)
     rest.indexed += images.indexed
     rest.failed += images.failed
     rest.errors = images.errors + rest.errors

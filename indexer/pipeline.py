@@ -95,6 +95,7 @@ class Decoded:
     unchanged_id: int | None = None  # catalog id of a file whose content hash proved unchanged
     kind: str | None = None  # what the file's streams say it is, where that is not its extension's kind
     keywords: list[str] = field(default_factory=list)  # text read, repaired where it differs from the read
+    read: list[ocr.Line] = field(default_factory=list)  # lines read in a picture, cut into segments later
     seconds: float = 0.0
 
 
@@ -188,9 +189,8 @@ def _decode_image(
     out.pixels, out.width, out.height = [encoder.preprocess(img.image)], img.width, img.height
     out.fields = img.fields or None
     out.segments = [{"space": IMAGE_SPACE}]
-    if reader is not None:
-        assert isinstance(encoder, EncoderBase), "reading text needs the encoder's text splitting"
-        _take_written(out, reader.read(img.image, img.width, img.height), encoder, {})
+    if reader is not None:  # cut where the text model is (encode_records): a Ray decode task has none
+        out.read = reader.read(img.image, img.width, img.height)
 
 
 def _take_written(
@@ -401,6 +401,10 @@ def encode_records(
 ) -> tuple[list[ItemRecord], list[tuple[int, int]]]:
     """Encode decoded files together: a catalog record per new or changed file (its vectors, or its
     error), and (item id, mtime_ns) of each file whose content hash proved unchanged."""
+    for item in items:
+        if item.read:
+            _take_written(item, item.read, encoder, {})
+            item.read = []
     pixels = [p for item in items for p in item.pixels]
     images = encoder.encode_pixels(np.stack(pixels)) if pixels else None
     texts = encoder.encode_words([t for item in items for t in item.texts])

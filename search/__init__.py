@@ -13,7 +13,11 @@ _EXPORTS = {
     "ModelSettings": "mmsearch.config",
     "IndexerSettings": "mmsearch.config",
     "Engine": "mmsearch.query.engine",
-    "Filters": "mmsearch.query.engine",
+    "Filters": "mmsearch.query.request",
+    "Picture": "mmsearch.query.request",
+    "SearchRequest": "mmsearch.query.request",
+    "Term": "mmsearch.query.request",
+    "SearchResult": "mmsearch.query.result",
     "Hit": "mmsearch.hits",
     "Encoder": "mmsearch.encode.models",
     "ModelSpec": "mmsearch.encode.spec",
@@ -54,7 +58,11 @@ __all__ = [
     "ModelSpec",
     "ModelUnavailableError",
     "NotFoundError",
+    "Picture",
+    "SearchRequest",
+    "SearchResult",
     "Settings",
+    "Term",
 ]
 
 if TYPE_CHECKING:
@@ -75,7 +83,9 @@ if TYPE_CHECKING:
         NotFoundError,
     )
     from mmsearch.hits import Hit
-    from mmsearch.query.engine import Engine, Filters
+    from mmsearch.query.engine import Engine
+    from mmsearch.query.request import Filters, Picture, SearchRequest, Term
+    from mmsearch.query.result import SearchResult
 
 
 def __getattr__(name: str):

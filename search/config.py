@@ -18,6 +18,9 @@ from mmsearch.defaults import (
     GPU,
     MAX_FILE_BYTES,
     MAX_IMAGE_PIXELS,
+    MAX_K,
+    MAX_PICTURE_BYTES,
+    MAX_PICTURE_PIXELS,
     NPROBE,
     PICTURE_GAP,
     TEXT_GAP,
@@ -173,6 +176,15 @@ class SearchSettings(BaseModel):
     picture_gap: float = Field(
         PICTURE_GAP, ge=0.0, le=2.0, description="a picture query's hit this far below the best is weak"
     )
+    max_k: int = Field(MAX_K, ge=1, description="most hits one search may ask for, through every door")
+    max_picture_bytes: int = Field(
+        MAX_PICTURE_BYTES, ge=1, description="larger query pictures are refused (413 over HTTP)"
+    )
+    max_picture_pixels: int = Field(
+        MAX_PICTURE_PIXELS,
+        ge=1,
+        description="query pictures with more pixels are refused (decompression bombs)",
+    )
 
 
 class IndexSettings(BaseModel):
@@ -229,14 +241,12 @@ class ApiSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     max_upload_bytes: int = Field(20 * 2**20, ge=1)
-    max_upload_pixels: int = Field(40_000_000, ge=1, description="larger query pictures are refused")
     serve_originals: bool = Field(
         False, description="serve pictures as they are; by default without EXIF, XMP and IPTC (GPS, camera)"
     )
     blur_faces: bool = Field(
         False, description="blur the faces found in served thumbnails (api/faces.py; the [faces] extra)"
     )
-    max_k: int = Field(200, ge=1)
     thumbnail_px: int = Field(256, ge=16, le=2048)
     read_keys: list[str] = Field(default_factory=list, repr=False, description="keys that may search")
     admin_keys: list[str] = Field(

@@ -17,6 +17,9 @@ GPU = "auto"  # FAISS on a GPU when there is one (IndexSettings)
 GOOD_MARGIN = 0.05  # a text hit's cohort margin under this is weak (SearchSettings, query/relevance.py)
 TEXT_GAP = 0.2  # a text hit this far below the best is weak
 PICTURE_GAP = 0.15  # a picture query's hit this far below the best is weak
+MAX_K = 1000  # most hits one search may return (SearchSettings; the one-shot search's bound too)
+MAX_PICTURE_BYTES = 20 * 2**20  # larger query pictures are refused (SearchSettings)
+MAX_PICTURE_PIXELS = 40_000_000  # query pictures with more pixels are refused
 MAX_IMAGE_PIXELS = 100_000_000  # larger pictures are refused as bombs (IndexerSettings)
 MAX_FILE_BYTES = 200 * 2**20  # larger picture files are refused (IndexerSettings)
 

@@ -6,11 +6,22 @@ imports."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 IMAGE_SPACE, TEXT_SPACE = "image", "text"  # what a segment's vector was made from (pictures or words)
 SPACES = (IMAGE_SPACE, TEXT_SPACE)
 INDEXED, FAILED = "indexed", "failed"  # an item's status in the catalog
+SEEN, SAID, WRITTEN, DESCRIBED = "seen", "said", "written", "described"  # where a moment's match is
+
+
+def source(space: str, t_start: float | None, boxes: list | None) -> str:
+    """What a segment holds, by where it came from: a picture or keyframe (seen), speech (said), text read
+    in a picture or frame (written) or an item's own text, such as a product's title (described)."""
+    if space == IMAGE_SPACE:
+        return SEEN
+    if boxes:
+        return WRITTEN
+    return SAID if t_start is not None else DESCRIBED
 
 
 @dataclass(frozen=True)
@@ -49,6 +60,23 @@ class Moment:
     has_thumbnail: bool = False
     boxes: list[list[int]] | None = None  # where the text was read: [x0, y0, x1, y1] in the file's pixels
 
+    @property
+    def source(self) -> str:
+        return source(self.space, self.t_start, self.boxes)
+
+    def public(self) -> dict:
+        return {
+            "segment_id": self.segment_id,
+            "space": self.space,
+            "source": self.source,
+            "score": self.score,
+            "similarity": self.similarity,
+            "t_start": self.t_start,
+            "t_end": self.t_end,
+            "text": self.text,
+            "boxes": self.boxes,
+        }
+
 
 @dataclass(frozen=True)
 class Hit:
@@ -71,8 +99,30 @@ class Hit:
     moments: tuple[Moment, ...] = ()
     weak: bool = False  # below the relevance cutoff (search/query/relevance.py): shown only on request
 
-    def to_dict(self) -> dict:
-        return asdict(self)
+    @property
+    def source(self) -> str:
+        return source(self.space, self.t_start, self.boxes)
+
+    def public(self) -> dict:
+        """The hit as every door returns it: the item, its best moment's fields, and its moments."""
+        return {
+            "item_id": self.item_id,
+            "uri": self.uri,
+            "kind": self.kind,
+            "width": self.width,
+            "height": self.height,
+            "weak": self.weak,
+            "segment_id": self.segment_id,
+            "space": self.space,
+            "source": self.source,
+            "score": self.score,
+            "similarity": self.similarity,
+            "t_start": self.t_start,
+            "t_end": self.t_end,
+            "text": self.text,
+            "boxes": self.boxes,
+            "moments": [m.public() for m in self.moments],
+        }
 
 
 def clock(seconds: float) -> str:

@@ -75,3 +75,8 @@ def _why(exc: Exception) -> str:
     if text and type(exc) in (OSError, ValueError, EOFError, SyntaxError):
         return text
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def megabytes(size: int) -> str:
+    """A size as people read it: 20971520 -> "21 MB", 4096 -> "4.1 kB"."""
+    return f"{size / 1e6:.3g} MB" if size >= 1e6 else f"{size / 1e3:.3g} kB"

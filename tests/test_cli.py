@@ -48,11 +48,13 @@ def test_search_by_text_and_by_image_as_json(indexed):
     root, index_dir = indexed
     hits = json.loads(
         mmsearch("search", "a red circle", "-k", "2", "--json", "--index-dir", index_dir).stdout
-    )
+    )["hits"]
     assert [class_of(h["uri"]) for h in hits] == [("red", "circle")] * 2
     assert hits[0]["score"] >= hits[1]["score"] and hits[0]["kind"] == "image"
     query = root / "shapes" / "blue-star-0001.png"
-    by_image = json.loads(mmsearch("search", "--image", query, "--json", "-k", "1", "-i", index_dir).stdout)
+    by_image = json.loads(mmsearch("search", "--image", query, "--json", "-k", "1", "-i", index_dir).stdout)[
+        "hits"
+    ]
     assert by_image[0]["uri"] == str(query) and by_image[0]["score"] > 0.99
 
 
@@ -72,7 +74,7 @@ def test_reindex_rebuilds_a_lost_vector_file(indexed):
     # --all: this index's green crosses fit the tiny model only just (margins 0.02), under the default cutoff
     hits = json.loads(
         mmsearch("search", "a green cross", "--json", "--all", "-k", "1", "-i", index_dir).stdout
-    )
+    )["hits"]
     assert class_of(hits[0]["uri"]) == ("green", "cross")
 
 
@@ -92,7 +94,7 @@ def test_errors_are_one_clear_line_and_exit_2(indexed, tmp_path: Path):
     )
     assert other.returncode == 2 and "was made with" in other.stderr
     neither = mmsearch("search", "--index-dir", index_dir, ok=False)
-    assert neither.returncode == 2 and "give a text query, --image FILE or --like" in neither.stderr
+    assert neither.returncode == 2 and "give words, a picture or an item to search for" in neither.stderr
 
 
 def test_missing_weights_are_said_once_in_plain_words(tmp_path: Path):

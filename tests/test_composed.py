@@ -16,7 +16,7 @@ import pytest
 
 from mmsearch import InvalidQueryError
 from mmsearch.api.app import create_app
-from mmsearch.query.engine import Term
+from mmsearch.query.request import Term
 from mmsearch.synth.shapes import class_of, render
 from tests.conftest import index_heldout_shapes, serve
 

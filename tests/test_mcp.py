@@ -73,15 +73,13 @@ async def session_checks(client, root: Path, index_dir: Path) -> None:
     found = await client.call_tool("search", {"text": query, "k": 3, "show_all": True})
     assert not found.is_error, found.content
     summary, *hits = texts(found)
-    assert summary["hits"] == len(hits) == 3
+    assert summary["hits"] == len(hits) == 3 and summary["query"] == query
     args = ["search", query, "-k", "3", "--all", "--json", "-i", str(index_dir)]
     cli = subprocess.run(
         [sys.executable, "-m", "mmsearch.api.cli", *args], capture_output=True, text=True, env=ENV, check=True
     )
-    assert [(h["path"], h["score"]) for h in hits] == [
-        (h["uri"], round(h["score"], 4)) for h in json.loads(cli.stdout)
-    ], "the same hits as the CLI"
-    assert Path(hits[0]["path"]).name == "purple-star.jpg"
+    assert hits == json.loads(cli.stdout)["hits"], "the same hits as the CLI, in the same shape"
+    assert Path(hits[0]["uri"]).name == "purple-star.jpg"
     pictures = [c for c in found.content if c.type == "image"]
     assert len(pictures) == 3 and pictures[0].mime_type == "image/jpeg"
     assert max(Image.open(io.BytesIO(base64.b64decode(pictures[0].data))).size) <= 160
@@ -93,11 +91,11 @@ async def session_checks(client, root: Path, index_dir: Path) -> None:
             "search", {"image_base64": base64.b64encode(photo.read_bytes()).decode(), "k": 1}
         )
     )
-    assert by_path[1]["path"] == by_bytes[1]["path"] == str(photo)
+    assert by_path[1]["uri"] == by_bytes[1]["uri"] == str(photo)
 
     said = texts(await client.call_tool("search_moments", {"text": "the lighthouse keeper painted the door"}))
-    assert Path(said[1]["path"]).name == "lighthouse.flac" and said[1]["t_start"] < said[1]["t_end"]
-    assert "lighthouse" in said[1]["said"].lower()
+    assert Path(said[1]["uri"]).name == "lighthouse.flac" and said[1]["t_start"] < said[1]["t_end"]
+    assert said[1]["source"] == "said" and "lighthouse" in said[1]["text"].lower()
     item = json.loads((await client.call_tool("get_item", {"item_id": said[1]["item_id"]})).content[0].text)
     assert item["kind"] == "audio" and "lighthouse" in " ".join(s["text"] for s in item["transcript"]).lower()
 
@@ -113,7 +111,7 @@ async def session_checks(client, root: Path, index_dir: Path) -> None:
     assert "comparison" in grammar and "Example: kind = video" in grammar
 
     for name, arguments, said_so in [
-        ("search", {"text": "x", "k": 100000}, "k is at most"),
+        ("search", {"text": "x", "k": 100000}, "k must be between 1 and 1000"),
         ("search", {}, "give text, image_path or image_base64"),
         ("search", {"image_path": "/etc/passwd"}, "under the indexed folder"),
         ("search", {"image_base64": "not base64!"}, "not base64"),
@@ -206,7 +204,7 @@ def test_http_with_keys_answers_only_a_caller_with_one(indexed):
                 return await client.call_tool("search", {"text": caption("red", "circle"), "k": 1})
 
         found = asyncio.run(main())
-        assert not found.is_error and Path(texts(found)[1]["path"]).name == "red-circle.jpg"
+        assert not found.is_error and Path(texts(found)[1]["uri"]).name == "red-circle.jpg"
 
 
 def test_with_admin_keys_an_admin_indexes_and_a_reader_cannot(indexed, tmp_path):
@@ -238,7 +236,7 @@ def test_with_admin_keys_an_admin_indexes_and_a_reader_cannot(indexed, tmp_path)
         found = asyncio.run(
             call(url, read, "search", {"text": caption(*classes()[0]), "k": 3, "show_all": True})
         )
-        assert "new-picture.jpg" in {Path(h["path"]).name for h in texts(found)[1:]}
+        assert "new-picture.jpg" in {Path(h["uri"]).name for h in texts(found)[1:]}
 
 
 def test_ask_streams_progress_then_the_cited_answer(indexed):
@@ -261,4 +259,4 @@ def test_ask_streams_progress_then_the_cited_answer(indexed):
     assert not result.is_error, result.content
     body = json.loads(result.content[0].text)
     assert body["answer"] == "".join(DELTAS).strip() and "".join(written) == "".join(DELTAS)
-    assert body["citations"][0]["number"] == 1 and Path(body["citations"][0]["path"]).parent == root
+    assert body["citations"][0]["number"] == 1 and Path(body["citations"][0]["uri"]).parent == root

@@ -1,5 +1,5 @@
 """The results table at 80 columns (what a pipe gets): every file name readable, the path cut in the
-middle, nothing wrapped; JSON unchanged."""
+middle, nothing wrapped; JSON in the public shape every door returns (search/query/result.py)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import json
 
 from rich.console import Console
 
-from mmsearch.api.output import print_hits, short_path
+from mmsearch.api.output import print_result, short_path
 from mmsearch.hits import Hit
+from mmsearch.query.result import SearchResult
 
 DEEP = "/home/someone/Pictures/2024/holidays/italy/rome/day-3-the-forum-and-the-palatine-hill"
 
@@ -18,9 +19,12 @@ def hit(rank: int, uri: str, **more) -> Hit:
     return Hit(rank, rank, uri, "image", score=0.5, similarity=0.5, space="image", **more)
 
 
-def printed(hits: list[Hit], width: int = 80, as_json: bool = False, **how) -> str:
+def printed(
+    hits: list[Hit], width: int = 80, as_json: bool = False, show_all: bool = False, paths: bool = False
+) -> str:
     out = io.StringIO()
-    print_hits(Console(file=out, width=width, force_terminal=False), hits, as_json, **how)
+    result = SearchResult.of("cat", 10, hits, show_all)
+    print_result(Console(file=out, width=width, force_terminal=False), result, as_json, paths)
     return out.getvalue()
 
 
@@ -42,7 +46,7 @@ def test_the_table_keeps_every_file_name_at_80_columns():
     assert all(len(line) <= 80 for line in text.splitlines()), text
     for name in ("IMG_2041.jpg", "IMG_2042.jpg", "/short/cat.jpg", "4032x3024"):
         assert name in text, text
-    assert json.loads(printed(hits, as_json=True))[0]["uri"] == f"{DEEP}/IMG_2041.jpg"
+    assert json.loads(printed(hits, as_json=True))["hits"][0]["uri"] == f"{DEEP}/IMG_2041.jpg"
 
 
 def test_weak_hits_are_left_out_and_counted():
@@ -53,8 +57,10 @@ def test_weak_hits_are_left_out_and_counted():
     everything = printed(hits, show_all=True)
     assert all(name in everything for name in ("cat.jpg", "dog.jpg", "cow.jpg"))
     assert "left out" not in everything
-    assert [h["uri"] for h in json.loads(printed(hits, as_json=True))] == ["/p/cat.jpg"]
-    assert [h["weak"] for h in json.loads(printed(hits, as_json=True, show_all=True))] == [False, True, True]
+    shown = json.loads(printed(hits, as_json=True))
+    assert [h["uri"] for h in shown["hits"]] == ["/p/cat.jpg"] and shown["weaker"] == 2
+    everything = json.loads(printed(hits, as_json=True, show_all=True))
+    assert [h["weak"] for h in everything["hits"]] == [False, True, True] and everything["weaker"] == 2
 
 
 def test_all_weak_says_no_good_match():

@@ -190,7 +190,7 @@ def cli_search(settings: Settings, query: str) -> tuple[set[str], str]:
          "-i", str(settings.index_dir)],
         capture_output=True, text=True, check=True, timeout=300,
     )  # fmt: skip
-    return {Path(h["uri"]).name for h in json.loads(cli.stdout)}, cli.stderr
+    return {Path(h["uri"]).name for h in json.loads(cli.stdout)["hits"]}, cli.stderr
 
 
 def test_dates_are_read_strictly():
@@ -232,7 +232,7 @@ def test_sort_over_http_and_the_command_line(indexed):
         [sys.executable, "-m", "mmsearch.api.cli", *args, "-i", str(settings.index_dir)],
         capture_output=True, text=True, check=True, timeout=300,
     )  # fmt: skip
-    assert [h["uri"] for h in json.loads(cli.stdout)] == [h.uri for h in want]
+    assert [h["uri"] for h in json.loads(cli.stdout)["hits"]] == [h.uri for h in want]
 
 
 def test_facets_count_items_per_camera_and_per_month(indexed):

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mmsearch import Engine, Settings
+from mmsearch import Engine, Picture, Settings
 from mmsearch.api.app import create_app
 from mmsearch.indexer import index_folder
 from tests.conftest import serve
@@ -49,7 +49,7 @@ def test_a_resized_copy_finds_its_original_first_by_every_route(indexed):
     data = copy.read_bytes()
     engine = Engine.open(settings)
     try:
-        library = [(h.uri, h.score) for h in engine.search_image(engine.picture(data).image, k=4)]
+        library = [(h.uri, h.score) for h in engine.search_image(engine.picture(Picture(data)).image, k=4)]
         with serve(create_app(settings, engine=engine)) as url:
             reply = httpx.post(
                 f"{url}/search/image", params={"k": 4, "all": True}, files={"file": ("c.jpg", data)}
@@ -76,7 +76,7 @@ def test_a_resized_copy_finds_its_original_first_by_every_route(indexed):
         check=True,
         timeout=300,
     )
-    by_cli = [(h["uri"], h["score"]) for h in json.loads(cli.stdout)]
+    by_cli = [(h["uri"], h["score"]) for h in json.loads(cli.stdout)["hits"]]
     for route in (library, http, by_cli):
         assert Path(route[0][0]).name == "cat.jpg", route
     # The same pixels reach the encoder by every route, so the query vector and every score agree.
@@ -89,8 +89,8 @@ def test_the_query_picture_is_decoded_as_the_indexer_decodes(indexed):
     engine = Engine.open(settings)
     try:
         original = (PHOTOS / "cat.jpg").read_bytes()
-        query = engine.encoder.encode_images([engine.picture(original).image])[0]
-        hit = engine.search_image(engine.picture(original).image, k=1)[0]
+        query = engine.encoder.encode_images([engine.picture(Picture(original)).image])[0]
+        hit = engine.search_image(engine.picture(Picture(original)).image, k=1)[0]
         stored = engine.store.vectors_of("image", np.array([hit.segment_id], np.int64))[0]
     finally:
         engine.close()

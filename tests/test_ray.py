@@ -18,6 +18,7 @@ from mmsearch.encode.models import Encoder
 from mmsearch.encode.onnx_encoder import OnnxEncoder
 from mmsearch.indexer import IndexReport, index_folder
 from mmsearch.learn.train import save_model
+from mmsearch.synth.media import sign_of
 from tests.conftest import assert_same_ranking, write_images
 
 ray = pytest.importorskip("ray")
@@ -212,3 +213,32 @@ def test_ray_with_the_torch_free_encoder_matches_plain(tmp_path: Path, local_ray
     on_ray = Settings(index_dir=tmp_path / "ray", model=model, indexer={"batch_size": SHARD})
     assert _index(on_ray, folder).indexed == 20
     _same_catalogs(plain.index_dir, on_ray.index_dir)
+
+
+def test_text_in_pictures_is_read_on_ray_as_in_the_plain_pipeline(tmp_path: Path, local_ray: None) -> None:
+    """`mmsearch index --ocr --ray`: the decode tasks read the lines, the encoder actors cut them into
+    text segments, and the catalog is the plain pipeline's, boxes and all."""
+    folder = tmp_path / "signs"
+    folder.mkdir()
+    for name, text in {"harbour": "HARBOUR CLOSED", "platform": "PLATFORM NINE"}.items():
+        sign_of(text, "white", 1.0).image.save(folder / f"{name}.png")
+    write_images(folder, 3)
+
+    def indexed(name: str, ray: str | None) -> tuple[IndexReport, list[tuple]]:
+        settings = Settings(index_dir=tmp_path / name, model=MODEL, ocr={"enabled": True})
+        engine = Engine.open(settings, create=True)
+        try:
+            report = engine.index(folder, ray=ray)
+        finally:
+            engine.close()
+        with sqlite3.connect(settings.index_dir / "catalog.sqlite") as db:
+            read = db.execute(
+                "select text, written from segments where space = 'text' order by id"
+            ).fetchall()
+        return report, read
+
+    (plain, read_here), (on_ray, read_on_ray) = indexed("plain", None), indexed("ray", "local")
+    assert (on_ray.indexed, on_ray.failed) == (plain.indexed, plain.failed) == (5, 0)
+    assert [text for text, _ in read_on_ray] == ["HARBOUR CLOSED", "PLATFORM NINE"]
+    assert all(written for _, written in read_on_ray) and read_on_ray == read_here
+    _same_catalogs(tmp_path / "plain", tmp_path / "ray")

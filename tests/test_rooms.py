@@ -41,7 +41,7 @@ MAY_IMPORT = {
     "synth": {"ground"},
     "encode": {"ground", "synth"},
     "storage": {"ground", "encode"},
-    "query": {"ground", "encode", "storage"},
+    "query": {"ground", "encode", "storage", "learn", "indexer"},
     "learn": {"ground", "synth", "encode", "storage"},
     "answer": {"ground", "encode", "storage", "query"},
     "evaluate": {"ground", "synth", "encode", "storage", "query", "learn"},

@@ -44,25 +44,23 @@ def classify(
     """Zero-shot tags for the whole collection (stored, filterable as `tag = shoe`, re-runnable), or
     label probabilities for one --image."""
     from mmsearch.encode.images import is_raw
-    from mmsearch.learn.classify import ZeroShotClassifier, tag_collection
+    from mmsearch.query.request import Picture
     from mmsearch.user_files import read_file
 
     s = settings_from(index_dir)
     engine = open_engine(s)
-    classifier = ZeroShotClassifier(engine.encoder, labels.split(","), template)
+    names = labels.split(",")
     if image is not None:
-        data = read_file(image, s.indexer.max_file_bytes)
-        picture = engine.picture(data, s.indexer.max_image_pixels, is_raw(image)).image
-        vector = engine.encoder.encode_images([picture])
-        for label, p in classifier.classify(vector, top=min(top, len(classifier.labels)))[0]:
+        picture = Picture(read_file(image, s.search.max_picture_bytes), is_raw(image))
+        for label, p in engine.classify(picture, names, template, top, threshold):
             out.print(f"{p:6.3f}  {label}")
         return
     with Progress(
         TextColumn("tagging"), BarColumn(), MofNCompleteColumn(), console=err, transient=True
     ) as bar:
         task = bar.add_task("tag", total=engine.info()["indexed"])
-        tagged, given = tag_collection(
-            engine.store.catalog, classifier, threshold, on_progress=lambda n: bar.update(task, completed=n)
+        tagged, given = engine.tag_collection(
+            names, template, threshold, on_progress=lambda n: bar.update(task, completed=n)
         )
     out.print(f"tagged {tagged} items: " + ", ".join(f"{label} {n}" for label, n in given.most_common()))
 

@@ -78,8 +78,7 @@ def index(
 ) -> None:
     """Index the images, videos and audio under PATH, or the products a manifest (CSV, JSONL, Parquet)
     lists (incremental: unchanged files and rows are skipped)."""
-    from mmsearch.indexer import index_folder
-    from mmsearch.indexer.manifest import Columns, index_manifest, is_manifest
+    from mmsearch.indexer.manifest import Columns
 
     s = settings_from(
         index_dir,
@@ -101,34 +100,7 @@ def index(
         task = progress.add_task("index", total=None)
         on_progress = lambda done, total: progress.update(task, completed=done, total=total)  # noqa: E731
         chosen = Columns(key, images, tuple(text) if text else None)
-        if ray is not None:
-            from mmsearch.indexer.distributed import connect, index_folder_on_ray, index_manifest_on_ray
-
-            connect(ray)
-            if is_manifest(path):
-                report = index_manifest_on_ray(
-                    path, engine.encoder, engine.store, s, chosen, root, on_progress=on_progress
-                )
-            else:
-                report = index_folder_on_ray(
-                    path, engine.encoder, engine.store, s, prune, on_progress=on_progress
-                )
-        elif is_manifest(path):
-            report = index_manifest(
-                path, engine.encoder, engine.store, s.indexer, chosen, root, on_progress=on_progress
-            )
-        else:
-            report = index_folder(
-                path,
-                engine.encoder,
-                engine.store,
-                s.indexer,
-                prune=prune,
-                on_progress=on_progress,
-                video=s.video,
-                speech=s.speech,
-                written=s.ocr,
-            )
+        report = engine.index(path, prune, ray, chosen, root, on_progress)
     rate = report.indexed / report.seconds if report.seconds else 0.0
     out.print(
         f"indexed {report.indexed}, skipped {report.skipped}, failed {report.failed}, "

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 from typing import Annotated
 
@@ -19,13 +18,13 @@ from mmsearch.api.cli.common import (
     out,
     settings_from,
 )
-from mmsearch.api.output import print_hits, what, where
+from mmsearch.api.output import print_result, what, where
 
 
 def search(
     query: Annotated[str | None, typer.Argument(help="Text query")] = None,
     image: Annotated[Path | None, typer.Option("--image", exists=True, help="Image query file")] = None,
-    k: Annotated[int, typer.Option("-k", min=1, max=10_000, help="Number of hits")] = 10,
+    k: Annotated[int, typer.Option("-k", help="Number of hits, 1 to search.max_k (1000)")] = 10,
     min_score: Annotated[float | None, typer.Option(help="Drop hits scoring below this")] = None,
     kind: Annotated[str | None, typer.Option(help="Only items of this kind (image, video, audio)")] = None,
     path_prefix: Annotated[str | None, typer.Option(help="Only files whose path starts with this")] = None,
@@ -64,36 +63,33 @@ def search(
     """Search by text, by image (--image FILE), or both composed: `--image dress.jpg "red" --weight 0.3
     --not striped`, `--like 42 "in blue"`."""
     from mmsearch.encode.images import is_raw
-    from mmsearch.errors import InvalidQueryError
-    from mmsearch.query.engine import Filters, Term
+    from mmsearch.query.request import Filters, Picture, SearchRequest, Term
     from mmsearch.user_files import read_file
 
-    if query is None and image is None and like is None:
-        raise InvalidQueryError("give a text query, --image FILE or --like ITEM_ID")
-    filters = Filters(kind, str(Path(path_prefix).resolve()) if path_prefix else None, min_score, where)
     s = settings_from(index_dir, model, pretrained, device=device)
-    engine = open_engine(s)
-    picture = None
+    terms = []
     if image is not None:
-        data = read_file(image, s.indexer.max_file_bytes)
-        picture = engine.picture(data, s.indexer.max_image_pixels, is_raw(image)).image
-    given = [t for t in (picture, like, query) if t is not None]
-    if negative or like is not None or len(given) > 1:
-        terms = [Term(t, weight if isinstance(t, str) else 1.0) for t in given]
-        terms += [Term(text, -not_weight) for text in negative or []]
-        hits = engine.search_composed(terms, k, filters, collapse=collapse)
-    elif picture is not None:
-        hits = engine.search_image(picture, k, filters, collapse=collapse)
-    else:
-        understood, filters = engine.understood(query or "", dt.date.today(), filters, literal)
-        if understood is not None:
-            err.print(understood.said(), markup=False)
-        hits = engine.search_text(
-            understood.text if understood else query or "", k, filters, collapse=collapse, hybrid=hybrid
-        )
-    if sort:
-        hits = engine.ordered(hits, sort)
-    print_hits(out, hits, as_json, show_all, paths)
+        terms.append(Term(Picture(read_file(image, s.search.max_picture_bytes), is_raw(image))))
+    if like is not None:
+        terms.append(Term(like))
+    if query is not None:
+        terms.append(Term(query, weight if terms else 1.0))
+    terms += [Term(text, -not_weight) for text in negative or []]
+    filters = Filters(kind, local_prefix(path_prefix), min_score, where)
+    options = {"collapse": collapse, "sort": sort, "hybrid": hybrid, "literal": literal, "show_all": show_all}
+    request = SearchRequest(tuple(terms), k, filters, **options)
+    result = open_engine(s).search(request)
+    if result.understood is not None:  # on stderr: JSON and --paths on stdout stay clean
+        err.print(result.understood.said(), markup=False)
+    print_result(out, result, as_json, paths)
+
+
+def local_prefix(path_prefix: str | None) -> str | None:
+    """A path prefix as the shell means it: a folder here (made absolute) when there is one; else as
+    given, for the engine to put under the folder the indexed files share."""
+    if path_prefix is None or not (local := Path(path_prefix).expanduser()).exists():
+        return path_prefix
+    return str(local.resolve()) + ("/" if path_prefix.endswith("/") else "")
 
 
 def ask(
@@ -116,7 +112,7 @@ def ask(
     from mmsearch.answer.answerer import Answer, Answerer
     from mmsearch.config import AnswerSettings
     from mmsearch.errors import ConfigError
-    from mmsearch.query.engine import Filters
+    from mmsearch.query.request import Filters
 
     s = settings_from(index_dir)
     chosen = {k: v for k, v in {"backend": backend, "model": vlm, "base_url": base_url}.items() if v}
@@ -127,7 +123,7 @@ def ask(
     s = s.model_copy(update={"answer": answer_settings})
     engine = open_engine(s)
     answerer = Answerer(engine, s.answer)
-    filters = Filters(kind, str(Path(path_prefix).resolve()) if path_prefix else None)
+    filters = Filters(kind, local_prefix(path_prefix))
     result = None
     for piece in answerer.stream(question, filters):
         if isinstance(piece, Answer):

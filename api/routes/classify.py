@@ -11,8 +11,8 @@ from starlette.concurrency import run_in_threadpool
 from mmsearch import InvalidQueryError, MediaTooLargeError
 from mmsearch.api.deps import EngineDep, SettingsDep
 from mmsearch.api.errors import error_responses
-from mmsearch.api.limits import megabytes
-from mmsearch.learn.classify import ZeroShotClassifier
+from mmsearch.query.request import Picture
+from mmsearch.user_files import megabytes
 
 router = APIRouter(tags=["classify"])
 MAX_LABELS = 1000
@@ -49,24 +49,13 @@ async def classify(
     names = [label for label in labels.split(",") if label.strip()]
     if len(names) > MAX_LABELS:
         raise InvalidQueryError(f"at most {MAX_LABELS} labels")
-    data = None
+    target: Picture | int = item_id
     if file is not None:
-        limit = settings.api.max_upload_bytes
+        limit = settings.search.max_picture_bytes
         data = await file.read(limit + 1)
         if len(data) > limit:
             raise MediaTooLargeError(f"the upload is over the limit of {megabytes(limit)}")
-
-    def work() -> ClassifyOut:
-        classifier = ZeroShotClassifier(engine.encoder, names, templates)
-        if data is not None:
-            picture = engine.picture(data, settings.api.max_upload_pixels).image
-            vector = engine.encoder.encode_images([picture])
-        else:
-            vector = engine.item_picture_vector(item_id)[None]
-        if threshold is not None:
-            found = classifier.multi_label(vector, threshold)[0]
-            return ClassifyOut(mode="multi", labels=[LabelOut(label=lb, score=sc) for lb, sc in found[:top]])
-        best = classifier.classify(vector, top=min(top, len(classifier.labels)))[0]
-        return ClassifyOut(mode="single", labels=[LabelOut(label=lb, score=p) for lb, p in best])
-
-    return await run_in_threadpool(work)
+        target = Picture(data)
+    found = await run_in_threadpool(engine.classify, target, names, templates, top, threshold)
+    mode = "single" if threshold is None else "multi"
+    return ClassifyOut(mode=mode, labels=[LabelOut(label=label, score=score) for label, score in found])

@@ -2,33 +2,30 @@
 
 from __future__ import annotations
 
-import base64
-import datetime as dt
-import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
-from fastapi.exceptions import RequestValidationError
-from PIL import Image
 from pydantic import BaseModel, Field, model_validator
 from starlette.concurrency import run_in_threadpool
 
-from mmsearch import Filters, Hit, InvalidQueryError, MediaTooLargeError
+from mmsearch import MediaTooLargeError
 from mmsearch.api.deps import EngineDep, SettingsDep, shown_uri
 from mmsearch.api.errors import error_responses
-from mmsearch.api.limits import megabytes
-from mmsearch.hits import Moment
-from mmsearch.query import ordering
-from mmsearch.query.engine import Engine, Term
+from mmsearch.hits import Hit, Moment
 from mmsearch.query.filters import BUILT_IN, example
-from mmsearch.query.relevance import strong
+from mmsearch.query.request import DEFAULT_K, Filters, Picture, SearchRequest, Term
+from mmsearch.query.result import SearchResult
+from mmsearch.user_files import megabytes
 
 router = APIRouter(tags=["search"])
 
 Kind = Literal["image", "video", "audio", "product"]
-DEFAULT_K = 10
 MAX_QUERY_CHARS = 1000
+SOURCE_DOC = (
+    "where the match is: seen (a picture or keyframe), said (speech), written (text read in a picture) "
+    "or described (an item's own text, such as a product's title)"
+)
 
 
 SCORE_DOC = (
@@ -46,6 +43,7 @@ WEAK_DOC = "below the relevance cutoff (under the floor, or far below the best):
 class MomentOut(BaseModel):
     segment_id: int
     space: str = Field(description="'image' (a picture or video keyframe) or 'text' (speech transcript)")
+    source: str = Field(description=SOURCE_DOC)
     score: float = Field(description=SCORE_DOC)
     similarity: float = Field(description="cosine similarity to the query, in [-1, 1]")
     t_start: float | None = Field(None, description="start of the moment in seconds (video, audio)")
@@ -66,6 +64,7 @@ class HitOut(BaseModel):
     score: float = Field(description=SCORE_DOC)
     similarity: float = Field(description="cosine similarity of the best moment, in [-1, 1]")
     space: str = Field(description="the best moment's space: 'image' or 'text'")
+    source: str = Field(description=SOURCE_DOC)
     width: int | None = None
     height: int | None = None
     t_start: float | None = Field(None, description="start of the best moment in seconds (video, audio)")
@@ -123,20 +122,24 @@ class ImageSearchOut(SearchOut):
 
 @dataclass(frozen=True)
 class SearchParams:
+    """The query parameters GET /search and POST /search/image share, as the request's options."""
+
     k: int
     filters: Filters
     collapse: float | None = None
     show_all: bool = False
     sort: str | None = None
 
+    def request(self, *terms: Term, **more) -> SearchRequest:
+        return SearchRequest(
+            terms, self.k, self.filters, self.collapse, self.sort, show_all=self.show_all, **more
+        )
+
 
 async def search_params(
-    settings: SettingsDep,
-    engine: EngineDep,
     k: Annotated[
-        int | None,
-        Query(ge=1, description=f"number of hits, 1 to the server's max_k (default {DEFAULT_K})"),
-    ] = None,
+        int, Query(description=f"number of hits, 1 to the server's search.max_k (default {DEFAULT_K})")
+    ] = DEFAULT_K,
     min_score: Annotated[
         float | None, Query(ge=-1.0, le=1.0, allow_inf_nan=False, description="drop hits scoring lower")
     ] = None,
@@ -172,25 +175,7 @@ async def search_params(
         ),
     ] = None,
 ) -> SearchParams:
-    max_k = settings.api.max_k
-    if k is None:
-        k = min(DEFAULT_K, max_k)
-    elif k > max_k:
-        raise RequestValidationError(
-            [
-                {
-                    "type": "less_than_equal",
-                    "loc": ("query", "k"),
-                    "msg": f"Input should be less than or equal to {max_k}",
-                    "input": k,
-                }
-            ]
-        )
-    if path_prefix and not path_prefix.startswith("/"):  # as the hits show it to a read key
-        path_prefix = engine.common_root() + path_prefix
     filters = Filters(kind=kind, path_prefix=path_prefix, min_score=min_score, where=where)
-    if sort is not None:
-        ordering.parse(sort)  # a bad name is a 400 before any search
     return SearchParams(k, filters, collapse, show_all, sort)
 
 
@@ -210,33 +195,33 @@ def thumbnail_url(root: str, hit: Hit, moment: Moment) -> str | None:
     return f"{root}/items/{hit.item_id}/thumbnail"  # the image itself, or a video's first keyframe
 
 
-def results(request: Request, hits: list[Hit], show_all: bool) -> dict:
-    """The response's hits and weaker count: the good matches, or all of them marked."""
-    shown = hits if show_all else strong(hits)
-    return {"hits": hits_out(request, shown), "weaker": sum(h.weak for h in hits)}
+def search_out(request: Request, result: SearchResult) -> dict:
+    """The result's public shape (search/query/result.py), uris as this caller may see them, with links."""
+    out = result.public()
+    out["hits"] = hits_out(request, result.hits)
+    return out
 
 
 def hits_out(request: Request, hits: list[Hit]) -> list[HitOut]:
     root = request.scope.get("root_path", "").rstrip("/")
     out = []
     for h in hits:
+        fields = h.public()
         moments = [
             MomentOut(
-                **asdict(m),
+                **m.public(),
                 thumbnail_url=thumbnail_url(root, h, m),
                 media_url=media_url(root, h.item_id, m.t_start),
             )
             for m in h.moments
         ]
-        fields = {k: v for k, v in h.to_dict().items() if k not in ("moments", "has_thumbnail")}
-        fields["uri"] = shown_uri(request, h.uri)
+        fields |= {"uri": shown_uri(request, h.uri), "moments": moments}
         out.append(
             HitOut(
                 **fields,
                 thumbnail_url=moments[0].thumbnail_url,
                 media_url=moments[0].media_url,
                 item_url=f"{root}/items/{h.item_id}",
-                moments=moments,
             )
         )
     return out
@@ -262,25 +247,8 @@ def search_text(
     ] = False,
 ) -> SearchOut:
     # A sync endpoint: FastAPI runs it in the threadpool, so encoding never blocks the event loop.
-    if not q.strip():
-        raise InvalidQueryError("the query text q is empty")
-    start = time.perf_counter()
-    found, filters = engine.understood(q, dt.date.today(), params.filters, literal)
-    text = found.text if found else q
-    hits = engine.search_text(text, params.k, filters, collapse=params.collapse, hybrid=hybrid)
-    if params.sort:
-        hits = engine.ordered(hits, params.sort)
-    took = (time.perf_counter() - start) * 1000
-    understood = None
-    if found is not None:
-        understood = Understood(text=found.text, when=found.when, place=found.place, where=found.where)
-    return SearchOut(
-        query=q,
-        understood=understood,
-        k=params.k,
-        took_ms=round(took, 3),
-        **results(request, hits, params.show_all),
-    )
+    result = engine.search(params.request(Term(q), hybrid=hybrid, literal=literal))
+    return SearchOut(**search_out(request, result))
 
 
 @router.post(
@@ -296,34 +264,16 @@ async def search_image(
     params: SearchParamsDep,
     file: Annotated[UploadFile, File(description="the example image (JPEG, PNG, WebP, GIF, BMP, TIFF)")],
 ) -> ImageSearchOut:
-    limit = settings.api.max_upload_bytes
+    limit = settings.search.max_picture_bytes
     data = await file.read(limit + 1)  # never more than the limit in memory
     if len(data) > limit:
         raise MediaTooLargeError(f"the upload is over the limit of {megabytes(limit)}")
-    max_pixels = settings.api.max_upload_pixels
-
-    def work():
-        start = time.perf_counter()
-        decoded = engine.picture(data, max_pixels)
-        hits = engine.search_image(decoded.image, params.k, params.filters, collapse=params.collapse)
-        if params.sort:
-            hits = engine.ordered(hits, params.sort)
-        return decoded, hits, (time.perf_counter() - start) * 1000
-
-    decoded, hits, took = await run_in_threadpool(work)
-    return ImageSearchOut(
-        query=None,
-        k=params.k,
-        took_ms=round(took, 3),
-        **results(request, hits, params.show_all),
-        image=UploadOut(
-            filename=file.filename,
-            content_type=file.content_type,
-            bytes=len(data),
-            width=decoded.width,
-            height=decoded.height,
-        ),
+    result = await run_in_threadpool(engine.search, params.request(Term(Picture(data))))
+    (width, height) = result.pictures[0]
+    upload = UploadOut(
+        filename=file.filename, content_type=file.content_type, bytes=len(data), width=width, height=height
     )
+    return ImageSearchOut(**search_out(request, result), image=upload)
 
 
 class TermIn(BaseModel):
@@ -343,12 +293,14 @@ class TermIn(BaseModel):
 
 class ComposedIn(BaseModel):
     terms: list[TermIn] = Field(min_length=1, max_length=16)
-    k: int | None = Field(None, ge=1)
+    k: int = DEFAULT_K
     kind: Kind | None = None
     path_prefix: str | None = Field(None, min_length=1, max_length=4096)
     where: str | None = Field(None, max_length=2000, description="a filter (docs/filters.md)")
     min_score: float | None = Field(None, ge=-1.0, le=1.0, allow_inf_nan=False)
     collapse: float | None = Field(None, ge=0.0, le=1.0, allow_inf_nan=False)
+    sort: str | None = Field(None, max_length=130, description="order by a field, not relevance")
+    literal: bool = Field(False, description="no date or place in the words is taken as a filter")
     all: bool = Field(False, description="also the weaker matches, marked weak (default: good ones only)")
 
 
@@ -361,28 +313,17 @@ class ComposedIn(BaseModel):
 def search_composed(
     request: Request, engine: EngineDep, settings: SettingsDep, body: ComposedIn
 ) -> SearchOut:
-    k = body.k or min(DEFAULT_K, settings.api.max_k)
-    if k > settings.api.max_k:
-        raise InvalidQueryError(f"k must be at most {settings.api.max_k}")
-    start = time.perf_counter()
-    terms = [Term(_term_value(t, settings, engine), t.weight) for t in body.terms]
+    terms = tuple(Term(_term_value(t, settings.search.max_picture_bytes), t.weight) for t in body.terms)
     filters = Filters(body.kind, body.path_prefix, body.min_score, body.where)
-    hits = engine.search_composed(terms, k, filters, collapse=body.collapse)
-    took = (time.perf_counter() - start) * 1000
-    return SearchOut(query=None, k=k, took_ms=round(took, 3), **results(request, hits, body.all))
+    options = {"collapse": body.collapse, "sort": body.sort, "literal": body.literal, "show_all": body.all}
+    result = engine.search(SearchRequest(terms, body.k, filters, **options))
+    return SearchOut(**search_out(request, result))
 
 
-def _term_value(term: TermIn, settings, engine: Engine) -> str | int | Image.Image:
-    if term.image is None:
-        return term.text if term.text is not None else term.item_id
-    limit = settings.api.max_upload_bytes
-    if len(term.image) > limit * 4 // 3 + 4:
-        raise MediaTooLargeError(f"a term's image is over the limit of {megabytes(limit)}")
-    try:
-        data = base64.b64decode(term.image, validate=True)
-    except ValueError as exc:
-        raise InvalidQueryError("a term's image is not valid base64") from exc
-    return engine.picture(data, settings.api.max_upload_pixels).image
+def _term_value(term: TermIn, limit: int) -> str | int | Picture:
+    if term.image is not None:
+        return Picture.from_base64(term.image, limit)
+    return term.text if term.text is not None else term.item_id
 
 
 class FiltersOut(BaseModel):

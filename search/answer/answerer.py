@@ -22,7 +22,8 @@ from mmsearch.config import AnswerSettings
 from mmsearch.defaults import LOCAL_VLM
 from mmsearch.errors import ConfigError, InvalidQueryError, MediaError, ModelUnavailableError
 from mmsearch.hits import Hit, clock
-from mmsearch.query.engine import Engine, Filters
+from mmsearch.query.engine import Engine
+from mmsearch.query.request import Filters, SearchRequest
 
 SYSTEM = (
     "You answer questions about the user's own media collection (pictures, video scenes and what is "
@@ -110,7 +111,8 @@ class Answerer:
         if not question.strip():
             raise InvalidQueryError("the question is empty")
         s = self.settings
-        hits = self.engine.search_text(question, k=s.max_evidence, filters=filters)
+        request = SearchRequest.words(question, k=s.max_evidence, filters=filters or Filters(), show_all=True)
+        hits = self.engine.search(request).hits
         floor = s.min_similarity if s.min_similarity is not None else -1.0
         relevant = [h for h in hits if h.score >= s.min_relevance and h.similarity >= floor]
         out, images = [], 0

@@ -18,6 +18,7 @@ from mmsearch.evaluate.labels import Query, Resolved, ZeroShotSet
 from mmsearch.hits import Hit, Moment
 from mmsearch.learn.classify import ZeroShotClassifier
 from mmsearch.query.engine import Engine
+from mmsearch.query.request import Picture
 from mmsearch.user_files import read_file
 
 CUTOFFS = (1, 5, 10)  # recall@k; nDCG is taken at the last
@@ -176,7 +177,7 @@ def _search(engine: Engine, query: Query, depth: int) -> Callable[[], list[Hit]]
 
 def _picture(engine: Engine, path: Path):
     try:
-        return engine.picture(read_file(path, MAX_FILE_BYTES), raw=is_raw(path)).image
+        return engine.picture(Picture(read_file(path, MAX_FILE_BYTES), is_raw(path))).image
     except MediaError as exc:
         raise ConfigError(f"cannot read the picture {path}: {exc}") from exc
 

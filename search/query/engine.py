@@ -1,10 +1,14 @@
-"""Engine: a query in, ranked hits out (encode -> vector search -> catalog check -> filters -> hits)."""
+"""Engine: the front door. A search request in, a result out (Engine.search: check -> understand ->
+encode -> vector search -> catalog check -> filters -> hits); the items, fields and pictures behind hits."""
 
 from __future__ import annotations
 
 import datetime as dt
+import time
+from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -12,13 +16,17 @@ from PIL import Image
 from sqlalchemy import and_
 from sqlalchemy.sql.elements import ColumnElement
 
-from mmsearch.config import IndexerSettings, SearchSettings, Settings
+from mmsearch.config import SearchSettings, Settings
 from mmsearch.encode.factory import open_encoder
 from mmsearch.encode.images import DecodedImage, decode_image
 from mmsearch.encode.spec import ModelSpec
 from mmsearch.encode.word_tower import OnnxSentences
-from mmsearch.errors import InvalidQueryError, NotFoundError
+from mmsearch.errors import InvalidQueryError, MediaTooLargeError, NotFoundError
 from mmsearch.hits import IMAGE_SPACE, TEXT_SPACE, Hit, HitRow
+from mmsearch.indexer.dispatch import index_path
+from mmsearch.indexer.manifest import Columns
+from mmsearch.indexer.pipeline import IndexReport, ProgressFn
+from mmsearch.learn.classify import ZeroShotClassifier, tag_collection
 from mmsearch.query import dedup, ordering, place, when
 from mmsearch.query.filters import parse as parse_filter
 from mmsearch.query.fusion import COHORT
@@ -26,53 +34,20 @@ from mmsearch.query.grouping import hit, moment
 from mmsearch.query.pictures import hit_picture
 from mmsearch.query.ranking import ranked
 from mmsearch.query.relevance import mark_weak
+from mmsearch.query.request import Filters, Picture, SearchRequest, Term, check_text
 from mmsearch.query.rerank import ClipReranker, Reranker, rerank
+from mmsearch.query.result import SearchResult
 from mmsearch.query.understood import Understood
 from mmsearch.storage.schema import Item, Segment
 from mmsearch.storage.store import Store, resolve_model, resolve_text_model
+from mmsearch.user_files import megabytes
 
 if TYPE_CHECKING:
     from mmsearch.encode.base import EncoderBase
 
-KINDS = ("image", "video", "audio", "product")
 RRF_K = 60  # reciprocal rank fusion's constant (Cormack et al. 2009; Weaviate and Qdrant use it too)
 KEYWORD_DEPTH = 50  # full-text matches fused with the vector hits
 PERIODS = {"year": 4, "month": 7, "day": 10}  # an ISO date's characters that name the period
-MAX_PICTURE_PIXELS = IndexerSettings.model_fields["max_image_pixels"].default  # as for indexed files
-
-
-@dataclass(frozen=True)
-class Term:
-    """One part of a composed query: a text, a picture or an indexed item (by id), with a weight."""
-
-    value: str | Image.Image | int
-    weight: float = 1.0
-
-
-def check_text(text: str | None, what: str) -> None:
-    """NUL cannot be stored or matched by PostgreSQL (nor meant by anyone): refuse it up front."""
-    if text is not None and "\x00" in text:
-        raise InvalidQueryError(f"the {what} contains a NUL character")
-
-
-@dataclass(frozen=True)
-class Filters:
-    kind: str | None = None
-    path_prefix: str | None = None
-    min_score: float | None = None
-    where: str | None = None  # the filter language (search/query/filters.py), e.g. 'category = "shoes"'
-
-    def __post_init__(self) -> None:
-        check_text(self.path_prefix, "path prefix")
-        check_text(self.where, "filter")
-        if self.kind is not None and self.kind not in KINDS:
-            raise InvalidQueryError(f"kind must be one of {', '.join(KINDS)}, not {self.kind!r}")
-        if self.where:
-            parse_filter(self.where)  # a bad filter fails here, before any search
-
-    @property
-    def restricts_ids(self) -> bool:
-        return bool(self.kind or self.path_prefix or (self.where and self.where.strip()))
 
 
 class Engine:
@@ -84,11 +59,13 @@ class Engine:
         store: Store,
         search: SearchSettings | None = None,
         reranker: Reranker | None = None,
+        settings: Settings | None = None,
     ):
         self.encoder = encoder
         self.store = store
         self.search_settings = search or SearchSettings()
         self.reranker = reranker
+        self.settings = settings  # the whole of them, for indexing: Engine.open keeps them
         self._cohorts: dict[str, np.ndarray] = {}
         self._fields: tuple[int, dict[str, float | str]] = (-1, {})
         self._root: tuple[int, str] = (-1, "")
@@ -109,7 +86,75 @@ class Engine:
 
             second = ModelSpec(settings.search.rerank_model, settings.search.rerank_pretrained).normalised()
             reranker = ClipReranker(Encoder.for_spec(second, m), store.catalog)
-        return cls(encoder, store, settings.search, reranker)
+        return cls(encoder, store, settings.search, reranker, settings)
+
+    def index(
+        self,
+        path: Path,
+        prune: bool = False,
+        ray: str | None = None,
+        columns: Columns = Columns(),
+        root: Path | None = None,
+        on_progress: ProgressFn | None = None,
+    ) -> IndexReport:
+        """Bring the index up to date with a folder or a manifest, here or on Ray, with the settings it
+        was opened with (indexer/dispatch.py)."""
+        settings = self.settings or Settings(index_dir=self.store.folder, search=self.search_settings)
+        return index_path(path, self.encoder, self.store, settings, prune, ray, columns, root, on_progress)
+
+    def search(self, request: SearchRequest, today: dt.date | None = None) -> SearchResult:
+        """The one search every door makes (search/query/request.py): the request checked against the
+        limits, its words' date and place taken as filters, a relative path prefix put under the folder the
+        indexed files share, then words, a picture or a composed query searched, and sorted if asked."""
+        start = time.perf_counter()
+        s = self.search_settings
+        if not 1 <= request.k <= s.max_k:
+            raise InvalidQueryError(f"k must be between 1 and {s.max_k}, not {request.k}")
+        if request.sort is not None:
+            ordering.parse(request.sort)  # a bad name fails before any search
+        if not request.terms:
+            raise InvalidQueryError("give words, a picture or an item to search for")
+        filters = request.filters
+        prefix = filters.path_prefix
+        if prefix and not prefix.startswith("/") and "://" not in prefix:
+            filters = replace(filters, path_prefix=self.common_root() + prefix)
+        terms, pictures = list(request.terms), []
+        for i, term in enumerate(terms):
+            if isinstance(term.value, Picture):
+                decoded = self.picture(term.value)
+                pictures.append((decoded.width, decoded.height))
+                terms[i] = Term(decoded.image, term.weight)
+        words, understood = request.words_at, None
+        if words is not None:
+            text = str(terms[words].value)
+            understood, filters = self.understood(text, today or dt.date.today(), filters, request.literal)
+            if understood is not None:
+                terms[words] = Term(understood.text, terms[words].weight)
+        hits = self._search_terms(terms, request, filters)
+        if request.sort:
+            hits = self.ordered(hits, request.sort)
+        took = (time.perf_counter() - start) * 1000
+        query = str(request.terms[words].value).strip() if words is not None else None
+        return SearchResult.of(
+            query,
+            request.k,
+            hits,
+            request.show_all,
+            understood=understood,
+            took_ms=took,
+            pictures=tuple(pictures),
+        )
+
+    def _search_terms(self, terms: list[Term], request: SearchRequest, filters: Filters) -> list[Hit]:
+        alone = terms[0].value if len(terms) == 1 and terms[0].weight > 0 else None
+        k, collapse = request.k, request.collapse
+        if isinstance(alone, str):
+            return self.search_text(alone, k, filters, collapse, request.hybrid)
+        if request.hybrid:
+            raise InvalidQueryError("hybrid matches words alone: drop hybrid, or the pictures and items")
+        if isinstance(alone, Image.Image):
+            return self.search_image(alone, k, filters, collapse)
+        return self.search_composed(terms, k, filters, collapse)
 
     def search_text(
         self,
@@ -189,11 +234,16 @@ class Engine:
                 out[row.item_id] = hit(row, [moment(row, float(similarity), float(similarity))])
         return out
 
-    def picture(self, data: bytes, max_pixels: int = MAX_PICTURE_PIXELS, raw: bool = False) -> DecodedImage:
+    def picture(self, picture: Picture) -> DecodedImage:
         """A query picture's bytes decoded exactly as the indexer decodes files (a JPEG at the same reduced
-        scale; `raw`: a camera RAW file), so a file used as a query finds itself at ~1.0. The one door for
-        query pictures: the command line, the HTTP API and library callers with bytes all come in here."""
-        return decode_image(data, max_pixels, min_side=self.encoder.image_size, raw=raw)
+        scale; a camera RAW file), so a file used as a query finds itself at ~1.0, within the query
+        picture limits (SearchSettings). The one door for query pictures, whoever sends them."""
+        s = self.search_settings
+        if len(picture.data) > s.max_picture_bytes:
+            raise MediaTooLargeError(f"a picture is over the limit of {megabytes(s.max_picture_bytes)}")
+        return decode_image(
+            picture.data, s.max_picture_pixels, min_side=self.encoder.image_size, raw=picture.raw
+        )
 
     def search_image(
         self, image: Image.Image, k: int = 10, filters: Filters | None = None, collapse: float | None = None
@@ -360,6 +410,37 @@ class Engine:
         """The picture behind a hit (query/pictures.py): None for a recording, MediaError where its file
         no longer reads."""
         return hit_picture(self.store.catalog, hit, min_side)
+
+    def classify(
+        self,
+        target: Picture | int,
+        labels: Sequence[str],
+        templates: Sequence[str] | None = None,
+        top: int = 5,
+        threshold: float | None = None,
+    ) -> list[tuple[str, float]]:
+        """Zero-shot labels (search/learn/classify.py) for a query picture or an indexed item's pictures:
+        the `top` labels by probability, or with `threshold` those whose cosine reaches it (multi-label)."""
+        classifier = ZeroShotClassifier(self.encoder, labels, templates)
+        if isinstance(target, int):
+            vector = self.item_picture_vector(target)[None]
+        else:
+            vector = self.encoder.encode_images([self.picture(target).image])
+        if threshold is not None:
+            return classifier.multi_label(vector, threshold)[0][:top]
+        return classifier.classify(vector, top=min(top, len(classifier.labels)))[0]
+
+    def tag_collection(
+        self,
+        labels: Sequence[str],
+        templates: Sequence[str] | None = None,
+        threshold: float | None = None,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> tuple[int, Counter]:
+        """Tag every item with pictures zero-shot, stored and filterable (`tag = shoe`): (items tagged,
+        how often each label was given)."""
+        classifier = ZeroShotClassifier(self.encoder, labels, templates)
+        return tag_collection(self.store.catalog, classifier, threshold, on_progress=on_progress)
 
     def tags(self, item_id: int) -> list[tuple[str, float, str]]:
         """An item's tags: (label, score, source)."""

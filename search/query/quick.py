@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import time
 from collections.abc import Callable, Sequence
 from contextlib import closing
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from mmsearch.defaults import (
     CATALOG,
     DEFAULT_INDEX_DIR,
     GOOD_MARGIN,
+    MAX_K,
     TEXT_GAP,
     IndexSearchDefaults,
 )
@@ -45,6 +47,7 @@ from mmsearch.query import place
 from mmsearch.query.fusion import COHORT
 from mmsearch.query.ranking import ranked
 from mmsearch.query.relevance import mark_weak
+from mmsearch.query.result import SearchResult
 from mmsearch.query.when import FIELD as DATE_FIELD
 from mmsearch.query.when import might_hold_a_date
 from mmsearch.storage.layout import FORMAT, MANIFEST, escape_like, vectors_file
@@ -56,7 +59,6 @@ INDEX_DIR_ENV = "MMSEARCH_INDEX_DIR"
 # The settings groups a text search never reads (search/config.py): set or not, its hits are the same. The
 # model, the index, search and the database (MMSEARCH_MODEL__, _INDEX__, _SEARCH__, _DATABASE_URL) are.
 UNRELATED = tuple(f"MMSEARCH_{group}__" for group in ("INDEXER", "VIDEO", "SPEECH", "OCR", "ANSWER", "API"))
-MAX_K = 10_000  # as the full command's -k
 CHUNK = 10_000  # ids per SQL statement, under SQLite's bound on parameters
 
 
@@ -114,8 +116,9 @@ def settings_in_env() -> bool:
     )
 
 
-def search(query: Query) -> list[Hit] | None:
-    """The engine's hits for a plain text query, or None when this path cannot tell them."""
+def search(query: Query) -> SearchResult | None:
+    """The engine's result for a plain text query, or None when this path cannot tell it."""
+    start = time.perf_counter()
     folder = query.index_dir or Path(os.environ.get(INDEX_DIR_ENV, DEFAULT_INDEX_DIR))
     manifest = _manifest(folder)
     if manifest is None or not (folder / CATALOG).is_file():
@@ -126,9 +129,13 @@ def search(query: Query) -> list[Hit] | None:
         return None
     try:
         with closing(_read_only(folder / CATALOG)) as db:
-            return _search(folder, db, model, tower, query)
+            hits = _search(folder, db, model, tower, query)
     except (sqlite3.Error, OSError, RuntimeError):  # an older schema, a cache being replaced, ...
         return None
+    if hits is None:
+        return None
+    took = (time.perf_counter() - start) * 1000
+    return SearchResult.of(query.text, query.k, hits, query.show_all, took_ms=took)
 
 
 def _manifest(folder: Path) -> dict | None:

@@ -96,8 +96,13 @@ def client(index) -> Iterator[httpx.Client]:
 
 @pytest.fixture(scope="session")
 def small_client(index) -> Iterator[httpx.Client]:
-    """An app whose lifespan opens the index itself (model from the manifest), with a small upload cap."""
-    settings = Settings(index_dir=index.settings.index_dir, api={"max_upload_bytes": SMALL_UPLOAD})
+    """An app whose lifespan opens the index itself (model from the manifest), with a small upload cap and
+    a query picture limit as small."""
+    settings = Settings(
+        index_dir=index.settings.index_dir,
+        api={"max_upload_bytes": SMALL_UPLOAD},
+        search={"max_picture_bytes": SMALL_UPLOAD},
+    )
     with serve(create_app(settings)) as url, httpx.Client(base_url=url, timeout=30) as c:
         yield c
 

@@ -133,7 +133,7 @@ def test_an_agent_sees_the_face_blurred_too(collection, corpus):
         got, name = {}, None
         for part in result.content[1:]:
             if part.type == "text":
-                name = Path(json.loads(part.text)["path"]).name
+                name = Path(json.loads(part.text)["uri"]).name
             else:
                 got[name] = Image.open(io.BytesIO(base64.b64decode(part.data))).convert("L")
         return got

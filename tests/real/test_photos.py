@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mmsearch.query.dedup import NEAR, find_duplicates
+from mmsearch.query.request import Picture
 from tests.real.conftest import TRUTH
 
 NEAR_COPIES = TRUTH["photos"]["near_copies"]
@@ -28,7 +29,7 @@ def test_a_near_copy_finds_its_original_first(real_index, record_property):
     engine = real_index.engine
     found = []
     for rel in NEAR_COPIES:
-        query = engine.picture(copy_of(real_index, rel).read_bytes()).image
+        query = engine.picture(Picture(copy_of(real_index, rel).read_bytes())).image
         hits = [h for h in engine.search_image(query, k=3) if h.uri != str(copy_of(real_index, rel))]
         found.append(hits[0].uri == real_index.uri(rel))
     record_property("near_copies_found_first", sum(found))

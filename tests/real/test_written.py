@@ -110,7 +110,7 @@ def test_a_sign_is_found_by_its_words_from_the_command_line(written):
     for rel, truth in WRITTEN["photos"].items():
         run = mmsearch("search", truth["query"], "-k", "1", "--json", "-i", str(written.settings.index_dir))
         assert run.returncode == 0, run.stderr
-        hits = json.loads(run.stdout)
+        hits = json.loads(run.stdout)["hits"]
         assert hits and hits[0]["uri"] == written.uri(rel), (truth["query"], hits)
     table = mmsearch(
         "search", "please look under your vehicles", "-k", "1", "-i", str(written.settings.index_dir)
