@@ -60,7 +60,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         opened = engine or await run_in_threadpool(Engine.open, settings)  # loads the model: seconds
         app.state.engine = opened
-        opened.encoder.on_batch = app.state.metrics.observe_encode
+        opened.observe_encoding(app.state.metrics.observe_encode)
         app.state.index_runner = IndexRunner(opened, settings)
         try:
             yield

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -20,13 +21,14 @@ async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def shown_uri(request: Request, uri: str) -> str:
-    """A file's path as this caller may see it: whole for an admin (every caller when no keys are set),
-    else relative to the folder all indexed files share, so a read key learns no server paths."""
+def shown_uris(request: Request) -> Callable[[str], str]:
+    """How files' paths are shown to this caller: whole to an admin (every caller when no keys are set),
+    else relative to the folder all indexed files share, so a read key learns no server paths. The
+    shared folder is looked up once per request, not once per hit."""
     if getattr(request.state, "role", "admin") == "admin":
-        return uri
+        return lambda uri: uri
     root = request.app.state.engine.common_root()
-    return uri[len(root) :] if root and uri.startswith(root) else uri.rsplit("/", 1)[-1]
+    return lambda uri: uri[len(root) :] if root and uri.startswith(root) else uri.rsplit("/", 1)[-1]
 
 
 EngineDep = Annotated[Engine, Depends(get_engine)]

@@ -17,10 +17,11 @@ def main() -> None:
 
 def quick_search(args: list[str]) -> bool:
     """Answer `mmsearch search ARGS` the light way; False when it must go the full way."""
+    from mmsearch.defaults import search_settings_in_env
     from mmsearch.query import quick
 
     query = quick.parse(args)
-    if query is None or quick.settings_in_env():
+    if query is None or search_settings_in_env():
         return False
     result = quick.search(query)
     if result is None:

@@ -57,8 +57,8 @@ class IndexCollector(Collector):
         if engine is None:
             return
         vectors = GaugeMetricFamily("mmsearch_index_vectors", "Vectors in the search index", labels=["space"])
-        for space, index in engine.store.vectors.items():
-            vectors.add_metric([space], len(index))
+        for space, count in engine.vector_counts().items():
+            vectors.add_metric([space], count)
         yield vectors
         runner = getattr(self.state, "index_runner", None)
         run = runner.run if runner is not None else None

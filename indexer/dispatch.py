@@ -21,14 +21,14 @@ def index_path(
     settings: Settings,
     prune: bool = False,
     ray: str | None = None,
-    columns: Columns = Columns(),
+    columns: Columns | None = None,
     root: Path | None = None,
     on_progress: ProgressFn | None = None,
 ) -> IndexReport:
     """Bring the index up to date with `path`. `ray`: a cluster's address (`auto`, `local`) to do the
     pictures on (the ray extra); `prune` drops a folder's files deleted since the last run; `columns` and
     `root` read a manifest (its columns; where its absolute image paths must lie)."""
-    s = settings
+    s, columns = settings, columns or Columns()
     if ray is not None:
         from mmsearch.indexer.distributed import connect, index_folder_on_ray, index_manifest_on_ray
 

@@ -24,6 +24,7 @@ from mmsearch.defaults import (
     NPROBE,
     PICTURE_GAP,
     TEXT_GAP,
+    default_cache_dir,
 )
 
 DEFAULT_MODEL = "ViT-B-32-256"
@@ -41,11 +42,11 @@ class ModelSettings(BaseModel):
     it was made with and a new index uses the default model.
     """
 
-    name: str | None = None
-    pretrained: str | None = None
-    random_weights: bool = False
-    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
-    batch_size: int = Field(32, ge=1, le=4096)
+    name: str | None = Field(None, description="open_clip name or local model folder; unset: the index's own")
+    pretrained: str | None = Field(None, description="its pretrained tag or checkpoint file")
+    random_weights: bool = Field(False, description="random weights: speed tests only")
+    device: Literal["auto", "cpu", "cuda", "mps"] = Field("auto", description="where the model runs")
+    batch_size: int = Field(32, ge=1, le=4096, description="pictures or texts per forward pass")
     threads: int | None = Field(None, ge=1, description="torch intra-op threads; None keeps torch's choice")
     backend: Backend = Field(
         "auto", description="auto: by rules per machine and model (docs/models.md); or one by name"
@@ -53,8 +54,13 @@ class ModelSettings(BaseModel):
     query_backend: QueryBackend = Field(
         "auto", description="query texts: auto (int8 query tower on CPUs, docs/models.md), torch or onnx-int8"
     )
+    cache_dir: Path = Field(
+        default_factory=default_cache_dir,
+        description="unpacked text models and exported towers; default: $XDG_CACHE_HOME/mmsearch or "
+        "~/.cache/mmsearch",
+    )
     onnx_cache_dir: Path | None = Field(
-        None, description="exported ONNX towers; default: beside a local model folder, else ~/.cache/mmsearch"
+        None, description="exported ONNX towers; default: beside a local model folder, else cache_dir/onnx"
     )
     text_model: str | None = Field(
         None,
@@ -71,7 +77,7 @@ def decode_workers_here() -> int:
 
 
 class IndexerSettings(BaseModel):
-    batch_size: int = Field(32, ge=1, le=4096)
+    batch_size: int = Field(32, ge=1, le=4096, description="files encoded and written together")
     decode_workers: int = Field(
         default_factory=decode_workers_here,
         ge=1,
@@ -81,7 +87,7 @@ class IndexerSettings(BaseModel):
     max_image_pixels: int = Field(MAX_IMAGE_PIXELS, ge=1, description="larger images are refused as bombs")
     max_file_bytes: int = Field(MAX_FILE_BYTES, ge=1, description="larger picture files are refused")
     include: list[str] = Field(default_factory=list, description="glob patterns on paths under the root")
-    exclude: list[str] = Field(default_factory=list)
+    exclude: list[str] = Field(default_factory=list, description="glob patterns of paths left out")
     save_every_s: float = Field(30.0, gt=0, description="how often the FAISS cache is saved mid-run")
     max_media_bytes: int = Field(50 * 2**30, ge=1, description="larger video and audio files are refused")
     media_workers: int = Field(1, ge=1, le=64, description="child processes that decode video and audio")
@@ -104,12 +110,12 @@ class VideoSettings(BaseModel):
 class SpeechSettings(BaseModel):
     """Transcription with faster-whisper, in the text space of the search model."""
 
-    enabled: bool = True
+    enabled: bool = Field(True, description="transcribe what is said in video and audio files")
     model: str = Field(
         "base", description="a faster-whisper size (tiny.en, base, small, ...) or a local folder"
     )
     language: str | None = Field(None, description="ISO code; None detects it (English-only models: en)")
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="where Whisper runs")
     compute_type: str = Field(
         "auto", description="auto: int8 on CPU, float16 on CUDA; or any CTranslate2 type"
     )
@@ -215,11 +221,11 @@ class AnswerSettings(BaseModel):
     from `api_key` or the SDK's own environment variable (OPENAI_API_KEY, ANTHROPIC_API_KEY).
     """
 
-    backend: Literal["local", "openai", "anthropic"] = "local"
+    backend: Literal["local", "openai", "anthropic"] = Field("local", description="who writes the answer")
     model: str | None = Field(None, description="model name or local folder; local default SmolVLM-256M")
     base_url: str | None = Field(None, description="server URL for openai/anthropic (None: the vendor's)")
-    api_key: str | None = Field(None, repr=False)
-    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    api_key: str | None = Field(None, repr=False, description="the server's key; unset: the SDK's variable")
+    device: Literal["auto", "cpu", "cuda", "mps"] = Field("auto", description="where a local VLM runs")
     max_evidence: int = Field(8, ge=1, le=50, description="hits numbered in the prompt")
     max_images: int = Field(4, ge=0, le=20, description="pictures sent with the prompt")
     image_px: int = Field(448, ge=64, le=2048, description="longer side of each picture sent")
@@ -238,16 +244,16 @@ class ApiSettings(BaseModel):
     """The HTTP service. API keys are optional on a loopback address and required on any other: with
     keys set, every route but /health and the page's static files needs one (docs/api.md)."""
 
-    host: str = "127.0.0.1"
-    port: int = Field(8000, ge=1, le=65535)
-    max_upload_bytes: int = Field(20 * 2**20, ge=1)
+    host: str = Field("127.0.0.1", description="the address to serve on; not loopback: keys required")
+    port: int = Field(8000, ge=1, le=65535, description="the port to serve on")
+    max_upload_bytes: int = Field(20 * 2**20, ge=1, description="a request body over this gets 413")
     serve_originals: bool = Field(
         False, description="serve pictures as they are; by default without EXIF, XMP and IPTC (GPS, camera)"
     )
     blur_faces: bool = Field(
         False, description="blur the faces found in served thumbnails (api/faces.py; the [faces] extra)"
     )
-    thumbnail_px: int = Field(256, ge=16, le=2048)
+    thumbnail_px: int = Field(256, ge=16, le=2048, description="thumbnails' longer side by default")
     read_keys: list[str] = Field(default_factory=list, repr=False, description="keys that may search")
     admin_keys: list[str] = Field(
         default_factory=list, repr=False, description="keys that may also index (/admin routes)"
@@ -270,7 +276,7 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="MMSEARCH_", env_nested_delimiter="__", extra="ignore")
 
-    index_dir: Path = DEFAULT_INDEX_DIR
+    index_dir: Path = Field(DEFAULT_INDEX_DIR, description="the index folder (catalog, vectors, towers)")
     database_url: str | None = Field(None, description="SQLAlchemy URL; default: SQLite in index_dir")
     model: ModelSettings = Field(default_factory=ModelSettings)
     indexer: IndexerSettings = Field(default_factory=IndexerSettings)

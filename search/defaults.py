@@ -4,10 +4,15 @@ one-shot search (search/query/quick.py), which reads no settings, searches with 
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_INDEX_DIR = Path("mmsearch-index")
+INDEX_DIR_ENV = "MMSEARCH_INDEX_DIR"
+# The settings groups a text search never reads (search/config.py): set or not, its hits are the same. The
+# model, the index, search and the database (MMSEARCH_MODEL__, _INDEX__, _SEARCH__, _DATABASE_URL) are.
+UNRELATED = tuple(f"MMSEARCH_{group}__" for group in ("INDEXER", "VIDEO", "SPEECH", "OCR", "ANSWER", "API"))
 CATALOG = "catalog.sqlite"  # the default catalog: SQLite inside the index folder
 CANDIDATES = 100  # first-stage hits of an approximate index, rescored exactly (SearchSettings)
 CANDIDATES_GROW_FROM = 1_000_000  # vectors past which an approximate index rescores more candidates
@@ -44,3 +49,22 @@ def candidates_for(n: int, base: int = CANDIDATES) -> int:
 
 
 LOCAL_VLM = "HuggingFaceTB/SmolVLM-256M-Instruct"  # the local answer backend's model (AnswerSettings)
+
+
+def default_cache_dir() -> Path:
+    """Where downloaded and converted models are kept (ModelSettings.cache_dir): the user's cache."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mmsearch"
+
+
+def index_dir_in_env() -> Path:
+    """Settings.index_dir as the environment sets it, for the one-shot search, which reads no Settings."""
+    return Path(os.environ.get(INDEX_DIR_ENV, DEFAULT_INDEX_DIR))
+
+
+def search_settings_in_env() -> bool:
+    """Whether an mmsearch setting that can change a text search's hits is set in the environment
+    (pydantic-settings ignores case): then the one-shot search declines and Settings decide."""
+    names = (k.upper() for k in os.environ)
+    return any(
+        k.startswith("MMSEARCH_") and k != INDEX_DIR_ENV and not k.startswith(UNRELATED) for k in names
+    )

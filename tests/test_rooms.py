@@ -184,3 +184,16 @@ def test_pyproject_lists_every_package():
             if path.is_dir() and path.name != "__pycache__":
                 folders.add(".".join([package, *path.relative_to(ROOT / folder).parts]))
     assert set(setuptools["packages"]) == folders
+
+
+def test_the_edges_go_through_the_front_door():
+    """No module of api/ reaches past Engine into its store or encoder (the benchmarks measure those
+    parts on purpose): what an edge needs is an Engine method, the same for every edge."""
+    reached = []
+    for module, path in MODULES.items():
+        if room(module) != "api" or module.startswith("mmsearch.api.bench"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Attribute) and node.attr in ("store", "encoder"):
+                reached.append(f"{path.relative_to(ROOT)}:{node.lineno} .{node.attr}")
+    assert not reached, reached

@@ -72,10 +72,9 @@ def dedup(
     index_dir: IndexDir = None,
 ) -> None:
     """Group duplicates: exact copies (same content hash) and near-identical images."""
-    from mmsearch.query.dedup import find_duplicates, groups_to_json, write_csv
+    from mmsearch.query.dedup import groups_to_json, write_csv
 
-    engine = open_engine(settings_from(index_dir))
-    groups = find_duplicates(engine.store, threshold)
+    groups = open_engine(settings_from(index_dir)).duplicates(threshold)
     if csv_out is not None:
         write_csv(groups, csv_out)
     if as_json:
@@ -151,7 +150,7 @@ def _query_line(s: Settings, recorded: dict) -> str:
 def reindex(index_dir: IndexDir = None) -> None:
     """Rebuild the FAISS file from the vectors stored in the catalog."""
     engine = open_engine(settings_from(index_dir))
-    out.print(f"rebuilt the vector index: {engine.store.rebuild()} vectors")
+    out.print(f"rebuilt the vector index: {engine.rebuild()} vectors")
 
 
 def serve(

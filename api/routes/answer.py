@@ -19,9 +19,9 @@ from pydantic import BaseModel, Field
 
 from mmsearch import BackendError, Filters, MMSearchError
 from mmsearch.answer.answerer import Answer, Answerer, Evidence
-from mmsearch.api.deps import EngineDep, SettingsDep, shown_uri
+from mmsearch.api.deps import EngineDep, SettingsDep
 from mmsearch.api.errors import error_responses, status_for
-from mmsearch.api.routes.search import Kind, media_url, thumbnail_url
+from mmsearch.api.routes.search import HitOut, Kind, hits_out
 
 router = APIRouter(tags=["answer"])
 MAX_QUESTION_CHARS = 1000
@@ -34,20 +34,11 @@ class AnswerIn(BaseModel):
     where: str | None = Field(None, max_length=2000, description="a filter (docs/filters.md)")
 
 
-class EvidenceOut(BaseModel):
+class EvidenceOut(HitOut):
+    """A hit the model was shown, in the shape every search returns, with the number it is cited by."""
+
     number: int = Field(description="the [number] the answer cites")
-    item_id: int
-    segment_id: int
-    uri: str
-    kind: str
-    space: str = Field(description="'image' (seen) or 'text' (said)")
-    score: float = Field(description="its score in the search: the cohort margin (docs/search.md)")
-    t_start: float | None = None
-    t_end: float | None = None
-    text: str | None = Field(None, description="what is said, for speech")
     with_image: bool = Field(description="whether a picture of it was sent to the model")
-    thumbnail_url: str | None = None
-    media_url: str
 
 
 class AnswerOut(BaseModel):
@@ -71,25 +62,12 @@ def get_answerer(request: Request, engine: EngineDep, settings: SettingsDep) -> 
 AnswererDep = Annotated[Answerer, Depends(get_answerer)]
 
 
-def evidence_out(request: Request, e: Evidence) -> EvidenceOut:
-    root = request.scope.get("root_path", "").rstrip("/")
-    h = e.hit
-    best = h.moments[0]
-    return EvidenceOut(
-        number=e.number,
-        item_id=h.item_id,
-        segment_id=h.segment_id,
-        uri=shown_uri(request, h.uri),
-        kind=h.kind,
-        space=h.space,
-        score=h.score,
-        t_start=h.t_start,
-        t_end=h.t_end,
-        text=h.text,
-        with_image=e.image is not None,
-        thumbnail_url=thumbnail_url(root, h, best),
-        media_url=media_url(root, h.item_id, h.t_start),
-    )
+def evidence_out(request: Request, evidence: list[Evidence]) -> list[EvidenceOut]:
+    hits = hits_out(request, [e.hit for e in evidence])
+    return [
+        EvidenceOut(**h.model_dump(), number=e.number, with_image=e.image is not None)
+        for h, e in zip(hits, evidence, strict=True)
+    ]
 
 
 def answer_out(request: Request, answer: Answer, took_ms: float) -> AnswerOut:
@@ -98,9 +76,9 @@ def answer_out(request: Request, answer: Answer, took_ms: float) -> AnswerOut:
         answer=answer.text,
         answered=answer.answered,
         backend=answer.backend,
-        citations=[evidence_out(request, e) for e in answer.citations],
+        citations=evidence_out(request, answer.citations),
         unknown_citations=answer.unknown_citations,
-        evidence=[evidence_out(request, e) for e in answer.evidence],
+        evidence=evidence_out(request, answer.evidence),
         took_ms=round(took_ms, 3),
     )
 
@@ -142,7 +120,7 @@ def answer(request: Request, answerer: AnswererDep, body: AnswerIn):
         content = {
             "error": str(exc),
             "type": type(exc).__name__,
-            "evidence": [evidence_out(request, e).model_dump() for e in evidence],
+            "evidence": [e.model_dump() for e in evidence_out(request, evidence)],
         }
         return JSONResponse(content, status_code=status_for(exc))
     return answer_out(request, result, (time.perf_counter() - start) * 1000)
@@ -163,7 +141,7 @@ def answer_stream(request: Request, answerer: AnswererDep, body: AnswerIn) -> St
     evidence = answerer.evidence(body.question.strip(), _filters(body))  # errors here are plain 4xx/5xx
 
     def events() -> Iterator[str]:
-        yield _event("evidence", [evidence_out(request, e).model_dump() for e in evidence])
+        yield _event("evidence", [e.model_dump() for e in evidence_out(request, evidence)])
         try:
             for piece in answerer.stream(body.question, _filters(body), evidence=evidence):
                 if isinstance(piece, Answer):

@@ -51,5 +51,5 @@ def ready(engine: EngineDep) -> ReadyOut:
         failed=info.get("failed", 0),
         segments=info.get("segments", 0),
         vectors=info.get("vectors", 0),
-        model=engine.encoder.spec.label(),
+        model=engine.model,
     )

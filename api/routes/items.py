@@ -22,7 +22,7 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
 from mmsearch import MediaError, NotFoundError
-from mmsearch.api.deps import EngineDep, SettingsDep, shown_uri
+from mmsearch.api.deps import EngineDep, SettingsDep, shown_uris
 from mmsearch.api.errors import error_responses
 from mmsearch.api.faces import FaceBlur, decode_side, shrunk
 from mmsearch.api.private import developed, media_without_metadata, without_metadata
@@ -123,7 +123,7 @@ def get_item(request: Request, engine: EngineDep, item_id: ItemId) -> ItemOut:
     root = request.scope.get("root_path", "").rstrip("/")
     indexed = item.status == INDEXED
     out = ItemOut.model_validate(item, from_attributes=True)
-    out.uri = shown_uri(request, item.uri)
+    out.uri = shown_uris(request)(item.uri)
     out.thumbnail_url = f"{root}/items/{item.id}/thumbnail" if indexed and item.kind != "audio" else None
     out.media_url = f"{root}/items/{item.id}/media" if indexed else None
     return out
@@ -193,7 +193,7 @@ def thumbnail(
     size = size or settings.api.thumbnail_px
     item = engine.item(item_id)
     if item.status == INDEXED and item.kind == "video":
-        segment_id = engine.store.catalog.first_keyframe(item_id)
+        segment_id = engine.keyframe(item_id)
         if segment_id is not None:
             return _keyframe(request, engine, settings, faces, cache, segment_id, size)
     if item.status != INDEXED or item.kind != "image":
@@ -299,7 +299,7 @@ def _keyframe(
     key = ("segment", segment_id, size)
     jpeg = cache.get(key)
     if jpeg is None:
-        jpeg = engine.store.catalog.thumbnail(segment_id)
+        jpeg = engine.thumbnail(segment_id)
         if jpeg is None:
             raise NotFoundError(f"segment {segment_id} has no thumbnail")
         image = decode_image(jpeg, settings.indexer.max_image_pixels).image

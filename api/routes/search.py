@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field, model_validator
 from starlette.concurrency import run_in_threadpool
 
 from mmsearch import MediaTooLargeError
-from mmsearch.api.deps import EngineDep, SettingsDep, shown_uri
+from mmsearch.api.deps import EngineDep, SettingsDep, shown_uris
 from mmsearch.api.errors import error_responses
 from mmsearch.hits import Hit, Moment
 from mmsearch.query.filters import BUILT_IN, example
@@ -204,6 +204,7 @@ def search_out(request: Request, result: SearchResult) -> dict:
 
 def hits_out(request: Request, hits: list[Hit]) -> list[HitOut]:
     root = request.scope.get("root_path", "").rstrip("/")
+    shown = shown_uris(request)
     out = []
     for h in hits:
         fields = h.public()
@@ -215,7 +216,7 @@ def hits_out(request: Request, hits: list[Hit]) -> list[HitOut]:
             )
             for m in h.moments
         ]
-        fields |= {"uri": shown_uri(request, h.uri), "moments": moments}
+        fields |= {"uri": shown(h.uri), "moments": moments}
         out.append(
             HitOut(
                 **fields,

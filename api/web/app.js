@@ -71,8 +71,8 @@ function card(hit, index) {
   li.className = hit.weak ? "card weak" : "card";
   const button = document.createElement("button");
   button.dataset.index = index;
-  const kind = hit.boxes ? "written" : hit.space !== "text" ? (hit.t_start != null ? "video" : hit.kind)
-    : hit.t_start != null ? "speech" : hit.kind;
+  const kind = { said: "speech", written: "written" }[hit.source]  // where the match is: the API says
+    || (hit.source === "seen" && hit.t_start != null ? "video" : hit.kind);
   const label = { speech: "said", video: "video moment", written: "written" }[kind] || hit.kind;
   const when = hit.t_start != null ? ` ${clock(hit.t_start)}–${clock(hit.t_end)}` : "";
   const picture = hit.thumbnail_url

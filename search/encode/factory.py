@@ -32,7 +32,7 @@ def open_encoder(spec: ModelSpec, s: ModelSettings):
     text_model = s.text_model or DEFAULT_TEXT_MODEL
     if text_model != CLIP:
         cpu = s.device in ("cpu", "mps") or (s.device == "auto" and not gpu_possible())
-        encoder.words = sentences.shared(text_model, "cpu" if cpu else s.device)
+        encoder.words = sentences.shared(text_model, "cpu" if cpu else s.device, s.cache_dir)
     return encoder
 
 
@@ -41,7 +41,9 @@ def _light_encoder(spec: ModelSpec, s: ModelSettings) -> OnnxEncoder | None:
         return None
     if query_tower.runtime_version() is None:
         return None
-    folder = cache_folder(Path(s.onnx_cache_dir or default_cache_root(spec.local_dir)), spec.fingerprint)
+    folder = cache_folder(
+        Path(s.onnx_cache_dir or default_cache_root(spec.local_dir, s.cache_dir)), spec.fingerprint
+    )
     info = ModelInfo.read(folder)
     if info is None:
         return None

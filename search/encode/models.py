@@ -185,7 +185,8 @@ class Encoder(EncoderBase):
 
     @classmethod
     def for_spec(cls, spec: ModelSpec, s: ModelSettings) -> Encoder:
-        return cls(spec, s.device, s.batch_size, s.threads, s.backend, s.onnx_cache_dir, s.query_backend)
+        onnx = s.onnx_cache_dir or onnx_towers.default_cache_root(spec.local_dir, s.cache_dir)
+        return cls(spec, s.device, s.batch_size, s.threads, s.backend, onnx, s.query_backend)
 
     @property
     def logit_scale(self) -> float:

