@@ -28,9 +28,17 @@ from mmsearch.encode.base import EncoderBase
 from mmsearch.encode.images import decode_image
 from mmsearch.errors import ConfigError, MediaError
 from mmsearch.hits import IMAGE_SPACE, INDEXED, TEXT_SPACE
-from mmsearch.indexer.pipeline import Batcher, Decoded, IndexReport, Preprocessing, ProgressFn, decode_ahead
+from mmsearch.indexer.pipeline import (
+    Batcher,
+    Decoded,
+    IndexReport,
+    Part,
+    Preprocessing,
+    ProgressFn,
+    decode_ahead,
+)
 from mmsearch.indexer.sources import SourceFile
-from mmsearch.storage.schema import KnownFile
+from mmsearch.storage.schema import KnownFile, SegmentRecord
 from mmsearch.storage.store import Store
 from mmsearch.user_files import read_file
 
@@ -221,18 +229,15 @@ def decode_row(
             except MediaError as exc:
                 raise MediaError(f"{image_path.name}: {exc}") from exc
             img = decode_image(data, cfg.max_image_pixels, min_side=prep.image_size)
-            out.pixels.append(prep.preprocess(img.image))
-            out.segments.append({"space": IMAGE_SPACE})
+            out.parts.append(Part(SegmentRecord(IMAGE_SPACE), prep.preprocess(img.image)))
             if out.width is None:
                 out.width, out.height = img.width, img.height
-        for piece in pieces:
-            out.texts.append(piece)
-            out.segments.append({"space": TEXT_SPACE, "text": piece})
+        out.parts += [Part(SegmentRecord(TEXT_SPACE, text=piece), piece) for piece in pieces]
     except MediaError as exc:
-        out.pixels, out.texts, out.segments = [], [], []
+        out.parts = []
         out.error = f"line {row.line}: {exc}"
     except OSError as exc:
-        out.pixels, out.texts, out.segments = [], [], []
+        out.parts = []
         out.error = f"line {row.line}: cannot read an image: {exc.strerror or exc}"
     out.seconds = time.perf_counter() - start
     return out

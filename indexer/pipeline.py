@@ -32,7 +32,7 @@ from mmsearch.indexer import ocr
 from mmsearch.indexer.isolate import MediaWorkers
 from mmsearch.indexer.sources import ALL_KINDS, SourceFile, media_suffix, walk
 from mmsearch.indexer.worker import MediaExtract, MediaRequest
-from mmsearch.storage.schema import ItemRecord, KnownFile
+from mmsearch.storage.schema import ItemRecord, KnownFile, SegmentRecord
 from mmsearch.storage.store import Store
 from mmsearch.user_files import content_hash, read_file
 
@@ -76,17 +76,22 @@ class Preprocessing:
 
 
 @dataclass
-class Decoded:
-    """A worker's result for one file: what to encode, an unchanged hash, or an error.
+class Part:
+    """A segment still to encode: its record, and what its vector is made from: a picture's tensor for
+    the picture tower, or words for the text model (text read in a picture is embedded repaired and
+    stored as read)."""
 
-    `segments` has one entry per vector: first one per tensor in `pixels`, then one per text in `texts`.
-    """
+    segment: SegmentRecord
+    made_from: np.ndarray | str
+
+
+@dataclass
+class Decoded:
+    """A worker's result for one file: its segments to encode, an unchanged hash, or an error."""
 
     src: SourceFile
     content_hash: str | None = None
-    pixels: list[np.ndarray] = field(default_factory=list)
-    texts: list[str] = field(default_factory=list)
-    segments: list[dict] = field(default_factory=list)
+    parts: list[Part] = field(default_factory=list)
     width: int | None = None
     height: int | None = None
     meta: dict | None = None
@@ -186,9 +191,9 @@ def _decode_image(
         return
     side = encoder.image_size if reader is None else max(encoder.image_size, reader.settings.max_side)
     img = decode_image(data, cfg.max_image_pixels, min_side=side, raw=is_raw(out.src.path))
-    out.pixels, out.width, out.height = [encoder.preprocess(img.image)], img.width, img.height
+    out.width, out.height = img.width, img.height
     out.fields = img.fields or None
-    out.segments = [{"space": IMAGE_SPACE}]
+    out.parts = [Part(SegmentRecord(IMAGE_SPACE), encoder.preprocess(img.image))]
     if reader is not None:  # cut where the text model is (encode_records): a Ray decode task has none
         out.read = reader.read(img.image, img.width, img.height)
 
@@ -207,14 +212,14 @@ def _take_written(
             key = ocr.key(piece)
             if shown and key in shown:
                 now[key] = shown[key]
-                now[key]["t_end"] = keyframe["t_end"]
+                now[key].t_end = keyframe["t_end"]
                 continue
             held = [line.stored() for line in block if len(pieces) == 1 or line.text in piece]
-            now[key] = {"space": TEXT_SPACE, **keyframe, "text": piece, "written": held or None}
-            out.texts.append(ocr.repaired(piece))
-            if out.texts[-1] != piece:  # full text finds EX1T by "exit" too
-                out.keywords.append(out.texts[-1])
-            out.segments.append(now[key])
+            now[key] = SegmentRecord(TEXT_SPACE, **keyframe, text=piece, written=held or None)
+            repaired = ocr.repaired(piece)
+            if repaired != piece:  # full text finds EX1T by "exit" too
+                out.keywords.append(repaired)
+            out.parts.append(Part(now[key], repaired))
     return now
 
 
@@ -263,10 +268,8 @@ def _take_extract(
     )
     out.fields = fields or None
     for scene, thumbnail in zip(extract.scenes, extract.thumbnails, strict=True):
-        out.pixels.append(encoder.preprocess(Image.fromarray(scene.image)))
-        out.segments.append(
-            {"space": IMAGE_SPACE, "t_start": scene.t_start, "t_end": scene.t_end, "thumbnail": thumbnail}
-        )
+        keyframe = SegmentRecord(IMAGE_SPACE, scene.t_start, scene.t_end, thumbnail=thumbnail)
+        out.parts.append(Part(keyframe, encoder.preprocess(Image.fromarray(scene.image))))
     shown: dict = {}
     for scene, thumbnail in zip(extract.scenes, extract.thumbnails, strict=True) if reader else []:
         lines = reader.read(Image.fromarray(scene.image), extract.width or 0, extract.height or 0)
@@ -281,16 +284,8 @@ def _take_extract(
                 for w in said.words
                 if t_start <= (w[0] + w[1]) / 2 < t_end or (last and w[0] >= t_start)
             ]
-            out.texts.append(text)
-            out.segments.append(
-                {
-                    "space": TEXT_SPACE,
-                    "t_start": t_start,
-                    "t_end": t_end,
-                    "text": text,
-                    "words": words or None,
-                }
-            )
+            said = SegmentRecord(TEXT_SPACE, t_start, t_end, text, words=words or None)
+            out.parts.append(Part(said, text))
 
 
 def _pieces(pieces: list[str], t_start: float, t_end: float) -> Iterator[tuple[str, float, float]]:
@@ -375,7 +370,7 @@ class Batcher:
         self.last_save = time.perf_counter()
 
     def __len__(self) -> int:
-        return sum(len(item.pixels) + len(item.texts) for item in self.items)
+        return sum(len(item.parts) for item in self.items)
 
     def add(self, item: Decoded) -> None:
         self.items.append(item)
@@ -399,41 +394,44 @@ class Batcher:
 def encode_records(
     encoder: EncoderBase, items: list[Decoded]
 ) -> tuple[list[ItemRecord], list[tuple[int, int]]]:
-    """Encode decoded files together: a catalog record per new or changed file (its vectors, or its
-    error), and (item id, mtime_ns) of each file whose content hash proved unchanged."""
+    """Encode decoded files together, each segment getting its own vector: a catalog record per new or
+    changed file (its segments, or its error), and (item id, mtime_ns) of each file whose content hash
+    proved unchanged."""
     for item in items:
         if item.read:
             _take_written(item, item.read, encoder, {})
             item.read = []
-    pixels = [p for item in items for p in item.pixels]
-    images = encoder.encode_pixels(np.stack(pixels)) if pixels else None
-    texts = encoder.encode_words([t for item in items for t in item.texts])
+    parts = [part for item in items if item.error is None for part in item.parts]
+    pictures = [part for part in parts if isinstance(part.made_from, np.ndarray)]
+    words = [part for part in parts if isinstance(part.made_from, str)]
+    if pictures:
+        vectors = encoder.encode_pixels(np.stack([part.made_from for part in pictures]))
+        for part, vector in zip(pictures, vectors, strict=True):
+            part.segment.vector = vector
+    if words:
+        for part, vector in zip(words, encoder.encode_words([part.made_from for part in words]), strict=True):
+            part.segment.vector = vector
     records, touched = [], []
-    next_image = next_text = 0
     for item in items:
         src = item.src
         if item.unchanged_id is not None:
             touched.append((item.unchanged_id, src.mtime_ns))
             continue
-        rec = ItemRecord(
-            src.uri,
-            item.kind or src.kind,
-            src.size,
-            src.mtime_ns,
-            item.content_hash,
-            item.width,
-            item.height,
-            error=item.error,
-            meta=item.meta,
-            fields=item.fields,
-            keywords=item.keywords,
+        segments = [part.segment for part in item.parts] if item.error is None else []
+        records.append(
+            ItemRecord(
+                src.uri,
+                item.kind or src.kind,
+                src.size,
+                src.mtime_ns,
+                item.content_hash,
+                item.width,
+                item.height,
+                error=item.error,
+                meta=item.meta,
+                fields=item.fields,
+                segments=segments,
+                keywords=item.keywords,
+            )
         )
-        if item.error is None:
-            n_img, n_txt = len(item.pixels), len(item.texts)
-            vectors = [*images[next_image : next_image + n_img]] if n_img else []
-            vectors += [*texts[next_text : next_text + n_txt]]  # the spaces' widths may differ
-            next_image, next_text = next_image + n_img, next_text + n_txt
-            rec.vectors = vectors or None
-            rec.segments = item.segments
-        records.append(rec)
     return records, touched

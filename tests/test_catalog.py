@@ -8,14 +8,13 @@ from alembic.config import Config
 from sqlalchemy import create_engine, inspect, text
 
 from mmsearch.storage.catalog import MIGRATIONS, Catalog
-from mmsearch.storage.schema import ItemRecord
+from mmsearch.storage.schema import ItemRecord, SegmentRecord
 
 
 def record(uri: str, vec: float = 1.0, error: str | None = None) -> ItemRecord:
     rec = ItemRecord(uri, "image", 10, 20, content_hash="h" + uri, width=4, height=3, error=error)
     if error is None:
-        rec.vectors = np.full((1, 4), vec, np.float32)
-        rec.segments = [{"space": "image"}]
+        rec.segments = [SegmentRecord("image", vector=np.full(4, vec, np.float32))]
     return rec
 
 

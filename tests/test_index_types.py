@@ -12,7 +12,7 @@ from mmsearch.api.bench.search import queries_near, synthetic
 from mmsearch.config import IndexSettings, Settings
 from mmsearch.storage.index_types import FLAT, HNSW, factory_for
 from mmsearch.storage.layout import vectors_file
-from mmsearch.storage.schema import ItemRecord
+from mmsearch.storage.schema import ItemRecord, SegmentRecord
 from mmsearch.storage.store import Store
 from mmsearch.storage.vectors import HEADER_V1, MAGIC_V1, VectorIndex
 from tests.conftest import assert_same_top_k
@@ -153,7 +153,7 @@ def test_factory_follows_size_and_settings():
 
 def records(start: int, count: int, base: np.ndarray) -> list[ItemRecord]:
     return [
-        ItemRecord(f"/v/{i}.jpg", "image", 1, 1, vectors=base[i : i + 1], segments=[{"space": "image"}])
+        ItemRecord(f"/v/{i}.jpg", "image", 1, 1, segments=[SegmentRecord("image", vector=base[i])])
         for i in range(start, start + count)
     ]
 

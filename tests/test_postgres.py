@@ -146,7 +146,7 @@ def test_write_replaces_segments_and_never_reuses_ids(catalog: Catalog):
 def test_a_failed_batch_leaves_nothing_behind(catalog: Catalog):
     catalog.write([record("a")])
     broken = record("b")
-    broken.segments = []  # one vector, no segment row for it: the batch fails mid-transaction
+    broken.segments[0].vector = None  # a segment without its vector: the batch fails mid-transaction
     with pytest.raises(ValueError):
         catalog.write([record("a", vec=5.0), broken])
     assert catalog.generation() == 1 and set(catalog.known_files()) == {"a"}

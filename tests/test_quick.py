@@ -16,7 +16,7 @@ import pytest
 from mmsearch import Engine, Settings
 from mmsearch.encode import onnx_towers, query_tower, word_tower
 from mmsearch.query import quick
-from mmsearch.storage.schema import ItemRecord
+from mmsearch.storage.schema import ItemRecord, SegmentRecord
 from mmsearch.synth.shapes import caption, classes
 from tests.conftest import index_heldout_shapes
 
@@ -179,7 +179,7 @@ def test_an_index_it_cannot_answer_exactly_is_declined(flat, tmp_path):
     before = len(engine.store)
     vector = engine.encoder.encode_words(["a spoken sentence"])
     record = ItemRecord(
-        "/talk.wav", "audio", 1, 0, vectors=vector, segments=[{"space": "text", "text": "hi"}]
+        "/talk.wav", "audio", 1, 0, segments=[SegmentRecord("text", text="hi", vector=vector[0])]
     )
     engine.store.catalog.write([record])  # written behind the vector cache's back: stale
     assert quick.search(query) is None
@@ -211,8 +211,7 @@ def test_a_date_in_the_query_goes_the_full_way_where_pictures_have_dates(flat):
         "image",
         1,
         0,
-        vectors=vector,
-        segments=[{"space": "image"}],
+        segments=[SegmentRecord("image", vector=vector[0])],
         fields={"taken_at": "2023-07-14"},
     )
     engine.store.write([record])

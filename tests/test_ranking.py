@@ -10,7 +10,7 @@ import pytest
 
 from mmsearch import Engine
 from mmsearch.query.rerank import ClipReranker, rerank
-from mmsearch.storage.schema import ItemRecord
+from mmsearch.storage.schema import ItemRecord, SegmentRecord
 from mmsearch.storage.vectors import VectorIndex
 from mmsearch.synth.shapes import caption, class_of, classes
 from tests.conftest import TINY, index_heldout_shapes
@@ -28,7 +28,7 @@ def test_exact_rescoring_makes_an_approximate_index_return_the_brute_force_top_k
     dim = engine.encoder.dim
     vectors = _unit(rng.normal(size=(N, dim)))
     records = [
-        ItemRecord(f"/v/{i}.jpg", "image", 1, 1, vectors=vectors[i : i + 1], segments=[{"space": "image"}])
+        ItemRecord(f"/v/{i}.jpg", "image", 1, 1, segments=[SegmentRecord("image", vector=vectors[i])])
         for i in range(N)
     ]
     engine.store.write(records)

@@ -17,11 +17,19 @@ from sqlalchemy.orm import Session
 from mmsearch.config import Settings
 from mmsearch.hits import INDEXED
 from mmsearch.storage.layout import read_manifest
-from mmsearch.storage.schema import Item, ItemRecord, Segment
+from mmsearch.storage.schema import Item, ItemRecord, Segment, SegmentRecord
 from mmsearch.storage.store import Store
 
 BATCH = 500  # items per committed batch
-COPIED = ("space", "t_start", "t_end", "text", "thumbnail", "words")  # a segment, but its id and vector
+COPIED = (
+    "space",
+    "t_start",
+    "t_end",
+    "text",
+    "thumbnail",
+    "words",
+    "written",
+)  # a segment, but its id and vector
 
 
 def grown(source: Path, target: Path, items: int) -> Path:
@@ -64,8 +72,12 @@ def _records(store: Store) -> list[ItemRecord]:
                 item.height,
                 meta=item.meta,
                 fields=item.fields,
-                vectors=[np.frombuffer(seg.vector, np.float32) for seg in segments.get(item.id, [])],
-                segments=[{k: getattr(seg, k) for k in COPIED} for seg in segments.get(item.id, [])],
+                segments=[
+                    SegmentRecord(
+                        **{k: getattr(seg, k) for k in COPIED}, vector=np.frombuffer(seg.vector, np.float32)
+                    )
+                    for seg in segments.get(item.id, [])
+                ],
             )
             for item in items
         ]

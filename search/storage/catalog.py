@@ -46,6 +46,7 @@ from mmsearch.storage.schema import (
     Keywords,
     KnownFile,
     Segment,
+    SegmentRecord,
     State,
     Tag,
     WriteResult,
@@ -69,10 +70,16 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.close()
 
 
+def _stored(segment: SegmentRecord) -> bytes:
+    if segment.vector is None:  # the transaction rolls back: nothing of the batch is kept
+        raise ValueError(f"a {segment.space} segment came to the catalog without its vector")
+    return np.asarray(segment.vector, np.float32).tobytes()
+
+
 def _keywords(rec: ItemRecord) -> str:
     """What full-text search matches an item by: its file name, its transcripts, titles and text read,
     its text fields (a product's SKU, category, ...)."""
-    words = [Path(rec.uri.split("#")[-1]).name, *(seg.get("text") or "" for seg in rec.segments)]
+    words = [Path(rec.uri.split("#")[-1]).name, *(seg.text or "" for seg in rec.segments)]
     words += rec.keywords
     words += [str(v) for v in (rec.fields or {}).values() if isinstance(v, str)]
     return " ".join(w for w in words if w)
@@ -199,15 +206,14 @@ class Catalog:
                 s.execute(update(Item).where(Item.id == item_id).values(mtime_ns=mtime_ns))
             for rec in records:
                 item_id = self._upsert_item(s, rec, now)
-                if rec.vectors is not None and len(rec.vectors):
+                if rec.segments:
                     rows = [
-                        {"item_id": item_id, "vector": v.astype(np.float32).tobytes(), **extra}
-                        for v, extra in zip(rec.vectors, rec.segments, strict=True)
+                        {"item_id": item_id, "vector": _stored(seg), **seg.columns()} for seg in rec.segments
                     ]
                     ids = s.scalars(insert(Segment).returning(Segment.id, sort_by_parameter_order=True), rows)
                     new_ids.extend(ids)
-                    new_vecs.extend(np.asarray(v, np.float32) for v in rec.vectors)
-                    new_spaces.extend(extra["space"] for extra in rec.segments)
+                    new_vecs.extend(np.asarray(seg.vector, np.float32) for seg in rec.segments)
+                    new_spaces.extend(seg.space for seg in rec.segments)
             generation = self._bump(s)
         return WriteResult(
             np.asarray(new_ids, np.int64), new_vecs, new_spaces, np.asarray(gone, np.int64), generation

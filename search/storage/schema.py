@@ -6,7 +6,6 @@ catalog.py reads and writes them.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,6 +22,8 @@ from sqlalchemy import (
     Text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from mmsearch.hits import source
 
 # 64-bit ids everywhere but SQLite, where only INTEGER PRIMARY KEY is the rowid that AUTOINCREMENT needs
 # (SQLite integers are 64-bit anyway).
@@ -116,6 +117,38 @@ class KnownFile:
 
 
 @dataclass
+class SegmentRecord:
+    """One segment as the indexer makes it and the catalog stores it: its vector space, where in the file
+    it is, what it shows or says, and, once encoded, its own vector. `source` names where a match on it
+    is: seen, said, written or described (search/hits.py)."""
+
+    space: str
+    t_start: float | None = None
+    t_end: float | None = None
+    text: str | None = None
+    thumbnail: bytes | None = None  # a keyframe's JPEG
+    words: list | None = None  # speech: [[start, end, word], ...] in seconds
+    written: list | None = None  # text read in a picture: [[x0, y0, x1, y1, line, score], ...]
+    vector: np.ndarray | None = None  # as wide as its space
+
+    @property
+    def source(self) -> str:
+        return source(self.space, self.t_start, self.written)
+
+    def columns(self) -> dict:
+        """Its row in the segments table, but the vector and the item."""
+        return {
+            "space": self.space,
+            "t_start": self.t_start,
+            "t_end": self.t_end,
+            "text": self.text,
+            "thumbnail": self.thumbnail,
+            "words": self.words,
+            "written": self.written,
+        }
+
+
+@dataclass
 class ItemRecord:
     """One file's outcome, ready to write: vectors for an indexed file, an error for a failed one."""
 
@@ -129,8 +162,7 @@ class ItemRecord:
     error: str | None = None
     meta: dict | None = None
     fields: dict | None = None  # user metadata (a manifest row): str, int, float or bool values
-    vectors: Sequence[np.ndarray] | None = None  # one per segment, as wide as its space
-    segments: list[dict] = field(default_factory=list)  # per vector: space, t_start, t_end, text, thumbnail
+    segments: list[SegmentRecord] = field(default_factory=list)  # each with its vector
     keywords: list[str] = field(default_factory=list)  # more words full text finds it by (OCR repaired)
 
 
