@@ -21,7 +21,7 @@ import base64
 import io
 import json
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 import anyio
 from mcp.server.mcpserver import Context, MCPServer
@@ -36,12 +36,11 @@ from mmsearch.api.index_runs import IndexRunner
 from mmsearch.encode.images import is_raw
 from mmsearch.hits import Hit
 from mmsearch.query.filters import BUILT_IN, example
-from mmsearch.query.request import Filters, Picture, SearchRequest, Term
+from mmsearch.query.request import Filters, Kind, Picture, SearchRequest, Term
 from mmsearch.query.result import SearchResult
 from mmsearch.user_files import megabytes, read_file
 
 THUMBNAIL_PX = 160  # enough to tell pictures apart, small enough for an agent's context
-Kind = Literal["image", "video", "audio", "product"]
 Content = list[TextContent | ImageContent]
 READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 K = Annotated[int, Field(description="how many hits, 1 to the server's search.max_k")]

@@ -14,13 +14,12 @@ from mmsearch.api.deps import EngineDep, SettingsDep, shown_uris
 from mmsearch.api.errors import error_responses
 from mmsearch.hits import Hit, Moment
 from mmsearch.query.filters import BUILT_IN, example
-from mmsearch.query.request import DEFAULT_K, Filters, Picture, SearchRequest, Term
+from mmsearch.query.request import DEFAULT_K, Filters, Kind, Picture, SearchRequest, Term
 from mmsearch.query.result import SearchResult
 from mmsearch.user_files import megabytes
 
 router = APIRouter(tags=["search"])
 
-Kind = Literal["image", "video", "audio", "product"]
 MAX_QUERY_CHARS = 1000
 SOURCE_DOC = (
     "where the match is: seen (a picture or keyframe), said (speech), written (text read in a picture) "

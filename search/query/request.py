@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass, field
+from typing import Literal, get_args
 
 from PIL import Image
 
@@ -15,7 +16,8 @@ from mmsearch.errors import InvalidQueryError, MediaTooLargeError
 from mmsearch.query.filters import parse as parse_filter
 from mmsearch.user_files import megabytes
 
-KINDS = ("image", "video", "audio", "product")
+Kind = Literal["image", "video", "audio", "product"]  # what an item is; the filter `kind` takes these
+KINDS = get_args(Kind)
 DEFAULT_K = 10
 
 
