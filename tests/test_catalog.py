@@ -72,3 +72,18 @@ def test_filters_and_hits_only_see_indexed_items(tmp_path: Path):
     assert list(catalog.segment_ids(path_prefix="/data/x_")) == [1]  # LIKE wildcards are escaped
     assert list(catalog.segment_ids(kind="video")) == []
     assert set(catalog.hits([1, 2, 99])) == {1, 2}
+
+
+def test_what_a_segment_lacks_is_sql_null(tmp_path: Path):
+    """A picture has no words or lines read: NULL in their JSON columns, not the JSON text 'null', so
+    `IS NULL` finds them (the catalog's own reads and anyone's SQL)."""
+    catalog = Catalog(f"sqlite:///{tmp_path}/c.sqlite")
+    said = SegmentRecord(
+        "text", 1.0, 2.5, "hello", words=[[1.0, 2.5, "hello"]], vector=np.ones(4, np.float32)
+    )
+    rec = record("a")
+    rec.segments.append(said)
+    catalog.write([rec])
+    with catalog.engine.connect() as conn:
+        rows = conn.execute(text("select space, words, written, thumbnail from segments order by id")).all()
+    assert rows == [("image", None, None, None), ("text", '[[1.0, 2.5, "hello"]]', None, None)]

@@ -108,3 +108,18 @@ def test_missing_weights_are_said_once_in_plain_words(tmp_path: Path):
     assert proc.stderr.count("weights") == 1 and "Failed to download" not in proc.stderr, proc.stderr
     assert proc.stderr.startswith("error: cannot load the ViT-B-32-256 weights"), proc.stderr
     assert "not on this machine, and the model hub cannot be reached" in proc.stderr
+
+
+def test_help_shows_extras_and_variables_in_brackets():
+    """Help is plain text: `[mcp]` and `[env MMSEARCH_INDEX_DIR]` are not taken for markup and eaten,
+    lines break between words, and a yes/no flag takes no value."""
+    from typer.testing import CliRunner
+
+    from mmsearch.api.cli import app
+
+    shown = CliRunner().invoke(app, ["mcp", "--help"], env={"COLUMNS": "80"}).output
+    assert "pip install 'mmsearch[mcp]'" in " ".join(shown.split())
+    assert "[env MMSEARCH_INDEX_DIR]" in shown and "--http <bool>" not in shown
+    assert all(len(line) <= 80 for line in shown.splitlines())
+    asked = CliRunner().invoke(app, ["ask", "--help"], env={"COLUMNS": "80"}).output
+    assert "[MMSEARCH_ANSWER__BACKEND]" in " ".join(asked.split())

@@ -100,7 +100,7 @@ def test_filters_return_exactly_the_matching_products(catalogue, engine):
 
 
 def test_a_field_the_index_lacks_is_an_error_naming_those_it_has(catalogue, engine):
-    with pytest.raises(InvalidQueryError, match=r"unknown field 'colour': .*from its manifest: .*category"):
+    with pytest.raises(InvalidQueryError, match=r"unknown field 'colour': .*of its items' own: .*category"):
         _skus(engine, "colour = red")
     with pytest.raises(InvalidQueryError, match=r"unknown field 'Price': did you mean price\?"):
         _skus(engine, "Price < 3")

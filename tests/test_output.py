@@ -1,10 +1,12 @@
-"""The results table at 80 columns (what a pipe gets): every file name readable, the path cut in the
-middle, nothing wrapped; JSON in the public shape every door returns (search/query/result.py)."""
+"""The results table on an 80-column terminal: every file name readable, the path cut in the middle,
+nothing wrapped; into a pipe, whole tab-separated lines; JSON in the public shape every door returns
+(search/query/result.py)."""
 
 from __future__ import annotations
 
 import io
 import json
+from dataclasses import replace
 
 from rich.console import Console
 
@@ -20,11 +22,17 @@ def hit(rank: int, uri: str, **more) -> Hit:
 
 
 def printed(
-    hits: list[Hit], width: int = 80, as_json: bool = False, show_all: bool = False, paths: bool = False
+    hits: list[Hit],
+    width: int = 80,
+    as_json: bool = False,
+    show_all: bool = False,
+    paths: bool = False,
+    terminal: bool = True,
 ) -> str:
     out = io.StringIO()
     result = SearchResult.of("cat", 10, hits, show_all)
-    print_result(Console(file=out, width=width, force_terminal=False), result, as_json, paths)
+    console = Console(file=out, width=width, force_terminal=terminal, color_system=None)
+    print_result(console, result, as_json, paths)
     return out.getvalue()
 
 
@@ -74,6 +82,28 @@ def test_paths_prints_bare_paths_for_pipes():
     hits = [hit(1, long), hit(2, "/p/with space.jpg"), hit(3, "/p/dog.jpg", weak=True)]
     assert printed(hits, width=40, paths=True).splitlines() == [long, "/p/with space.jpg"]
     assert printed(hits, paths=True, show_all=True).splitlines()[-1] == "/p/dog.jpg"
+
+
+def test_into_a_pipe_every_line_is_whole_and_weak_is_said():
+    said = "the keeper painted the lighthouse door red, and then\nhe painted the railings too, all of them"
+    hits = [
+        hit(1, f"{DEEP}/IMG_2041.jpg"),
+        hit(2, "/p/talk.flac", weak=True, text=said, t_start=3.0, t_end=9.5),
+    ]
+    hits[1] = replace(hits[1], score=-0.071, space="text")
+    lines = printed(hits, show_all=True, terminal=False).splitlines()
+    assert lines[0].split("\t") == ["#", "id", "score", "kind", "path", "when", "what"]
+    assert lines[1].split("\t")[:5] == ["1", "1", "0.500", "image", f"{DEEP}/IMG_2041.jpg"]
+    assert lines[2].split("\t") == [
+        "2",
+        "2",
+        "-0.071 weak",
+        "image",
+        "/p/talk.flac",
+        "00:03-00:09",
+        f'said: "{" ".join(said.split())}"',
+    ]
+    assert len(lines) == 3 and "left out" not in printed(hits, terminal=False)
 
 
 def test_the_table_shows_the_item_id():

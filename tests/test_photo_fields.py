@@ -255,6 +255,24 @@ def test_facets_count_items_per_camera_and_per_month(indexed):
     assert 400 <= period.status_code < 500 and "error" in period.json()
 
 
+def test_facets_count_by_the_built_in_fields_too(indexed):
+    """kind, width, indexed, ... are fields of every index (the filters' built-in ones): /facets counts
+    by them as by a manifest's, and the page's timeline is asked for only where items have dates."""
+    settings, engine, _ = indexed
+    total = engine.info()["indexed"]
+    kinds = dict(engine.facet("kind"))
+    assert kinds["video"] == 1 and sum(kinds.values()) == total
+    assert engine.facet("indexed", "year") == [(str(dt.date.today().year), total)]
+    assert sum(n for _, n in engine.facet("modified")) == total  # per day, in time order
+    widths = engine.facet("width")
+    assert all(isinstance(w, float) for w, _ in widths) and sum(n for _, n in widths) == total
+    with pytest.raises(InvalidQueryError, match="width is no date"):
+        engine.facet("width", "year")
+    with serve(create_app(settings, engine)) as url:
+        by_kind = httpx.get(f"{url}/facets", params={"field": "kind"}, timeout=60)
+    assert by_kind.status_code == 200 and {"value": "video", "count": 1} in by_kind.json()["counts"]
+
+
 TODAY = dt.date(2026, 12, 5)  # pinned: "last month" means the same period on every run
 
 

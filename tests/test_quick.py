@@ -3,6 +3,7 @@ SQLAlchemy in the process, and the full command line whenever it cannot tell the
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import subprocess
@@ -224,6 +225,32 @@ def test_a_date_in_the_query_goes_the_full_way_where_pictures_have_dates(flat):
         )
     finally:
         engine.store.write([], removed_uris=["/dated.jpg"])
+        engine.store.save()
+
+
+def test_photos_with_a_place_go_the_full_way_only_for_a_city_near_them(flat):
+    """A phone's library has GPS in every photo: the light way still answers words that name no city
+    with photos near it ("a dog": Dog is a town, far away), and leaves "... paris" to the engine, which
+    reads it as a filter (search/query/place.py)."""
+    settings, engine = flat
+    vector = engine.encoder.encode_queries(["a red circle"])
+    eiffel = {"gps_lat": 48.858222, "gps_lon": 2.2945}
+    record = ItemRecord("/paris.jpg", "image", 1, 0, segments=[SegmentRecord("image", vector=vector[0])])
+    record.fields = eiffel
+    engine.store.write([record])
+    engine.store.save()
+    try:
+        for words in ("a red circle", "a dog on a beach", "a green cross in Rome"):
+            light = quick.search(quick.Query(words, 5, settings.index_dir, show_all=True))
+            understood, _ = engine.understood(words, dt.date.today())
+            assert light is not None and understood is None, words
+            assert light.hits == engine.search_text(words, k=5), words
+        paris = quick.Query("a red circle in paris", 5, settings.index_dir)
+        assert quick.search(paris) is None
+        assert engine.understood(paris.text, dt.date.today())[0].place == "Paris, France"
+        assert quick.search(replace(paris, literal=True)) is not None
+    finally:
+        engine.store.write([], removed_uris=["/paris.jpg"])
         engine.store.save()
 
 

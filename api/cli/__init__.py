@@ -11,6 +11,7 @@ import os
 import sys
 
 import typer
+from rich.markup import escape
 
 from mmsearch.api.cli import admin, bench, evaluate, index, search, train
 from mmsearch.api.cli.common import err
@@ -49,7 +50,7 @@ typer.core.TyperOption.display_type_rich = _flags_without_type(
     typer.core.TyperOption.display_type_rich
 )  # a command's name where it is not its function's
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help=HELP)
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=HELP, rich_markup_mode=None)
 for command in COMMANDS:
     app.command(NAMES.get(command.__name__))(command)
 app.add_typer(bench.app, name="bench")
@@ -63,5 +64,5 @@ def main() -> None:
     try:
         app()
     except MMSearchError as exc:
-        err.print(f"[red]error:[/] {exc}")
+        err.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)  # one line, whole, in a log too
         sys.exit(2)

@@ -20,7 +20,7 @@ from mmsearch.api.cli.common import (
 from mmsearch.config import Backend, Settings
 from mmsearch.defaults import CANDIDATES
 
-app = typer.Typer(no_args_is_help=True, help="Benchmarks that print measured ratios.")
+app = typer.Typer(no_args_is_help=True, help="Benchmarks that print measured ratios.", rich_markup_mode=None)
 
 
 @app.command("index")

@@ -80,7 +80,7 @@ function card(hit, index) {
     : `<div class="noimg" aria-hidden="true">♪</div>`;
   button.innerHTML = `${picture}<div class="meta"><span class="badge ${kind}">${label}</span>` +
     `<span class="score"></span><div class="name"></div><div class="said"></div></div>`;
-  button.querySelector(".score").textContent = Math.max(hit.score, 0).toFixed(2);  // under 0: weak anyway
+  button.querySelector(".score").textContent = hit.score.toFixed(2) + (hit.weak ? " weak" : "");
   button.querySelector(".name").textContent = hit.uri.split(/[\\/]/).pop() + when;
   button.title = hit.uri;
   if (hit.text) button.querySelector(".said").textContent = `“${hit.text}”`;
@@ -304,17 +304,22 @@ function showRun(run) {
     : `Index ${run.state}: ${run.indexed} new, ${run.skipped} unchanged, ${run.failed} failed` +
       (run.message ? ` (${run.message})` : "");
   if (going) setTimeout(indexStatus, 1000);
-  else if (indexing) {  // a run just ended: new years, new results
-    timeline();
+  else if (indexing) {  // a run just ended: new fields and years, new results
+    filterExample();
     if ($("q").value.trim()) $("search").requestSubmit();
   }
   indexing = going;
 }
 
 async function filterExample() {
-  // The filter box suggests a filter on fields this index has (a manifest's, or the built-in ones).
+  // The filter box suggests a filter on fields this index has (a manifest's, or the built-in ones); the
+  // timeline shows where items have dates, and is not asked for where none has one.
   const r = await fetch("/filters");  // no key prompt here: a search asks for one
-  if (r.ok) $("where").placeholder = `Filter, e.g. ${(await r.json()).example}`;
+  if (!r.ok) return;
+  const { example, fields } = await r.json();
+  $("where").placeholder = `Filter, e.g. ${example}`;
+  if ("taken_at" in fields) timeline();
+  else $("timeline").hidden = true;
 }
 
 async function timeline() {
@@ -360,7 +365,6 @@ $("search").addEventListener("submit", searchText);
 $("reindex").addEventListener("click", reindex);
 indexStatus();
 filterExample();
-timeline();
 answerStatus();
 $("ask").addEventListener("click", ask);
 $("more").addEventListener("click", () => render(true));

@@ -165,6 +165,8 @@ class Answerer:
             yield NOTHING_FOUND
             yield Answer(question, NOTHING_FOUND, [], answered=False)
             return
+        if self.why_not:  # the plain explanation at every door, not a model hub's error text
+            raise ModelUnavailableError(self.why_not)
         backend = self.backend
         pieces = []
         for delta in backend.stream(self.prompt(question, evidence), self.settings.timeout_s):

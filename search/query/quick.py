@@ -6,7 +6,8 @@ seconds, pydantic and SQLAlchemy tenths. This path loads the index's int8 query 
 (tests/test_quick.py holds the two equal). It only takes what it can answer that way:
 - a text query with no option but -k, --index-dir / -i, --all, --json, --paths and --literal;
 - no date in it where the index has taken_at (the engine reads it as a filter: search/query/when.py),
-  and no photo with a place in the index (any word may name a city: search/query/place.py);
+  and no city named in it with photos near it (the engine reads that as a filter: search/query/place.py;
+  the cities a query may name come from a table of the gazetteer in the cache, their photos from SQL);
 - no MMSEARCH_ setting in the environment that can change a text search's hits (so the defaults hold):
   the index folder and the settings of indexing, the server and answers (UNRELATED) may be set;
 - an index with a query tower for its model, a SQLite catalog inside it, vector caches as current as
@@ -19,6 +20,7 @@ Anything else returns None, and the full command line runs.
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
@@ -135,6 +137,11 @@ def _manifest(folder: Path) -> dict | None:
 def _read_only(path: Path) -> sqlite3.Connection:
     db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
     db.execute("PRAGMA busy_timeout=30000")
+    try:  # the place check's distances; SQLite builds without math functions exist (as in Catalog)
+        db.execute("SELECT sin(0), cos(0), radians(0)")
+    except sqlite3.OperationalError:
+        for name, fn in {"sin": math.sin, "cos": math.cos, "radians": math.radians}.items():
+            db.create_function(name, 1, fn, deterministic=True)
     return db
 
 
@@ -144,8 +151,9 @@ def _search(
     dated = "SELECT 1 FROM item_fields WHERE name = ? LIMIT 1"
     if not query.literal and might_hold_a_date(query.text) and db.execute(dated, (DATE_FIELD,)).fetchone():
         return None  # the engine reads the date as a filter (search/query/when.py)
-    if not query.literal and place.missing() is None and db.execute(dated, (place.FIELDS[0],)).fetchone():
-        return None  # and a city's name as a filter on where photos were taken (search/query/place.py)
+    placed = not query.literal and db.execute(dated, (place.FIELDS[0],)).fetchone() is not None
+    if placed and any(_photos_near(db, *city) for city in place.places_named(query.text)):
+        return None  # the engine reads the city as a filter on where they were taken (query/place.py)
     words = None
     if db.execute("SELECT 1 FROM segments WHERE space = ? LIMIT 1", (TEXT_SPACE,)).fetchone():
         text_model = model.get("text_model") or {"name": CLIP}
@@ -173,6 +181,23 @@ def _search(
     source = _SqliteSource(db, indexes, cohorts)
     hits = ranked(source, queries, query.k, CANDIDATES, words=query.text, calibrate=True)
     return mark_weak(hits, GOOD_MARGIN, TEXT_GAP)
+
+
+NEAR = (  # search/query/filters.py's `near` on the GPS fields, as SQLAlchemy writes it for SQLite
+    "SELECT 1 FROM item_fields lat JOIN item_fields lon ON lon.item_id = lat.item_id AND lon.name = ?"
+    " JOIN items i ON i.id = lat.item_id WHERE lat.name = ? AND i.status = ? AND lat.num BETWEEN ? AND ?"
+    " AND sin((radians(lat.num) - ?) / 2) * sin((radians(lat.num) - ?) / 2)"
+    " + ? * cos(radians(lat.num)) * sin((radians(lon.num) - ?) / 2) * sin((radians(lon.num) - ?) / 2)"
+    " <= ? LIMIT 1"
+)
+
+
+def _photos_near(db: sqlite3.Connection, lat: float, lon: float, km: float) -> bool:
+    """Whether some indexed item was taken within `km` of the place (place.has_items for a city)."""
+    band, lat_r, lon_r = km / place.KM_PER_DEGREE, math.radians(lat), math.radians(lon)
+    bound = math.sin(km / place.EARTH_KM / 2) ** 2
+    band_args = (lat - band, lat + band, lat_r, lat_r, math.cos(lat_r), lon_r, lon_r, bound)
+    return db.execute(NEAR, (*reversed(place.FIELDS), INDEXED, *band_args)).fetchone() is not None
 
 
 class _SqliteSource:

@@ -12,6 +12,7 @@ import math
 import os
 import re
 import sqlite3
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -53,6 +54,15 @@ from mmsearch.storage.schema import (
 )
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+DAY = 10  # an ISO date's characters that name its day
+COUNTED = {  # the filters' built-in fields a facet counts by value (search/query/filters.py)
+    "kind": Item.kind,
+    "path": Item.uri,
+    "size": Item.size,
+    "width": Item.width,
+    "height": Item.height,
+    "duration": Item.meta["duration"].as_float(),
+}
 MATH = {"sin": math.sin, "cos": math.cos, "asin": math.asin, "sqrt": math.sqrt, "radians": math.radians}
 
 
@@ -135,7 +145,13 @@ class Catalog:
 
     def facet(self, name: str, prefix: int | None = None, limit: int = 100) -> list[tuple[float | str, int]]:
         """How many indexed items have each value of a field, most first (ties by value); with `prefix`,
-        text values counted by their first characters: an ISO date's year (4) or month (7), in time order."""
+        text values counted by their first characters: an ISO date's year (4) or month (7), in time order.
+        The built-in fields of the filters count too: kind, path, size, width, height, duration, tag, and
+        the dates indexed and modified (per day unless `prefix` says otherwise)."""
+        if name in COUNTED or name == "tag":
+            return self._built_in_facet(name, limit)
+        if name in ("indexed", "modified"):
+            return self._dated_facet(name, prefix or DAY, limit)
         count = func.count().label("n")
         if prefix:
             period = func.substr(ItemField.text, 1, prefix)
@@ -157,6 +173,28 @@ class Catalog:
             for row in rows
             if any(v is not None for v in row[:-1])
         ]
+
+    def _built_in_facet(self, name: str, limit: int) -> list[tuple[float | str, int]]:
+        count = func.count().label("n")
+        value = Tag.label if name == "tag" else COUNTED[name]
+        q = select(value, count).select_from(Item)
+        if name == "tag":
+            q = q.join(Tag, Tag.item_id == Item.id)
+        q = q.where(Item.status == INDEXED, value.is_not(None))
+        with Session(self.engine) as s:
+            rows = s.execute(q.group_by(value).order_by(count.desc(), value).limit(limit)).all()
+        return [(v if isinstance(v, str) else float(v), n) for v, n in rows]
+
+    def _dated_facet(self, name: str, prefix: int, limit: int) -> list[tuple[float | str, int]]:
+        """When items were indexed or last modified, per period (the ISO date's first characters), in time
+        order; bucketed here, as SQLite and PostgreSQL write dates differently."""
+        column = Item.indexed_at if name == "indexed" else Item.mtime_ns
+        with Session(self.engine) as s:
+            values = s.scalars(select(column).where(Item.status == INDEXED, column.is_not(None))).all()
+        if name == "modified":
+            values = [dt.datetime.fromtimestamp(v / 1e9, dt.timezone.utc) for v in values]
+        periods = Counter(v.date().isoformat()[:prefix] for v in values)
+        return sorted(periods.items())[:limit]
 
     def field_examples(self) -> dict[str, float | str]:
         """Each user field (manifest column) with a value some item has: its mean if numeric, else the

@@ -136,8 +136,9 @@ class SegmentRecord:
         return source(self.space, self.t_start, self.written)
 
     def columns(self) -> dict:
-        """Its row in the segments table, but the vector and the item."""
-        return {
+        """Its row in the segments table, but the vector and the item: what it has, so what it lacks is
+        SQL NULL (a JSON column would store None as the JSON text 'null')."""
+        values = {
             "space": self.space,
             "t_start": self.t_start,
             "t_end": self.t_end,
@@ -146,6 +147,7 @@ class SegmentRecord:
             "words": self.words,
             "written": self.written,
         }
+        return {name: value for name, value in values.items() if value is not None}
 
 
 @dataclass
