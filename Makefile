@@ -59,12 +59,13 @@ run: $(RUN_STAMP)
 		index=$(DEMO)/pretrained; \
 	else \
 		echo "The default pretrained model is not on this machine: $$(tail -n 1 $(DEMO)/pretrained.log \
-			| sed 's/^error: //')."; \
+			| sed 's/^error: //; s/\.$$//')."; \
 		echo "Running the offline demo instead, with the small shapes model trained on synthetic data."; \
 		echo; \
 		[ -f $(SHAPES_MODEL)/open_clip_config.json ] || { \
 			mkdir -p $(dir $(SHAPES_MODEL)) && cp -r $(FIXTURES)/shapes $(SHAPES_MODEL); } && \
-		$(BIN)/mmsearch index data --index-dir $(DEMO)/shapes --model $(SHAPES_MODEL) && \
+		MMSEARCH_MODEL__QUERY_BACKEND=onnx-int8 \
+			$(BIN)/mmsearch index data --index-dir $(DEMO)/shapes --model $(SHAPES_MODEL) && \
 		index=$(DEMO)/shapes; \
 	fi && \
 	echo "Try: $(BIN)/mmsearch search 'a red circle' --index-dir $$index" && \

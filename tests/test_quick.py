@@ -254,6 +254,21 @@ def test_photos_with_a_place_go_the_full_way_only_for_a_city_near_them(flat):
         engine.store.save()
 
 
+def test_an_index_that_holds_a_tower_is_searched_with_it_by_the_engine_too(flat):
+    """Made with the int8 query tower, an index keeps it; opened with the default query backend (auto),
+    the engine encodes queries with it too, even for a model under auto's size: light and full agree."""
+    settings, _ = flat
+    auto = settings.model.model_copy(update={"query_backend": "auto"})
+    engine = Engine.open(settings.model_copy(update={"model": auto}))
+    try:
+        assert engine.encoder.query_tower is not None
+        for text in QUERIES[:3]:
+            light = quick.search(quick.Query(text, 5, settings.index_dir, show_all=True))
+            assert light.hits == engine.search_text(text, k=5), text
+    finally:
+        engine.close()
+
+
 def test_the_query_tower_in_the_index_matches_the_engines_queries(flat):
     settings, engine = flat
     meta = query_tower.usable(settings.index_dir / query_tower.FOLDER, engine.encoder.fingerprint)
