@@ -262,5 +262,5 @@ def test_cli_prints_moments_as_minutes_and_seconds(collection):
         timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
-    first = next(line for line in proc.stdout.splitlines() if line.strip().startswith("1 "))
+    first = next(line for line in proc.stdout.splitlines() if line.startswith("1\t"))  # a pipe: whole lines
     assert "tour.mp4" in first and re.search(r"00:0[01]-00:0[3-9]", first) and "said:" in first
