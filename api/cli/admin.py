@@ -135,10 +135,13 @@ def _query_line(s: Settings, recorded: dict) -> str:
     """How query texts are encoded here: the planned query backend, and whether the index holds a
     query tower for its model (what a one-shot search loads without torch, search/query/quick.py)."""
     from mmsearch.encode import query_tower
+    from mmsearch.encode.factory import uses_kept_tower
     from mmsearch.encode.models import planned_query_backend
 
     planned = planned_query_backend(s.model, recorded["params"])
     held = query_tower.usable(s.index_dir / query_tower.FOLDER, recorded["fingerprint"])
+    if held and uses_kept_tower(s.model):
+        planned = "onnx-int8"  # the index's own tower (Engine.open)
     tower = (
         f"query tower in the index (cosine >= {held.cosine_min:.4f})"
         if held

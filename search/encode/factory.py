@@ -64,6 +64,12 @@ def _light_encoder(spec: ModelSpec, s: ModelSettings) -> OnnxEncoder | None:
     return OnnxEncoder(spec, folder, info, backend, tower, preprocess, s.batch_size, s.threads)
 
 
+def uses_kept_tower(s: ModelSettings) -> bool:
+    """Whether queries go through a query tower an index holds, whatever the model's size: the `auto`
+    query backend on a CPU (Engine.open), as the one-shot search does (search/query/quick.py)."""
+    return s.query_backend == "auto" and (s.device == "cpu" or (s.device == "auto" and not gpu_possible()))
+
+
 def gpu_possible() -> bool:
     """Whether torch might find an accelerator here (an NVIDIA driver, or a Mac): then `auto` devices
     are torch's to choose, and the torch-free encoder steps aside."""

@@ -17,7 +17,7 @@ from sqlalchemy import and_
 from sqlalchemy.sql.elements import ColumnElement
 
 from mmsearch.config import SearchSettings, Settings
-from mmsearch.encode.factory import gpu_possible, open_encoder
+from mmsearch.encode.factory import open_encoder, uses_kept_tower
 from mmsearch.encode.images import DecodedImage, decode_image
 from mmsearch.encode.query_tower import FOLDER as TOWER_FOLDER
 from mmsearch.encode.query_tower import QueryTower
@@ -82,7 +82,7 @@ class Engine:
         store = Store.open(settings, encoder.record(), create=create)
         if encoder.query_tower is not None:
             store.keep_query_tower(encoder.query_tower.folder)
-        elif m.query_backend == "auto" and (m.device == "cpu" or (m.device == "auto" and not gpu_possible())):
+        elif uses_kept_tower(m):
             # An index that holds a query tower is searched with it, here as by the one-shot search
             # (search/query/quick.py), so both give the same hits whichever runs.
             encoder.query_tower = QueryTower.open(store.folder / TOWER_FOLDER, encoder.fingerprint)
