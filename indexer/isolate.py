@@ -30,6 +30,9 @@ def _describe_exit(code: int | None) -> str:
     return f"exit code {code}"
 
 
+STARTUP_S = 60.0  # how long a new media worker may take to import before it says it is ready
+
+
 class MediaWorker:
     def __init__(self, timeout_s: float):
         self.timeout_s = timeout_s
@@ -49,6 +52,18 @@ class MediaWorker:
         os.close(child_write)
         self._send = Connection(parent_write, readable=False)
         self._recv = Connection(parent_read, writable=False)
+        # A new child's imports (PyAV, Whisper's runtime) take seconds on a loaded machine: that is not
+        # a decoder's silence, so the timeout starts when it says it is ready.
+        ready = self._recv.poll(max(STARTUP_S, self.timeout_s))
+        try:
+            said = self._recv.recv() if ready else None
+        except (EOFError, OSError):
+            said = None
+        if said != ("ready", None):
+            code = self._proc.poll()
+            self.close()
+            why = "did not start in time" if code is None else f"exited at start ({_describe_exit(code)})"
+            raise MediaError(f"the media worker {why}")
 
     def extract(self, req: MediaRequest) -> MediaExtract:
         if self._proc is None:

@@ -86,6 +86,7 @@ class Worker:
 def main(read_fd: int, write_fd: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     recv, send = Connection(read_fd, writable=False), Connection(write_fd, readable=False)
+    send.send(("ready", None))  # imported and listening: from here on, silence means a stuck decoder
     worker = Worker(send)
     while True:
         try:

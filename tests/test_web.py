@@ -148,6 +148,24 @@ def test_errors_and_empty_states_are_shown(site, browser):
     page.wait_for_function("() => document.querySelector('#status').textContent.startsWith('Nothing found')")
 
 
+def test_a_normal_visit_asks_nothing_the_index_cannot_answer(site, browser):
+    """Load, search, an empty box: no request answered 4xx or 5xx and nothing on the console (this index
+    has no dates, so no timeline is asked for); the empty box says what to type."""
+    url, _ = site
+    page = browser.new_page()
+    refused, console = [], []
+    page.on("response", lambda r: refused.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+    page.on("console", lambda m: console.append(m.text) if m.type in ("error", "warning") else None)
+    search(page, url, "a red circle")
+    page.wait_for_load_state("networkidle")
+    page.fill("#q", "")
+    page.press("#q", "Enter")
+    page.wait_for_selector("#status.error")
+    assert page.inner_text("#status") == "Type what to look for, or drop or paste a picture."
+    assert page.locator("#timeline").is_hidden()
+    assert refused == [] and console == []
+
+
 def test_gibberish_says_no_good_match_and_offers_the_weaker_ones(site, browser):
     url, _ = site
     page = browser.new_page()

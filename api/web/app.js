@@ -120,7 +120,7 @@ function showQuery(picture) {
 async function searchText(event) {
   event?.preventDefault();
   const q = $("q").value.trim();
-  if (!q) return;
+  if (!q) return say("Type what to look for, or drop or paste a picture.", true);
   say("Searching…");
   showQuery(null);
   try {
@@ -233,6 +233,7 @@ async function ask() {
   if (!question) return say("Type a question first.", true);
   answer.hidden = false;
   answer.textContent = "";
+  results.replaceChildren();  // the last search's hits are not this answer's evidence
   say("Asking…");
   const body = { question };
   if ($("kind").value) body.kind = $("kind").value;
