@@ -65,17 +65,7 @@ class Moment:
         return source(self.space, self.t_start, self.boxes)
 
     def public(self) -> dict:
-        return {
-            "segment_id": self.segment_id,
-            "space": self.space,
-            "source": self.source,
-            "score": self.score,
-            "similarity": self.similarity,
-            "t_start": self.t_start,
-            "t_end": self.t_end,
-            "text": self.text,
-            "boxes": self.boxes,
-        }
+        return _moment_fields(self)
 
 
 @dataclass(frozen=True)
@@ -112,17 +102,17 @@ class Hit:
             "width": self.width,
             "height": self.height,
             "weak": self.weak,
-            "segment_id": self.segment_id,
-            "space": self.space,
-            "source": self.source,
-            "score": self.score,
-            "similarity": self.similarity,
-            "t_start": self.t_start,
-            "t_end": self.t_end,
-            "text": self.text,
-            "boxes": self.boxes,
+            **_moment_fields(self),
             "moments": [m.public() for m in self.moments],
         }
+
+
+MOMENT_FIELDS = ("segment_id", "space", "source", "score", "similarity", "t_start", "t_end", "text", "boxes")
+
+
+def _moment_fields(moment: Moment | Hit) -> dict:
+    """A moment's public fields; a hit repeats its best moment's."""
+    return {name: getattr(moment, name) for name in MOMENT_FIELDS}
 
 
 def clock(seconds: float) -> str:

@@ -135,16 +135,15 @@ class Engine:
                 pictures.append((decoded.width, decoded.height))
                 terms[i] = Term(decoded.image, term.weight)
         words, understood = request.words_at, None
-        if words is not None:
-            text = str(terms[words].value)
-            understood, filters = self.understood(text, today or dt.date.today(), filters, request.literal)
+        query = str(terms[words].value).strip() if words is not None else None
+        if query is not None:
+            understood, filters = self.understood(query, today or dt.date.today(), filters, request.literal)
             if understood is not None:
                 terms[words] = Term(understood.text, terms[words].weight)
         hits = self._search_terms(terms, request, filters)
         if request.sort:
             hits = self.ordered(hits, request.sort)
         took = (time.perf_counter() - start) * 1000
-        query = str(request.terms[words].value).strip() if words is not None else None
         return SearchResult.of(
             query,
             request.k,
