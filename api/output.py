@@ -45,9 +45,14 @@ def short_path(path: str, width: int) -> str:
     return f"{head[: width - len(name) - 2]}…{sep}{name}"
 
 
-def print_result(out: Console, result: SearchResult, as_json: bool = False, paths: bool = False) -> None:
+def print_result(
+    out: Console, result: SearchResult, as_json: bool = False, paths: bool = False, err: Console | None = None
+) -> None:
     """A search's result as JSON (its public shape, search/query/result.py), as bare paths, as whole
-    tab-separated lines into a pipe, or as a table that says how many weaker matches it leaves out."""
+    tab-separated lines into a pipe, or as a table that says how many weaker matches it leaves out; what
+    was understood in the words goes to `err` (stdout stays clean for JSON and --paths)."""
+    if result.understood is not None and err is not None:
+        err.print(result.understood.said(), markup=False, highlight=False)
     if as_json:
         out.print_json(json.dumps(result.public()))
     elif paths:
@@ -58,10 +63,15 @@ def print_result(out: Console, result: SearchResult, as_json: bool = False, path
         out.file.write("".join("\t".join(row) + "\n" for row in rows))  # as they are: rich expands tabs
     else:
         hits = result.hits
-        out.print(table(hits, out.width) if hits else "no good match" if result.weaker else "no hits")
+        if hits and all(h.weak for h in hits):
+            out.print("no good match; the nearest, marked weak:")
+        out.print(table(hits, out.width) if hits else "no hits")
         left_out = result.weaker - sum(h.weak for h in hits)
         if left_out:
-            out.print(f"{left_out} weaker match{'es' if left_out > 1 else ''} left out (--all shows them)")
+            out.print(
+                f"{left_out} weaker match{'es' if left_out > 1 else ''} left out (--all shows them)",
+                highlight=False,
+            )
 
 
 def cells(rank: int, h: Hit, path_width: int | None = None, text_chars: int | None = None) -> tuple:

@@ -144,9 +144,14 @@ def test_query_tower_matches_open_clip_tokens_and_torch_vectors(shapes_model: Pa
     assert tower.folder.name == query_tower.FOLDER and tower.folder.parent.parent == onnx_cache
     assert tower.folder.parent.name.startswith(encoder.fingerprint)
     texts = [*probes[1], *onnx_export.PROBE_TEXTS, "Ünïcödé  CAFÉ\u00a0noir", "&amp;amp; x", "a\x07b", "  "]
+    texts += ["emoji 🐶🏖️ and 日本語", "it's <start_of_text> x <end_of_text>", "a-b_c.d!e?f 123 €5"]
     expected = encoder.tokenizer(texts)
     got = tower.tokens(texts)
     assert np.array_equal(got, expected[:, : got.shape[1]].numpy()) and not expected[:, got.shape[1] :].any()
+    # A one-shot search's tokenizer, for each text's own words alone, gives the same tokens.
+    for_one = query_tower.QueryTower(tower.folder, tower.meta, whole=False)
+    assert all(np.array_equal(for_one.tokens([t]), tower.tokens([t])) for t in texts)
+    assert np.array_equal(for_one.tokens(texts), got)
     got = cosines(encoder.encode_queries(probes[1]), encoder.encode_texts(probes[1]))
     assert got.min() >= query_tower.MIN_COSINE, f"int8 query tower: min cosine {got.min():.4f}"
     assert tower.meta.cosine_min >= query_tower.MIN_COSINE

@@ -263,3 +263,28 @@ def test_plots_without_matplotlib_name_the_extra(indexed, tmp_path: Path, monkey
     result = run_cli(labels, "-i", index, "--plots", tmp_path / "plots")
     assert isinstance(result.exception, ConfigError)
     assert "pip install 'mmsearch[eval]'" in str(result.exception)
+
+
+def test_the_cutoff_never_hides_a_querys_best_candidate(indexed, record_property):
+    """On the held-out set, with both models: every text query shows its first-ranked hit, a weak one
+    marked so where nothing is good (the cutoff once hid "a red triangle" whose right picture ranked first:
+    search/query/relevance.py)."""
+    from mmsearch import Engine, SearchRequest, Settings
+
+    labels, indexes = indexed
+    texts = [q["text"] for q in json.loads(Path(labels).read_text())["queries"] if q.get("text")]
+    rescued = 0
+    for index in indexes:
+        engine = Engine.open(Settings(index_dir=index))
+        try:
+            for text in texts:
+                everything = engine.search(SearchRequest.words(text, k=5, show_all=True)).hits
+                shown = engine.search(SearchRequest.words(text, k=5)).hits
+                assert shown and shown[0].item_id == everything[0].item_id, text
+                if all(h.weak for h in everything):
+                    assert [h.weak for h in shown] == [True], text
+                    rescued += 1
+        finally:
+            engine.close()
+    assert len(texts) == 30
+    record_property("queries_with_only_weak_hits", rescued)  # 1 of 60 measured: each shows its nearest

@@ -71,9 +71,12 @@ def test_weak_hits_are_left_out_and_counted():
     assert [h["weak"] for h in everything["hits"]] == [False, True, True] and everything["weaker"] == 2
 
 
-def test_all_weak_says_no_good_match():
-    text = printed([hit(1, "/p/cat.jpg", weak=True)])
-    assert text.splitlines() == ["no good match", "1 weaker match left out (--all shows them)"]
+def test_all_weak_says_no_good_match_and_shows_the_nearest_marked_weak():
+    lines = printed([hit(1, "/p/cat.jpg", weak=True), hit(2, "/p/dog.jpg", weak=True)]).splitlines()
+    assert lines[0] == "no good match; the nearest, marked weak:"
+    row = next(line for line in lines if "cat.jpg" in line)
+    assert "weak" in row and "dog.jpg" not in "".join(lines)
+    assert lines[-1] == "1 weaker match left out (--all shows them)"
     assert printed([]).strip() == "no hits"
 
 

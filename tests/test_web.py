@@ -166,14 +166,14 @@ def test_a_normal_visit_asks_nothing_the_index_cannot_answer(site, browser):
     assert refused == [] and console == []
 
 
-def test_gibberish_says_no_good_match_and_offers_the_weaker_ones(site, browser):
+def test_gibberish_says_no_good_match_shows_the_nearest_and_offers_the_weaker_ones(site, browser):
     url, _ = site
     page = browser.new_page()
     page.goto(url)
     page.fill("#q", "xqzv plorth 12345")
     page.press("#q", "Enter")
     page.wait_for_function("() => document.querySelector('#status').textContent.startsWith('No good match')")
-    assert page.locator("#results li").count() == 0
+    assert page.locator("#results li").count() == page.locator("#results li.weak").count() == 1
     more = page.locator("#more")
     assert more.is_visible() and re.fullmatch(r"Show \d+ weaker matches", more.inner_text())
     more.click()

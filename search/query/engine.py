@@ -390,8 +390,8 @@ class Engine:
         where = f"({filters.where}) and ({understood.where})" if filters.where else understood.where
         return understood, replace(filters, where=where)
 
-    def _has_items(self, where: str) -> bool:
-        return len(self.store.catalog.segment_ids(where=parse_filter(where, self.fields()))) > 0
+    def _has_items(self, city: place.City) -> bool:
+        return len(self.store.catalog.segment_ids(where=parse_filter(city.where, self.fields()))) > 0
 
     def ordered(self, hits: list[Hit], sort: str) -> list[Hit]:
         """The hits by a field instead of relevance ("-taken_at": newest first; query/ordering.py)."""

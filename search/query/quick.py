@@ -5,13 +5,13 @@ seconds, pydantic and SQLAlchemy tenths. This path loads the index's int8 query 
 (search/encode/query_tower.py), FAISS and the standard library's sqlite3, and ranks as Engine.search_text does
 (tests/test_quick.py holds the two equal). It only takes what it can answer that way:
 - a text query with no option but -k, --index-dir / -i, --all, --json, --paths and --literal;
-- no date in it where the index has taken_at (the engine reads it as a filter: search/query/when.py),
-  and no city named in it with photos near it (the engine reads that as a filter: search/query/place.py;
-  the cities a query may name come from a table of the gazetteer in the cache, their photos from SQL);
 - no MMSEARCH_ setting in the environment that can change a text search's hits (so the defaults hold):
   the index folder and the settings of indexing, the server and answers (UNRELATED) may be set;
 - an index with a query tower for its model, a SQLite catalog inside it, vector caches as current as
   the catalog, and, where it holds transcripts, its text model's ONNX graph (search/encode/word_tower.py).
+A date or a city in the words is a filter here as in the engine (Engine.understood): the same readers
+(search/query/when.py, which imports dateparser only for what its own patterns do not read, and
+search/query/place.py's table of cities), the filter written in SQL as search/query/filters.py writes it.
 Both rank by search/query/ranking.py: cohort margins, the word match, moments narrowed to the words said;
 the weaker hits are marked at the default cutoff (search/query/relevance.py).
 Anything else returns None, and the full command line runs.
@@ -19,6 +19,7 @@ Anything else returns None, and the full command line runs.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 import sqlite3
@@ -41,16 +42,14 @@ from mmsearch.defaults import (
     index_dir_in_env,
 )
 from mmsearch.encode import query_tower, word_tower
-from mmsearch.encode.sentences import CLIP
 from mmsearch.encode.word_tower import OnnxSentences
 from mmsearch.hits import IMAGE_SPACE, INDEXED, TEXT_SPACE, Hit, HitRow
-from mmsearch.query import place
+from mmsearch.query import place, when
 from mmsearch.query.fusion import COHORT
 from mmsearch.query.ranking import ranked
 from mmsearch.query.relevance import mark_weak
 from mmsearch.query.result import SearchResult
-from mmsearch.query.when import FIELD as DATE_FIELD
-from mmsearch.query.when import might_hold_a_date
+from mmsearch.query.understood import Understood
 from mmsearch.storage.layout import FORMAT, MANIFEST, escape_like, vectors_file
 
 if TYPE_CHECKING:
@@ -104,26 +103,28 @@ def _int(value: str) -> int | None:
     return int(value) if value.isdigit() else None
 
 
-def search(query: Query) -> SearchResult | None:
-    """The engine's result for a plain text query, or None when this path cannot tell it."""
+def search(query: Query, today: dt.date | None = None) -> SearchResult | None:
+    """The engine's result for a plain text query, or None when this path cannot tell it; `today`:
+    the day relative dates count from (Engine.search's)."""
     start = time.perf_counter()
     folder = query.index_dir or index_dir_in_env()
     manifest = _manifest(folder)
     if manifest is None or not (folder / CATALOG).is_file():
         return None
     model = manifest["model"]
-    tower = query_tower.QueryTower.open(folder / query_tower.FOLDER, model["fingerprint"])
+    tower = query_tower.QueryTower.open(folder / query_tower.FOLDER, model["fingerprint"], whole=False)
     if tower is None:
         return None
     try:
         with closing(_read_only(folder / CATALOG)) as db:
-            hits = _search(folder, db, model, tower, query)
+            understood = None if query.literal else _understood(db, query.text, today or dt.date.today())
+            hits = _search(folder, db, model, tower, query, understood)
     except (sqlite3.Error, OSError, RuntimeError):  # an older schema, a cache being replaced, ...
         return None
     if hits is None:
         return None
     took = (time.perf_counter() - start) * 1000
-    return SearchResult.of(query.text, query.k, hits, query.show_all, took_ms=took)
+    return SearchResult.of(query.text, query.k, hits, query.show_all, understood=understood, took_ms=took)
 
 
 def _manifest(folder: Path) -> dict | None:
@@ -146,22 +147,26 @@ def _read_only(path: Path) -> sqlite3.Connection:
 
 
 def _search(
-    folder: Path, db: sqlite3.Connection, model: dict, tower: query_tower.QueryTower, query: Query
+    folder: Path,
+    db: sqlite3.Connection,
+    model: dict,
+    tower: query_tower.QueryTower,
+    query: Query,
+    understood: Understood | None,
 ) -> list[Hit] | None:
-    dated = "SELECT 1 FROM item_fields WHERE name = ? LIMIT 1"
-    if not query.literal and might_hold_a_date(query.text) and db.execute(dated, (DATE_FIELD,)).fetchone():
-        return None  # the engine reads the date as a filter (search/query/when.py)
-    placed = not query.literal and db.execute(dated, (place.FIELDS[0],)).fetchone() is not None
-    if placed and any(_photos_near(db, *city) for city in place.places_named(query.text)):
-        return None  # the engine reads the city as a filter on where they were taken (query/place.py)
     words = None
     if db.execute("SELECT 1 FROM segments WHERE space = ? LIMIT 1", (TEXT_SPACE,)).fetchone():
+        from mmsearch.encode.sentences import CLIP  # only where words are indexed: 35 ms
+
         text_model = model.get("text_model") or {"name": CLIP}
         if text_model["name"] == CLIP:
             return None  # words on the picture model's tower, batched as this path does not
         words = OnnxSentences.open(folder / word_tower.FOLDER, text_model["fingerprint"])
         if words is None:
             return None  # the text model is on torch, or its graph was not kept in the index
+    allowed = None if understood is None else _allowed(db, understood)
+    if allowed is not None and not len(allowed):
+        return []
     from mmsearch.storage.vectors import VectorIndex  # FAISS loads while the towers' sessions start
 
     row = db.execute("SELECT value FROM state WHERE key = 'generation'").fetchone()
@@ -173,31 +178,61 @@ def _search(
         if saved_at != generation:
             return None  # the engine brings the cache up to the catalog first
         indexes[space] = index
-    queries = {IMAGE_SPACE: query_tower.unit(tower.encode_texts([query.text]))[0]}  # Encoder.encode_queries
+    text = understood.text if understood else query.text
+    queries = {IMAGE_SPACE: query_tower.unit(tower.encode_texts([text]))[0]}  # Encoder.encode_queries
     cohorts = {IMAGE_SPACE: lambda: query_tower.unit(tower.encode_each(list(COHORT)))}  # encode_lone_queries
     if words:
-        queries[TEXT_SPACE] = words.encode([query.text])[0]  # Encoder.encode_words
+        queries[TEXT_SPACE] = words.encode([text])[0]  # Encoder.encode_words
         cohorts[TEXT_SPACE] = lambda: words.encode_kept(list(COHORT))  # Encoder.encode_word_cohort
     source = _SqliteSource(db, indexes, cohorts)
-    hits = ranked(source, queries, query.k, CANDIDATES, words=query.text, calibrate=True)
+    hits = ranked(source, queries, query.k, CANDIDATES, allowed, words=text, calibrate=True)
     return mark_weak(hits, GOOD_MARGIN, TEXT_GAP)
 
 
-NEAR = (  # search/query/filters.py's `near` on the GPS fields, as SQLAlchemy writes it for SQLite
-    "SELECT 1 FROM item_fields lat JOIN item_fields lon ON lon.item_id = lat.item_id AND lon.name = ?"
-    " JOIN items i ON i.id = lat.item_id WHERE lat.name = ? AND i.status = ? AND lat.num BETWEEN ? AND ?"
+def _understood(db: sqlite3.Connection, text: str, today: dt.date) -> Understood | None:
+    """Engine.understood: a date where items have taken_at, a city where they have GPS fields."""
+    has = "SELECT 1 FROM item_fields WHERE name = ? LIMIT 1"
+    fields = {name for name in (when.FIELD, *place.FIELDS) if db.execute(has, (name,)).fetchone()}
+    dated = when.dated(text, today) if when.FIELD in fields else None
+    rest = dated.text if dated else text
+    near = None
+    if set(place.FIELDS) <= fields:
+        near = place.placed(rest, lambda city: db.execute(NEAR_ONE, _near_args(city)).fetchone() is not None)
+    if dated is None and near is None:
+        return None
+    return Understood(near.text if near else rest, dated, near)
+
+
+IN_PERIOD = "i.id IN (SELECT item_id FROM item_fields WHERE name = ? AND text {} ?)"
+NEAR = (  # search/query/filters.py's `near` on the GPS fields (_within_km), in SQL
+    "i.id IN (SELECT lat.item_id FROM item_fields lat JOIN item_fields lon ON lon.item_id = lat.item_id"
+    " AND lon.name = ? WHERE lat.name = ? AND lat.num BETWEEN ? AND ?"
     " AND sin((radians(lat.num) - ?) / 2) * sin((radians(lat.num) - ?) / 2)"
     " + ? * cos(radians(lat.num)) * sin((radians(lon.num) - ?) / 2) * sin((radians(lon.num) - ?) / 2)"
-    " <= ? LIMIT 1"
+    " <= ?)"
 )
+NEAR_ONE = f"SELECT 1 FROM items i WHERE i.status = ? AND {NEAR} LIMIT 1"  # Engine._has_items
 
 
-def _photos_near(db: sqlite3.Connection, lat: float, lon: float, km: float) -> bool:
-    """Whether some indexed item was taken within `km` of the place (place.has_items for a city)."""
+def _allowed(db: sqlite3.Connection, understood: Understood) -> np.ndarray:
+    """The segments of indexed items in the period and near the place understood (Catalog.segment_ids)."""
+    sql, args = "SELECT s.id FROM segments s JOIN items i ON i.id = s.item_id WHERE i.status = ?", [INDEXED]
+    if (dated := understood.dated) is not None:
+        for op, day in ((">=", dated.start), ("<", dated.end)):
+            if day is not None:
+                sql, args = f"{sql} AND {IN_PERIOD.format(op)}", [*args, when.FIELD, day.isoformat()]
+    if understood.placed is not None:
+        sql, args = f"{sql} AND {NEAR}", [*args, *_near_args(understood.placed.city)[1:]]
+    return np.fromiter((row[0] for row in db.execute(sql, args)), np.int64)
+
+
+def _near_args(city: place.City) -> tuple:
+    """NEAR_ONE's arguments for the city's `near` filter, rounded as its text (City.where) rounds them."""
+    lat, lon, km = round(city.lat, 4), round(city.lon, 4), round(city.km)
     band, lat_r, lon_r = km / place.KM_PER_DEGREE, math.radians(lat), math.radians(lon)
     bound = math.sin(km / place.EARTH_KM / 2) ** 2
-    band_args = (lat - band, lat + band, lat_r, lat_r, math.cos(lat_r), lon_r, lon_r, bound)
-    return db.execute(NEAR, (*reversed(place.FIELDS), INDEXED, *band_args)).fetchone() is not None
+    distance = (lat_r, lat_r, math.cos(lat_r), lon_r, lon_r, bound)
+    return INDEXED, *reversed(place.FIELDS), lat - band, lat + band, *distance
 
 
 class _SqliteSource:

@@ -9,7 +9,9 @@ SearchSettings.good_margin sets it, and `all` shows everything. A picture query'
 score is a cosine: there is always a nearest picture, so only the gap to the best counts.
 
 Each hit is judged on its own (a reranker may have reordered them), never dropped: callers show the
-strong ones and say how many weaker ones they leave out.
+strong ones and say how many weaker ones they leave out. Where none is strong, the first is shown all the
+same, marked weak: a right answer a weak model scores low is never hidden behind "no good match" (on the
+held-out media, "a red triangle" found nothing shown while the shot that shows it came first).
 """
 
 from __future__ import annotations
@@ -28,5 +30,8 @@ def mark_weak(hits: Sequence[Hit], floor: float | None, gap: float) -> list[Hit]
     return [replace(h, weak=(floor is not None and h.score < floor) or h.score < best - gap) for h in hits]
 
 
-def strong(hits: Sequence[Hit]) -> list[Hit]:
-    return [h for h in hits if not h.weak]
+def shown(hits: Sequence[Hit], show_all: bool = False) -> list[Hit]:
+    """What a door shows: all hits where asked, else the strong ones, else the first alone."""
+    if show_all:
+        return list(hits)
+    return [h for h in hits if not h.weak] or list(hits[:1])

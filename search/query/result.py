@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mmsearch.hits import Hit
-from mmsearch.query.relevance import strong
+from mmsearch.query.relevance import shown
 from mmsearch.query.understood import Understood
 
 
@@ -15,7 +15,7 @@ from mmsearch.query.understood import Understood
 class SearchResult:
     query: str | None  # the words asked for as given; None for a picture or an item alone
     k: int
-    hits: list[Hit]  # best first: the good matches, or all of them marked weak where asked
+    hits: list[Hit]  # best first: the good matches (else the best one, marked weak), or all where asked
     weaker: int  # weaker matches among the k found: left out, or marked weak
     understood: Understood | None = None
     took_ms: float = 0.0
@@ -24,8 +24,7 @@ class SearchResult:
     @classmethod
     def of(cls, query: str | None, k: int, hits: list[Hit], show_all: bool, **more) -> SearchResult:
         """From the k hits found, weak ones marked (search/query/relevance.py)."""
-        shown = hits if show_all else strong(hits)
-        return cls(query, k, shown, sum(h.weak for h in hits), **more)
+        return cls(query, k, shown(hits, show_all), sum(h.weak for h in hits), **more)
 
     def public(self) -> dict:
         """The shape every door returns (HTTP adds links; docs/api.md)."""

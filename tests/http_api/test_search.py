@@ -25,9 +25,10 @@ def test_text_search(client, index):
     assert body["query"] == "red" and body["k"] == 5 and body["took_ms"] >= 0
     hits = body["hits"]
     assert len(hits) == 5 and body["weaker"] == sum(h["weak"] for h in hits)
-    default = client.get("/search", params={"q": "red", "k": 5}).json()  # the good matches only
-    assert [h["item_id"] for h in default["hits"]] == [h["item_id"] for h in hits if not h["weak"]]
-    assert default["weaker"] == body["weaker"] and not any(h["weak"] for h in default["hits"])
+    default = client.get("/search", params={"q": "red", "k": 5}).json()  # the good matches, else the best
+    good = [h["item_id"] for h in hits if not h["weak"]]
+    assert [h["item_id"] for h in default["hits"]] == (good or [hits[0]["item_id"]])
+    assert default["weaker"] == body["weaker"] and all(h["weak"] != bool(good) for h in default["hits"])
     scores = [h["score"] for h in hits]
     assert scores == sorted(scores, reverse=True)
     assert len({h["item_id"] for h in hits}) == 5
