@@ -194,6 +194,20 @@ def onnx_files(folder: Path) -> dict[str, int]:
     return {p.name: p.stat().st_mtime_ns for p in sorted(folder.glob("*.onnx"))}
 
 
+def test_exporting_the_towers_leaves_the_model_in_inference_mode(shapes_model: Path, tmp_path: Path):
+    """The exporter puts its wrapper back in the wrapper's own mode, and the modules under it with it:
+    the shapes model's batch norms were left training, and the next picture alone in its batch failed
+    ("Expected more than 1 value per channel when training") in `make run`'s demo."""
+    cache = tmp_path / "cache"
+    encoder = Encoder.from_settings(shapes_settings(shapes_model, "torch", cache, queries="onnx-int8"))
+    assert encoder.query_tower is not None and any(cache.rglob(query_tower.GRAPH))  # exported here
+    encoder._exported(cache, int8=False)  # and the float32 towers
+    assert not any(module.training for module in encoder.model.modules())
+    photo = (Path(__file__).parent / "fixtures" / "photos" / "cat.jpg").read_bytes()
+    picture = decode_image(photo, 10**8, min_side=encoder.image_size).image
+    assert encoder.encode_images([picture]).shape == (1, encoder.dim)
+
+
 @needs_onnx
 def test_onnx_export_is_cached_beside_the_model_and_reused(tmp_path: Path, caplog):
     spec = ModelSpec(str(save_test_vit(tmp_path / "model", 1))).normalised()

