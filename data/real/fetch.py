@@ -85,6 +85,12 @@ SOURCES = (
               for kind in ("audio", "image", "video")),
     ),
     Source(
+        "pypi", "face-recognition", "1.3.0", "face_recognition-1.3.0.tar.gz",
+        "5e5efdd1686aa566af0d3cc1313b131e4b197657a8ffd03669e6d3fad92705ec",
+        "MIT (package: its test pictures, Barack Obama and Joe Biden, official portraits and press photos)",
+        (Take("face_recognition-1.3.0/tests/test_images/", "faces", ("*.jpg",)),),
+    ),
+    Source(
         "debian", "alsa-utils", "1.2.8-1", "alsa-utils_1.2.8-1_amd64.deb",
         "fb24eb1a318228b974efbef726190dd90c6106a208814a3ee8f5d69b91ee0ba4", "GPL-2+",
         (Take("./usr/share/sounds/alsa/", "speech/alsa", ("*.wav",), skip=("Noise.wav",)),
