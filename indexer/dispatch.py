@@ -9,6 +9,7 @@ from pathlib import Path
 
 from mmsearch.config import Settings
 from mmsearch.encode.base import EncoderBase
+from mmsearch.errors import ConfigError
 from mmsearch.indexer.manifest import Columns, index_manifest, is_manifest
 from mmsearch.indexer.pipeline import IndexReport, ProgressFn, index_folder
 from mmsearch.storage.store import Store
@@ -30,6 +31,8 @@ def index_path(
     `root` read a manifest (its columns; where its absolute image paths must lie)."""
     s, columns = settings, columns or Columns()
     if ray is not None:
+        if s.faces.enabled:
+            raise ConfigError("faces are found by the plain pipeline only: index without --ray to find them")
         from mmsearch.indexer.distributed import connect, index_folder_on_ray, index_manifest_on_ray
 
         connect(ray)
@@ -38,4 +41,6 @@ def index_path(
         return index_folder_on_ray(path, encoder, store, s, prune, on_progress=on_progress)
     if is_manifest(path):
         return index_manifest(path, encoder, store, s.indexer, columns, root, on_progress=on_progress)
-    return index_folder(path, encoder, store, s.indexer, prune, on_progress, s.video, s.speech, written=s.ocr)
+    return index_folder(
+        path, encoder, store, s.indexer, prune, on_progress, s.video, s.speech, written=s.ocr, people=s.faces
+    )

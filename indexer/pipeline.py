@@ -23,8 +23,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from mmsearch.config import IndexerSettings, OcrSettings, SpeechSettings, VideoSettings
+from mmsearch.config import FaceSettings, IndexerSettings, OcrSettings, SpeechSettings, VideoSettings
+from mmsearch.encode import faces as face_finding
 from mmsearch.encode.base import EncoderBase
+from mmsearch.encode.faces import FaceReader
 from mmsearch.encode.images import decode_image, is_animated_gif, is_raw
 from mmsearch.errors import MediaError
 from mmsearch.hits import IMAGE_SPACE, INDEXED, TEXT_SPACE
@@ -146,10 +148,11 @@ def decode_file(
     cfg: IndexerSettings,
     media: _Media | None = None,
     reader: ocr.TextReader | None = None,
+    faces: FaceReader | None = None,
 ) -> Decoded:
     """One file read, hashed and decoded for the encoder, or its error (video and audio need `media`). An
     animated GIF goes to the media workers as a short video, when there are any. `reader` reads the text
-    written in pictures."""
+    written in pictures, `faces` finds the faces in them."""
     start = time.perf_counter()
     out = Decoded(src)
     try:
@@ -157,12 +160,12 @@ def decode_file(
             data = read_file(src.path, cfg.max_file_bytes)
             gif = media is not None and media_suffix(src.path) == ".gif"
             if gif and is_animated_gif(data, cfg.max_image_pixels):
-                _decode_media(out, known, encoder, cfg, media, reader)
+                _decode_media(out, known, encoder, cfg, media, reader, faces)
             else:
-                _decode_image(out, data, known, encoder, cfg, reader)
+                _decode_image(out, data, known, encoder, cfg, reader, faces)
         else:
             assert media is not None and isinstance(encoder, EncoderBase), "media files need media workers"
-            _decode_media(out, known, encoder, cfg, media, reader)
+            _decode_media(out, known, encoder, cfg, media, reader, faces)
     except MediaError as exc:
         out.error = str(exc)
     except OSError as exc:
@@ -185,15 +188,19 @@ def _decode_image(
     encoder: EncoderBase | Preprocessing,
     cfg: IndexerSettings,
     reader: ocr.TextReader | None = None,
+    faces: FaceReader | None = None,
 ) -> None:
     out.content_hash = hashlib.sha256(data).hexdigest()
     if _unchanged(out, known):
         return
-    side = encoder.image_size if reader is None else max(encoder.image_size, reader.settings.max_side)
+    side = max(
+        encoder.image_size, reader.settings.max_side if reader else 0, face_finding.picture_side(faces)
+    )
     img = decode_image(data, cfg.max_image_pixels, min_side=side, raw=is_raw(out.src.path))
     out.width, out.height = img.width, img.height
     out.fields = img.fields or None
-    out.parts = [Part(SegmentRecord(IMAGE_SPACE), encoder.preprocess(img.image))]
+    picture = SegmentRecord(IMAGE_SPACE, faces=faces.read(img.image, img.width) if faces else [])
+    out.parts = [Part(picture, encoder.preprocess(img.image))]
     if reader is not None:  # cut where the text model is (encode_records): a Ray decode task has none
         out.read = reader.read(img.image, img.width, img.height)
 
@@ -230,6 +237,7 @@ def _decode_media(
     cfg: IndexerSettings,
     media: _Media,
     reader: ocr.TextReader | None = None,
+    faces: FaceReader | None = None,
 ) -> None:
     src = out.src
     if src.size == 0:
@@ -243,12 +251,14 @@ def _decode_media(
         str(src.path),
         media.video,
         media.speech,
-        frame_side=max(encoder.image_size, KEYFRAME_THUMBNAIL_PX, ocr_frame_side(reader)),
+        frame_side=max(
+            encoder.image_size, KEYFRAME_THUMBNAIL_PX, ocr_frame_side(reader), face_finding.frame_side(faces)
+        ),
         thumbnail_px=KEYFRAME_THUMBNAIL_PX,
     )
     with media.workers.one() as worker:
         extract = worker.extract(request)
-    _take_extract(out, extract, encoder, reader)
+    _take_extract(out, extract, encoder, reader, faces)
 
 
 def ocr_frame_side(reader: ocr.TextReader | None) -> int:
@@ -258,18 +268,24 @@ def ocr_frame_side(reader: ocr.TextReader | None) -> int:
 
 
 def _take_extract(
-    out: Decoded, extract: MediaExtract, encoder: EncoderBase, reader: ocr.TextReader | None = None
+    out: Decoded,
+    extract: MediaExtract,
+    encoder: EncoderBase,
+    reader: ocr.TextReader | None = None,
+    faces: FaceReader | None = None,
 ) -> None:
-    """Keyframes become image-space segments (and the text read on them, text-space ones lasting while it
-    is on screen); utterances, cut to fit the text tower, text-space ones."""
+    """Keyframes become image-space segments (with the faces on them, and the text read on them as
+    text-space ones lasting while it is on screen); utterances, cut to fit the text tower, text-space ones."""
     out.width, out.height, out.meta, out.kind = extract.width, extract.height, extract.meta, extract.kind
     fields = extract.meta.get("place", {}) | (
         {"taken_at": extract.meta["created"]} if extract.meta.get("created") else {}
     )
     out.fields = fields or None
     for scene, thumbnail in zip(extract.scenes, extract.thumbnails, strict=True):
-        keyframe = SegmentRecord(IMAGE_SPACE, scene.t_start, scene.t_end, thumbnail=thumbnail)
-        out.parts.append(Part(keyframe, encoder.preprocess(Image.fromarray(scene.image))))
+        frame = Image.fromarray(scene.image)
+        seen = faces.read(frame, extract.width) if faces else []
+        keyframe = SegmentRecord(IMAGE_SPACE, scene.t_start, scene.t_end, thumbnail=thumbnail, faces=seen)
+        out.parts.append(Part(keyframe, encoder.preprocess(frame)))
     shown: dict = {}
     for scene, thumbnail in zip(extract.scenes, extract.thumbnails, strict=True) if reader else []:
         lines = reader.read(Image.fromarray(scene.image), extract.width or 0, extract.height or 0)
@@ -326,13 +342,16 @@ def index_folder(
     video: VideoSettings | None = None,
     speech: SpeechSettings | None = None,
     written: OcrSettings | None = None,
+    people: FaceSettings | None = None,
 ) -> IndexReport:
     """Bring the index up to date with the image, video and audio files under root (audio files only
-    when speech is enabled: sound is all they have); `written` reads the text in pictures when enabled."""
+    when speech is enabled: sound is all they have); `written` reads the text in pictures when enabled,
+    `people` finds the faces in pictures and keyframes when enabled."""
     started = time.perf_counter()
     report = IndexReport()
     speech = speech or SpeechSettings()
     reader = ocr.reader(written) if written is not None and written.enabled else None
+    faces = FaceReader() if people is not None and people.enabled else None
     kinds = ALL_KINDS if speech.enabled else ALL_KINDS - {"audio"}
     media = _Media(MediaWorkers(cfg.media_workers, cfg.media_timeout_s), video or VideoSettings(), speech)
     with store.writer(), closing(media.workers):
@@ -345,7 +364,7 @@ def index_folder(
         batcher = Batcher(encoder, store, report, cfg.save_every_s)
         done = 0
         with ThreadPoolExecutor(cfg.decode_workers, thread_name_prefix="decode") as pool:
-            fn = lambda src: decode_file(src, known.get(src.uri), encoder, cfg, media, reader)  # noqa: E731
+            fn = lambda src: decode_file(src, known.get(src.uri), encoder, cfg, media, reader, faces)  # noqa: E731
             for item in decode_ahead(pool, fn, work.todo, depth=cfg.batch_size * 3):
                 report.stages["decode"] += item.seconds
                 batcher.add(item)

@@ -157,6 +157,17 @@ class OcrSettings(BaseModel):
     rec_keys: str | None = Field(None, description="the character list that recognition model reads with")
 
 
+class FaceSettings(BaseModel):
+    """Faces found in pictures and video keyframes at index time and grouped into people
+    (search/encode/faces.py, search/storage/people.py; the `[people]` extra)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    enabled: bool = Field(
+        False, description="find faces and group them into people (off by default: about 0.3 s a picture)"
+    )
+
+
 class SearchSettings(BaseModel):
     """Two-stage ranking: approximate top-`candidates` -> exact rescoring with the stored float32 vectors
     (when the FAISS index is approximate) -> optional reranking of the top `rerank_depth` hits."""
@@ -283,6 +294,7 @@ class Settings(BaseSettings):
     video: VideoSettings = Field(default_factory=VideoSettings)
     speech: SpeechSettings = Field(default_factory=SpeechSettings)
     ocr: OcrSettings = Field(default_factory=OcrSettings)
+    faces: FaceSettings = Field(default_factory=FaceSettings)
     search: SearchSettings = Field(default_factory=SearchSettings)
     index: IndexSettings = Field(default_factory=IndexSettings)
     answer: AnswerSettings = Field(default_factory=AnswerSettings)

@@ -12,7 +12,9 @@ DEFAULT_INDEX_DIR = Path("mmsearch-index")
 INDEX_DIR_ENV = "MMSEARCH_INDEX_DIR"
 # The settings groups a text search never reads (search/config.py): set or not, its hits are the same. The
 # model, the index, search and the database (MMSEARCH_MODEL__, _INDEX__, _SEARCH__, _DATABASE_URL) are.
-UNRELATED = tuple(f"MMSEARCH_{group}__" for group in ("INDEXER", "VIDEO", "SPEECH", "OCR", "ANSWER", "API"))
+UNRELATED = tuple(
+    f"MMSEARCH_{group}__" for group in ("INDEXER", "VIDEO", "SPEECH", "OCR", "FACES", "ANSWER", "API")
+)
 CATALOG = "catalog.sqlite"  # the default catalog: SQLite inside the index folder
 CANDIDATES = 100  # first-stage hits of an approximate index, rescored exactly (SearchSettings)
 CANDIDATES_GROW_FROM = 1_000_000  # vectors past which an approximate index rescores more candidates

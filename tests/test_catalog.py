@@ -21,10 +21,10 @@ def record(uri: str, vec: float = 1.0, error: str | None = None) -> ItemRecord:
 def test_schema_is_versioned_by_alembic(tmp_path: Path):
     catalog = Catalog(f"sqlite:///{tmp_path}/c.sqlite")
     with catalog.engine.connect() as conn:
-        assert conn.execute(text("select version_num from alembic_version")).scalar() == "0006"
+        assert conn.execute(text("select version_num from alembic_version")).scalar() == "0007"
         assert conn.execute(text("pragma journal_mode")).scalar() == "wal"
         assert conn.execute(text("pragma synchronous")).scalar() == 2  # FULL
-    assert {"items", "segments", "state"} <= set(inspect(catalog.engine).get_table_names())
+    assert {"items", "segments", "state", "faces", "people"} <= set(inspect(catalog.engine).get_table_names())
     Catalog(f"sqlite:///{tmp_path}/c.sqlite")  # reopening migrates nothing and fails nothing
 
 

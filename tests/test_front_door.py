@@ -2,14 +2,16 @@
 command line (`mmsearch search --json`) and MCP (the official SDK's client) give the same hits in the
 same order and the same public shape, the same dates and cities understood, and the same error.
 
-The index: held-out shapes (trained shapes model) under root/heldout and two real photos under
-root/photos with EXIF that says they were taken in Paris in July 2023 (tests/test_photo_fields.py)."""
+The index: held-out shapes (trained shapes model) under root/heldout, two real photos under root/photos
+with EXIF that says they were taken in Paris in July 2023 (tests/test_photo_fields.py), and three real
+faces under root/people, found at index time: two of Barack Obama, named so, and one of Joe Biden."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,12 +23,14 @@ from mmsearch import Engine, Filters, InvalidQueryError, MMSearchError, Picture,
 from mmsearch.api.app import create_app
 from mmsearch.api.cli import app as cli
 from mmsearch.api.mcp_server import build
+from mmsearch.config import FaceSettings
 from mmsearch.indexer import index_folder
 from mmsearch.synth.shapes import generate
 from tests.conftest import serve
 from tests.test_photo_fields import PHOTOS, with_exif
 
 mcp = pytest.importorskip("mcp")
+FACES = Path(__file__).resolve().parents[1] / ".cache" / "real" / "faces"  # make real-data
 
 # A request as the test states it once: words, a picture (a file under the root), filters, k.
 Ask = dict
@@ -36,6 +40,8 @@ REQUESTS: dict[str, Ask] = {
     "words": {"words": "a red circle", "k": 6},
     "a date in the words": {"words": "a photo taken in july 2023", "k": 6},
     "a city in the words": {"words": "a photo in paris", "k": 6},
+    "a person in the words": {"words": "obama at a desk", "k": 6},
+    "a person filter": {"words": "a photo", "where": 'person = "Barack Obama"', "k": 6},
     "a relative path prefix": {"words": "a photo", "path_prefix": "photos/", "k": 6},
     "a filter": {"words": "a blue square", "where": "kind = image and width < 200", "k": 4},
     "a picture": {"picture": "heldout/green-star-0001.jpg", "k": 5},
@@ -60,11 +66,16 @@ def collection(tmp_path_factory, shapes_model: Path):
     (root / "photos").mkdir()
     with_exif(PHOTOS / "cat.jpg", root / "photos" / "paris.jpg")
     with_exif(PHOTOS / "coffee.jpg", root / "photos" / "coffee.jpg")
+    (root / "people").mkdir()
+    for name in ("obama.jpg", "obama2.jpg", "biden.jpg"):
+        shutil.copy(FACES / name, root / "people")
     from mmsearch import Settings
 
     settings = Settings(index_dir=root / "index", model={"name": str(shapes_model), "device": "cpu"})
     engine = Engine.open(settings, create=True)
-    index_folder(root, engine.encoder, engine.store, settings.indexer)
+    index_folder(root, engine.encoder, engine.store, settings.indexer, people=FaceSettings(enabled=True))
+    obama = next(p for p in engine.people.listed() if p.faces == 2)
+    engine.people.name(obama.id, "Barack Obama")
     yield root, settings, engine
     engine.close()
 
@@ -196,6 +207,13 @@ def test_what_the_doors_agree_on_is_right(collection):
     assert placed.understood.place == "Paris, France"
     assert {Path(h.uri).parent.name for h in placed.hits} == {"photos"}
     assert search("a photo in paris", literal=True).understood is None
+    his = {root / "people" / "obama.jpg", root / "people" / "obama2.jpg"}
+    named = search("obama at a desk")
+    assert named.understood.who == ["Barack Obama"] and named.understood.text == "at a desk"
+    assert {Path(h.uri) for h in named.hits} == his
+    assert {
+        Path(h.uri) for h in search("a photo", filters=Filters(where='person = "Barack Obama"')).hits
+    } == his
     under = search("a photo", filters=Filters(path_prefix="photos/"))
     assert {Path(h.uri).parent for h in under.hits} == {root / "photos"}
     alike = search(picture="heldout/green-star-0001.jpg")

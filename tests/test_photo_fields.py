@@ -382,6 +382,7 @@ def test_a_red_car_july_2023_returns_only_july_2023(indexed):
     assert dated["understood"] == {
         "text": "a picture",
         "when": "july 2023",
+        "people": [],
         "place": None,
         "where": understood.where,
     }
@@ -538,6 +539,7 @@ def test_the_place_is_shown_back_over_http_and_the_command_line(places):
     assert placed["understood"] == {
         "text": "a picture",
         "when": None,
+        "people": [],
         "place": "Paris, France",
         "where": "near 48.8534,2.3488 29km",
     }

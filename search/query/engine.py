@@ -26,7 +26,7 @@ from mmsearch.encode.word_tower import OnnxSentences
 from mmsearch.errors import InvalidQueryError, MediaTooLargeError, NotFoundError
 from mmsearch.hits import IMAGE_SPACE, TEXT_SPACE, Hit, HitRow
 from mmsearch.learn.classify import ZeroShotClassifier, tag_collection
-from mmsearch.query import dedup, ordering, place, when
+from mmsearch.query import dedup, ordering, place, when, who
 from mmsearch.query.dedup import DuplicateGroup
 from mmsearch.query.filters import BUILT_IN
 from mmsearch.query.filters import parse as parse_filter
@@ -34,11 +34,12 @@ from mmsearch.query.fusion import COHORT
 from mmsearch.query.grouping import hit, moment
 from mmsearch.query.pictures import hit_picture
 from mmsearch.query.ranking import ranked
-from mmsearch.query.relevance import mark_weak
+from mmsearch.query.relevance import mark_weak, named_alone
 from mmsearch.query.request import Filters, Picture, SearchRequest, Term, check_text
 from mmsearch.query.rerank import ClipReranker, Reranker, rerank
 from mmsearch.query.result import SearchResult
 from mmsearch.query.understood import Understood
+from mmsearch.storage.people import People
 from mmsearch.storage.schema import Item, Segment
 from mmsearch.storage.store import Store, resolve_model, resolve_text_model
 from mmsearch.user_files import megabytes
@@ -140,7 +141,7 @@ class Engine:
             understood, filters = self.understood(query, today or dt.date.today(), filters, request.literal)
             if understood is not None:
                 terms[words] = Term(understood.text, terms[words].weight)
-        hits = self._search_terms(terms, request, filters)
+        hits = named_alone(self._search_terms(terms, request, filters), understood)
         if request.sort:
             hits = self.ordered(hits, request.sort)
         took = (time.perf_counter() - start) * 1000
@@ -376,17 +377,19 @@ class Engine:
     def understood(
         self, query: str, today: dt.date, filters: Filters | None = None, literal: bool = False
     ) -> tuple[Understood | None, Filters]:
-        """A date and a place typed in the query taken as filters (search/query/when.py on taken_at,
-        search/query/place.py on the GPS fields), where this index has those fields and the query is not
-        `literal`: (what was understood, or None; the filters narrowed to it)."""
+        """A date, people and a place typed in the query taken as filters (search/query/when.py on
+        taken_at, who.py on the people named, place.py on the GPS fields), where this index has those
+        fields and the query is not `literal`: (what was understood, or None; the filters narrowed to it)."""
         filters = filters or Filters()
         fields = self.fields() if not literal else {}
         dated = when.dated(query, today) if when.FIELD in fields else None
         text = dated.text if dated else query
+        people = who.named(text, self.people.names()) if not literal else None
+        text = people.text if people else text
         near = place.placed(text, self._has_items) if set(place.FIELDS) <= set(fields) else None
-        if dated is None and near is None:
+        if dated is None and near is None and people is None:
             return None, filters
-        understood = Understood(near.text if near else text, dated, near)
+        understood = Understood(near.text if near else text, dated, near, people)
         where = f"({filters.where}) and ({understood.where})" if filters.where else understood.where
         return understood, replace(filters, where=where)
 
@@ -492,6 +495,12 @@ class Engine:
     def thumbnail(self, segment_id: int) -> bytes | None:
         """The JPEG stored for a segment at index time (a keyframe, a frame with text read)."""
         return self.store.catalog.thumbnail(segment_id)
+
+    @property
+    def people(self) -> People:
+        """The people the faces found are grouped into: listed, named, merged, hidden
+        (search/storage/people.py); `person = "Alice"` in a filter keeps to their items."""
+        return People(self.store.catalog.engine)
 
     def duplicates(self, threshold: float) -> list[DuplicateGroup]:
         """Groups of exact copies and of pictures at least `threshold` alike (query/dedup.py)."""

@@ -9,7 +9,8 @@
     value      := 12 | -3.5 | "text" | 'text' | 2024-05-01 | true | false | bare_word
 
 Built-in fields: `kind`, `path` (the file's path), `size` (bytes), `width`, `height`, `duration`
-(seconds), `indexed` and `modified` (dates), `tag` (a label on the item). Any other name is a user
+(seconds), `indexed` and `modified` (dates), `tag` (a label on the item), `person` (a named person's
+face is in it: search/storage/people.py). Any other name is a user
 field from a manifest: numbers compare as numbers, text as text (so `price < 50` never compares
 "100" < "50" as strings). A comparison with a field an item does not have is false for that item;
 a field no item of the index has is an error that names the fields there are (a typo would otherwise
@@ -37,7 +38,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from mmsearch.errors import InvalidQueryError
 from mmsearch.query.place import EARTH_KM, KM_PER_DEGREE
 from mmsearch.query.place import FIELDS as PLACE
-from mmsearch.storage.schema import Item, ItemField, Tag
+from mmsearch.storage.schema import FaceRow, Item, ItemField, Person, Segment, Tag
 
 GRAMMAR = r"""
 ?start: expr
@@ -74,7 +75,7 @@ STRING: /"(\\.|[^"\\])*"/ | /'(\\.|[^'\\])*'/
 """
 
 NUMERIC_COLUMNS = {"size": Item.size, "width": Item.width, "height": Item.height}
-BUILT_IN = ("kind", "path", "size", "width", "height", "duration", "indexed", "modified", "tag")
+BUILT_IN = ("kind", "path", "size", "width", "height", "duration", "indexed", "modified", "tag", "person")
 VALUE = 'a value (a number, "text", a date or a word)'
 # What the parser expected, in words: lark names terminals, not what a user types.
 EXPECTED = {
@@ -240,6 +241,18 @@ def _comparison(field: str, op: str, value) -> ColumnElement:
         if op not in ("=", "!="):
             raise InvalidQueryError(f"tag {op}: tags compare with =, !=, in and not in")
         has = exists(select(Tag.item_id).where(Tag.item_id == Item.id, Tag.label == value))
+        return has if op == "=" else not_(has)
+    if name == "person":
+        _need(str, field, op, value, "a person's name")
+        if op not in ("=", "!="):
+            raise InvalidQueryError(f"person {op}: people compare with =, !=, in and not in")
+        # In a video, only the moments the person is seen: where the condition selects segments
+        # (Catalog.segment_ids), Segment is the outer query's and the face must be on it.
+        seen = or_(Item.kind != "video", FaceRow.segment_id == Segment.id)
+        named = select(FaceRow.id).join(Person, Person.id == FaceRow.person_id)
+        has = exists(
+            named.where(FaceRow.item_id == Item.id, func.lower(Person.name) == func.lower(value), seen)
+        )
         return has if op == "=" else not_(has)
     return _user_field(field, op, value)
 

@@ -9,9 +9,10 @@ seconds, pydantic and SQLAlchemy tenths. This path loads the index's int8 query 
   the index folder and the settings of indexing, the server and answers (UNRELATED) may be set;
 - an index with a query tower for its model, a SQLite catalog inside it, vector caches as current as
   the catalog, and, where it holds transcripts, its text model's ONNX graph (search/encode/word_tower.py).
-A date or a city in the words is a filter here as in the engine (Engine.understood): the same readers
-(search/query/when.py, which imports dateparser only for what its own patterns do not read, and
-search/query/place.py's table of cities), the filter written in SQL as search/query/filters.py writes it.
+A date, a person's name or a city in the words is a filter here as in the engine (Engine.understood): the
+same readers (search/query/when.py, which imports dateparser only for what its own patterns do not read,
+search/query/who.py, and search/query/place.py's table of cities), the filter written in SQL as
+search/query/filters.py writes it.
 Both rank by search/query/ranking.py: cohort margins, the word match, moments narrowed to the words said;
 the weaker hits are marked at the default cutoff (search/query/relevance.py).
 Anything else returns None, and the full command line runs.
@@ -44,10 +45,10 @@ from mmsearch.defaults import (
 from mmsearch.encode import query_tower, word_tower
 from mmsearch.encode.word_tower import OnnxSentences
 from mmsearch.hits import IMAGE_SPACE, INDEXED, TEXT_SPACE, Hit, HitRow
-from mmsearch.query import place, when
+from mmsearch.query import place, when, who
 from mmsearch.query.fusion import COHORT
 from mmsearch.query.ranking import ranked
-from mmsearch.query.relevance import mark_weak
+from mmsearch.query.relevance import mark_weak, named_alone
 from mmsearch.query.result import SearchResult
 from mmsearch.query.understood import Understood
 from mmsearch.storage.layout import FORMAT, MANIFEST, escape_like, vectors_file
@@ -186,24 +187,32 @@ def _search(
         cohorts[TEXT_SPACE] = lambda: words.encode_kept(list(COHORT))  # Encoder.encode_word_cohort
     source = _SqliteSource(db, indexes, cohorts)
     hits = ranked(source, queries, query.k, CANDIDATES, allowed, words=text, calibrate=True)
-    return mark_weak(hits, GOOD_MARGIN, TEXT_GAP)
+    return named_alone(mark_weak(hits, GOOD_MARGIN, TEXT_GAP), understood)
 
 
 def _understood(db: sqlite3.Connection, text: str, today: dt.date) -> Understood | None:
-    """Engine.understood: a date where items have taken_at, a city where they have GPS fields."""
+    """Engine.understood: a date where items have taken_at, people by the names given, a city where items
+    have GPS fields."""
     has = "SELECT 1 FROM item_fields WHERE name = ? LIMIT 1"
     fields = {name for name in (when.FIELD, *place.FIELDS) if db.execute(has, (name,)).fetchone()}
     dated = when.dated(text, today) if when.FIELD in fields else None
     rest = dated.text if dated else text
+    names = [row[0] for row in db.execute("SELECT DISTINCT name FROM people WHERE name IS NOT NULL")]
+    people = who.named(rest, names)
+    rest = people.text if people else rest
     near = None
     if set(place.FIELDS) <= fields:
         near = place.placed(rest, lambda city: db.execute(NEAR_ONE, _near_args(city)).fetchone() is not None)
-    if dated is None and near is None:
+    if dated is None and near is None and people is None:
         return None
-    return Understood(near.text if near else rest, dated, near)
+    return Understood(near.text if near else rest, dated, near, people)
 
 
 IN_PERIOD = "i.id IN (SELECT item_id FROM item_fields WHERE name = ? AND text {} ?)"
+WITH_PERSON = (  # search/query/filters.py's `person = "..."`
+    "i.id IN (SELECT f.item_id FROM faces f JOIN people p ON p.id = f.person_id"
+    " WHERE lower(p.name) = lower(?))"
+)
 NEAR = (  # search/query/filters.py's `near` on the GPS fields (_within_km), in SQL
     "i.id IN (SELECT lat.item_id FROM item_fields lat JOIN item_fields lon ON lon.item_id = lat.item_id"
     " AND lon.name = ? WHERE lat.name = ? AND lat.num BETWEEN ? AND ?"
@@ -215,12 +224,15 @@ NEAR_ONE = f"SELECT 1 FROM items i WHERE i.status = ? AND {NEAR} LIMIT 1"  # Eng
 
 
 def _allowed(db: sqlite3.Connection, understood: Understood) -> np.ndarray:
-    """The segments of indexed items in the period and near the place understood (Catalog.segment_ids)."""
+    """The segments of indexed items in the period, with the people and near the place understood
+    (Catalog.segment_ids)."""
     sql, args = "SELECT s.id FROM segments s JOIN items i ON i.id = s.item_id WHERE i.status = ?", [INDEXED]
     if (dated := understood.dated) is not None:
         for op, day in ((">=", dated.start), ("<", dated.end)):
             if day is not None:
                 sql, args = f"{sql} AND {IN_PERIOD.format(op)}", [*args, when.FIELD, day.isoformat()]
+    for name in understood.who:
+        sql, args = f"{sql} AND {WITH_PERSON}", [*args, name]
     if understood.placed is not None:
         sql, args = f"{sql} AND {NEAR}", [*args, *_near_args(understood.placed.city)[1:]]
     return np.fromiter((row[0] for row in db.execute(sql, args)), np.int64)

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from mmsearch.hits import Hit
+from mmsearch.query.understood import Understood
 
 
 def mark_weak(hits: Sequence[Hit], floor: float | None, gap: float) -> list[Hit]:
@@ -28,6 +29,14 @@ def mark_weak(hits: Sequence[Hit], floor: float | None, gap: float) -> list[Hit]
         return []
     best = max(h.score for h in hits)
     return [replace(h, weak=(floor is not None and h.score < floor) or h.score < best - gap) for h in hits]
+
+
+def named_alone(hits: list[Hit], understood: Understood | None) -> list[Hit]:
+    """Where the words named people and nothing else ("alice"), each of their items is the answer: none
+    is weak, however the name's words score."""
+    if understood is None or understood.named is None or not understood.named.alone:
+        return hits
+    return [replace(h, weak=False) for h in hits]
 
 
 def shown(hits: Sequence[Hit], show_all: bool = False) -> list[Hit]:

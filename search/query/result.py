@@ -30,7 +30,9 @@ class SearchResult:
         """The shape every door returns (HTTP adds links; docs/api.md)."""
         u = self.understood
         understood = (
-            None if u is None else {"text": u.text, "when": u.when, "place": u.place, "where": u.where}
+            None
+            if u is None
+            else {"text": u.text, "when": u.when, "people": u.who, "place": u.place, "where": u.where}
         )
         return {
             "query": self.query,

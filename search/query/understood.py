@@ -1,6 +1,7 @@
-"""What a query was understood to say besides what to look for: a date (search/query/when.py) and a
-place (search/query/place.py), each taken out of the words and turned into a filter that callers show
-back, so a wrong guess can be seen and switched off (`--literal`, `literal=true`)."""
+"""What a query was understood to say besides what to look for: a date (search/query/when.py), people
+by name (search/query/who.py) and a place (search/query/place.py), each taken out of the words and turned
+into a filter that callers show back, so a wrong guess can be seen and switched off (`--literal`,
+`literal=true`)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,20 @@ from dataclasses import dataclass
 
 from mmsearch.query.place import PlacedQuery
 from mmsearch.query.when import DatedQuery
+from mmsearch.query.who import NamedQuery
 
 
 @dataclass(frozen=True)
 class Understood:
-    text: str  # what to look for: the query without the date and the place
+    text: str  # what to look for: the query without the date, the people and the place
     dated: DatedQuery | None
     placed: PlacedQuery | None
+    named: NamedQuery | None = None
+
+    @property
+    def who(self) -> list[str]:
+        """The people meant, as named: ["Alice", "Bob"]."""
+        return list(self.named.names) if self.named else []
 
     @property
     def when(self) -> str | None:
@@ -28,11 +36,14 @@ class Understood:
 
     @property
     def where(self) -> str:
-        """Both as one filter (docs/filters.md)."""
-        return " and ".join(x.where for x in (self.dated, self.placed) if x is not None)
+        """All of them as one filter (docs/filters.md)."""
+        return " and ".join(x.where for x in (self.dated, self.named, self.placed) if x is not None)
 
     def said(self) -> str:
-        """One line for the user: "Searching 'beach' taken 'july 2023' near 'Rome, Italy': ..."."""
+        """One line for the user: "Searching 'beach' with 'Alice' taken 'july 2023' near 'Nice, France':
+        ..."."""
         taken = f" taken {self.when!r}" if self.when else ""
         near = f" near {self.place!r}" if self.place else ""
-        return f"Searching {self.text!r}{taken}{near}: {self.where} (--literal searches the words as typed)"
+        who = f" with {' and '.join(map(repr, self.who))}" if self.who else ""
+        where = f"{who}{taken}{near}"
+        return f"Searching {self.text!r}{where}: {self.where} (--literal searches the words as typed)"

@@ -15,6 +15,7 @@ import sqlite3
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from alembic import command
@@ -38,9 +39,14 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
+if TYPE_CHECKING:
+    from mmsearch.encode.faces import Face
+
 from mmsearch.hits import FAILED, IMAGE_SPACE, INDEXED, SPACES, TEXT_SPACE, HitRow
+from mmsearch.storage import people
 from mmsearch.storage.layout import escape_like
 from mmsearch.storage.schema import (
+    FaceRow,
     Item,
     ItemField,
     ItemRecord,
@@ -84,6 +90,18 @@ def _stored(segment: SegmentRecord) -> bytes:
     if segment.vector is None:  # the transaction rolls back: nothing of the batch is kept
         raise ValueError(f"a {segment.space} segment came to the catalog without its vector")
     return np.asarray(segment.vector, np.float32).tobytes()
+
+
+def _face_row(item_id: int, segment_id: int, face: Face) -> dict:
+    return {
+        "item_id": item_id,
+        "segment_id": segment_id,
+        "box": list(face.box),
+        "score": round(face.score, 3),
+        "size": face.size,
+        "sharpness": round(face.sharpness, 1),
+        "vector": np.asarray(face.vector, np.float32).tobytes(),
+    }
 
 
 def _keywords(rec: ItemRecord) -> str:
@@ -248,8 +266,18 @@ class Catalog:
                     rows = [
                         {"item_id": item_id, "vector": _stored(seg), **seg.columns()} for seg in rec.segments
                     ]
-                    ids = s.scalars(insert(Segment).returning(Segment.id, sort_by_parameter_order=True), rows)
+                    ids = list(
+                        s.scalars(insert(Segment).returning(Segment.id, sort_by_parameter_order=True), rows)
+                    )
                     new_ids.extend(ids)
+                    faces = [
+                        _face_row(item_id, i, face)
+                        for i, seg in zip(ids, rec.segments, strict=True)
+                        for face in seg.faces
+                    ]
+                    if faces:
+                        ordered = insert(FaceRow).returning(FaceRow.id, sort_by_parameter_order=True)
+                        people.place(s, list(s.scalars(ordered, faces)))
                     new_vecs.extend(np.asarray(seg.vector, np.float32) for seg in rec.segments)
                     new_spaces.extend(seg.space for seg in rec.segments)
             generation = self._bump(s)

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -24,6 +26,9 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from mmsearch.hits import source
+
+if TYPE_CHECKING:
+    from mmsearch.encode.faces import Face
 
 # 64-bit ids everywhere but SQLite, where only INTEGER PRIMARY KEY is the rowid that AUTOINCREMENT needs
 # (SQLite integers are 64-bit anyway).
@@ -99,6 +104,41 @@ class Tag(Base):
     score: Mapped[float] = mapped_column(Float)
 
 
+class Person(Base):
+    """A person: faces grouped as files arrive (storage/people.py), named and hidden by the user."""
+
+    __tablename__ = "people"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(256), index=True)
+    hidden: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class FaceRow(Base):
+    """A face found in a picture or a video's keyframe (its segment says which, and when): its box in the
+    file's pixels, its vector (search/encode/faces.py), how good a look it gives, and whose it is."""
+
+    __tablename__ = "faces"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    item_id: Mapped[int] = mapped_column(Id, ForeignKey("items.id", ondelete="CASCADE"), index=True)
+    segment_id: Mapped[int] = mapped_column(Id, ForeignKey("segments.id", ondelete="CASCADE"), index=True)
+    box: Mapped[list] = mapped_column(JSON)  # [x0, y0, x1, y1]
+    score: Mapped[float] = mapped_column(Float)
+    size: Mapped[int] = mapped_column(Integer)
+    sharpness: Mapped[float] = mapped_column(Float)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+    person_id: Mapped[int | None] = mapped_column(
+        Id, ForeignKey("people.id", ondelete="SET NULL"), index=True
+    )
+
+
+class FaceRefusal(Base):
+    """A face the user took out of a person ("not Alice"): it never joins that person again."""
+
+    __tablename__ = "face_refusals"
+    face_id: Mapped[int] = mapped_column(Id, ForeignKey("faces.id", ondelete="CASCADE"), primary_key=True)
+    person_id: Mapped[int] = mapped_column(Id, ForeignKey("people.id", ondelete="CASCADE"), primary_key=True)
+
+
 class State(Base):
     """Key-value state; `generation` grows with every committed write, so readers see change cheaply."""
 
@@ -130,6 +170,7 @@ class SegmentRecord:
     words: list | None = None  # speech: [[start, end, word], ...] in seconds
     written: list | None = None  # text read in a picture: [[x0, y0, x1, y1, line, score], ...]
     vector: np.ndarray | None = None  # as wide as its space
+    faces: list[Face] = field(default_factory=list)  # faces seen in a picture or keyframe (faces table)
 
     @property
     def source(self) -> str:
