@@ -201,6 +201,14 @@ def build(engine: Engine, settings: Settings) -> MCPServer:
 
         return run(work)
 
+    @server.tool(annotations=READ_ONLY, structured_output=False)
+    def people(
+        everyone: Annotated[bool, Field(description="also hidden people and unnamed lone faces")] = False,
+    ) -> str:
+        """The people found in the index's faces, most faces first: id, name, faces, files. A name in a
+        search's words, or `person = "Name"` in its where, keeps to that person's pictures."""
+        return run(lambda: json.dumps([vars(p) for p in engine.people.listed(everyone)]))
+
     answerer = Answerer(engine, settings.answer)
 
     @server.tool(annotations=READ_ONLY, structured_output=False)

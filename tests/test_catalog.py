@@ -58,7 +58,7 @@ def test_write_replaces_segments_and_never_reuses_ids(tmp_path: Path):
     assert list(second.removed_ids) == [2] and list(second.added_ids) == [3]
     ids, vecs = next(catalog.vectors())
     assert list(ids) == [1, 3] and vecs[1, 0] == 2.0
-    assert catalog.counts() == {"indexed": 2, "failed": 1, "segments": 2}
+    assert catalog.counts() == {"indexed": 2, "failed": 1, "segments": 2, "faces": 0}
     assert catalog.failures() == [("bad", "corrupt")]
     gone = catalog.write([], removed_uris=["a"])
     assert list(gone.removed_ids) == [1]

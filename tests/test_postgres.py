@@ -46,7 +46,18 @@ def _postgres_server() -> None:
     require_postgres()
 
 
-TABLES = {"items", "segments", "state", "item_fields", "tags", "keywords", "alembic_version"}
+TABLES = {
+    "items",
+    "segments",
+    "state",
+    "item_fields",
+    "tags",
+    "keywords",
+    "faces",
+    "people",
+    "face_refusals",
+    "alembic_version",
+}
 
 
 @pytest.fixture
@@ -117,7 +128,7 @@ def test_write_replaces_segments_and_never_reuses_ids(catalog: Catalog):
     ids, vecs = next(catalog.vectors())
     assert list(ids) == [1, 3] and vecs.dtype == np.float32
     np.testing.assert_array_equal(vecs, [[1.0] * 4, [2.0] * 4])
-    assert catalog.counts() == {"indexed": 2, "failed": 1, "segments": 2}
+    assert catalog.counts() == {"indexed": 2, "failed": 1, "segments": 2, "faces": 0}
     assert catalog.failures() == [("bad", "corrupt")]
     known = catalog.known_files()
     assert set(known) == {"a", "b", "bad"}
@@ -136,7 +147,7 @@ def test_write_replaces_segments_and_never_reuses_ids(catalog: Catalog):
 
     # Emptied and written again, the sequence still moves on: no id comes back.
     catalog.write([], removed_uris=["b", "bad"])
-    assert catalog.counts() == {"indexed": 0, "failed": 0, "segments": 0}
+    assert catalog.counts() == {"indexed": 0, "failed": 0, "segments": 0, "faces": 0}
     again = catalog.write([record("a"), record("b")])
     assert list(again.added_ids) == [4, 5]
     assert known["b"].id not in {kf.id for kf in catalog.known_files().values()}

@@ -303,14 +303,33 @@ def bench_ocr_cmd(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Index time with OCR on / with it off on the same photos, in one run, and OCR's share."""
-    from mmsearch.api.bench.ocr import bench_ocr
+    bench_extra_cmd(photos, "ocr", model, pretrained, runs, as_json)
+
+
+@app.command("people")
+def bench_people_cmd(
+    photos: Annotated[Path, typer.Argument(exists=True, file_okay=False, help="A folder of photos")],
+    model: Annotated[str, typer.Option("--model", "-m")] = "ViT-B-32",
+    pretrained: Pretrained = None,
+    runs: Annotated[int, typer.Option(min=1, help="Runs per side; each keeps its best")] = 2,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Index time with faces found (--faces) / without on the same photos, in one run, and their share."""
+    bench_extra_cmd(photos, "faces", model, pretrained, runs, as_json)
+
+
+def bench_extra_cmd(
+    photos: Path, extra: str, model: str, pretrained: str | None, runs: int, as_json: bool
+) -> None:
+    from mmsearch.api.bench.extras import bench_extra
 
     s = settings_from(None, model, pretrained, pretrained is None and not Path(model).exists())
-    with err.status("indexing with OCR off and on ..."):
-        result = bench_ocr(s, photos, runs)
+    what = {"ocr": "OCR", "faces": "faces found"}[extra]
+    with err.status(f"indexing with {what} off and on ..."):
+        result = bench_extra(s, photos, extra, runs)
     title = (
-        f"{result.photos} photos: with OCR {result.on_s} s / without {result.off_s} s = "
-        f"[bold]{result.on_over_off}x[/]; OCR's share {result.ocr_share:.0%}"
+        f"{result.photos} photos: with {what} {result.on_s} s / without {result.off_s} s = "
+        f"[bold]{result.on_over_off}x[/]; the share of {what} {result.share:.0%}"
     )
     show(out, result, as_json, title)
 

@@ -136,7 +136,7 @@ def _etag_matches(header: str | None, etag: str) -> bool:
     return "*" in tags or etag in tags
 
 
-def _indexed_file(item, item_id: int) -> tuple[FsPath, os.stat_result]:
+def indexed_file(item, item_id: int) -> tuple[FsPath, os.stat_result]:
     """The item's file, if it is still a regular file where the indexer found it."""
     if item.status != INDEXED:
         raise NotFoundError(f"item {item_id} is not indexed (status {item.status})")
@@ -198,7 +198,7 @@ def thumbnail(
             return _keyframe(request, engine, settings, faces, cache, segment_id, size)
     if item.status != INDEXED or item.kind != "image":
         raise NotFoundError(f"item {item_id} has no thumbnail (kind {item.kind}, status {item.status})")
-    path, st = _indexed_file(item, item_id)
+    path, st = indexed_file(item, item_id)
     etag = f'"{item_id}-{size}-{st.st_size}-{st.st_mtime_ns}{BLURRED if faces else ""}"'
     headers = {"Cache-Control": CACHE_CONTROL, "ETag": etag}
     if _etag_matches(request.headers.get("if-none-match"), etag):
@@ -248,7 +248,7 @@ def transcript(engine: EngineDep, item_id: ItemId) -> list[LineOut]:
 )
 def media(engine: EngineDep, settings: SettingsDep, item_id: ItemId) -> Response:
     item = engine.item(item_id)
-    path, st = _indexed_file(item, item_id)
+    path, st = indexed_file(item, item_id)
     name, suffix = path.name, path.suffix.lower()
     media_type = MEDIA_TYPES.get(suffix) or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
     if item.kind == "image" and not settings.api.serve_originals:  # no GPS, camera or time leaves here

@@ -562,10 +562,12 @@ class Catalog:
         with Session(self.engine) as s:
             by_status = dict(s.execute(select(Item.status, func.count()).group_by(Item.status)).all())
             segments = s.scalar(select(func.count()).select_from(Segment)) or 0
+            faces = s.scalar(select(func.count()).select_from(FaceRow)) or 0
         return {
             "indexed": by_status.get(INDEXED, 0),
             "failed": by_status.get(FAILED, 0),
             "segments": segments,
+            "faces": faces,
         }
 
     def failures(self, limit: int = 50) -> list[tuple[str, str]]:

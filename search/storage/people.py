@@ -76,6 +76,15 @@ def place(s: Session, face_ids: Sequence[int]) -> None:
         s.execute(update(FaceRow).where(FaceRow.id == face).values(person_id=person))
 
 
+@dataclass(frozen=True)
+class FaceSeen:
+    id: int
+    item_id: int
+    segment_id: int  # the picture's, or the keyframe's in a video
+    box: tuple[int, int, int, int]  # in the file's own pixels
+    person_id: int | None
+
+
 class People:
     """The people of one catalog: listed, named, merged, hidden, a face moved out; all face data dropped."""
 
@@ -113,6 +122,13 @@ class People:
             if person not in best or look > best[person][1]:
                 best[person] = (face, look)
         return {p: b[0] for p, b in best.items()}
+
+    def face(self, face: int) -> FaceSeen:
+        with Session(self.engine) as s:
+            row = s.get(FaceRow, face) if 0 < face < 2**63 else None
+            if row is None:
+                raise NotFoundError(f"no face {face}")
+            return FaceSeen(row.id, row.item_id, row.segment_id, tuple(row.box), row.person_id)
 
     def names(self) -> list[str]:
         """Every name given to a person (search/query/who.py finds them in a query's words)."""
