@@ -269,3 +269,41 @@ def test_people_over_http_the_command_line_and_mcp(library):
 
     answer = asyncio.run(listed_over_mcp())
     assert not answer.is_error and json.loads(answer.content[0].text)[0]["name"] == "Obama"
+
+
+def test_the_page_shows_people_by_their_faces_names_them_in_place_and_searches_them(library, browser):
+    """The people strip (api/web/app.js, peopleStrip): each person's best face, a click on a named one
+    searches their pictures, an unnamed one is named in place and then searched; no 4xx, no console
+    error on the way."""
+    from mmsearch.api.app import create_app
+    from tests.conftest import serve
+
+    engine, _, _ = library
+    settings = Settings(index_dir=engine.store.folder)
+    engine.people.name(engine.people.listed()[0].id, "Obama")  # the most faces: his
+    people = engine.people.listed()
+    named, unnamed = people[0], next(p for p in people if not p.name)  # the first without, named below
+    theirs = {uri for uri, p in faces_by_file(engine) if p == unnamed.id}
+    with serve(create_app(settings, engine)) as url:
+        page = browser.new_page()
+        refused, console = [], []
+        page.on("response", lambda r: refused.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+        noted = ("error", "warning")
+        page.on("console", lambda m: console.append(f"{m.text} {m.location}") if m.type in noted else None)
+        page.goto(url)
+        page.wait_for_selector("#people li")
+        assert page.locator("#people li").count() == len(people)
+        faces = "[...document.querySelectorAll('#people img')]"
+        page.wait_for_function(f"() => {faces}.every(i => i.complete && i.naturalWidth > 0)")  # all served
+        page.get_by_role("button", name=named.name).click()
+        page.wait_for_function("() => /result/.test(document.querySelector('#status').textContent)")
+        assert page.locator("#q").input_value() == named.name
+        box = page.locator("#people input").first
+        box.fill("Mona")
+        box.press("Enter")
+        page.wait_for_function("() => document.querySelector('#q').value === 'Mona'")
+        hers = [str(Path(uri).name) for uri in sorted(theirs)][:24]  # the page asks for 24
+        page.wait_for_function(f"() => document.querySelectorAll('#results li').length === {len(hers)}")
+        assert "Mona" in engine.people.names()
+        page.get_by_role("button", name="Mona").wait_for()
+        assert refused == [] and console == []

@@ -352,6 +352,49 @@ function pickYear(value) {
   if ($("q").value.trim()) $("search").requestSubmit();
 }
 
+async function peopleStrip() {
+  // The people found in faces (GET /people), each by their best face: a click searches their pictures
+  // (their name as the words: search/query/who.py); an unnamed person is named in place, then searched.
+  // Hidden where there are none.
+  const r = await fetch("/people");  // no key prompt here: a search asks for one
+  const people = r.ok ? await r.json() : [];
+  $("people").replaceChildren(...people.map((p) => {
+    const li = document.createElement("li");
+    const face = document.createElement("img");
+    face.src = `${p.face_url}?size=64`;
+    face.alt = p.name ? `${p.name}'s face` : "a face, not named yet";
+    face.width = face.height = 64;
+    const pictures = plural(p.items, "picture");
+    if (p.name) {
+      const b = document.createElement("button");
+      b.type = "button";
+      b.title = `${pictures} of ${p.name}`;
+      b.append(face, p.name);
+      b.addEventListener("click", () => { $("q").value = p.name; $("search").requestSubmit(); });
+      li.append(b);
+    } else {
+      const name = document.createElement("input");
+      name.placeholder = "Name…";
+      name.setAttribute("aria-label", `Name this person (${pictures})`);
+      name.addEventListener("keydown", (e) => { if (e.key === "Enter") namePerson(p.id, name.value.trim()); });
+      li.append(face, name);
+    }
+    return li;
+  }));
+  $("people").hidden = !people.length;
+}
+
+async function namePerson(id, name) {
+  if (!name) return;
+  try {
+    const headers = { "content-type": "application/json" };
+    await call(`/admin/people/${id}/name`, { method: "PUT", headers, body: JSON.stringify({ name }) });
+    $("q").value = name;
+    await peopleStrip();
+    $("search").requestSubmit();
+  } catch (e) { say(e.message, true); }
+}
+
 async function indexStatus() {
   const r = await fetch("/admin/index");  // no key prompt: most visitors may not index
   if (r.ok) showRun(await r.json());
@@ -368,6 +411,7 @@ $("search").addEventListener("submit", searchText);
 $("reindex").addEventListener("click", reindex);
 indexStatus();
 filterExample();
+peopleStrip();
 answerStatus();
 $("ask").addEventListener("click", ask);
 $("more").addEventListener("click", () => render(true));
