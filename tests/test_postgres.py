@@ -306,3 +306,33 @@ def test_place_filters_on_postgresql(tmp_path: Path, pg_url: str):
     assert found(engine, f"near {lat},{lon} {apart + 0.01:.3f}km") == {"eiffel.jpg", "louvre.jpg"}
     assert found(engine, "within -20,179 -10,-170") == {"taveuni.jpg", "samoa.jpg"}
     engine.close()
+
+
+def test_people_on_postgresql(tmp_path: Path, pg_url: str):
+    """Faces grouped into people in PostgreSQL's transaction, named, and a name as a filter (the
+    correlated `person` condition, search/query/filters.py)."""
+    import shutil
+
+    from mmsearch import SearchRequest
+    from tests.test_people import FACES
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("obama.jpg", "obama2.jpg", "biden.jpg"):
+        shutil.copy(FACES / name, photos)
+    settings = Settings(
+        index_dir=tmp_path / "index", database_url=pg_url, model=TINY, faces={"enabled": True}
+    )
+    engine = Engine.open(settings, create=True)
+    try:
+        engine.index(photos)
+        (obama,) = [p for p in engine.people.listed() if p.faces == 2]
+        engine.people.name(obama.id, "Barack Obama")
+        result = engine.search(SearchRequest.words("obama", k=10))
+        assert result.understood.who == ["Barack Obama"]
+        assert sorted(Path(h.uri).name for h in result.hits) == ["obama.jpg", "obama2.jpg"]
+        others = SearchRequest.words("x", filters=Filters(where='person != "barack obama"'), show_all=True)
+        assert [Path(h.uri).name for h in engine.search(others).hits] == ["biden.jpg"]
+        assert engine.people.forget() == 3
+    finally:
+        engine.close()
