@@ -164,7 +164,7 @@ class FaceSettings(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     enabled: bool = Field(
-        False, description="find faces and group them into people (off by default: indexing takes 2-3x as long)"
+        False, description="find faces and group them into people (off by default: indexing 2-3x as long)"
     )
 
 
