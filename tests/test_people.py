@@ -307,3 +307,39 @@ def test_the_page_shows_people_by_their_faces_names_them_in_place_and_searches_t
         assert "Mona" in engine.people.names()
         page.get_by_role("button", name="Mona").wait_for()
         assert refused == [] and console == []
+
+
+def test_a_picture_of_a_named_persons_face_finds_their_pictures(tmp_path, shapes_model):
+    """A face picture as the query (Engine.seen): the named person it joins becomes the filter, at every
+    door that takes a picture; an unnamed face, a picture without a face and `literal` search pictures
+    as usual."""
+    from mmsearch import Picture, Term
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("obama.jpg", "obama2.jpg", "biden.jpg"):
+        shutil.copy(FACES / name, photos)
+    shutil.copy(FIXTURES / "cat.jpg", photos)
+    settings = Settings(
+        index_dir=tmp_path / "index", model={"name": str(shapes_model)}, faces={"enabled": True}
+    )
+    engine = Engine.open(settings, create=True)
+    try:
+        engine.index(photos)
+        (obama,) = [p for p in engine.people.listed() if p.faces == 2]
+        engine.people.name(obama.id, "Obama")
+
+        def by_picture(path: Path, **options):
+            request = SearchRequest((Term(Picture(path.read_bytes())),), 10, show_all=True, **options)
+            return engine.search(request)
+
+        his = by_picture(FACES / "obama3.jpg")  # not indexed: another photo of him
+        assert his.understood.who == ["Obama"] and his.understood.where == 'person = "Obama"'
+        assert sorted(Path(h.uri).name for h in his.hits) == ["obama.jpg", "obama2.jpg"]
+        assert not any(h.weak for h in his.hits)
+        assert "Searching the picture with 'Obama'" in his.understood.said()
+        for plain in (by_picture(FACES / "biden.jpg"), by_picture(FIXTURES / "coffee.jpg")):
+            assert plain.understood is None and len(plain.hits) == 4  # Biden is not named; no face
+        assert by_picture(FACES / "obama3.jpg", literal=True).understood is None
+    finally:
+        engine.close()

@@ -17,6 +17,7 @@ from sqlalchemy import and_
 from sqlalchemy.sql.elements import ColumnElement
 
 from mmsearch.config import SearchSettings, Settings
+from mmsearch.encode import faces as face_finding
 from mmsearch.encode.factory import open_encoder, uses_kept_tower
 from mmsearch.encode.images import DecodedImage, decode_image
 from mmsearch.encode.query_tower import FOLDER as TOWER_FOLDER
@@ -53,6 +54,8 @@ RRF_K = 60  # reciprocal rank fusion's constant (Cormack et al. 2009; Weaviate a
 KEYWORD_DEPTH = 50  # full-text matches fused with the vector hits
 PERIODS = {"year": 4, "month": 7, "day": 10}  # an ISO date's characters that name the period
 DATES = ("indexed", "modified")  # the built-in fields that are dates
+FACE_SHARE = 0.2  # a query picture "of a face": its largest face this share of its shorter side, or more
+# (the face-recognition portraits: 0.27 to 0.42; a group photo's faces: under 0.1)
 
 
 class Engine:
@@ -74,6 +77,7 @@ class Engine:
         self._cohorts: dict[str, np.ndarray] = {}
         self._fields: tuple[int, dict[str, float | str]] = (-1, {})
         self._root: tuple[int, str] = (-1, "")
+        self._face_reader: face_finding.FaceReader | None = None  # made on the first picture of a face
 
     @classmethod
     def open(cls, settings: Settings, create: bool = False) -> Engine:
@@ -115,7 +119,8 @@ class Engine:
 
     def search(self, request: SearchRequest, today: dt.date | None = None) -> SearchResult:
         """The one search every door makes (search/query/request.py): the request checked against the
-        limits, its words' date and place taken as filters, a relative path prefix put under the folder the
+        limits, its words' date, people and place taken as filters (a picture of a named person's face:
+        that person), a relative path prefix put under the folder the
         indexed files share, then words, a picture or a composed query searched, and sorted if asked."""
         start = time.perf_counter()
         s = self.search_settings
@@ -137,6 +142,8 @@ class Engine:
                 terms[i] = Term(decoded.image, term.weight)
         words, understood = request.words_at, None
         query = str(terms[words].value).strip() if words is not None else None
+        if len(terms) == 1 and isinstance(terms[0].value, Image.Image) and not request.literal:
+            understood, filters = self.seen(terms[0].value, filters)
         if query is not None:
             understood, filters = self.understood(query, today or dt.date.today(), filters, request.literal)
             if understood is not None:
@@ -390,6 +397,24 @@ class Engine:
         if dated is None and near is None and people is None:
             return None, filters
         understood = Understood(near.text if near else text, dated, near, people)
+        where = f"({filters.where}) and ({understood.where})" if filters.where else understood.where
+        return understood, replace(filters, where=where)
+
+    def seen(self, picture: Image.Image, filters: Filters) -> tuple[Understood | None, Filters]:
+        """A picture of a named person's face (the largest face, at least FACE_SHARE of the picture's
+        shorter side) as a filter on that person: their pictures, ranked by this one."""
+        if face_finding.missing() is not None or not self.people.names():
+            return None, filters
+        if self._face_reader is None:
+            self._face_reader = face_finding.FaceReader()
+        faces = self._face_reader.read(picture)
+        if not faces or faces[0].size < FACE_SHARE * min(picture.size):
+            return None, filters
+        name = self.people.named_like(faces[0].vector)
+        if name is None:
+            return None, filters
+        named = who.NamedQuery("", (name,), "the face in the picture", alone=True)
+        understood = Understood("", None, None, named)
         where = f"({filters.where}) and ({understood.where})" if filters.where else understood.where
         return understood, replace(filters, where=where)
 

@@ -46,4 +46,5 @@ class Understood:
         near = f" near {self.place!r}" if self.place else ""
         who = f" with {' and '.join(map(repr, self.who))}" if self.who else ""
         where = f"{who}{taken}{near}"
-        return f"Searching {self.text!r}{where}: {self.where} (--literal searches the words as typed)"
+        what, literal = (repr(self.text), "the words as typed") if self.text else ("the picture", "it alone")
+        return f"Searching {what}{where}: {self.where} (--literal searches {literal})"

@@ -130,6 +130,21 @@ class People:
                 raise NotFoundError(f"no face {face}")
             return FaceSeen(row.id, row.item_id, row.segment_id, tuple(row.box), row.person_id)
 
+    def named_like(self, vector: np.ndarray) -> str | None:
+        """The name of the named person a face joins by the grouping's rule (`closest`), or None."""
+        q = (
+            select(Person.name, FaceRow.vector)
+            .join(FaceRow, FaceRow.person_id == Person.id)
+            .where(Person.name.is_not(None))
+        )
+        with Session(self.engine) as s:
+            faces: dict[str, list[np.ndarray]] = {}
+            for name, blob in s.execute(q):
+                faces.setdefault(name, []).append(vector_of(blob))
+        names = list(faces)
+        person = closest(vector, {i: np.stack(faces[n]) for i, n in enumerate(names)})
+        return None if person is None else names[person]
+
     def names(self) -> list[str]:
         """Every name given to a person (search/query/who.py finds them in a query's words)."""
         with Session(self.engine) as s:
