@@ -6,7 +6,8 @@ optional folder-per-class set for zero-shot classification; read, checked, and t
                  {"image": "queries/red-circle.jpg", "relevant": ["red-circle/0.jpg"]},
                  {"text": "the door", "relevant": ["tour.mp4"],
                   "moments": [{"path": "tour.mp4", "t0": 1.0, "t1": 2.5}]}],
-     "zero_shot": {"folder": "pictures", "templates": ["a {}"]}}
+     "zero_shot": {"folder": "pictures", "templates": ["a {}"]},
+     "people": {"obama": ["faces/obama.jpg", "faces/obama2.jpg"], "biden": ["faces/biden.jpg"]}}
 
 Paths are relative to the root: the one given by the caller, else the file's `root` (itself relative to
 the file's folder), else the file's folder. Every problem is an error that names it: a relevant file
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -84,11 +85,12 @@ class LabelledSet(_Strict):
     root: str | None = None
     queries: list[QueryLabel] = []
     zero_shot: ZeroShotLabel | None = None
+    people: dict[str, list[str]] = {}  # who is in which files (one face each): an index made with --faces
 
     @model_validator(mode="after")
     def _something(self) -> LabelledSet:
-        if not self.queries and self.zero_shot is None:
-            raise ValueError("no queries and no zero_shot set: nothing to evaluate")
+        if not self.queries and self.zero_shot is None and not self.people:
+            raise ValueError("no queries, no zero_shot set and no people: nothing to evaluate")
         return self
 
 
@@ -117,6 +119,7 @@ class Resolved:
     root: Path
     queries: list[Query]
     zero_shot: ZeroShotSet | None
+    people: dict[str, str] = field(default_factory=dict)  # file (as the index names it) -> who is in it
 
 
 def load(path: Path) -> LabelledSet:
@@ -176,10 +179,12 @@ def resolve(labelled: LabelledSet, root: Path, indexed: set[str]) -> Resolved:
     zero_shot = None
     if labelled.zero_shot is not None:
         zero_shot = _zero_shot(root / labelled.zero_shot.folder, labelled.zero_shot.templates, missing)
+    people = {uri(f): who for who, files in labelled.people.items() for f in files}
+    missing += [f"people: {f} is not in the index" for f in people if f not in indexed]
     if missing:
         shown = "; ".join(missing[:10]) + (f"; and {len(missing) - 10} more" if len(missing) > 10 else "")
         raise ConfigError(f"labelled set {labelled.name!r} does not match the index: {shown}")
-    return Resolved(labelled.name, root, queries, zero_shot)
+    return Resolved(labelled.name, root, queries, zero_shot, people)
 
 
 def tie_to_index(labelled: LabelledSet, root: Path, settings: Settings) -> Resolved:

@@ -88,3 +88,17 @@ def percentile(values: Sequence[float], q: float) -> float:
     if not values:
         raise ValueError("no values")
     return float(np.percentile(np.asarray(values, np.float64), q))
+
+
+def pairwise(truth: dict[str, str], groups: dict[str, int | None]) -> tuple[float, float]:
+    """Pairwise precision and recall of a grouping: of the pairs of files grouped together, the share
+    that are one person; of the pairs that are one person, the share grouped together. A file with no
+    group (no face found) is a group of its own."""
+    files = sorted(truth)
+    group = {f: groups.get(f) if groups.get(f) is not None else f"alone:{f}" for f in files}
+    together = same = both = 0
+    for i, a in enumerate(files):
+        for b in files[i + 1 :]:
+            t, g = truth[a] == truth[b], group[a] == group[b]
+            together, same, both = together + g, same + t, both + (t and g)
+    return (both / together if together else 1.0), (both / same if same else 1.0)

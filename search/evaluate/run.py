@@ -4,6 +4,7 @@ time), the zero-shot set through the classifier, and the metrics of metrics.py o
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +48,15 @@ class ZeroShotResult:
     confusion: np.ndarray  # row = true label, column = top-1 prediction
 
 
+@dataclass(frozen=True)
+class PeopleResult:
+    files: int
+    people: int
+    precision: float  # pairwise, of the grouping (metrics.pairwise)
+    recall: float
+    found: float  # mean share of each person's files in the group that holds most of them
+
+
 @dataclass
 class IndexReport:
     index: str
@@ -54,6 +64,7 @@ class IndexReport:
     depth: int
     queries: list[QueryResult] = field(default_factory=list)
     zero_shot: ZeroShotResult | None = None
+    people: PeopleResult | None = None
 
     def retrieval(self, kind: str | None = None) -> dict[str, float] | None:
         """Means over the queries (of one kind, or all): recall@1/5/10, MRR, nDCG@10."""
@@ -106,6 +117,10 @@ class IndexReport:
         if self.zero_shot is not None:
             flat["zero-shot top-1"] = self.zero_shot.top1
             flat["zero-shot top-5"] = self.zero_shot.top5
+        if self.people is not None:
+            flat["people pairwise precision"] = self.people.precision
+            flat["people pairwise recall"] = self.people.recall
+            flat["people found"] = self.people.found
         for name, value in (self.latency_ms() or {}).items():
             flat[f"latency {name} ms"] = value
         return {k: v for k, v in flat.items() if v is not None}
@@ -128,6 +143,7 @@ class IndexReport:
             "moment_hit_rate": self.moment_hit_rate(),
             "top1_moment_rate": self.top1_moment_rate(),
             "zero_shot": zero_shot,
+            "people": None if self.people is None else vars(self.people),
             "latency_ms": self.latency_ms(),
             "queries": [
                 {
@@ -163,7 +179,21 @@ def evaluate(engine: Engine, labelled: Resolved, depth: int = CUTOFFS[-1]) -> In
         report.queries.append(result_of(query, hits, time.perf_counter() - start))
     if labelled.zero_shot is not None:
         report.zero_shot = zero_shot(engine, labelled.zero_shot)
+    if labelled.people:
+        report.people = people(engine, labelled.people)
     return report
+
+
+def people(engine: Engine, truth: dict[str, str]) -> PeopleResult:
+    """How the index grouped the labelled files' faces into people (each file's largest face)."""
+    groups = engine.people.of_files(list(truth))
+    precision, recall = metrics.pairwise(truth, groups)
+    found = []
+    for who in set(truth.values()):
+        theirs = [f for f, w in truth.items() if w == who]
+        held = Counter(groups.get(f) for f in theirs if groups.get(f) is not None)
+        found.append(max(held.values(), default=0) / len(theirs))
+    return PeopleResult(len(truth), len(found), precision, recall, float(np.mean(found)))
 
 
 def _search(engine: Engine, query: Query, depth: int) -> Callable[[], list[Hit]]:

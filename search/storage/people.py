@@ -145,6 +145,20 @@ class People:
         person = closest(vector, {i: np.stack(faces[n]) for i, n in enumerate(names)})
         return None if person is None else names[person]
 
+    def of_files(self, uris: list[str]) -> dict[str, int]:
+        """The person of each file's largest face, for the files with one."""
+        q = (
+            select(Item.uri, FaceRow.person_id, FaceRow.size)
+            .join(FaceRow, FaceRow.item_id == Item.id)
+            .where(Item.uri.in_(uris), FaceRow.person_id.is_not(None))
+        )
+        with Session(self.engine) as s:
+            largest: dict[str, tuple[int, int]] = {}
+            for uri, person, size in s.execute(q):
+                if uri not in largest or size > largest[uri][1]:
+                    largest[uri] = (person, size)
+        return {uri: person for uri, (person, _) in largest.items()}
+
     def names(self) -> list[str]:
         """Every name given to a person (search/query/who.py finds them in a query's words)."""
         with Session(self.engine) as s:
