@@ -129,6 +129,8 @@ def test_a_named_person_is_searched_by_name_and_by_filter(library):
     assert literal.understood is None and len(literal.hits) > len(his)
     with pytest.raises(InvalidQueryError, match="people compare with"):
         engine.search(SearchRequest.words("x", filters=Filters(where='person > "a"')))
+    by_number = SearchRequest.words("x", k=50, show_all=True, filters=Filters(where=f"person = {obama}"))
+    assert {h.uri for h in engine.search(by_number).hits} == his  # someone not named yet has a number
 
 
 def test_naming_merging_hiding_and_not_this_person_are_kept(library, tmp_path):
@@ -295,11 +297,14 @@ def test_the_page_shows_people_by_their_faces_names_them_in_place_and_searches_t
         page.get_by_role("button", name=named.name).click()
         page.wait_for_function("() => /result/.test(document.querySelector('#status').textContent)")
         assert page.locator("#q").input_value() == named.name
+        hers = [str(Path(uri).name) for uri in sorted(theirs)][:24]  # the page asks for 24
+        page.get_by_title(f"{len(theirs)} pictures of someone not named yet").first.click()
+        page.wait_for_function(f"() => document.querySelectorAll('#results li').length === {len(hers)}")
+        page.locator("#q").fill("")
         box = page.locator("#people input").first
         box.fill("Mona")
         box.press("Enter")
         page.wait_for_function("() => document.querySelector('#q').value === 'Mona'")
-        hers = [str(Path(uri).name) for uri in sorted(theirs)][:24]  # the page asks for 24
         page.wait_for_function(f"() => document.querySelectorAll('#results li').length === {len(hers)}")
         assert "Mona" in engine.people.names()
         page.get_by_role("button", name="Mona").wait_for()

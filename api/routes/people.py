@@ -33,6 +33,7 @@ class PersonOut(BaseModel):
     faces: int = Field(description="faces of theirs found")
     items: int = Field(description="files they are in")
     best_face: int = Field(description="the face that shows them best: its picture is face_url")
+    best_item: int = Field(description="the file that face is in")
     hidden: bool
     face_url: str
 

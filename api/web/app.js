@@ -373,15 +373,32 @@ async function peopleStrip() {
       b.addEventListener("click", () => { $("q").value = p.name; $("search").requestSubmit(); });
       li.append(b);
     } else {
+      const look = document.createElement("button");
+      look.type = "button";
+      look.title = `${pictures} of someone not named yet`;
+      look.append(face);
+      look.addEventListener("click", () => searchPerson(p));
       const name = document.createElement("input");
       name.placeholder = "Name…";
       name.setAttribute("aria-label", `Name this person (${pictures})`);
       name.addEventListener("keydown", (e) => { if (e.key === "Enter") namePerson(p.id, name.value.trim()); });
-      li.append(face, name);
+      li.append(look, name);
     }
     return li;
   }));
   $("people").hidden = !people.length;
+}
+
+async function searchPerson(p) {
+  // Someone not named yet: their pictures (person = their number), like the one their best face is in.
+  say("Searching…");
+  showQuery(null);
+  try {
+    const where = [`person = ${p.id}`, $("where").value.trim()].filter(Boolean).join(" and ");
+    const body = JSON.stringify({ terms: [{ item_id: p.best_item }], where, k: 24, all: true });
+    const found = await call("/search", { method: "POST", headers: { "content-type": "application/json" }, body });
+    show(found.hits, found.took_ms);
+  } catch (e) { say(e.message, true); }
 }
 
 async function namePerson(id, name) {

@@ -243,16 +243,18 @@ def _comparison(field: str, op: str, value) -> ColumnElement:
         has = exists(select(Tag.item_id).where(Tag.item_id == Item.id, Tag.label == value))
         return has if op == "=" else not_(has)
     if name == "person":
-        _need(str, field, op, value, "a person's name")
+        _need((str, float), field, op, value, "a person's name, or their number (mmsearch people list)")
         if op not in ("=", "!="):
             raise InvalidQueryError(f"person {op}: people compare with =, !=, in and not in")
         # In a video, only the moments the person is seen: where the condition selects segments
         # (Catalog.segment_ids), Segment is the outer query's and the face must be on it.
         seen = or_(Item.kind != "video", FaceRow.segment_id == Segment.id)
         named = select(FaceRow.id).join(Person, Person.id == FaceRow.person_id)
-        has = exists(
-            named.where(FaceRow.item_id == Item.id, func.lower(Person.name) == func.lower(value), seen)
-        )
+        if isinstance(value, str):
+            who = func.lower(Person.name) == func.lower(value)
+        else:
+            who = Person.id == int(value)
+        has = exists(named.where(FaceRow.item_id == Item.id, who, seen))
         return has if op == "=" else not_(has)
     return _user_field(field, op, value)
 

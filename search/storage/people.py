@@ -34,6 +34,7 @@ class PersonSummary:
     faces: int
     items: int
     best_face: int  # the person's best look (People._best_faces): their picture
+    best_item: int  # the file it is in
     hidden: bool
 
 
@@ -107,20 +108,20 @@ class People:
             rows = s.execute(q).all()
             shown = [r for r in rows if everyone or (not r.hidden and (r.name or r.faces >= MIN_FACES))]
             best = self._best_faces(s, [r.id for r in shown])
-        return [PersonSummary(r.id, r.name, r.faces, r.items, best[r.id], r.hidden) for r in shown]
+        return [PersonSummary(r.id, r.name, r.faces, r.items, *best[r.id], r.hidden) for r in shown]
 
     @staticmethod
-    def _best_faces(s: Session, people: list[int]) -> dict[int, int]:
-        """Each person's best look: the largest face up to the size the network reads (CHIP_PX), the
-        sharpest of those."""
-        q = select(FaceRow.person_id, FaceRow.id, FaceRow.size, FaceRow.sharpness).where(
+    def _best_faces(s: Session, people: list[int]) -> dict[int, tuple[int, int]]:
+        """Each person's best look (face, item): the largest face up to the size the network reads
+        (CHIP_PX), the sharpest of those."""
+        q = select(FaceRow.person_id, FaceRow.id, FaceRow.item_id, FaceRow.size, FaceRow.sharpness).where(
             FaceRow.person_id.in_(people)
         )
         best: dict[int, tuple] = {}
-        for person, face, size, sharpness in s.execute(q):
+        for person, face, item, size, sharpness in s.execute(q):
             look = (min(size, CHIP_PX), sharpness)
             if person not in best or look > best[person][1]:
-                best[person] = (face, look)
+                best[person] = ((face, item), look)
         return {p: b[0] for p, b in best.items()}
 
     def face(self, face: int) -> FaceSeen:
