@@ -5,8 +5,8 @@ read an item with what is said around a moment, tag it zero-shot, and answer a q
 resources describe the index and its filter language. Hits come back as JSON text, each followed by a
 small JPEG thumbnail as MCP image content, so an agent sees the pictures it found. Built on the official
 SDK's MCPServer; stdio by default, streamable HTTP with `--http`. Read-only, unless admin keys are
-configured: then an `index` tool indexes the server's index roots, for admin keys only (over stdio, the
-one who started it is the admin).
+configured: then an `index` tool indexes the server's index roots and a `name_person` tool names the
+people found in faces, for admin keys only (over stdio, the one who started it is the admin).
 
 Every search is one SearchRequest to Engine.search, as from HTTP and the command line: the same limits
 (search.max_k, search.max_picture_bytes), the same dates and places understood, the same hits in the
@@ -264,6 +264,21 @@ def build(engine: Engine, settings: Settings) -> MCPServer:
                 await ctx.report_progress(run.done, run.total)
                 await anyio.sleep(0.25)
             return [_text(run.to_dict())]
+
+        @server.tool(annotations=writes, structured_output=False)
+        def name_person(
+            ctx: Context,
+            person: Annotated[int, Field(ge=1, description="a person's number (the people tool)")],
+            name: Annotated[str, Field(min_length=1, max_length=256, description="their name")],
+        ) -> str:
+            """Name a person found in the faces (a name another person has merges the two); then their
+            name in a search's words keeps to their pictures. Needs an admin key."""
+            request = ctx.request_context.request
+            role = request.scope.get("state", {}).get("role") if request is not None else "admin"
+            if role != "admin":
+                raise ToolError("naming people needs an admin key")
+            run(lambda: engine.people.name(person, name))
+            return json.dumps({"person": person, "name": name})
 
     @server.resource("mmsearch://info", mime_type="application/json")
     def info() -> str:

@@ -237,6 +237,10 @@ def test_with_admin_keys_an_admin_indexes_and_a_reader_cannot(indexed, tmp_path)
             call(url, read, "search", {"text": caption(*classes()[0]), "k": 3, "show_all": True})
         )
         assert "new-picture.jpg" in {Path(h["uri"]).name for h in texts(found)[1:]}
+        refused = asyncio.run(call(url, read, "name_person", {"person": 1, "name": "Alice"}))
+        assert refused.is_error and "naming people needs an admin key" in refused.content[0].text
+        missing = asyncio.run(call(url, admin, "name_person", {"person": 999, "name": "Alice"}))
+        assert missing.is_error and "no person 999" in missing.content[0].text
 
 
 def test_ask_streams_progress_then_the_cited_answer(indexed):

@@ -262,12 +262,15 @@ def test_people_over_http_the_command_line_and_mcp(library):
     run = CliRunner().invoke(cli, ["search", "obama", "--json", "-k", "50", "-i", str(settings.index_dir)])
     assert {h["uri"] for h in json.loads(run.stdout)["hits"]} == his
 
-    async def listed_over_mcp():
+    async def over_mcp(tool: str, arguments: dict, settings: Settings = settings):
         async with mcp.Client(build(engine, settings)) as client:
-            return await client.call_tool("people", {})
+            return await client.call_tool(tool, arguments)
 
-    answer = asyncio.run(listed_over_mcp())
+    answer = asyncio.run(over_mcp("people", {}))
     assert not answer.is_error and json.loads(answer.content[0].text)[0]["name"] == "Obama"
+    admin = settings.model_copy(update={"api": settings.api.model_copy(update={"admin_keys": ["k" * 32]})})
+    named = asyncio.run(over_mcp("name_person", {"person": obama, "name": "Barack Obama"}, admin))
+    assert not named.is_error and "Barack Obama" in engine.people.names()
 
 
 def test_the_page_shows_people_by_their_faces_names_them_in_place_and_searches_them(library, browser):
