@@ -397,8 +397,7 @@ class Engine:
         if dated is None and near is None and people is None:
             return None, filters
         understood = Understood(near.text if near else text, dated, near, people)
-        where = f"({filters.where}) and ({understood.where})" if filters.where else understood.where
-        return understood, replace(filters, where=where)
+        return understood, _narrowed(filters, understood)
 
     def seen(self, picture: Image.Image, filters: Filters) -> tuple[Understood | None, Filters]:
         """A picture of a named person's face (the largest face, at least FACE_SHARE of the picture's
@@ -413,10 +412,8 @@ class Engine:
         name = self.people.named_like(faces[0].vector)
         if name is None:
             return None, filters
-        named = who.NamedQuery("", (name,), "the face in the picture", alone=True)
-        understood = Understood("", None, None, named)
-        where = f"({filters.where}) and ({understood.where})" if filters.where else understood.where
-        return understood, replace(filters, where=where)
+        understood = Understood("", None, None, who.NamedQuery("", (name,), alone=True))
+        return understood, _narrowed(filters, understood)
 
     def _has_items(self, city: place.City) -> bool:
         return len(self.store.catalog.segment_ids(where=parse_filter(city.where, self.fields()))) > 0
@@ -576,3 +573,9 @@ class _StoreSource:
 
     def rows(self, ids: list[int]) -> dict[int, HitRow]:
         return self.store.catalog.hits(ids)
+
+
+def _narrowed(filters: Filters, understood: Understood) -> Filters:
+    """The filters and what was understood, both (Engine.understood, Engine.seen)."""
+    where = f"({filters.where}) and ({understood.where})" if filters.where else understood.where
+    return replace(filters, where=where)

@@ -19,7 +19,6 @@ JOINING = r"(?:\s*(?:,|&|\band\b|\bwith\b)\s*)"
 class NamedQuery:
     text: str  # what to look for, the names taken out
     names: tuple[str, ...]  # the people meant, as they are named
-    phrase: str  # the names as typed
     alone: bool = False  # the words were the names and nothing else: every item of theirs answers
 
     @property
@@ -56,5 +55,4 @@ def named(text: str, names: Iterable[str]) -> NamedQuery | None:
     pieces = [text[cuts[i] : cuts[i + 1]] for i in range(0, len(cuts), 2)]  # what lies between the names
     edges = re.compile(rf"^{JOINING}+|{JOINING}+$", re.IGNORECASE)
     rest = " ".join(" ".join(edges.sub(" ", piece) for piece in pieces).split())
-    phrase = " and ".join(text[a:b] for a, b, _ in found)
-    return NamedQuery(rest or text, tuple(name for _, _, name in found), phrase, alone=not rest)
+    return NamedQuery(rest or text, tuple(name for _, _, name in found), alone=not rest)

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import Select, delete, func, insert, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -54,15 +54,19 @@ def closest(vector: np.ndarray, people: dict[int, np.ndarray], refused: set[int]
     return best
 
 
+def _stacked(s: Session, q: Select) -> dict:
+    """The faces' vectors of (key, vector) rows, stacked by key: each person's, by id or by name."""
+    faces: dict = {}
+    for key, blob in s.execute(q):
+        faces.setdefault(key, []).append(vector_of(blob))
+    return {key: np.stack(v) for key, v in faces.items()}
+
+
 def place(s: Session, face_ids: Sequence[int]) -> None:
     """Put the new faces into people, in the writer's transaction (storage/catalog.py, `write`)."""
     if not face_ids:
         return
-    people: dict[int, list[np.ndarray]] = {}
-    placed = select(FaceRow.person_id, FaceRow.vector).where(FaceRow.person_id.is_not(None))
-    for person, blob in s.execute(placed):
-        people.setdefault(person, []).append(vector_of(blob))
-    grouped = {p: np.stack(v) for p, v in people.items()}
+    grouped = _stacked(s, select(FaceRow.person_id, FaceRow.vector).where(FaceRow.person_id.is_not(None)))
     refusals: dict[int, set[int]] = {}
     for face, person in s.execute(select(FaceRefusal.face_id, FaceRefusal.person_id)):
         refusals.setdefault(face, set()).add(person)
@@ -133,17 +137,11 @@ class People:
 
     def named_like(self, vector: np.ndarray) -> str | None:
         """The name of the named person a face joins by the grouping's rule (`closest`), or None."""
-        q = (
-            select(Person.name, FaceRow.vector)
-            .join(FaceRow, FaceRow.person_id == Person.id)
-            .where(Person.name.is_not(None))
-        )
+        q = select(Person.name, FaceRow.vector).join(FaceRow, FaceRow.person_id == Person.id)
         with Session(self.engine) as s:
-            faces: dict[str, list[np.ndarray]] = {}
-            for name, blob in s.execute(q):
-                faces.setdefault(name, []).append(vector_of(blob))
+            faces = _stacked(s, q.where(Person.name.is_not(None)))
         names = list(faces)
-        person = closest(vector, {i: np.stack(faces[n]) for i, n in enumerate(names)})
+        person = closest(vector, {i: faces[n] for i, n in enumerate(names)})
         return None if person is None else names[person]
 
     def of_files(self, uris: list[str]) -> dict[str, int]:
