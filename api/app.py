@@ -28,7 +28,7 @@ from mmsearch.api.errors import install_error_handlers
 from mmsearch.api.faces import FaceBlur
 from mmsearch.api.index_runs import IndexRunner
 from mmsearch.api.limits import BodyLimitMiddleware, TimeoutMiddleware
-from mmsearch.api.routes import admin, answer, classify, health, items, people, search
+from mmsearch.api.routes import admin, answer, classify, concepts, health, items, people, search
 
 WEB = Path(__file__).with_name("web")  # the page at / (plain HTML, CSS and JS: no build step)
 
@@ -83,6 +83,10 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
             {"name": "answer", "description": "Answers from a vision-language model, with citations."},
             {"name": "classify", "description": "Zero-shot labels for a picture or an item."},
             {"name": "people", "description": "People found in faces: listed, their faces; named (admin)."},
+            {
+                "name": "concepts",
+                "description": "Concepts taught by examples: listed, what to mark next; taught (admin).",
+            },
             {"name": "health", "description": "Liveness, readiness and Prometheus metrics."},
             {"name": "admin", "description": "Index runs started over HTTP (admin key)."},
         ],
@@ -109,7 +113,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
             max_age=600,
         )
     app.add_middleware(metrics.MetricsMiddleware, metrics=app.state.metrics)
-    for module in (search, items, people, answer, classify, health, metrics, admin):
+    for module in (search, items, people, concepts, answer, classify, health, metrics, admin):
         app.include_router(module.router)
     app.mount("/web", StaticFiles(directory=WEB), name="web")
     app.add_api_route("/", lambda: FileResponse(WEB / "index.html"), include_in_schema=False)

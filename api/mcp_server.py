@@ -5,8 +5,9 @@ read an item with what is said around a moment, tag it zero-shot, and answer a q
 resources describe the index and its filter language. Hits come back as JSON text, each followed by a
 small JPEG thumbnail as MCP image content, so an agent sees the pictures it found. Built on the official
 SDK's MCPServer; stdio by default, streamable HTTP with `--http`. Read-only, unless admin keys are
-configured: then an `index` tool indexes the server's index roots and a `name_person` tool names the
-people found in faces, for admin keys only (over stdio, the one who started it is the admin).
+configured: then an `index` tool indexes the server's index roots, a `name_person` tool names the
+people found in faces and a `teach_concept` tool teaches a concept by examples, for admin keys only
+(over stdio, the one who started it is the admin).
 
 Every search is one SearchRequest to Engine.search, as from HTTP and the command line: the same limits
 (search.max_k, search.max_picture_bytes), the same dates and places understood, the same hits in the
@@ -36,7 +37,7 @@ from mmsearch.api.index_runs import IndexRunner
 from mmsearch.encode.images import is_raw
 from mmsearch.hits import Hit
 from mmsearch.query.filters import BUILT_IN, example
-from mmsearch.query.request import Filters, Kind, Picture, SearchRequest, Term
+from mmsearch.query.request import Concept, Filters, Kind, Picture, SearchRequest, Term
 from mmsearch.query.result import SearchResult
 from mmsearch.user_files import megabytes, read_file
 
@@ -112,19 +113,36 @@ def build(engine: Engine, settings: Settings) -> MCPServer:
         sort: Annotated[str | None, Field(description="by a field, not relevance: -taken_at, price")] = None,
         literal: Annotated[bool, Field(description="no date or place in the words becomes a filter")] = False,
         show_all: Annotated[bool, Field(description="also the weaker matches, marked weak")] = False,
+        concept: Annotated[
+            str | None, Field(description="a concept taught by examples (the concepts tool): its items")
+        ] = None,
+        liked: Annotated[
+            list[int] | None,
+            Field(description="feedback: items (ids) that are right; the query moves to them"),
+        ] = None,
+        disliked: Annotated[
+            list[int] | None, Field(description="feedback: items that are wrong, not shown again")
+        ] = None,
+        boost: Annotated[str | None, Field(description="a concept's name: its items first")] = None,
+        diverse: Annotated[
+            float | None, Field(description="spread the hits: relevance's weight against novelty (0.7)")
+        ] = None,
     ) -> Content:
-        """Search the collection by words (pictures and speech in one ranking), by a picture, or both
-        ("this picture, but in red"). A date or a city in the words becomes a filter (see `understood`).
-        Hits: uri, kind, score, the best moment (source: seen, said or written) and its thumbnail."""
+        """Search the collection by words (pictures and speech in one ranking), by a picture, by a concept,
+        or these composed ("this picture, but in red"). A date or a city in the words becomes a filter
+        (see `understood`). Again with feedback: `liked` and `disliked` hits. Hits: uri, kind, score, the
+        best moment (source: seen, said or written) and its thumbnail."""
 
         def work():
             query = picture(image_path, image_base64)
-            terms = tuple(Term(t) for t in (query, text) if t is not None)
+            wanted = (query, Concept(concept) if concept else None, text)
+            terms = tuple(Term(t) for t in wanted if t is not None)
             if not terms:
-                raise ToolError("give text, image_path or image_base64")
+                raise ToolError("give text, image_path, image_base64 or concept")
             filters = Filters(kind=kind, path_prefix=path_prefix, min_score=min_score, where=where)
-            options = {"sort": sort, "literal": literal, "show_all": show_all}
-            return reply(engine.search(SearchRequest(terms, k, filters, **options)))
+            options = {"sort": sort, "literal": literal, "show_all": show_all, "boost": boost}
+            feedback = {"liked": tuple(liked or ()), "disliked": tuple(disliked or ()), "diverse": diverse}
+            return reply(engine.search(SearchRequest(terms, k, filters, **options, **feedback)))
 
         return run(work)
 
@@ -209,6 +227,27 @@ def build(engine: Engine, settings: Settings) -> MCPServer:
         search's words, or `person = "Name"` in its where, keeps to that person's pictures."""
         return run(lambda: json.dumps([vars(p) for p in engine.people.listed(everyone)]))
 
+    @server.tool(annotations=READ_ONLY, structured_output=False)
+    def concepts(
+        name: Annotated[
+            str | None, Field(description="a concept: the items it is least sure of, to ask about")
+        ] = None,
+        n: Annotated[int, Field(ge=1, le=100, description="how many of those items")] = 8,
+    ) -> str:
+        """The concepts taught by examples: name, items held, examples. With a name: the items that
+        concept is least sure of (id, uri, probability), what to ask the user about next. A concept in
+        search's `where` (`concept = "my dog"`), `boost` or `concept` uses it."""
+
+        def work():
+            if name is None:
+                return json.dumps([vars(c) for c in engine.concepts.listed()], default=str)
+            unsure = engine.to_label(name, n)
+            return json.dumps(
+                [{"item_id": i, "uri": engine.item(i).uri, "probability": p} for i, p in unsure]
+            )
+
+        return run(work)
+
     answerer = Answerer(engine, settings.answer)
 
     @server.tool(annotations=READ_ONLY, structured_output=False)
@@ -250,11 +289,7 @@ def build(engine: Engine, settings: Settings) -> MCPServer:
         ) -> Content:
             """Index new and changed files in one of the server's index roots (api.index_roots); files done
             arrive as progress notifications. Needs an admin key."""
-            request = ctx.request_context.request
-            role = (
-                request.scope.get("state", {}).get("role") if request is not None else "admin"
-            )  # stdio: the owner
-            if role != "admin":
+            if not _admin(ctx):
                 raise ToolError("indexing needs an admin key")
             try:
                 run = runner.start(root, prune)
@@ -273,12 +308,23 @@ def build(engine: Engine, settings: Settings) -> MCPServer:
         ) -> str:
             """Name a person found in the faces (a name another person has merges the two); then their
             name in a search's words keeps to their pictures. Needs an admin key."""
-            request = ctx.request_context.request
-            role = request.scope.get("state", {}).get("role") if request is not None else "admin"
-            if role != "admin":
+            if not _admin(ctx):
                 raise ToolError("naming people needs an admin key")
             run(lambda: engine.people.name(person, name))
             return json.dumps({"person": person, "name": name})
+
+        @server.tool(annotations=writes, structured_output=False)
+        def teach_concept(
+            ctx: Context,
+            name: Annotated[str, Field(min_length=1, max_length=256, description="e.g. 'my dog'")],
+            liked: Annotated[list[int], Field(description="items (ids) that are it")],
+            disliked: Annotated[list[int] | None, Field(description="items that are not it")] = None,
+        ) -> str:
+            """Teach a concept examples, beside those it was taught; every item it holds is tagged, and
+            new files are as they are indexed. Needs an admin key."""
+            if not _admin(ctx):
+                raise ToolError("teaching concepts needs an admin key")
+            return json.dumps(vars(run(lambda: engine.teach(name, liked, disliked or []))), default=str)
 
     @server.resource("mmsearch://info", mime_type="application/json")
     def info() -> str:
@@ -296,6 +342,12 @@ def build(engine: Engine, settings: Settings) -> MCPServer:
         )
 
     return server
+
+
+def _admin(ctx: Context) -> bool:
+    """An admin key's call, or stdio's (the one who started the server owns it)."""
+    request = ctx.request_context.request
+    return request is None or request.scope.get("state", {}).get("role") == "admin"
 
 
 def _text(data: object) -> TextContent:

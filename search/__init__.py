@@ -13,6 +13,7 @@ _EXPORTS = {
     "ModelSettings": "mmsearch.config",
     "IndexerSettings": "mmsearch.config",
     "Engine": "mmsearch.query.engine",
+    "Concept": "mmsearch.query.request",
     "Filters": "mmsearch.query.request",
     "Picture": "mmsearch.query.request",
     "SearchRequest": "mmsearch.query.request",
@@ -42,6 +43,7 @@ _EXPORTS = {
 __all__ = [
     "BackendError",
     "BackendTimeoutError",
+    "Concept",
     "ConfigError",
     "Encoder",
     "Engine",
@@ -84,7 +86,7 @@ if TYPE_CHECKING:
     )
     from mmsearch.hits import Hit
     from mmsearch.query.engine import Engine
-    from mmsearch.query.request import Filters, Picture, SearchRequest, Term
+    from mmsearch.query.request import Concept, Filters, Picture, SearchRequest, Term
     from mmsearch.query.result import SearchResult
 
 

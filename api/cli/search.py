@@ -40,6 +40,20 @@ def search(
     ] = None,
     not_weight: Annotated[float, typer.Option(help="Weight of each --not term")] = 0.5,
     like: Annotated[int | None, typer.Option(help="More like this indexed item (its id)")] = None,
+    concept: Annotated[
+        str | None, typer.Option(help="Look for a concept's items (mmsearch concept teach), or compose it")
+    ] = None,
+    liked: Annotated[
+        list[int] | None, typer.Option("--yes", help="Feedback: this hit (item id) is right (repeatable)")
+    ] = None,
+    disliked: Annotated[
+        list[int] | None, typer.Option("--no", help="Feedback: this hit is wrong, not shown again")
+    ] = None,
+    boost: Annotated[str | None, typer.Option(help="A concept's items first")] = None,
+    diverse: Annotated[
+        float | None,
+        typer.Option(min=0.0, max=1.0, help="Spread the hits: relevance's weight against novelty (0.7)"),
+    ] = None,
     hybrid: Annotated[
         bool, typer.Option("--hybrid", help="Also match words in titles, transcripts, fields (full text)")
     ] = False,
@@ -61,9 +75,9 @@ def search(
     device: Device = None,
 ) -> None:
     """Search by text, by image (--image FILE), or both composed: `--image dress.jpg "red" --weight 0.3
-    --not striped`, `--like 42 "in blue"`."""
+    --not striped`, `--like 42 "in blue"`; again with feedback on hits: `--yes 4 --no 7`."""
     from mmsearch.encode.images import is_raw
-    from mmsearch.query.request import Filters, Picture, SearchRequest, Term
+    from mmsearch.query.request import Concept, Filters, Picture, SearchRequest, Term
     from mmsearch.user_files import read_file
 
     s = settings_from(index_dir, model, pretrained, device=device)
@@ -72,12 +86,20 @@ def search(
         terms.append(Term(Picture(read_file(image, s.search.max_picture_bytes), is_raw(image))))
     if like is not None:
         terms.append(Term(like))
+    if concept is not None:
+        terms.append(Term(Concept(concept)))
     if query is not None:
         terms.append(Term(query, weight if terms else 1.0))
     terms += [Term(text, -not_weight) for text in negative or []]
     filters = Filters(kind, local_prefix(path_prefix), min_score, where)
     options = {"collapse": collapse, "sort": sort, "hybrid": hybrid, "literal": literal, "show_all": show_all}
-    request = SearchRequest(tuple(terms), k, filters, **options)
+    feedback = {
+        "liked": tuple(liked or ()),
+        "disliked": tuple(disliked or ()),
+        "boost": boost,
+        "diverse": diverse,
+    }
+    request = SearchRequest(tuple(terms), k, filters, **options, **feedback)
     result = open_engine(s).search(request)
     print_result(out, result, as_json, paths, err)
 

@@ -14,7 +14,16 @@ from mmsearch.api.deps import EngineDep, SettingsDep, shown_uris
 from mmsearch.api.errors import error_responses
 from mmsearch.hits import Hit, Moment
 from mmsearch.query.filters import BUILT_IN, example
-from mmsearch.query.request import DEFAULT_K, Filters, Kind, Picture, SearchRequest, Term
+from mmsearch.query.request import (
+    DEFAULT_K,
+    MAX_FEEDBACK,
+    Concept,
+    Filters,
+    Kind,
+    Picture,
+    SearchRequest,
+    Term,
+)
 from mmsearch.query.result import SearchResult
 from mmsearch.user_files import megabytes
 
@@ -131,11 +140,35 @@ class SearchParams:
     collapse: float | None = None
     show_all: bool = False
     sort: str | None = None
+    feedback: Feedback | None = None
 
     def request(self, *terms: Term, **more) -> SearchRequest:
-        return SearchRequest(
-            terms, self.k, self.filters, self.collapse, self.sort, show_all=self.show_all, **more
-        )
+        options = {"show_all": self.show_all, **(self.feedback.options() if self.feedback else {})}
+        return SearchRequest(terms, self.k, self.filters, self.collapse, self.sort, **options, **more)
+
+
+ItemIds = list[Annotated[int, Field(ge=1, le=2**63 - 1)]]
+LIKED_DOC = "feedback: items (ids) that are right; the query moves toward them"
+DISLIKED_DOC = "feedback: items that are wrong; the query moves away from them, and they are not shown"
+BOOST_DOC = "a concept's name (GET /concepts): its items first"
+DIVERSE_DOC = "spread the hits (maximal marginal relevance): relevance's weight against novelty, e.g. 0.7"
+
+
+class Feedback(BaseModel):
+    """Feedback on hits and what to favour: the same fields in a query string and in a JSON body."""
+
+    liked: ItemIds = Field([], max_length=MAX_FEEDBACK, description=LIKED_DOC)
+    disliked: ItemIds = Field([], max_length=MAX_FEEDBACK, description=DISLIKED_DOC)
+    boost: str | None = Field(None, min_length=1, max_length=256, description=BOOST_DOC)
+    diverse: float | None = Field(None, ge=0.0, le=1.0, allow_inf_nan=False, description=DIVERSE_DOC)
+
+    def options(self) -> dict:
+        return {
+            "liked": tuple(self.liked),
+            "disliked": tuple(self.disliked),
+            "boost": self.boost,
+            "diverse": self.diverse,
+        }
 
 
 async def search_params(
@@ -176,9 +209,16 @@ async def search_params(
             description="order by a field, not relevance: -taken_at (newest first), price, size",
         ),
     ] = None,
+    liked: Annotated[ItemIds, Query(max_length=MAX_FEEDBACK, description=LIKED_DOC)] = [],  # noqa: B006
+    disliked: Annotated[ItemIds, Query(max_length=MAX_FEEDBACK, description=DISLIKED_DOC)] = [],  # noqa: B006
+    boost: Annotated[str | None, Query(min_length=1, max_length=256, description=BOOST_DOC)] = None,
+    diverse: Annotated[
+        float | None, Query(ge=0.0, le=1.0, allow_inf_nan=False, description=DIVERSE_DOC)
+    ] = None,
 ) -> SearchParams:
     filters = Filters(kind=kind, path_prefix=path_prefix, min_score=min_score, where=where)
-    return SearchParams(k, filters, collapse, show_all, sort)
+    feedback = Feedback(liked=liked, disliked=disliked, boost=boost, diverse=diverse)
+    return SearchParams(k, filters, collapse, show_all, sort, feedback)
 
 
 SearchParamsDep = Annotated[SearchParams, Depends(search_params)]
@@ -280,21 +320,24 @@ async def search_image(
 
 
 class TermIn(BaseModel):
-    """One term of a composed query: exactly one of text, item_id (more like this) or image."""
+    """One term of a composed query: exactly one of text, item_id (more like this), image or concept."""
 
     text: str | None = Field(None, min_length=1, max_length=MAX_QUERY_CHARS)
     item_id: int | None = Field(None, ge=1, le=2**63 - 1, description="an indexed item: more like this")
     image: str | None = Field(None, description="a picture, base64 (JPEG, PNG, WebP, ...)")
+    concept: str | None = Field(
+        None, min_length=1, max_length=256, description="a concept taught by examples: its items"
+    )
     weight: float = Field(1.0, ge=-10, le=10, allow_inf_nan=False, description="negative pushes it down")
 
     @model_validator(mode="after")
     def one_value(self) -> TermIn:
-        if sum(v is not None for v in (self.text, self.item_id, self.image)) != 1:
-            raise ValueError("a term has exactly one of text, item_id or image")
+        if sum(v is not None for v in (self.text, self.item_id, self.image, self.concept)) != 1:
+            raise ValueError("a term has exactly one of text, item_id, image or concept")
         return self
 
 
-class ComposedIn(BaseModel):
+class ComposedIn(Feedback):
     terms: list[TermIn] = Field(min_length=1, max_length=16)
     k: int = DEFAULT_K
     kind: Kind | None = None
@@ -319,13 +362,15 @@ def search_composed(
     terms = tuple(Term(_term_value(t, settings.search.max_picture_bytes), t.weight) for t in body.terms)
     filters = Filters(body.kind, body.path_prefix, body.min_score, body.where)
     options = {"collapse": body.collapse, "sort": body.sort, "literal": body.literal, "show_all": body.all}
-    result = engine.search(SearchRequest(terms, body.k, filters, **options))
+    result = engine.search(SearchRequest(terms, body.k, filters, **options, **body.options()))
     return SearchOut(**search_out(request, result))
 
 
-def _term_value(term: TermIn, limit: int) -> str | int | Picture:
+def _term_value(term: TermIn, limit: int) -> str | int | Picture | Concept:
     if term.image is not None:
         return Picture.from_base64(term.image, limit)
+    if term.concept is not None:
+        return Concept(term.concept)
     return term.text if term.text is not None else term.item_id
 
 

@@ -9,6 +9,8 @@ let found = [];  // every hit of the last search, weak ones included (the API's 
 let visible = [];  // the hits on screen, in order: the viewer steps through them
 let viewing = -1;  // the hit open in the viewer
 let year = "";  // the year picked on the timeline; "" for any
+const marks = new Map();  // item id -> true (right) or false (wrong): feedback on hits, and a concept's examples
+let again = null;  // the last search, to run again with the marks
 
 function clock(t) {
   const s = Math.floor(t), m = Math.floor(s / 60);
@@ -31,6 +33,12 @@ function filters() {
   const where = [$("where").value.trim(), year && `taken_at >= ${year}-01-01 and taken_at < ${+year + 1}-01-01`]
     .filter(Boolean);
   if (where.length) p.set("where", where.length > 1 ? where.map((w) => `(${w})`).join(" and ") : where[0]);
+  if ($("boost").value) p.set("boost", $("boost").value);  // a concept's items first
+  return p;
+}
+
+function withMarks(p) {
+  for (const [id, right] of marks) p.append(right ? "liked" : "disliked", id);
   return p;
 }
 
@@ -85,8 +93,113 @@ function card(hit, index) {
   button.title = hit.uri;
   if (hit.text) button.querySelector(".said").textContent = `“${hit.text}”`;
   button.addEventListener("click", () => open(index));
-  li.append(button);
+  li.append(button, markButtons(hit.item_id, li));
+  li.classList.toggle("liked", marks.get(hit.item_id) === true);
+  li.classList.toggle("disliked", marks.get(hit.item_id) === false);
   return li;
+}
+
+function markButtons(id, li) {
+  // 👍 / 👎 on a hit: feedback for "Search again", and examples for "Teach"; a second click unmarks.
+  const span = document.createElement("span");
+  span.className = "marks";
+  for (const [right, sign, label] of [[true, "👍", "Right"], [false, "👎", "Wrong"]]) {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.textContent = sign;
+    b.setAttribute("aria-label", `${label}: item ${id}`);
+    b.addEventListener("click", () => {
+      if (marks.get(id) === right) marks.delete(id);
+      else marks.set(id, right);
+      li.classList.toggle("liked", marks.get(id) === true);
+      li.classList.toggle("disliked", marks.get(id) === false);
+      showMarks();
+    });
+    span.append(b);
+  }
+  return span;
+}
+
+function showMarks() {
+  const right = [...marks.values()].filter(Boolean).length;
+  $("teach").hidden = !marks.size;
+  $("marked").textContent = `${right} right, ${marks.size - right} wrong`;
+}
+
+async function teach(name, examples = marks) {
+  // The marks as a concept's examples (PUT /admin/concepts/NAME), then its items: the concept searched.
+  if (!name) return say("Name the concept first.", true);
+  const liked = [...examples].filter(([, r]) => r).map(([id]) => id);
+  const disliked = [...examples].filter(([, r]) => !r).map(([id]) => id);
+  try {
+    const headers = { "content-type": "application/json" };
+    const c = await call(`/admin/concepts/${encodeURIComponent(name)}`,
+      { method: "PUT", headers, body: JSON.stringify({ liked, disliked }) });
+    if (examples === marks) { marks.clear(); showMarks(); }
+    await conceptStrip();
+    await searchConcept(c.name);
+    say(`“${c.name}” holds ${plural(c.items, "item")}, taught ${c.liked} right and ${c.disliked} wrong.`);
+  } catch (e) { say(e.message, true); }
+}
+
+async function conceptStrip() {
+  // The concepts taught (GET /concepts): a click searches one; the Favour menu ranks one's items first.
+  const r = await fetch("/concepts");  // no key prompt here: a search asks for one
+  const concepts = r.ok ? await r.json() : [];
+  const chosen = $("boost").value;
+  $("boost").replaceChildren(new Option("favour nothing", ""),
+    ...concepts.map((c) => new Option(`favour ${c.name}`, c.name, false, c.name === chosen)));
+  $("boost").hidden = !concepts.length;
+  $("concepts").replaceChildren(...concepts.map((c) => {
+    const li = document.createElement("li");
+    const b = document.createElement("button");
+    b.type = "button";
+    b.textContent = c.name;
+    b.title = `${plural(c.items, "item")}: its items, surest first`;
+    b.addEventListener("click", () => searchConcept(c.name));
+    li.append(b);
+    return li;
+  }));
+  $("concepts").hidden = !concepts.length;
+}
+
+async function searchConcept(name) {
+  say("Searching…");
+  showQuery(null);
+  try {
+    const p = filters();
+    const where = p.get("where") || undefined;
+    const body = JSON.stringify({ terms: [{ concept: name }], where, k: 24, all: true });
+    const headers = { "content-type": "application/json" };
+    const found = await call("/search", { method: "POST", headers, body });
+    again = null;
+    show(found.hits, found.took_ms);
+    await toLabel(name);
+  } catch (e) { say(e.message, true); }
+}
+
+async function toLabel(name) {
+  // What the concept is least sure of (GET /concepts/NAME/next): one click on 👍 or 👎 teaches it.
+  const unsure = await call(`/concepts/${encodeURIComponent(name)}/next?n=6`).catch(() => []);
+  $("tolabel").hidden = !unsure.length;
+  $("tolabel").querySelector("span").textContent = `Is this “${name}”?`;
+  $("tolabel").querySelector("ol").replaceChildren(...unsure.map((u) => {
+    const li = document.createElement("li");
+    const img = document.createElement("img");
+    img.src = u.thumbnail_url;
+    img.alt = u.uri.split(/[\\/]/).pop();
+    img.title = `${u.uri} (${Math.round(u.probability * 100)}% sure)`;
+    li.append(img);
+    for (const [right, sign, label] of [[true, "👍", "Yes"], [false, "👎", "No"]]) {
+      const b = document.createElement("button");
+      b.type = "button";
+      b.textContent = sign;
+      b.setAttribute("aria-label", `${label}: item ${u.item_id} is ${name}`);
+      b.addEventListener("click", () => teach(name, new Map([[u.item_id, right]])));
+      li.append(b);
+    }
+    return li;
+  }));
 }
 
 function render(everything) {
@@ -128,9 +241,17 @@ async function searchText(event) {
   try {
     const p = filters();
     p.set("q", q);
-    const body = await call(`/search?${p}`);
+    again = { q };
+    const body = await call(`/search?${event?.type === "again" ? withMarks(p) : p}`);
     show(body.hits, body.took_ms);
   } catch (e) { say(e.message, true); }
+}
+
+function searchAgain() {
+  // The last search with the marks: the query moves toward the right hits and away from the wrong ones.
+  if (again?.q) return searchText({ type: "again", preventDefault() {} });
+  if (again?.picture) return searchImage(again.picture, true);
+  say("Search again works on a search by words or a picture.", true);
 }
 
 async function shrink(file) {
@@ -147,15 +268,17 @@ async function shrink(file) {
   return blob ? new File([blob], (file.name || "pasted").replace(/\.\w+$/, "") + ".jpg", { type: "image/jpeg" }) : file;
 }
 
-async function searchImage(file) {
+async function searchImage(file, withFeedback = false) {
   if (!file || !file.type.startsWith("image/")) return say("That is not a picture.", true);
   say(`Searching with ${file.name || "the pasted picture"}…`);
   const picture = await shrink(file);
   showQuery(picture);
+  again = { picture };
   const form = new FormData();
   form.append("file", picture, picture.name || "pasted.png");
   try {
-    const body = await call(`/search/image?${filters()}`, { method: "POST", body: form });
+    const p = withFeedback ? withMarks(filters()) : filters();
+    const body = await call(`/search/image?${p}`, { method: "POST", body: form });
     results.dataset.uploaded = String(picture.size);
     show(body.hits, body.took_ms);
   } catch (e) { say(e.message, true); }
@@ -425,6 +548,10 @@ async function reindex() {
 }
 
 $("search").addEventListener("submit", searchText);
+$("again").addEventListener("click", searchAgain);
+$("teach").addEventListener("submit", (e) => { e.preventDefault(); teach($("conceptname").value.trim()); });
+$("boost").addEventListener("change", () => { if ($("q").value.trim()) $("search").requestSubmit(); });
+conceptStrip();
 $("reindex").addEventListener("click", reindex);
 indexStatus();
 filterExample();

@@ -7,7 +7,8 @@ optional folder-per-class set for zero-shot classification; read, checked, and t
                  {"text": "the door", "relevant": ["tour.mp4"],
                   "moments": [{"path": "tour.mp4", "t0": 1.0, "t1": 2.5}]}],
      "zero_shot": {"folder": "pictures", "templates": ["a {}"]},
-     "people": {"obama": ["faces/obama.jpg", "faces/obama2.jpg"], "biden": ["faces/biden.jpg"]}}
+     "people": {"obama": ["faces/obama.jpg", "faces/obama2.jpg"], "biden": ["faces/biden.jpg"]},
+     "concepts": {"flowers": {"query": "a photo of flowers", "items": ["garden/tulips.jpg", ...]}}}
 
 Paths are relative to the root: the one given by the caller, else the file's `root` (itself relative to
 the file's folder), else the file's folder. Every problem is an error that names it: a relevant file
@@ -79,6 +80,13 @@ class ZeroShotLabel(_Strict):
     templates: list[str] | None = None
 
 
+class ConceptLabel(_Strict):
+    """A concept's files, and the words a zero-shot query would use for it (the baseline)."""
+
+    query: str = Field(min_length=1)
+    items: list[str] = Field(min_length=2)
+
+
 class LabelledSet(_Strict):
     name: str
     about: str | None = None  # how the labels were established, for the reader
@@ -86,11 +94,12 @@ class LabelledSet(_Strict):
     queries: list[QueryLabel] = []
     zero_shot: ZeroShotLabel | None = None
     people: dict[str, list[str]] = {}  # who is in which files (one face each): an index made with --faces
+    concepts: dict[str, ConceptLabel] = {}  # concepts to teach by examples, each with its files
 
     @model_validator(mode="after")
     def _something(self) -> LabelledSet:
-        if not self.queries and self.zero_shot is None and not self.people:
-            raise ValueError("no queries, no zero_shot set and no people: nothing to evaluate")
+        if not (self.queries or self.zero_shot or self.people or self.concepts):
+            raise ValueError("no queries, zero_shot set, people or concepts: nothing to evaluate")
         return self
 
 
@@ -120,6 +129,7 @@ class Resolved:
     queries: list[Query]
     zero_shot: ZeroShotSet | None
     people: dict[str, str] = field(default_factory=dict)  # file (as the index names it) -> who is in it
+    concepts: dict[str, tuple[str, frozenset[str]]] = field(default_factory=dict)  # name -> query, files
 
 
 def load(path: Path) -> LabelledSet:
@@ -181,10 +191,17 @@ def resolve(labelled: LabelledSet, root: Path, indexed: set[str]) -> Resolved:
         zero_shot = _zero_shot(root / labelled.zero_shot.folder, labelled.zero_shot.templates, missing)
     people = {uri(f): who for who, files in labelled.people.items() for f in files}
     missing += [f"people: {f} is not in the index" for f in people if f not in indexed]
+    concepts = {name: (c.query, frozenset(map(uri, c.items))) for name, c in labelled.concepts.items()}
+    missing += [
+        f"concept {name}: {f} is not in the index"
+        for name, (_, files) in concepts.items()
+        for f in sorted(files)
+        if f not in indexed
+    ]
     if missing:
         shown = "; ".join(missing[:10]) + (f"; and {len(missing) - 10} more" if len(missing) > 10 else "")
         raise ConfigError(f"labelled set {labelled.name!r} does not match the index: {shown}")
-    return Resolved(labelled.name, root, queries, zero_shot, people)
+    return Resolved(labelled.name, root, queries, zero_shot, people, concepts)
 
 
 def tie_to_index(labelled: LabelledSet, root: Path, settings: Settings) -> Resolved:

@@ -15,6 +15,7 @@ from mmsearch.defaults import MAX_FILE_BYTES
 from mmsearch.encode.images import is_raw
 from mmsearch.errors import ConfigError, MediaError
 from mmsearch.evaluate import metrics
+from mmsearch.evaluate.concepts import ConceptCurve, concept_curves
 from mmsearch.evaluate.labels import Query, Resolved, ZeroShotSet
 from mmsearch.hits import Hit, Moment
 from mmsearch.learn.classify import ZeroShotClassifier
@@ -65,6 +66,7 @@ class IndexReport:
     queries: list[QueryResult] = field(default_factory=list)
     zero_shot: ZeroShotResult | None = None
     people: PeopleResult | None = None
+    concepts: list[ConceptCurve] = field(default_factory=list)
 
     def retrieval(self, kind: str | None = None) -> dict[str, float] | None:
         """Means over the queries (of one kind, or all): recall@1/5/10, MRR, nDCG@10."""
@@ -121,9 +123,26 @@ class IndexReport:
             flat["people pairwise precision"] = self.people.precision
             flat["people pairwise recall"] = self.people.recall
             flat["people found"] = self.people.found
+        flat |= self.concept_summary()
         for name, value in (self.latency_ms() or {}).items():
             flat[f"latency {name} ms"] = value
         return {k: v for k, v in flat.items() if v is not None}
+
+    def concept_summary(self) -> dict[str, float]:
+        """Means over the concepts, per number of examples: each method's AP beside zero-shot's, and the
+        probe's precision and recall at its decision threshold."""
+        flat: dict[str, float] = {}
+        counts = sorted({n for c in self.concepts for n in c.zero_shot_ap})
+        for n in counts:
+            had = [c for c in self.concepts if n in c.zero_shot_ap]
+            flat[f"concept AP, {n} examples, zero-shot text"] = float(
+                np.mean([c.zero_shot_ap[n] for c in had])
+            )
+            for method in had[0].ap:
+                flat[f"concept AP, {n} examples, {method}"] = float(np.mean([c.ap[method][n] for c in had]))
+            flat[f"concept precision, {n} examples"] = float(np.mean([c.precision[n] for c in had]))
+            flat[f"concept recall, {n} examples"] = float(np.mean([c.recall[n] for c in had]))
+        return flat
 
     def to_dict(self) -> dict:
         zero_shot = None
@@ -144,6 +163,7 @@ class IndexReport:
             "top1_moment_rate": self.top1_moment_rate(),
             "zero_shot": zero_shot,
             "people": None if self.people is None else vars(self.people),
+            "concepts": [vars(c) for c in self.concepts],
             "latency_ms": self.latency_ms(),
             "queries": [
                 {
@@ -181,6 +201,8 @@ def evaluate(engine: Engine, labelled: Resolved, depth: int = CUTOFFS[-1]) -> In
         report.zero_shot = zero_shot(engine, labelled.zero_shot)
     if labelled.people:
         report.people = people(engine, labelled.people)
+    if labelled.concepts:
+        report.concepts = concept_curves(engine, labelled.concepts)
     return report
 
 

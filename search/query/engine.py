@@ -4,6 +4,7 @@ encode -> vector search -> catalog check -> filters -> hits); the items, fields 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -26,8 +27,9 @@ from mmsearch.encode.spec import ModelSpec
 from mmsearch.encode.word_tower import OnnxSentences
 from mmsearch.errors import InvalidQueryError, MediaTooLargeError, NotFoundError
 from mmsearch.hits import IMAGE_SPACE, TEXT_SPACE, Hit, HitRow
+from mmsearch.learn import concepts as teaching
 from mmsearch.learn.classify import ZeroShotClassifier, tag_collection
-from mmsearch.query import dedup, ordering, place, when, who
+from mmsearch.query import dedup, diverse, ordering, place, when, who
 from mmsearch.query.dedup import DuplicateGroup
 from mmsearch.query.filters import BUILT_IN
 from mmsearch.query.filters import parse as parse_filter
@@ -36,14 +38,17 @@ from mmsearch.query.grouping import hit, moment
 from mmsearch.query.pictures import hit_picture
 from mmsearch.query.ranking import ranked
 from mmsearch.query.relevance import mark_weak, named_alone
-from mmsearch.query.request import Filters, Picture, SearchRequest, Term, check_text
+from mmsearch.query.request import Concept, Filters, Picture, SearchRequest, Term, check_text
 from mmsearch.query.rerank import ClipReranker, Reranker, rerank
 from mmsearch.query.result import SearchResult
 from mmsearch.query.understood import Understood
+from mmsearch.storage.concepts import Concepts, ConceptSummary
 from mmsearch.storage.people import People
 from mmsearch.storage.schema import Item, Segment
 from mmsearch.storage.store import Store, resolve_model, resolve_text_model
 from mmsearch.user_files import megabytes
+
+Feedback = tuple[Sequence[int], Sequence[int]]  # liked, disliked: item ids
 
 if TYPE_CHECKING:
     from mmsearch.encode.base import EncoderBase
@@ -56,6 +61,10 @@ PERIODS = {"year": 4, "month": 7, "day": 10}  # an ISO date's characters that na
 DATES = ("indexed", "modified")  # the built-in fields that are dates
 FACE_SHARE = 0.2  # a query picture "of a face": its largest face this share of its shorter side, or more
 # (the face-recognition portraits: 0.27 to 0.42; a group photo's faces: under 0.1)
+# Relevance feedback (Rocchio, with SMART's weights: Manning et al., Introduction to Information Retrieval,
+# 9.1.1): the query, plus BETA times the liked items' mean, minus GAMMA times the disliked items' mean.
+ALPHA, BETA, GAMMA = 1.0, 0.75, 0.15
+WIDEN = 4  # candidates per hit asked for, where spreading picks among more than k
 
 
 class Engine:
@@ -148,7 +157,18 @@ class Engine:
             understood, filters = self.understood(query, today or dt.date.today(), filters, request.literal)
             if understood is not None:
                 terms[words] = Term(understood.text, terms[words].weight)
-        hits = named_alone(self._search_terms(terms, request, filters), understood)
+        depth = request.k * (WIDEN if request.diverse is not None else 1) + len(request.disliked)
+        if request.boost is None:
+            hits = self._search_terms(terms, request, filters, depth)
+        else:  # the concept's good matches first, then the others', then the weaker ones
+            self.concepts.classifier(request.boost)  # an unknown concept is an error, not no boost
+            member = f"concept = {json.dumps(request.boost)}"
+            parts = (
+                self._search_terms(terms, request, _narrowed(filters, w), depth)
+                for w in (member, f"not {member}")
+            )
+            hits = sorted((hit for part in parts for hit in part), key=lambda h: h.weak)
+        hits = named_alone(self._judged(hits, request), understood)
         if request.sort:
             hits = self.ordered(hits, request.sort)
         took = (time.perf_counter() - start) * 1000
@@ -162,16 +182,25 @@ class Engine:
             pictures=tuple(pictures),
         )
 
-    def _search_terms(self, terms: list[Term], request: SearchRequest, filters: Filters) -> list[Hit]:
+    def _search_terms(self, terms: list[Term], request: SearchRequest, filters: Filters, k: int) -> list[Hit]:
         alone = terms[0].value if len(terms) == 1 and terms[0].weight > 0 else None
-        k, collapse = request.k, request.collapse
+        collapse, feedback = request.collapse, (request.liked, request.disliked)
         if isinstance(alone, str):
-            return self.search_text(alone, k, filters, collapse, request.hybrid)
+            return self.search_text(alone, k, filters, collapse, request.hybrid, feedback)
         if request.hybrid:
             raise InvalidQueryError("hybrid matches words alone: drop hybrid, or the pictures and items")
         if isinstance(alone, Image.Image):
-            return self.search_image(alone, k, filters, collapse)
-        return self.search_composed(terms, k, filters, collapse)
+            return self.search_image(alone, k, filters, collapse, feedback)
+        return self.search_composed(terms, k, filters, collapse, feedback)
+
+    def _judged(self, hits: list[Hit], request: SearchRequest) -> list[Hit]:
+        """The hits with what the request says of them: the disliked left out, spread (`diverse`), k at
+        most."""
+        if request.disliked:
+            hits = [h for h in hits if h.item_id not in request.disliked]
+        if request.diverse is not None:
+            hits = diverse.spread(hits, self._hit_vectors(hits), request.diverse, request.k)
+        return hits[: request.k]
 
     def search_text(
         self,
@@ -180,15 +209,17 @@ class Engine:
         filters: Filters | None = None,
         collapse: float | None = None,
         hybrid: bool = False,
+        feedback: Feedback = ((), ()),
     ) -> list[Hit]:
         """What is seen (images, keyframes) and what is said (transcripts), each scored by its cohort margin
         (search/query/fusion.py), so one scale holds across spaces and indexes. `collapse` keeps one of
-        pictures at least that alike (near-duplicates); `hybrid` fuses full-text matches in by rank."""
+        pictures at least that alike (near-duplicates); `hybrid` fuses full-text matches in by rank;
+        `feedback`, (liked, disliked) item ids, moves the query (Engine.moved)."""
         query = query.strip()
         if not query:
             raise InvalidQueryError("the query text is empty")
         check_text(query, "query")
-        vectors = self._query_vectors(query)
+        vectors = self.moved(self._query_vectors(query), *feedback)
         depth = max(k, self.search_settings.rerank_depth) if self.reranker else k
         if collapse is not None:
             depth *= 2  # room for the duplicates collapsed away
@@ -263,10 +294,15 @@ class Engine:
         )
 
     def search_image(
-        self, image: Image.Image, k: int = 10, filters: Filters | None = None, collapse: float | None = None
+        self,
+        image: Image.Image,
+        k: int = 10,
+        filters: Filters | None = None,
+        collapse: float | None = None,
+        feedback: Feedback = ((), ()),
     ) -> list[Hit]:
         """Images and video keyframes that look like the example."""
-        vector = self.encoder.encode_images([image])[0]
+        vector = self.moved({IMAGE_SPACE: self.encoder.encode_images([image])[0]}, *feedback)[IMAGE_SPACE]
         hits = self.search_vector(vector, k * 2 if collapse is not None else k, filters)
         return self._collapse(self._mark_pictures(hits), collapse)[:k]
 
@@ -277,11 +313,44 @@ class Engine:
         """Keep the best of each set of pictures at least `threshold` alike (search/query/dedup.py)."""
         if threshold is None or not hits:
             return hits
-        vectors = np.zeros((len(hits), self.store.dim), np.float32)  # transcripts: never collapsed
+        return dedup.collapse(hits, self._hit_vectors(hits), threshold)
+
+    def _hit_vectors(self, hits: list[Hit]) -> np.ndarray:
+        """The hits' best moments' picture vectors; a transcript's is zero (alike to nothing)."""
+        vectors = np.zeros((len(hits), self.store.dim), np.float32)
         pictures = [i for i, h in enumerate(hits) if h.space == IMAGE_SPACE]
         ids = np.array([hits[i].segment_id for i in pictures], np.int64)
-        vectors[pictures] = self.store.vectors_of(IMAGE_SPACE, ids)
-        return dedup.collapse(hits, vectors, threshold)
+        if pictures:
+            vectors[pictures] = self.store.vectors_of(IMAGE_SPACE, ids)
+        return vectors
+
+    def moved(
+        self, vectors: dict[str, np.ndarray], liked: Sequence[int] = (), disliked: Sequence[int] = ()
+    ) -> dict[str, np.ndarray]:
+        """The query's vectors moved by feedback on hits (Rocchio): toward the mean of the liked items'
+        vectors and away from the disliked items', in each space where those items have vectors.
+        Rocchio over a probe: one vector, so the search stays one FAISS lookup over every item."""
+        if not liked and not disliked:
+            return vectors
+        for item_id in (*liked, *disliked):
+            self.item(item_id)
+        moved = {}
+        for space, query in vectors.items():
+            total = ALPHA * query
+            for ids, weight in ((liked, BETA), (disliked, -GAMMA)):
+                found = [v for i in ids if (v := self._item_vector(i, space)) is not None]
+                if found:
+                    total = total + weight * np.mean(found, axis=0)
+            moved[space] = (total / max(float(np.linalg.norm(total)), 1e-12)).astype(np.float32)
+        return moved
+
+    def _item_vector(self, item_id: int, space: str) -> np.ndarray | None:
+        """The unit mean of an item's vectors in a space; None where it has none there."""
+        ids = self.store.catalog.item_segment_ids(item_id, space)
+        if not len(ids):
+            return None
+        mean = self.store.vectors_of(space, ids).mean(axis=0)
+        return mean / max(float(np.linalg.norm(mean)), 1e-12)
 
     def compose(self, terms: Sequence[Term]) -> np.ndarray:
         """One picture-space query vector from weighted terms: the normalised weighted sum of their unit
@@ -302,6 +371,8 @@ class Engine:
             return self.encoder.encode_images([term.value])[0]
         if isinstance(term.value, int):
             return self.item_picture_vector(term.value)
+        if isinstance(term.value, Concept):
+            return self.concepts.classifier(term.value.name).direction
         text = term.value.strip()
         if not text:
             raise InvalidQueryError("a text term is empty")
@@ -313,9 +384,12 @@ class Engine:
         k: int = 10,
         filters: Filters | None = None,
         collapse: float | None = None,
+        feedback: Feedback = ((), ()),
     ) -> list[Hit]:
-        """Pictures for weighted text, image and item terms: "this one, but in red, not striped"."""
-        hits = self.search_vector(self.compose(terms), k * 2 if collapse is not None else k, filters)
+        """Pictures for weighted text, image, item and concept terms: "this one, but in red, not striped";
+        a concept alone: the items it is surest of first."""
+        vector = self.moved({IMAGE_SPACE: self.compose(terms)}, *feedback)[IMAGE_SPACE]
+        hits = self.search_vector(vector, k * 2 if collapse is not None else k, filters)
         return self._collapse(self._mark_pictures(hits), collapse)[:k]
 
     def search_vector(self, vector: np.ndarray, k: int = 10, filters: Filters | None = None) -> list[Hit]:
@@ -437,11 +511,10 @@ class Engine:
         """The unit mean of an item's picture vectors: the item as one picture, to search with or
         classify. NotFoundError for an unknown id, InvalidQueryError for an item without pictures."""
         self.item(item_id)
-        pictures = self.store.catalog.item_segment_ids(item_id, IMAGE_SPACE)
-        if not len(pictures):
+        vector = self._item_vector(item_id, IMAGE_SPACE)
+        if vector is None:
             raise InvalidQueryError(f"item {item_id} has no picture")
-        mean = self.store.vectors_of(IMAGE_SPACE, pictures).mean(axis=0)
-        return mean / max(float(np.linalg.norm(mean)), 1e-12)
+        return vector
 
     def hit_picture(self, hit: Hit, min_side: int | None = None) -> Image.Image | None:
         """The picture behind a hit (query/pictures.py): None for a recording, MediaError where its file
@@ -524,6 +597,21 @@ class Engine:
         (search/storage/people.py); `person = "Alice"` in a filter keeps to their items."""
         return People(self.store.catalog.engine)
 
+    @property
+    def concepts(self) -> Concepts:
+        """The concepts taught by examples (search/storage/concepts.py): `concept = "my dog"` in a filter
+        keeps to the items each holds; Concept("my dog") as a term looks for them."""
+        return Concepts(self.store.catalog.engine)
+
+    def teach(self, name: str, liked: Sequence[int], disliked: Sequence[int] = ()) -> ConceptSummary:
+        """Teach a concept these examples, beside those it was taught (search/learn/concepts.py), and tag
+        the items it holds."""
+        return teaching.teach(self.store.catalog, self.concepts, name, liked, disliked)
+
+    def to_label(self, name: str, n: int = 8) -> list[tuple[int, float]]:
+        """The items a concept is least sure of, (id, probability): what to mark next."""
+        return teaching.to_label(self.store.catalog, self.concepts, name, n)
+
     def duplicates(self, threshold: float) -> list[DuplicateGroup]:
         """Groups of exact copies and of pictures at least `threshold` alike (query/dedup.py)."""
         return dedup.find_duplicates(self.store, threshold)
@@ -575,7 +663,7 @@ class _StoreSource:
         return self.store.catalog.hits(ids)
 
 
-def _narrowed(filters: Filters, understood: Understood) -> Filters:
-    """The filters and what was understood, both (Engine.understood, Engine.seen)."""
-    where = f"({filters.where}) and ({understood.where})" if filters.where else understood.where
-    return replace(filters, where=where)
+def _narrowed(filters: Filters, understood: Understood | str) -> Filters:
+    """The filters and what was understood (Engine.understood, Engine.seen), or another condition, both."""
+    more = understood if isinstance(understood, str) else understood.where
+    return replace(filters, where=f"({filters.where}) and ({more})" if filters.where else more)

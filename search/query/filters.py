@@ -10,7 +10,8 @@
 
 Built-in fields: `kind`, `path` (the file's path), `size` (bytes), `width`, `height`, `duration`
 (seconds), `indexed` and `modified` (dates), `tag` (a label on the item), `person` (a named person's
-face is in it: search/storage/people.py). Any other name is a user
+face is in it: search/storage/people.py), `concept` (a concept taught by examples holds it:
+search/storage/concepts.py). Any other name is a user
 field from a manifest: numbers compare as numbers, text as text (so `price < 50` never compares
 "100" < "50" as strings). A comparison with a field an item does not have is false for that item;
 a field no item of the index has is an error that names the fields there are (a typo would otherwise
@@ -38,6 +39,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from mmsearch.errors import InvalidQueryError
 from mmsearch.query.place import EARTH_KM, KM_PER_DEGREE
 from mmsearch.query.place import FIELDS as PLACE
+from mmsearch.storage.concepts import SOURCE as CONCEPT
 from mmsearch.storage.schema import FaceRow, Item, ItemField, Person, Segment, Tag
 
 GRAMMAR = r"""
@@ -75,7 +77,19 @@ STRING: /"(\\.|[^"\\])*"/ | /'(\\.|[^'\\])*'/
 """
 
 NUMERIC_COLUMNS = {"size": Item.size, "width": Item.width, "height": Item.height}
-BUILT_IN = ("kind", "path", "size", "width", "height", "duration", "indexed", "modified", "tag", "person")
+BUILT_IN = (
+    "kind",
+    "path",
+    "size",
+    "width",
+    "height",
+    "duration",
+    "indexed",
+    "modified",
+    "tag",
+    "person",
+    "concept",
+)
 VALUE = 'a value (a number, "text", a date or a word)'
 # What the parser expected, in words: lark names terminals, not what a user types.
 EXPECTED = {
@@ -236,11 +250,12 @@ def _comparison(field: str, op: str, value) -> ColumnElement:
         if name == "indexed":
             return COMPARE[op](Item.indexed_at, value)
         return COMPARE[op](Item.mtime_ns, int(value.timestamp() * 1e9))
-    if name == "tag":
-        _need(str, field, op, value, "a label")
+    if name in ("tag", "concept"):
+        _need(str, field, op, value, "a label" if name == "tag" else "a concept's name")
         if op not in ("=", "!="):
-            raise InvalidQueryError(f"tag {op}: tags compare with =, !=, in and not in")
-        has = exists(select(Tag.item_id).where(Tag.item_id == Item.id, Tag.label == value))
+            raise InvalidQueryError(f"{name} {op}: {name}s compare with =, !=, in and not in")
+        tagged = select(Tag.item_id).where(Tag.item_id == Item.id, Tag.label == value)
+        has = exists(tagged.where(Tag.source == CONCEPT) if name == "concept" else tagged)
         return has if op == "=" else not_(has)
     if name == "person":
         _need((str, float), field, op, value, "a person's name, or their number (mmsearch people list)")

@@ -19,6 +19,7 @@ from mmsearch.user_files import megabytes
 Kind = Literal["image", "video", "audio", "product"]  # what an item is; the filter `kind` takes these
 KINDS = get_args(Kind)
 DEFAULT_K = 10
+MAX_FEEDBACK = 200  # liked and disliked items in one request
 
 
 def check_text(text: str | None, what: str) -> None:
@@ -66,11 +67,20 @@ class Picture:
 
 
 @dataclass(frozen=True)
-class Term:
-    """One thing to look for: words, a picture (its bytes, or decoded) or an indexed item (by id, its
-    pictures' mean: more like this), with a weight; a negative weight pushes its matches down."""
+class Concept:
+    """A concept taught by examples (mmsearch concept teach), looked for by itself: the items it is surest
+    of first (search/storage/concepts.py)."""
 
-    value: str | Picture | Image.Image | int
+    name: str
+
+
+@dataclass(frozen=True)
+class Term:
+    """One thing to look for: words, a picture (its bytes, or decoded), an indexed item (by id, its
+    pictures' mean: more like this) or a concept, with a weight; a negative weight pushes its matches
+    down."""
+
+    value: str | Picture | Image.Image | int | Concept
     weight: float = 1.0
 
 
@@ -79,7 +89,11 @@ class SearchRequest:
     """One search. A single positive term of words searches pictures and speech in one ranking; a single
     picture, pictures alike; anything else is composed into one picture-space query (Engine.compose).
     The first positive words are the query's words: a date or a city typed in them becomes a filter
-    unless `literal`; `hybrid` also matches them as full text (words alone only)."""
+    unless `literal`; `hybrid` also matches them as full text (words alone only).
+
+    `liked` and `disliked` are feedback on hits (item ids): the query moves toward the liked and away from
+    the disliked (Rocchio), and the disliked are not shown again. `boost` ranks a concept's items first;
+    `diverse` spreads the top hits (maximal marginal relevance, its weight of relevance from 0 to 1)."""
 
     terms: tuple[Term, ...]
     k: int = DEFAULT_K
@@ -89,6 +103,19 @@ class SearchRequest:
     hybrid: bool = False
     literal: bool = False
     show_all: bool = False  # also the weaker matches, marked weak
+    liked: tuple[int, ...] = ()
+    disliked: tuple[int, ...] = ()
+    boost: str | None = None  # a concept's name
+    diverse: float | None = None
+
+    def __post_init__(self) -> None:
+        both = sorted(set(self.liked) & set(self.disliked))
+        if both:
+            raise InvalidQueryError(f"items {both} are both liked and disliked")
+        if len(self.liked) + len(self.disliked) > MAX_FEEDBACK:
+            raise InvalidQueryError(f"feedback on at most {MAX_FEEDBACK} items")
+        if self.diverse is not None and not 0.0 <= self.diverse <= 1.0:
+            raise InvalidQueryError(f"diverse is a weight from 0 to 1, not {self.diverse}")
 
     @classmethod
     def words(cls, text: str, **options) -> SearchRequest:

@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from mmsearch.encode.faces import Face
 
 from mmsearch.hits import FAILED, IMAGE_SPACE, INDEXED, SPACES, TEXT_SPACE, HitRow
-from mmsearch.storage import people
+from mmsearch.storage import concepts, people
 from mmsearch.storage.layout import escape_like
 from mmsearch.storage.schema import (
     FaceRow,
@@ -254,6 +254,7 @@ class Catalog:
         new_ids: list[int] = []
         new_vecs: list[np.ndarray] = []
         new_spaces: list[str] = []
+        pictures: dict[int, np.ndarray] = {}  # new items' mean picture vectors, for the concepts
         with Session(self.engine) as s, s.begin():
             gone = self._drop_segments(s, [r.uri for r in records] + list(removed_uris))
             if removed_uris:
@@ -280,6 +281,10 @@ class Catalog:
                         people.place(s, list(s.scalars(ordered, faces)))
                     new_vecs.extend(np.asarray(seg.vector, np.float32) for seg in rec.segments)
                     new_spaces.extend(seg.space for seg in rec.segments)
+                    seen = [np.asarray(g.vector, np.float32) for g in rec.segments if g.space == IMAGE_SPACE]
+                    if seen:
+                        pictures[item_id] = _normalised([item_id], [np.mean(seen, axis=0)])[1][0]
+            concepts.tag_new(s, pictures)
             generation = self._bump(s)
         return WriteResult(
             np.asarray(new_ids, np.int64), new_vecs, new_spaces, np.asarray(gone, np.int64), generation

@@ -139,6 +139,29 @@ class FaceRefusal(Base):
     person_id: Mapped[int] = mapped_column(Id, ForeignKey("people.id", ondelete="CASCADE"), primary_key=True)
 
 
+class ConceptRow(Base):
+    """A concept taught by examples (storage/concepts.py): a linear classifier over picture vectors, its
+    members tagged (source "concept") and `concept = "name"` in a filter."""
+
+    __tablename__ = "concepts"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    name: Mapped[str] = mapped_column(String(256), unique=True)
+    weights: Mapped[bytes] = mapped_column(LargeBinary)  # float32, one per picture-space dimension
+    bias: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ConceptExample(Base):
+    """An item the user marked as a concept's (liked) or not (disliked)."""
+
+    __tablename__ = "concept_examples"
+    concept_id: Mapped[int] = mapped_column(
+        Id, ForeignKey("concepts.id", ondelete="CASCADE"), primary_key=True
+    )
+    item_id: Mapped[int] = mapped_column(Id, ForeignKey("items.id", ondelete="CASCADE"), primary_key=True)
+    liked: Mapped[bool] = mapped_column(Boolean)
+
+
 class State(Base):
     """Key-value state; `generation` grows with every committed write, so readers see change cheaply."""
 

@@ -25,7 +25,7 @@ SIZE = 128
 def labelled_set(per_class: int = PER_CLASS, root: str | None = None) -> dict:
     """The labelled set for a gallery of `per_class` pictures per class: a text query per class (its
     caption) and an image query per class, each answered by that class's pictures; the gallery as the
-    zero-shot set, with the captions' own form as the one template."""
+    zero-shot set, with the captions' own form as the one template; two concepts across classes."""
     queries, images = [], []
     for colour in COLOURS:
         for shape in SHAPES:
@@ -33,11 +33,24 @@ def labelled_set(per_class: int = PER_CLASS, root: str | None = None) -> dict:
             relevant = [f"gallery/{name}/{name}-{i:04d}.jpg" for i in range(per_class)]
             queries.append({"text": caption(colour, shape), "relevant": relevant})
             images.append({"image": f"queries/{name}.jpg", "relevant": relevant})
+
+    def files(colours: tuple[str, ...], shapes: tuple[str, ...]) -> list[str]:
+        names = [f"{c}-{s}" for c in colours for s in shapes]
+        return [f"gallery/{n}/{n}-{i:04d}.jpg" for n in names for i in range(per_class)]
+
     return {
         "name": "shapes-heldout",
         "root": root,
         "queries": queries + images,
         "zero_shot": {"folder": "gallery", "templates": ["a {}"]},
+        "concepts": {  # across the captions: what a user teaches by examples, and would type instead
+            "stars": {"query": "a star", "items": files(COLOURS, ("star",))},
+            "warm colours": {"query": "a warm colour", "items": files(("red", "orange", "yellow"), SHAPES)},
+            "pointy shapes": {
+                "query": "a pointy shape",
+                "items": files(COLOURS, ("star", "triangle", "cross")),
+            },
+        },
     }
 
 
