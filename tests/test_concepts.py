@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -177,7 +178,7 @@ def test_feedback_moves_the_query_toward_the_liked_and_hides_the_disliked(shapes
 
 
 def test_a_boost_puts_the_concepts_items_first(shapes):
-    """"a red square" favouring pointy shapes: the pointy good matches first (a red triangle), then the
+    """ "a red square" favouring pointy shapes: the pointy good matches first (a red triangle), then the
     other good ones (the red squares), then the weaker ones, pointy first again."""
     _, _, engine = shapes
     yes, no = examples(engine)
@@ -258,3 +259,98 @@ def test_concepts_over_http_the_cli_and_mcp(shapes):
     assert not taught.is_error and json.loads(taught.content[0].text)["liked"] == 2
     for name in ("pointy", "round"):
         engine.concepts.forget(name)
+
+
+def test_a_concept_taught_on_the_page_filters_boosts_and_tags_at_every_door(shapes, browser):
+    """On the page: 👍 on two red stars, 👎 on two red circles, "Search again" sends them as feedback
+    (the disliked gone), "Teach" saves them as a concept, whose chip and "Is this ...?" strip appear; a
+    👍 there teaches it one more. Then the concept filters, boosts and tags over HTTP, the CLI and MCP.
+    No 4xx and no console error on the way."""
+    mcp = pytest.importorskip("mcp")
+    from mmsearch.api.mcp_server import build
+
+    _, settings, engine = shapes
+    asked, refused, console = [], [], []
+    with serve(create_app(settings, engine)) as url, httpx.Client(base_url=url, timeout=60) as client:
+        page = browser.new_page()
+        page.on("request", lambda r: asked.append(r.url))
+        page.on("response", lambda r: refused.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+        page.on("console", lambda m: console.append(m.text) if m.type in ("error", "warning") else None)
+        page.goto(url)
+
+        def search(words: str) -> None:
+            page.locator("#q").fill(words)
+            page.locator("#q").press("Enter")
+            page.wait_for_function("() => document.querySelector('#status').textContent.includes('result')")
+
+        def ids_on_screen() -> list[int]:
+            labels = page.locator("#results .marks button:first-child").evaluate_all(
+                "bs => bs.map(b => b.getAttribute('aria-label'))"
+            )
+            return [int(label.rsplit(" ", 1)[1]) for label in labels]
+
+        search("a red star")
+        stars = ids_on_screen()[:2]
+        for i in stars:
+            page.get_by_role("button", name=f"Right: item {i}").click()
+        search("a red circle")
+        circles = ids_on_screen()[:2]
+        for i in circles:
+            page.get_by_role("button", name=f"Wrong: item {i}").click()
+        assert page.locator("#marked").text_content() == "2 right, 2 wrong"
+        page.get_by_role("button", name="Search again").click()
+        page.wait_for_function("() => document.querySelector('#status').textContent.includes('result')")
+        again = [u for u in asked if "/search?" in u][-1]
+        assert all(f"liked={i}" in again for i in stars) and all(f"disliked={i}" in again for i in circles)
+        assert not set(ids_on_screen()) & set(circles)
+        page.get_by_label("Concept name").fill("pointy page")
+        page.get_by_role("button", name="Teach").click()
+        page.get_by_role("button", name="pointy page").wait_for()
+        page.wait_for_selector("#tolabel li")
+        taught = engine.concepts.summary("pointy page")
+        assert (taught.liked, taught.disliked) == (2, 2)
+        page.locator("#tolabel li button").first.click()  # 👍: one more example
+        page.wait_for_function(
+            "() => document.querySelector('#status').textContent.includes('taught 3 right')"
+        )
+        assert refused == [] and console == []
+
+        members = set(engine.concepts.members("pointy page", list(ids_of(engine).values())))
+        assert len(members) >= 5 and set(stars) <= members  # measured: 9 and not set(circles) & members
+        held = client.get(
+            "/search", params={"q": "a shape", "where": 'concept = "pointy page"', "k": 200, "all": True}
+        )
+        assert {h["item_id"] for h in held.json()["hits"]} == members
+        favoured = client.get("/search", params={"q": "a red square", "boost": "pointy page", "all": True})
+        order = [(h["weak"], h["item_id"] not in members) for h in favoured.json()["hits"]]
+        assert order == sorted(order) and any(not outside for _, outside in order), order
+        tags = client.get("/facets", params={"field": "tag"}).json()["counts"]
+        assert {"value": "pointy page", "count": len(members)} in tags
+    run = CliRunner().invoke(
+        cli,
+        [
+            "search",
+            "a shape",
+            "--where",
+            'concept = "pointy page"',
+            "-k",
+            "200",
+            "--all",
+            "--json",
+            "-i",
+            str(settings.index_dir),
+        ],
+    )
+    assert {h["item_id"] for h in json.loads(run.stdout)["hits"]} == members
+
+    async def over_mcp():
+        async with mcp.Client(build(engine, settings)) as c:
+            return await c.call_tool(
+                "search", {"text": "a red square", "boost": "pointy page", "show_all": True}
+            )
+
+    with ThreadPoolExecutor(1) as thread:  # Playwright's sync API holds this thread's event loop
+        found = thread.submit(asyncio.run, over_mcp()).result()
+    hits = [json.loads(c.text) for c in found.content if c.type == "text"][1:]
+    assert [(h["weak"], h["item_id"] not in members) for h in hits] == order
+    engine.concepts.forget("pointy page")

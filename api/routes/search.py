@@ -274,7 +274,7 @@ def hits_out(request: Request, hits: list[Hit]) -> list[HitOut]:
     "/search",
     summary="Search by text",
     response_model=SearchOut,
-    responses=error_responses(400, 422, 503),
+    responses=error_responses(400, 404, 422, 503),
 )
 def search_text(
     request: Request,
@@ -298,7 +298,7 @@ def search_text(
     "/search/image",
     summary="Search by example image",
     response_model=ImageSearchOut,
-    responses=error_responses(400, 413, 422, 503),
+    responses=error_responses(400, 404, 413, 422, 503),
 )
 async def search_image(
     request: Request,
