@@ -196,18 +196,29 @@ def test_a_boost_puts_the_concepts_items_first(shapes):
         engine.concepts.forget("pointy")
 
 
-def test_diverse_spreads_the_first_hits_over_more_kinds_of_picture(shapes):
-    """Maximal marginal relevance over the stored vectors: "a red circle"'s first 8 hold the 4 red circles
-    and near-copies of them; spread, they hold more colours and shapes, the best hit still first."""
+def test_diverse_spreads_the_first_hits_at_a_small_cost_in_relevance(shapes):
+    """Maximal marginal relevance over the stored vectors, on the 30 captions ("a red circle"): at 0.7
+    the first 10 hold more kinds of picture (measured: 4.0 classes on average, 5.07 spread) while the
+    class asked for keeps its place (nDCG@10 0.980 -> 0.955; at 0.5 it falls to 0.83: why spreading is
+    asked for, not done by default)."""
+    from mmsearch.evaluate.metrics import ndcg_at
+    from mmsearch.synth.shapes import COLOURS, SHAPES, caption
+
     _, _, engine = shapes
 
-    def first(**options) -> list[str]:
-        hits = engine.search(SearchRequest.words("a red circle", k=8, show_all=True, **options)).hits
-        return [Path(h.uri).stem.rsplit("-", 1)[0] for h in hits]
+    def measured(diverse: float | None) -> tuple[float, float]:
+        classes, ndcg = [], []
+        for c in COLOURS:
+            for s in SHAPES:
+                request = SearchRequest.words(caption(c, s), k=10, show_all=True, diverse=diverse)
+                names = [Path(h.uri).stem.rsplit("-", 1)[0] for h in engine.search(request).hits]
+                classes.append(len(set(names)))
+                ndcg.append(ndcg_at([i + 1 for i, n in enumerate(names) if n == f"{c}-{s}"], 4, 10))
+        return sum(classes) / len(classes), sum(ndcg) / len(ndcg)
 
-    plain, spread = first(), first(diverse=0.5)
-    assert spread[0] == plain[0] == "red-circle"
-    assert len(set(spread)) > len(set(plain)), (plain, spread)
+    (plain_classes, plain_ndcg), (spread_classes, spread_ndcg) = measured(None), measured(0.7)
+    assert spread_classes >= plain_classes + 0.5, (plain_classes, spread_classes)
+    assert spread_ndcg >= plain_ndcg - 0.05, (plain_ndcg, spread_ndcg)
     with pytest.raises(InvalidQueryError, match="diverse is a weight from 0 to 1"):
         SearchRequest.words("x", diverse=1.5)
 

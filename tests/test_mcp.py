@@ -112,7 +112,7 @@ async def session_checks(client, root: Path, index_dir: Path) -> None:
 
     for name, arguments, said_so in [
         ("search", {"text": "x", "k": 100000}, "k must be between 1 and 1000"),
-        ("search", {}, "give text, image_path or image_base64"),
+        ("search", {}, "give text, image_path, image_base64 or concept"),
         ("search", {"image_path": "/etc/passwd"}, "under the indexed folder"),
         ("search", {"image_base64": "not base64!"}, "not base64"),
         ("search", {"text": "x", "where": "price <"}, "invalid filter"),

@@ -56,6 +56,8 @@ TABLES = {
     "faces",
     "people",
     "face_refusals",
+    "concepts",
+    "concept_examples",
     "alembic_version",
 }
 
@@ -334,5 +336,36 @@ def test_people_on_postgresql(tmp_path: Path, pg_url: str):
         others = SearchRequest.words("x", filters=Filters(where='person != "barack obama"'), show_all=True)
         assert [Path(h.uri).name for h in engine.search(others).hits] == ["biden.jpg"]
         assert engine.people.forget() == 3
+    finally:
+        engine.close()
+
+
+def test_concepts_on_postgresql(tmp_path: Path, pg_url: str, shapes_model: Path):
+    """A concept taught, listed and forgotten in PostgreSQL (its summary's counts, the tags written in one
+    transaction), `concept = ...` as a filter, and new files tagged in the writer's transaction."""
+    from mmsearch import SearchRequest
+    from mmsearch.synth.shapes import generate
+
+    generate(tmp_path / "gallery", per_class=2, seed=2, fmt="jpg")
+    settings = Settings(index_dir=tmp_path / "index", database_url=pg_url, model={"name": str(shapes_model)})
+    engine = Engine.open(settings, create=True)
+    try:
+        engine.index(tmp_path / "gallery")
+        ids = {Path(u).name: k.id for u, k in engine.store.catalog.known_files().items()}
+        stars = [ids[f"{c}-star-0000.jpg"] for c in ("red", "blue", "green")]
+        taught = engine.teach("stars", stars, [ids["red-circle-0000.jpg"], ids["blue-square-0000.jpg"]])
+        assert (taught.liked, taught.disliked) == (3, 2) and taught.items >= 3
+        held = SearchRequest.words(
+            "a shape", k=100, show_all=True, filters=Filters(where='concept = "stars"')
+        )
+        assert {h.item_id for h in engine.search(held).hits} == engine.concepts.members(
+            "stars", list(ids.values())
+        )
+        generate(tmp_path / "gallery" / "later", per_class=1, seed=5, fmt="jpg")
+        engine.index(tmp_path / "gallery")
+        later = [k.id for u, k in engine.store.catalog.known_files().items() if "/later/" in u]
+        assert engine.concepts.members("stars", later)  # scored as they were written
+        engine.concepts.forget("stars")
+        assert engine.concepts.listed() == [] and engine.facet("tag") == []
     finally:
         engine.close()

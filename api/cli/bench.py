@@ -334,6 +334,27 @@ def bench_extra_cmd(
     show(out, result, as_json, title)
 
 
+@app.command("concepts")
+def bench_concepts_cmd(
+    items: Annotated[int, typer.Option(min=2000, help="Pictures in the catalog")] = 100_000,
+    dim: Annotated[int, typer.Option(min=2, help="Vector dimension (the model's; ViT-B-32: 512)")] = 512,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """A concept taught by examples on a catalog of ITEMS pictures: teaching it (every item scored and
+    tagged) against one pass over the stored vectors, and writing a batch while concepts exist against
+    writing one with none, in one run."""
+    from mmsearch.api.bench.concepts import BATCH, bench_concepts
+
+    with err.status(f"writing {items} items, then teaching ..."):
+        result = bench_concepts(items, dim)
+    title = (
+        f"{items} items: teach {result.teach_s} s / one pass over the vectors {result.read_pass_s} s = "
+        f"[bold]{result.teach_over_read}x[/]; a batch of {BATCH} with concepts / without = "
+        f"[bold]{result.write_ratio}x[/]"
+    )
+    show(out, result, as_json, title)
+
+
 @app.command("faces")
 def bench_faces_cmd(
     photos: Annotated[Path, typer.Argument(exists=True, file_okay=False, help="A folder of photos")],

@@ -165,10 +165,10 @@ def tag_new(s: Session, pictures: Mapping[int, np.ndarray]) -> None:
     if not pictures:
         return
     concepts = s.execute(select(ConceptRow.name, ConceptRow.weights, ConceptRow.bias)).all()
+    if not concepts:  # then no concept tags either: forgetting a concept deletes its tags
+        return
     ids = list(pictures)
     s.execute(delete(Tag).where(Tag.source == SOURCE, Tag.item_id.in_(ids)))
-    if not concepts:
-        return
     vectors = np.stack([pictures[i] for i in ids])
     rows = []
     for name, weights, bias in concepts:
