@@ -316,7 +316,7 @@ def test_a_concept_taught_on_the_page_filters_boosts_and_tags_at_every_door(shap
         assert not set(ids_on_screen()) & set(circles)
         page.get_by_label("Concept name").fill("pointy page")
         page.get_by_role("button", name="Teach").click()
-        page.get_by_role("button", name="pointy page").wait_for()
+        page.get_by_role("button", name="pointy page", exact=True).wait_for()
         page.wait_for_selector("#tolabel li")
         taught = engine.concepts.summary("pointy page")
         assert (taught.liked, taught.disliked) == (2, 2)

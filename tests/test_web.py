@@ -111,7 +111,7 @@ def test_a_video_hit_opens_the_player_at_its_second(site, browser):
     first = cards.first
     assert "shots.webm 00:04" in first.locator(".name").inner_text()
     assert first.locator(".badge").inner_text() == "video moment"
-    first.locator("button").click()
+    first.locator("button[data-index]").click()
     page.wait_for_function(
         "() => { const v = document.querySelector('#player video'); return v && v.readyState >= 1; }"
     )
@@ -244,7 +244,7 @@ def test_the_viewer_steps_through_the_results_and_shows_what_is_said(site, brows
     page = browser.new_page()
     cards = search(page, url, "the lighthouse keeper painted the door")
     names = [n.split(" ")[0] for n in cards.locator(".name").all_inner_texts()]
-    cards.first.locator("button").click()
+    cards.first.locator("button[data-index]").click()
     page.wait_for_selector("#viewer[open]")
     assert page.locator("#prev").is_disabled()
     page.wait_for_selector("#transcript li.now")
@@ -256,7 +256,7 @@ def test_the_viewer_steps_through_the_results_and_shows_what_is_said(site, brows
         page.keyboard.press("ArrowLeft")
         assert page.inner_text("#caption").startswith(names[0])
     image = search(page, url, caption("purple", "star")).first
-    image.locator("button").click()
+    image.locator("button[data-index]").click()
     width = page.locator("#player img").evaluate("img => img.getBoundingClientRect().width")
     assert width >= 400, f"a 128 px picture opens at a readable size, not {width} px"
 
