@@ -25,6 +25,7 @@ from PIL import Image
 
 from mmsearch.config import FaceSettings, IndexerSettings, OcrSettings, SpeechSettings, VideoSettings
 from mmsearch.encode import faces as face_finding
+from mmsearch.encode import quality
 from mmsearch.encode.base import EncoderBase
 from mmsearch.encode.faces import FaceReader
 from mmsearch.encode.images import decode_image, is_animated_gif, is_raw
@@ -193,12 +194,16 @@ def _decode_image(
     out.content_hash = hashlib.sha256(data).hexdigest()
     if _unchanged(out, known):
         return
-    side = max(
-        encoder.image_size, reader.settings.max_side if reader else 0, face_finding.picture_side(faces)
+    side = max(  # quality.SIDE: a shot's look is measured on at least that many pixels
+        encoder.image_size,
+        reader.settings.max_side if reader else 0,
+        face_finding.picture_side(faces),
+        quality.SIDE,
     )
     img = decode_image(data, cfg.max_image_pixels, min_side=side, raw=is_raw(out.src.path))
     out.width, out.height = img.width, img.height
     out.fields = img.fields or None
+    out.meta = {"look": quality.look(img.image)}  # the best shot of a stack (search/storage/stacks.py)
     picture = SegmentRecord(IMAGE_SPACE, faces=faces.read(img.image, img.width) if faces else [])
     out.parts = [Part(picture, encoder.preprocess(img.image))]
     if reader is not None:  # cut where the text model is (encode_records): a Ray decode task has none

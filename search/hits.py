@@ -88,6 +88,8 @@ class Hit:
     boxes: list[list[int]] | None = None
     moments: tuple[Moment, ...] = ()
     weak: bool = False  # below the relevance cutoff (search/query/relevance.py): shown only on request
+    stack: int | None = None  # the stack it stands for (search/storage/stacks.py): its best shot
+    more: int = 0  # the stack's other shots, folded into this hit
 
     @property
     def source(self) -> str:
@@ -102,6 +104,8 @@ class Hit:
             "width": self.width,
             "height": self.height,
             "weak": self.weak,
+            "stack": self.stack,
+            "more": self.more,
             **_moment_fields(self),
             "moments": [m.public() for m in self.moments],
         }

@@ -45,6 +45,7 @@ from mmsearch.query.understood import Understood
 from mmsearch.storage.concepts import Concepts, ConceptSummary
 from mmsearch.storage.people import People
 from mmsearch.storage.schema import Item, Segment
+from mmsearch.storage.stacks import Stacks
 from mmsearch.storage.store import Store, resolve_model, resolve_text_model
 from mmsearch.user_files import megabytes
 
@@ -157,7 +158,9 @@ class Engine:
             understood, filters = self.understood(query, today or dt.date.today(), filters, request.literal)
             if understood is not None:
                 terms[words] = Term(understood.text, terms[words].weight)
-        depth = request.k * (WIDEN if request.diverse is not None else 1) + len(request.disliked)
+        stacked = not request.every_shot and self.stacks.keeping()
+        widened = request.diverse is not None or stacked
+        depth = request.k * (WIDEN if widened else 1) + len(request.disliked)
         if request.boost is None:
             hits = self._search_terms(terms, request, filters, depth)
         else:  # the concept's good matches first, then the others', then the weaker ones
@@ -168,7 +171,7 @@ class Engine:
                 for w in (member, f"not {member}")
             )
             hits = sorted((hit for part in parts for hit in part), key=lambda h: h.weak)
-        hits = named_alone(self._judged(hits, request), understood)
+        hits = named_alone(self._judged(self._stacked(hits) if stacked else hits, request), understood)
         if request.sort:
             hits = self.ordered(hits, request.sort)
         took = (time.perf_counter() - start) * 1000
@@ -314,6 +317,25 @@ class Engine:
         if threshold is None or not hits:
             return hits
         return dedup.collapse(hits, self._hit_vectors(hits), threshold)
+
+    def _stacked(self, hits: list[Hit]) -> list[Hit]:
+        """One hit per stack, where its first member ranked: the stack's best shot when it is among the
+        hits (else that first member), with how many more shots it stands for."""
+        of = self.stacks.of_items([h.item_id for h in hits])
+        out: list[Hit] = []
+        at: dict[int, int] = {}
+        for h in hits:
+            if h.item_id not in of:
+                out.append(h)
+                continue
+            stack, best, size = of[h.item_id]
+            if stack not in at:
+                at[stack] = len(out)
+                out.append(replace(h, stack=stack, more=size - 1))
+            elif h.item_id == best:
+                first = out[at[stack]]
+                out[at[stack]] = replace(h, stack=stack, more=size - 1, weak=first.weak)
+        return out
 
     def _hit_vectors(self, hits: list[Hit]) -> np.ndarray:
         """The hits' best moments' picture vectors; a transcript's is zero (alike to nothing)."""
@@ -611,6 +633,12 @@ class Engine:
     def to_label(self, name: str, n: int = 8) -> list[tuple[int, float]]:
         """The items a concept is least sure of, (id, probability): what to mark next."""
         return teaching.to_label(self.store.catalog, self.concepts, name, n)
+
+    @property
+    def stacks(self) -> Stacks:
+        """The stacks of shots of one moment and copies (search/storage/stacks.py), each searched as one
+        hit with its best shot, where the index keeps them (`mmsearch stacks start`)."""
+        return Stacks(self.store.catalog.engine)
 
     def duplicates(self, threshold: float) -> list[DuplicateGroup]:
         """Groups of exact copies and of pictures at least `threshold` alike (query/dedup.py)."""

@@ -93,7 +93,8 @@ class SearchRequest:
 
     `liked` and `disliked` are feedback on hits (item ids): the query moves toward the liked and away from
     the disliked (Rocchio), and the disliked are not shown again. `boost` ranks a concept's items first;
-    `diverse` spreads the top hits (maximal marginal relevance, its weight of relevance from 0 to 1)."""
+    `diverse` spreads the top hits (maximal marginal relevance, its weight of relevance from 0 to 1). A
+    stack of shots of one moment is one hit, its best shot, unless `every_shot`."""
 
     terms: tuple[Term, ...]
     k: int = DEFAULT_K
@@ -107,6 +108,7 @@ class SearchRequest:
     disliked: tuple[int, ...] = ()
     boost: str | None = None  # a concept's name
     diverse: float | None = None
+    every_shot: bool = False  # every picture of a stack, not one hit per stack
 
     def __post_init__(self) -> None:
         both = sorted(set(self.liked) & set(self.disliked))

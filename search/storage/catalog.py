@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from mmsearch.encode.faces import Face
 
 from mmsearch.hits import FAILED, IMAGE_SPACE, INDEXED, SPACES, TEXT_SPACE, HitRow
-from mmsearch.storage import concepts, people
+from mmsearch.storage import concepts, people, stacks
 from mmsearch.storage.layout import escape_like
 from mmsearch.storage.schema import (
     FaceRow,
@@ -254,7 +254,8 @@ class Catalog:
         new_ids: list[int] = []
         new_vecs: list[np.ndarray] = []
         new_spaces: list[str] = []
-        pictures: dict[int, np.ndarray] = {}  # new items' mean picture vectors, for the concepts
+        pictures: dict[int, np.ndarray] = {}  # new items' mean picture vectors, for concepts and stacks
+        shots: list[stacks.Shot] = []
         with Session(self.engine) as s, s.begin():
             gone = self._drop_segments(s, [r.uri for r in records] + list(removed_uris))
             if removed_uris:
@@ -284,7 +285,13 @@ class Catalog:
                     seen = [np.asarray(g.vector, np.float32) for g in rec.segments if g.space == IMAGE_SPACE]
                     if seen:
                         pictures[item_id] = _normalised([item_id], [np.mean(seen, axis=0)])[1][0]
+                    if seen and rec.kind == "image":
+                        when = stacks.when_of(rec.fields, rec.mtime_ns)
+                        phash = stacks.phash_of(rec.meta)
+                        shots.append(stacks.Shot(item_id, when, phash, rec.content_hash))
             concepts.tag_new(s, pictures)
+            if shots and stacks.stacking(s):
+                stacks.place(s, shots)
             generation = self._bump(s)
         return WriteResult(
             np.asarray(new_ids, np.int64), new_vecs, new_spaces, np.asarray(gone, np.int64), generation

@@ -162,6 +162,22 @@ class ConceptExample(Base):
     liked: Mapped[bool] = mapped_column(Boolean)
 
 
+class StackRow(Base):
+    """Pictures of one moment or copies of one picture (storage/stacks.py), shown as one hit: its best
+    shot, measured or picked by the user."""
+
+    __tablename__ = "stacks"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    best_item: Mapped[int | None] = mapped_column(Id, ForeignKey("items.id", ondelete="SET NULL"))
+    picked: Mapped[bool] = mapped_column(Boolean, default=False)  # the user chose the best shot
+
+
+class StackMember(Base):
+    __tablename__ = "stack_members"
+    item_id: Mapped[int] = mapped_column(Id, ForeignKey("items.id", ondelete="CASCADE"), primary_key=True)
+    stack_id: Mapped[int] = mapped_column(Id, ForeignKey("stacks.id", ondelete="CASCADE"), index=True)
+
+
 class State(Base):
     """Key-value state; `generation` grows with every committed write, so readers see change cheaply."""
 
