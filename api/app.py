@@ -28,7 +28,7 @@ from mmsearch.api.errors import install_error_handlers
 from mmsearch.api.faces import FaceBlur
 from mmsearch.api.index_runs import IndexRunner
 from mmsearch.api.limits import BodyLimitMiddleware, TimeoutMiddleware
-from mmsearch.api.routes import admin, answer, classify, concepts, health, items, people, search
+from mmsearch.api.routes import admin, answer, classify, concepts, health, items, people, search, stacks
 
 WEB = Path(__file__).with_name("web")  # the page at / (plain HTML, CSS and JS: no build step)
 
@@ -87,6 +87,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
                 "name": "concepts",
                 "description": "Concepts taught by examples: listed, what to mark next; taught (admin).",
             },
+            {"name": "stacks", "description": "Shots of one moment, with their best shot; picked (admin)."},
             {"name": "health", "description": "Liveness, readiness and Prometheus metrics."},
             {"name": "admin", "description": "Index runs started over HTTP (admin key)."},
         ],
@@ -113,7 +114,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
             max_age=600,
         )
     app.add_middleware(metrics.MetricsMiddleware, metrics=app.state.metrics)
-    for module in (search, items, people, concepts, answer, classify, health, metrics, admin):
+    for module in (search, items, people, concepts, stacks, answer, classify, health, metrics, admin):
         app.include_router(module.router)
     app.mount("/web", StaticFiles(directory=WEB), name="web")
     app.add_api_route("/", lambda: FileResponse(WEB / "index.html"), include_in_schema=False)

@@ -127,6 +127,9 @@ def build(engine: Engine, settings: Settings) -> MCPServer:
         diverse: Annotated[
             float | None, Field(description="spread the hits: relevance's weight against novelty (0.7)")
         ] = None,
+        every_shot: Annotated[
+            bool, Field(description="every shot of a stack, not one hit per stack (see `more`)")
+        ] = False,
     ) -> Content:
         """Search the collection by words (pictures and speech in one ranking), by a picture, by a concept,
         or these composed ("this picture, but in red"). A date or a city in the words becomes a filter
@@ -142,6 +145,7 @@ def build(engine: Engine, settings: Settings) -> MCPServer:
             filters = Filters(kind=kind, path_prefix=path_prefix, min_score=min_score, where=where)
             options = {"sort": sort, "literal": literal, "show_all": show_all, "boost": boost}
             feedback = {"liked": tuple(liked or ()), "disliked": tuple(disliked or ()), "diverse": diverse}
+            feedback["every_shot"] = every_shot
             return reply(engine.search(SearchRequest(terms, k, filters, **options, **feedback)))
 
         return run(work)
@@ -245,6 +249,20 @@ def build(engine: Engine, settings: Settings) -> MCPServer:
             return json.dumps(
                 [{"item_id": i, "uri": engine.item(i).uri, "probability": p} for i, p in unsure]
             )
+
+        return run(work)
+
+    @server.tool(annotations=READ_ONLY, structured_output=False)
+    def stacks(
+        stack: Annotated[int | None, Field(ge=1, description="a stack's number: its shots")] = None,
+    ) -> str:
+        """The stacks of shots of one moment, largest first (number, best shot, shots), or one stack's
+        shots, best first. A search shows each stack as one hit with `stack` and `more`; `stack = 12` in
+        its where keeps to one."""
+
+        def work():
+            chosen = [engine.stacks.stack(stack)] if stack is not None else engine.stacks.listed()
+            return json.dumps([vars(s) for s in chosen])
 
         return run(work)
 

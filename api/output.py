@@ -26,7 +26,8 @@ def what(hit: Hit, chars: int | None = 60) -> str:
         return f'{hit.source}: "{text[:chars] if cut else text}{"..." if cut else ""}"'
     if hit.kind == "video":
         return "seen (keyframe)"
-    return f"{hit.width}x{hit.height}" if hit.width else ""
+    size = f"{hit.width}x{hit.height}" if hit.width else ""
+    return f"{size} +{hit.more} more (stack {hit.stack})" if hit.more else size
 
 
 HEADER = ("#", "id", "score", "kind", "path", "when", "what")

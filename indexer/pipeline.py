@@ -194,11 +194,8 @@ def _decode_image(
     out.content_hash = hashlib.sha256(data).hexdigest()
     if _unchanged(out, known):
         return
-    side = max(  # quality.SIDE: a shot's look is measured on at least that many pixels
-        encoder.image_size,
-        reader.settings.max_side if reader else 0,
-        face_finding.picture_side(faces),
-        quality.SIDE,
+    side = max(
+        encoder.image_size, reader.settings.max_side if reader else 0, face_finding.picture_side(faces)
     )
     img = decode_image(data, cfg.max_image_pixels, min_side=side, raw=is_raw(out.src.path))
     out.width, out.height = img.width, img.height

@@ -58,6 +58,8 @@ TABLES = {
     "face_refusals",
     "concepts",
     "concept_examples",
+    "stacks",
+    "stack_members",
     "alembic_version",
 }
 

@@ -1,8 +1,8 @@
 """The `mmsearch` command line, one module per group of commands: index.py, search.py (search, ask),
 admin.py (classify, dedup, info, reindex, serve, mcp), evaluate.py (eval), train.py (synth, train),
-people.py (`mmsearch people ...`), concept.py (`mmsearch concept ...`) and bench.py (`mmsearch bench
-...`); common.py holds the consoles, options and settings they share. The table below is the command
-list in the order `mmsearch --help` shows it.
+people.py (`mmsearch people ...`), concept.py (`mmsearch concept ...`), stacks.py (`mmsearch stacks
+...`) and bench.py (`mmsearch bench ...`); common.py holds the consoles, options and settings they
+share. The table below is the command list in the order `mmsearch --help` shows it.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import sys
 import typer
 from rich.markup import escape
 
-from mmsearch.api.cli import admin, bench, concept, evaluate, index, people, search, train
+from mmsearch.api.cli import admin, bench, concept, evaluate, index, people, search, stacks, train
 from mmsearch.api.cli.common import err
 from mmsearch.errors import MMSearchError
 
@@ -56,6 +56,7 @@ for command in COMMANDS:
     app.command(NAMES.get(command.__name__))(command)
 app.add_typer(people.app, name="people")
 app.add_typer(concept.app, name="concept")
+app.add_typer(stacks.app, name="stacks")
 app.add_typer(bench.app, name="bench")
 
 

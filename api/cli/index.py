@@ -64,6 +64,12 @@ def index(
             "extra)",
         ),
     ] = None,
+    stacks: Annotated[
+        bool,
+        typer.Option(
+            "--stacks", help="Keep stacks: shots of one moment shown as one hit, its best shot (from now on)"
+        ),
+    ] = False,
     key: Annotated[str | None, typer.Option(help="Manifest: the key column (default id, sku, key)")] = None,
     images: Annotated[
         str | None, typer.Option(help="Manifest: the image column (default images, image)")
@@ -105,6 +111,8 @@ def index(
     if faces is not None:
         s = s.model_copy(update={"faces": s.faces.model_copy(update={"enabled": faces})})
     engine = open_engine(s, create=True)
+    if stacks:
+        engine.stacks.start()
     columns = (TextColumn("indexing"), BarColumn(), MofNCompleteColumn(), RateColumn(), TimeRemainingColumn())
     with Progress(*columns, console=err, transient=True) as progress:
         task = progress.add_task("index", total=None)

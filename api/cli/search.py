@@ -54,6 +54,9 @@ def search(
         float | None,
         typer.Option(min=0.0, max=1.0, help="Spread the hits: relevance's weight against novelty (0.7)"),
     ] = None,
+    every_shot: Annotated[
+        bool, typer.Option("--every-shot", help="Every shot of a stack, not one hit per stack")
+    ] = False,
     hybrid: Annotated[
         bool, typer.Option("--hybrid", help="Also match words in titles, transcripts, fields (full text)")
     ] = False,
@@ -98,6 +101,7 @@ def search(
         "disliked": tuple(disliked or ()),
         "boost": boost,
         "diverse": diverse,
+        "every_shot": every_shot,
     }
     request = SearchRequest(tuple(terms), k, filters, **options, **feedback)
     result = open_engine(s).search(request)

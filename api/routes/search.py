@@ -86,6 +86,10 @@ class HitOut(BaseModel):
     item_url: str
     moments: list[MomentOut] = Field(description="the item's best matching moments, best first (at most 3)")
     weak: bool = Field(False, description=WEAK_DOC)
+    stack: int | None = Field(
+        None, description="the stack this hit stands for (shots of one moment: GET /stacks/{id}), or null"
+    )
+    more: int = Field(0, description="the stack's other shots, folded into this hit (every_shot shows them)")
 
 
 class Understood(BaseModel):
@@ -152,6 +156,7 @@ LIKED_DOC = "feedback: items (ids) that are right; the query moves toward them"
 DISLIKED_DOC = "feedback: items that are wrong; the query moves away from them, and they are not shown"
 BOOST_DOC = "a concept's name (GET /concepts): its items first"
 DIVERSE_DOC = "spread the hits (maximal marginal relevance): relevance's weight against novelty, e.g. 0.7"
+EVERY_SHOT_DOC = "every shot of a stack, not one hit per stack (where the index keeps stacks)"
 
 
 class Feedback(BaseModel):
@@ -161,6 +166,7 @@ class Feedback(BaseModel):
     disliked: ItemIds = Field([], max_length=MAX_FEEDBACK, description=DISLIKED_DOC)
     boost: str | None = Field(None, min_length=1, max_length=256, description=BOOST_DOC)
     diverse: float | None = Field(None, ge=0.0, le=1.0, allow_inf_nan=False, description=DIVERSE_DOC)
+    every_shot: bool = Field(False, description=EVERY_SHOT_DOC)
 
     def options(self) -> dict:
         return {
@@ -168,6 +174,7 @@ class Feedback(BaseModel):
             "disliked": tuple(self.disliked),
             "boost": self.boost,
             "diverse": self.diverse,
+            "every_shot": self.every_shot,
         }
 
 
@@ -215,9 +222,10 @@ async def search_params(
     diverse: Annotated[
         float | None, Query(ge=0.0, le=1.0, allow_inf_nan=False, description=DIVERSE_DOC)
     ] = None,
+    every_shot: Annotated[bool, Query(description=EVERY_SHOT_DOC)] = False,
 ) -> SearchParams:
     filters = Filters(kind=kind, path_prefix=path_prefix, min_score=min_score, where=where)
-    feedback = Feedback(liked=liked, disliked=disliked, boost=boost, diverse=diverse)
+    feedback = Feedback(liked=liked, disliked=disliked, boost=boost, diverse=diverse, every_shot=every_shot)
     return SearchParams(k, filters, collapse, show_all, sort, feedback)
 
 

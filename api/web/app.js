@@ -94,9 +94,33 @@ function card(hit, index) {
   if (hit.text) button.querySelector(".said").textContent = `“${hit.text}”`;
   button.addEventListener("click", () => open(index));
   li.append(button, markButtons(hit.item_id, li));
+  if (hit.more) li.append(moreShots(hit));
   li.classList.toggle("liked", marks.get(hit.item_id) === true);
   li.classList.toggle("disliked", marks.get(hit.item_id) === false);
   return li;
+}
+
+function moreShots(hit) {
+  // A stack (shots of one moment) is one hit, its best shot: "+N more" shows them all, like this one first.
+  const b = document.createElement("button");
+  b.type = "button";
+  b.className = "shots";
+  b.textContent = `+${hit.more} more`;
+  b.title = `The other ${plural(hit.more, "shot")} of this moment`;
+  b.addEventListener("click", () => searchStack(hit));
+  return b;
+}
+
+async function searchStack(hit) {
+  say("Searching…");
+  try {
+    const body = JSON.stringify({
+      terms: [{ item_id: hit.item_id }], where: `stack = ${hit.stack}`, every_shot: true, k: 24, all: true,
+    });
+    const found = await call("/search", { method: "POST", headers: { "content-type": "application/json" }, body });
+    again = null;
+    show(found.hits, found.took_ms);
+  } catch (e) { say(e.message, true); }
 }
 
 function markButtons(id, li) {

@@ -11,13 +11,13 @@
 Built-in fields: `kind`, `path` (the file's path), `size` (bytes), `width`, `height`, `duration`
 (seconds), `indexed` and `modified` (dates), `tag` (a label on the item), `person` (a named person's
 face is in it: search/storage/people.py), `concept` (a concept taught by examples holds it:
-search/storage/concepts.py). Any other name is a user
-field from a manifest: numbers compare as numbers, text as text (so `price < 50` never compares
-"100" < "50" as strings). A comparison with a field an item does not have is false for that item;
-a field no item of the index has is an error that names the fields there are (a typo would otherwise
-quietly find nothing). Places are photos' GPS fields (gps_lat, gps_lon): `near 48.858,2.294 2km` is a
-great-circle radius (m, km or mi), `within 48.80,2.22 48.91,2.47` a box from its south-west corner to its
-north-east one (across the antimeridian when west > east).
+search/storage/concepts.py), `stack` (its number: the shots of one moment, search/storage/stacks.py).
+Any other name is a user field from a manifest: numbers compare as numbers, text as text (so
+`price < 50` never compares "100" < "50" as strings). A comparison with a field an item does not have is
+false for that item; a field no item of the index has is an error that names the fields there are (a
+typo would otherwise quietly find nothing). Places are photos' GPS fields (gps_lat, gps_lon):
+`near 48.858,2.294 2km` is a great-circle radius (m, km or mi), `within 48.80,2.22 48.91,2.47` a box
+from its south-west corner to its north-east one (across the antimeridian when west > east).
 The compiled condition selects catalog items; the engine turns it into the segment ids FAISS may
 return (a pre-filter: a filtered top-k is never starved).
 """
@@ -40,7 +40,7 @@ from mmsearch.errors import InvalidQueryError
 from mmsearch.query.place import EARTH_KM, KM_PER_DEGREE
 from mmsearch.query.place import FIELDS as PLACE
 from mmsearch.storage.concepts import SOURCE as CONCEPT
-from mmsearch.storage.schema import FaceRow, Item, ItemField, Person, Segment, Tag
+from mmsearch.storage.schema import FaceRow, Item, ItemField, Person, Segment, StackMember, Tag
 
 GRAMMAR = r"""
 ?start: expr
@@ -89,6 +89,7 @@ BUILT_IN = (
     "tag",
     "person",
     "concept",
+    "stack",
 )
 VALUE = 'a value (a number, "text", a date or a word)'
 # What the parser expected, in words: lark names terminals, not what a user types.
@@ -270,6 +271,13 @@ def _comparison(field: str, op: str, value) -> ColumnElement:
         else:
             who = Person.id == int(value)
         has = exists(named.where(FaceRow.item_id == Item.id, who, seen))
+        return has if op == "=" else not_(has)
+    if name == "stack":
+        _need(float, field, op, value, "a stack's number (mmsearch stacks list)")
+        if op not in ("=", "!="):
+            raise InvalidQueryError(f"stack {op}: stacks compare with =, !=, in and not in")
+        member = select(StackMember.item_id).where(StackMember.item_id == Item.id)
+        has = exists(member.where(StackMember.stack_id == int(value)))
         return has if op == "=" else not_(has)
     return _user_field(field, op, value)
 
