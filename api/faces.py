@@ -1,4 +1,5 @@
-"""Faces blurred in the thumbnails the API serves (`api.blur_faces`, off by default; the `[faces]` extra).
+"""Faces blurred in the thumbnails the API serves (`api.blur_faces`, off by default; the `[faces]` extra),
+and pictures safe search flagged blurred whole (`veiled`).
 
 The detector is NudeNet's 320n (MIT, an ONNX YOLOv8n inside the nudenet wheel): 25 ms a look on 2 cores.
 It sees a picture at 320 pixels, where a face in a crowd is a few pixels wide, so it looks at the whole
@@ -22,6 +23,11 @@ FACES = ("FACE_FEMALE", "FACE_MALE")
 GROW = 0.25  # each side of a face's box, in box widths: hair, ears and chin go too
 
 Box = tuple[int, int, int, int]
+
+
+def veiled(image: Image.Image) -> Image.Image:
+    """A picture safe search flagged (search/encode/safety.py), blurred past telling what it shows."""
+    return image.convert("RGB").filter(ImageFilter.GaussianBlur(max(8, max(image.size) // 10)))
 
 
 def decode_side(size: int, faces: FaceBlur | None) -> int:

@@ -32,7 +32,7 @@ from pydantic import Field
 
 from mmsearch import Engine, MediaError, MediaTooLargeError, MMSearchError, Settings
 from mmsearch.answer.answerer import Answer, Answerer
-from mmsearch.api.faces import FaceBlur, decode_side, shrunk
+from mmsearch.api.faces import FaceBlur, decode_side, shrunk, veiled
 from mmsearch.api.index_runs import IndexRunner
 from mmsearch.encode.images import is_raw
 from mmsearch.hits import Hit
@@ -86,12 +86,12 @@ def build(engine: Engine, settings: Settings) -> MCPServer:
             return Picture(_read_under(Path(image_path), engine.common_root(), limit), is_raw(image_path))
         return Picture.from_base64(image_base64, limit) if image_base64 else None
 
-    def reply(result: SearchResult) -> Content:
+    def reply(result: SearchResult, safe: bool = True) -> Content:
         """The result's public shape: its summary, then each hit followed by its thumbnail."""
         summary = result.public()
         out: Content = [_text(summary | {"hits": len(result.hits)})]
         for h, shown in zip(result.hits, summary["hits"], strict=True):
-            out += [_text(shown), *_picture_content(engine, h, faces)]
+            out += [_text(shown), *_picture_content(engine, h, faces, safe)]
         return out
 
     @server.tool(annotations=READ_ONLY, structured_output=False)
@@ -130,6 +130,9 @@ def build(engine: Engine, settings: Settings) -> MCPServer:
         every_shot: Annotated[
             bool, Field(description="every shot of a stack, not one hit per stack (see `more`)")
         ] = False,
+        safe: Annotated[
+            bool, Field(description="false: also what safe search flagged, its thumbnails unblurred")
+        ] = True,
     ) -> Content:
         """Search the collection by words (pictures and speech in one ranking), by a picture, by a concept,
         or these composed ("this picture, but in red"). A date or a city in the words becomes a filter
@@ -145,8 +148,8 @@ def build(engine: Engine, settings: Settings) -> MCPServer:
             filters = Filters(kind=kind, path_prefix=path_prefix, min_score=min_score, where=where)
             options = {"sort": sort, "literal": literal, "show_all": show_all, "boost": boost}
             feedback = {"liked": tuple(liked or ()), "disliked": tuple(disliked or ()), "diverse": diverse}
-            feedback["every_shot"] = every_shot
-            return reply(engine.search(SearchRequest(terms, k, filters, **options, **feedback)))
+            feedback |= {"every_shot": every_shot, "safe": safe}
+            return reply(engine.search(SearchRequest(terms, k, filters, **options, **feedback)), safe)
 
         return run(work)
 
@@ -381,8 +384,8 @@ def _answer_json(answer: Answer) -> dict:
     }
 
 
-def _picture_content(engine: Engine, h: Hit, faces: FaceBlur | None) -> list[ImageContent]:
-    thumbnail = _thumbnail(engine, h, faces)
+def _picture_content(engine: Engine, h: Hit, faces: FaceBlur | None, safe: bool = True) -> list[ImageContent]:
+    thumbnail = _thumbnail(engine, h, faces, safe)
     if thumbnail is None:
         return []
     return [
@@ -390,14 +393,15 @@ def _picture_content(engine: Engine, h: Hit, faces: FaceBlur | None) -> list[Ima
     ]
 
 
-def _thumbnail(engine: Engine, h: Hit, faces: FaceBlur | None) -> bytes | None:
-    """The hit's keyframe, or the picture itself, as a small JPEG, faces blurred when `faces` is given;
-    None for a recording."""
+def _thumbnail(engine: Engine, h: Hit, faces: FaceBlur | None, safe: bool = True) -> bytes | None:
+    """The hit's keyframe, or the picture itself, as a small JPEG, faces blurred when `faces` is given,
+    all of it where safe search flagged it (unless not `safe`); None for a recording."""
     try:
         image = engine.hit_picture(h, decode_side(THUMBNAIL_PX, faces))
         if image is None:
             return None
         image = shrunk(image, THUMBNAIL_PX, faces)
+        image = veiled(image) if safe and engine.flagged(h.item_id) else image
         out = io.BytesIO()
         image.save(out, "JPEG", quality=80)
         return out.getvalue()

@@ -31,8 +31,10 @@ def index_path(
     `root` read a manifest (its columns; where its absolute image paths must lie)."""
     s, columns = settings, columns or Columns()
     if ray is not None:
-        if s.faces.enabled:
-            raise ConfigError("faces are found by the plain pipeline only: index without --ray to find them")
+        if s.faces.enabled or s.safety.enabled:
+            raise ConfigError(
+                "faces and explicit content are looked for by the plain pipeline only: index without --ray"
+            )
         from mmsearch.indexer.distributed import connect, index_folder_on_ray, index_manifest_on_ray
 
         connect(ray)
@@ -42,5 +44,15 @@ def index_path(
     if is_manifest(path):
         return index_manifest(path, encoder, store, s.indexer, columns, root, on_progress=on_progress)
     return index_folder(
-        path, encoder, store, s.indexer, prune, on_progress, s.video, s.speech, written=s.ocr, people=s.faces
+        path,
+        encoder,
+        store,
+        s.indexer,
+        prune,
+        on_progress,
+        s.video,
+        s.speech,
+        written=s.ocr,
+        people=s.faces,
+        safety=s.safety,
     )

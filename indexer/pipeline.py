@@ -23,12 +23,20 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from mmsearch.config import FaceSettings, IndexerSettings, OcrSettings, SpeechSettings, VideoSettings
+from mmsearch.config import (
+    FaceSettings,
+    IndexerSettings,
+    OcrSettings,
+    SafetySettings,
+    SpeechSettings,
+    VideoSettings,
+)
 from mmsearch.encode import faces as face_finding
 from mmsearch.encode import quality
 from mmsearch.encode.base import EncoderBase
 from mmsearch.encode.faces import FaceReader
 from mmsearch.encode.images import decode_image, is_animated_gif, is_raw
+from mmsearch.encode.safety import ExplicitCheck
 from mmsearch.errors import MediaError
 from mmsearch.hits import IMAGE_SPACE, INDEXED, TEXT_SPACE
 from mmsearch.indexer import ocr
@@ -150,10 +158,11 @@ def decode_file(
     media: _Media | None = None,
     reader: ocr.TextReader | None = None,
     faces: FaceReader | None = None,
+    safety: ExplicitCheck | None = None,
 ) -> Decoded:
     """One file read, hashed and decoded for the encoder, or its error (video and audio need `media`). An
     animated GIF goes to the media workers as a short video, when there are any. `reader` reads the text
-    written in pictures, `faces` finds the faces in them."""
+    written in pictures, `faces` finds the faces in them, `safety` looks for explicit content."""
     start = time.perf_counter()
     out = Decoded(src)
     try:
@@ -161,12 +170,12 @@ def decode_file(
             data = read_file(src.path, cfg.max_file_bytes)
             gif = media is not None and media_suffix(src.path) == ".gif"
             if gif and is_animated_gif(data, cfg.max_image_pixels):
-                _decode_media(out, known, encoder, cfg, media, reader, faces)
+                _decode_media(out, known, encoder, cfg, media, reader, faces, safety)
             else:
-                _decode_image(out, data, known, encoder, cfg, reader, faces)
+                _decode_image(out, data, known, encoder, cfg, reader, faces, safety)
         else:
             assert media is not None and isinstance(encoder, EncoderBase), "media files need media workers"
-            _decode_media(out, known, encoder, cfg, media, reader, faces)
+            _decode_media(out, known, encoder, cfg, media, reader, faces, safety)
     except MediaError as exc:
         out.error = str(exc)
     except OSError as exc:
@@ -190,6 +199,7 @@ def _decode_image(
     cfg: IndexerSettings,
     reader: ocr.TextReader | None = None,
     faces: FaceReader | None = None,
+    safety: ExplicitCheck | None = None,
 ) -> None:
     out.content_hash = hashlib.sha256(data).hexdigest()
     if _unchanged(out, known):
@@ -199,7 +209,7 @@ def _decode_image(
     )
     img = decode_image(data, cfg.max_image_pixels, min_side=side, raw=is_raw(out.src.path))
     out.width, out.height = img.width, img.height
-    out.fields = img.fields or None
+    out.fields = (img.fields | (safety.fields([img.image]) if safety else {})) or None
     out.meta = {"look": quality.look(img.image)}  # the best shot of a stack (search/storage/stacks.py)
     picture = SegmentRecord(IMAGE_SPACE, faces=faces.read(img.image, img.width) if faces else [])
     out.parts = [Part(picture, encoder.preprocess(img.image))]
@@ -240,6 +250,7 @@ def _decode_media(
     media: _Media,
     reader: ocr.TextReader | None = None,
     faces: FaceReader | None = None,
+    safety: ExplicitCheck | None = None,
 ) -> None:
     src = out.src
     if src.size == 0:
@@ -260,7 +271,7 @@ def _decode_media(
     )
     with media.workers.one() as worker:
         extract = worker.extract(request)
-    _take_extract(out, extract, encoder, reader, faces)
+    _take_extract(out, extract, encoder, reader, faces, safety)
 
 
 def ocr_frame_side(reader: ocr.TextReader | None) -> int:
@@ -275,6 +286,7 @@ def _take_extract(
     encoder: EncoderBase,
     reader: ocr.TextReader | None = None,
     faces: FaceReader | None = None,
+    safety: ExplicitCheck | None = None,
 ) -> None:
     """Keyframes become image-space segments (with the faces on them, and the text read on them as
     text-space ones lasting while it is on screen); utterances, cut to fit the text tower, text-space ones."""
@@ -282,6 +294,8 @@ def _take_extract(
     fields = extract.meta.get("place", {}) | (
         {"taken_at": extract.meta["created"]} if extract.meta.get("created") else {}
     )
+    if safety is not None and extract.scenes:
+        fields |= safety.fields([Image.fromarray(scene.image) for scene in extract.scenes])
     out.fields = fields or None
     for scene, thumbnail in zip(extract.scenes, extract.thumbnails, strict=True):
         frame = Image.fromarray(scene.image)
@@ -345,15 +359,17 @@ def index_folder(
     speech: SpeechSettings | None = None,
     written: OcrSettings | None = None,
     people: FaceSettings | None = None,
+    safety: SafetySettings | None = None,
 ) -> IndexReport:
     """Bring the index up to date with the image, video and audio files under root (audio files only
     when speech is enabled: sound is all they have); `written` reads the text in pictures when enabled,
-    `people` finds the faces in pictures and keyframes when enabled."""
+    `people` finds the faces in pictures and keyframes when enabled, `safety` explicit content."""
     started = time.perf_counter()
     report = IndexReport()
     speech = speech or SpeechSettings()
     reader = ocr.reader(written) if written is not None and written.enabled else None
     faces = FaceReader() if people is not None and people.enabled else None
+    check = ExplicitCheck(safety.classes, safety.min_score) if safety is not None and safety.enabled else None
     kinds = ALL_KINDS if speech.enabled else ALL_KINDS - {"audio"}
     media = _Media(MediaWorkers(cfg.media_workers, cfg.media_timeout_s), video or VideoSettings(), speech)
     with store.writer(), closing(media.workers):
@@ -366,7 +382,7 @@ def index_folder(
         batcher = Batcher(encoder, store, report, cfg.save_every_s)
         done = 0
         with ThreadPoolExecutor(cfg.decode_workers, thread_name_prefix="decode") as pool:
-            fn = lambda src: decode_file(src, known.get(src.uri), encoder, cfg, media, reader, faces)  # noqa: E731
+            fn = lambda src: decode_file(src, known.get(src.uri), encoder, cfg, media, reader, faces, check)  # noqa: E731
             for item in decode_ahead(pool, fn, work.todo, depth=cfg.batch_size * 3):
                 report.stages["decode"] += item.seconds
                 batcher.add(item)

@@ -14,6 +14,7 @@ from mmsearch.defaults import (
     CATALOG,
     DEFAULT_INDEX_DIR,
     EF_SEARCH,
+    EXPLICIT,
     GOOD_MARGIN,
     GPU,
     MAX_FILE_BYTES,
@@ -168,6 +169,20 @@ class FaceSettings(BaseModel):
     )
 
 
+class SafetySettings(BaseModel):
+    """Explicit content flagged at index time (search/encode/safety.py; the `[faces]` extra): the item's
+    field `explicit`, left out of searches unless a caller asks (`safe=false`)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    enabled: bool = Field(False, description="look for explicit content in pictures and keyframes")
+    classes: list[str] = Field(
+        default_factory=lambda: list(EXPLICIT),
+        description="the detector's classes that flag a picture (NudeNet's names)",
+    )
+    min_score: float = Field(0.5, gt=0, le=1, description="a detection counts from this score")
+
+
 class SearchSettings(BaseModel):
     """Two-stage ranking: approximate top-`candidates` -> exact rescoring with the stored float32 vectors
     (when the FAISS index is approximate) -> optional reranking of the top `rerank_depth` hits."""
@@ -295,6 +310,7 @@ class Settings(BaseSettings):
     speech: SpeechSettings = Field(default_factory=SpeechSettings)
     ocr: OcrSettings = Field(default_factory=OcrSettings)
     faces: FaceSettings = Field(default_factory=FaceSettings)
+    safety: SafetySettings = Field(default_factory=SafetySettings)
     search: SearchSettings = Field(default_factory=SearchSettings)
     index: IndexSettings = Field(default_factory=IndexSettings)
     answer: AnswerSettings = Field(default_factory=AnswerSettings)

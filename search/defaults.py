@@ -13,7 +13,15 @@ INDEX_DIR_ENV = "MMSEARCH_INDEX_DIR"
 # The settings groups a text search never reads (search/config.py): set or not, its hits are the same. The
 # model, the index, search and the database (MMSEARCH_MODEL__, _INDEX__, _SEARCH__, _DATABASE_URL) are.
 UNRELATED = tuple(
-    f"MMSEARCH_{group}__" for group in ("INDEXER", "VIDEO", "SPEECH", "OCR", "FACES", "ANSWER", "API")
+    f"MMSEARCH_{group}__"
+    for group in ("INDEXER", "VIDEO", "SPEECH", "OCR", "FACES", "SAFETY", "ANSWER", "API")
+)
+EXPLICIT = (  # NudeNet's classes that flag a picture as explicit by default (search/encode/safety.py)
+    "FEMALE_GENITALIA_EXPOSED",
+    "MALE_GENITALIA_EXPOSED",
+    "FEMALE_BREAST_EXPOSED",
+    "BUTTOCKS_EXPOSED",
+    "ANUS_EXPOSED",
 )
 CATALOG = "catalog.sqlite"  # the default catalog: SQLite inside the index folder
 CANDIDATES = 100  # first-stage hits of an approximate index, rescored exactly (SearchSettings)

@@ -64,6 +64,14 @@ def index(
             "extra)",
         ),
     ] = None,
+    safe_search: Annotated[
+        bool | None,
+        typer.Option(
+            "--safe-search/--no-safe-search",
+            help="Flag explicit content (the field explicit; searches leave it out unless asked; needs the "
+            "faces extra)",
+        ),
+    ] = None,
     stacks: Annotated[
         bool,
         typer.Option(
@@ -110,6 +118,8 @@ def index(
         s = s.model_copy(update={"ocr": s.ocr.model_copy(update={"enabled": ocr})})
     if faces is not None:
         s = s.model_copy(update={"faces": s.faces.model_copy(update={"enabled": faces})})
+    if safe_search is not None:
+        s = s.model_copy(update={"safety": s.safety.model_copy(update={"enabled": safe_search})})
     engine = open_engine(s, create=True)
     if stacks:
         engine.stacks.start()

@@ -57,6 +57,9 @@ def search(
     every_shot: Annotated[
         bool, typer.Option("--every-shot", help="Every shot of a stack, not one hit per stack")
     ] = False,
+    unsafe: Annotated[
+        bool, typer.Option("--unsafe", help="Also what safe search flagged at index time (explicit)")
+    ] = False,
     hybrid: Annotated[
         bool, typer.Option("--hybrid", help="Also match words in titles, transcripts, fields (full text)")
     ] = False,
@@ -102,6 +105,7 @@ def search(
         "boost": boost,
         "diverse": diverse,
         "every_shot": every_shot,
+        "safe": not unsafe,
     }
     request = SearchRequest(tuple(terms), k, filters, **options, **feedback)
     result = open_engine(s).search(request)

@@ -24,7 +24,7 @@ from pydantic import BaseModel, Field
 from mmsearch import MediaError, NotFoundError
 from mmsearch.api.deps import EngineDep, SettingsDep, shown_uris
 from mmsearch.api.errors import error_responses
-from mmsearch.api.faces import FaceBlur, decode_side, shrunk
+from mmsearch.api.faces import FaceBlur, decode_side, shrunk, veiled
 from mmsearch.api.private import developed, media_without_metadata, without_metadata
 from mmsearch.encode.images import decode_image, is_raw
 from mmsearch.hits import INDEXED
@@ -53,6 +53,10 @@ MEDIA_TYPES = {
 }
 JPEG_QUALITY = 85
 BLURRED = "-faces-blurred"  # in the ETag: turning api.blur_faces on never lets a cached face through
+VEILED = "-veiled"  # in the ETag and the cache key: a picture safe search flagged, blurred whole
+SafeQuery = Annotated[
+    bool, Query(description="false: a picture safe search flagged is shown as it is, not blurred")
+]
 
 
 class ItemOut(BaseModel):
@@ -158,12 +162,19 @@ FacesDep = Annotated[FaceBlur | None, Depends(get_faces)]
 
 
 def make_thumbnail(
-    data: bytes, size: int, max_pixels: int, faces: FaceBlur | None = None, raw: bool = False
+    data: bytes,
+    size: int,
+    max_pixels: int,
+    faces: FaceBlur | None = None,
+    raw: bool = False,
+    veil: bool = False,
 ) -> bytes:
     """A JPEG whose longer side is at most `size` (never enlarged), EXIF orientation applied, its faces
-    blurred when `faces` is given (looked for at LOOK_PX, however small the thumbnail); `raw`: camera RAW."""
+    blurred when `faces` is given (looked for at LOOK_PX, however small the thumbnail); `raw`: camera RAW;
+    `veil`: all of it blurred (flagged by safe search)."""
     decoded = decode_image(data, max_pixels, min_side=decode_side(size, faces), raw=raw)
     image = shrunk(decoded.image, size, faces)
+    image = veiled(image) if veil else image
     out = io.BytesIO()
     image.save(out, "JPEG", quality=JPEG_QUALITY)
     return out.getvalue()
@@ -189,26 +200,31 @@ def thumbnail(
     size: Annotated[
         int | None, Query(ge=16, le=2048, description="longest side in pixels (default: the server's)")
     ] = None,
+    safe: SafeQuery = True,
 ) -> Response:
     size = size or settings.api.thumbnail_px
     item = engine.item(item_id)
+    veil = safe and engine.flagged(item_id)
     if item.status == INDEXED and item.kind == "video":
         segment_id = engine.keyframe(item_id)
         if segment_id is not None:
-            return _keyframe(request, engine, settings, faces, cache, segment_id, size)
+            return _keyframe(request, engine, settings, faces, cache, segment_id, size, veil)
     if item.status != INDEXED or item.kind != "image":
         raise NotFoundError(f"item {item_id} has no thumbnail (kind {item.kind}, status {item.status})")
     path, st = indexed_file(item, item_id)
-    etag = f'"{item_id}-{size}-{st.st_size}-{st.st_mtime_ns}{BLURRED if faces else ""}"'
+    etag = (
+        f'"{item_id}-{size}-{st.st_size}-{st.st_mtime_ns}{BLURRED if faces else ""}{VEILED if veil else ""}"'
+    )
     headers = {"Cache-Control": CACHE_CONTROL, "ETag": etag}
     if _etag_matches(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)
-    key = (item_id, size, st.st_size, st.st_mtime_ns)
+    key = (item_id, size, st.st_size, st.st_mtime_ns, veil)
     jpeg = cache.get(key)
     if jpeg is None:
         try:
             data = read_file(path, settings.indexer.max_file_bytes)
-            jpeg = make_thumbnail(data, size, settings.indexer.max_image_pixels, faces, is_raw(path))
+            pixels = settings.indexer.max_image_pixels
+            jpeg = make_thumbnail(data, size, pixels, faces, is_raw(path), veil)
         except MediaError as exc:
             raise NotFoundError(f"the file of item {item_id} can no longer be read as an image") from exc
         cache.put(key, jpeg)
@@ -290,13 +306,14 @@ def _keyframe(
     cache: ThumbnailCache,
     segment_id: int,
     size: int | None = None,
+    veil: bool = False,
 ) -> Response:
     # A segment never changes: new content gets new segment ids, so its thumbnail caches forever.
-    etag = f'"seg-{segment_id}-{size or 0}{BLURRED if faces else ""}"'
+    etag = f'"seg-{segment_id}-{size or 0}{BLURRED if faces else ""}{VEILED if veil else ""}"'
     headers = {"Cache-Control": "public, max-age=31536000, immutable", "ETag": etag}
     if _etag_matches(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)
-    key = ("segment", segment_id, size)
+    key = ("segment", segment_id, size, veil)
     jpeg = cache.get(key)
     if jpeg is None:
         jpeg = engine.thumbnail(segment_id)
@@ -304,8 +321,9 @@ def _keyframe(
             raise NotFoundError(f"segment {segment_id} has no thumbnail")
         image = decode_image(jpeg, settings.indexer.max_image_pixels).image
         side = min(size or max(image.size), max(image.size))
-        if faces is not None or side < max(image.size):
+        if faces is not None or veil or side < max(image.size):
             image = shrunk(image, side, faces)
+            image = veiled(image) if veil else image
             out = io.BytesIO()
             image.save(out, "JPEG", quality=JPEG_QUALITY)
             jpeg = out.getvalue()
@@ -330,5 +348,7 @@ def segment_thumbnail(
     faces: FacesDep,
     cache: ThumbnailsDep,
     segment_id: SegmentId,
+    safe: SafeQuery = True,
 ) -> Response:
-    return _keyframe(request, engine, settings, faces, cache, segment_id)
+    veil = safe and engine.flagged(engine.segment_item(segment_id))
+    return _keyframe(request, engine, settings, faces, cache, segment_id, veil=veil)

@@ -144,7 +144,7 @@ class SearchParams:
     collapse: float | None = None
     show_all: bool = False
     sort: str | None = None
-    feedback: Feedback | None = None
+    feedback: SearchOptions | None = None
 
     def request(self, *terms: Term, **more) -> SearchRequest:
         options = {"show_all": self.show_all, **(self.feedback.options() if self.feedback else {})}
@@ -157,16 +157,19 @@ DISLIKED_DOC = "feedback: items that are wrong; the query moves away from them, 
 BOOST_DOC = "a concept's name (GET /concepts): its items first"
 DIVERSE_DOC = "spread the hits (maximal marginal relevance): relevance's weight against novelty, e.g. 0.7"
 EVERY_SHOT_DOC = "every shot of a stack, not one hit per stack (where the index keeps stacks)"
+SAFE_DOC = "false: also what safe search flagged at index time (the field explicit)"
 
 
-class Feedback(BaseModel):
-    """Feedback on hits and what to favour: the same fields in a query string and in a JSON body."""
+class SearchOptions(BaseModel):
+    """Feedback on hits, what to favour and what to show: the same fields in a query string and in a JSON
+    body."""
 
     liked: ItemIds = Field([], max_length=MAX_FEEDBACK, description=LIKED_DOC)
     disliked: ItemIds = Field([], max_length=MAX_FEEDBACK, description=DISLIKED_DOC)
     boost: str | None = Field(None, min_length=1, max_length=256, description=BOOST_DOC)
     diverse: float | None = Field(None, ge=0.0, le=1.0, allow_inf_nan=False, description=DIVERSE_DOC)
     every_shot: bool = Field(False, description=EVERY_SHOT_DOC)
+    safe: bool = Field(True, description=SAFE_DOC)
 
     def options(self) -> dict:
         return {
@@ -175,6 +178,7 @@ class Feedback(BaseModel):
             "boost": self.boost,
             "diverse": self.diverse,
             "every_shot": self.every_shot,
+            "safe": self.safe,
         }
 
 
@@ -223,9 +227,11 @@ async def search_params(
         float | None, Query(ge=0.0, le=1.0, allow_inf_nan=False, description=DIVERSE_DOC)
     ] = None,
     every_shot: Annotated[bool, Query(description=EVERY_SHOT_DOC)] = False,
+    safe: Annotated[bool, Query(description=SAFE_DOC)] = True,
 ) -> SearchParams:
     filters = Filters(kind=kind, path_prefix=path_prefix, min_score=min_score, where=where)
-    feedback = Feedback(liked=liked, disliked=disliked, boost=boost, diverse=diverse, every_shot=every_shot)
+    options = {"boost": boost, "diverse": diverse, "every_shot": every_shot, "safe": safe}
+    feedback = SearchOptions(liked=liked, disliked=disliked, **options)
     return SearchParams(k, filters, collapse, show_all, sort, feedback)
 
 
@@ -345,7 +351,7 @@ class TermIn(BaseModel):
         return self
 
 
-class ComposedIn(Feedback):
+class ComposedIn(SearchOptions):
     terms: list[TermIn] = Field(min_length=1, max_length=16)
     k: int = DEFAULT_K
     kind: Kind | None = None

@@ -34,7 +34,13 @@ function filters() {
     .filter(Boolean);
   if (where.length) p.set("where", where.length > 1 ? where.map((w) => `(${w})`).join(" and ") : where[0]);
   if ($("boost").value) p.set("boost", $("boost").value);  // a concept's items first
+  if (!$("safe").checked) p.set("safe", "false");  // also what safe search flagged
   return p;
+}
+
+function shown(url) {
+  // A picture's URL as this search shows it: what safe search flagged comes blurred unless it is off.
+  return $("safe").checked ? url : `${url}${url.includes("?") ? "&" : "?"}safe=false`;
 }
 
 function withMarks(p) {
@@ -84,7 +90,7 @@ function card(hit, index) {
   const label = { speech: "said", video: "video moment", written: "written" }[kind] || hit.kind;
   const when = hit.t_start != null ? ` ${clock(hit.t_start)}–${clock(hit.t_end)}` : "";
   const picture = hit.thumbnail_url
-    ? `<div class="pic"><img loading="lazy" alt="" src="${hit.thumbnail_url}">${outlines(hit)}</div>`
+    ? `<div class="pic"><img loading="lazy" alt="" src="${shown(hit.thumbnail_url)}">${outlines(hit)}</div>`
     : `<div class="noimg" aria-hidden="true">♪</div>`;
   button.innerHTML = `${picture}<div class="meta"><span class="badge ${kind}">${label}</span>` +
     `<span class="score"></span><div class="name"></div><div class="said"></div></div>`;
@@ -116,6 +122,7 @@ async function searchStack(hit) {
   try {
     const body = JSON.stringify({
       terms: [{ item_id: hit.item_id }], where: `stack = ${hit.stack}`, every_shot: true, k: 24, all: true,
+      safe: $("safe").checked,
     });
     const found = await call("/search", { method: "POST", headers: { "content-type": "application/json" }, body });
     again = null;
@@ -193,7 +200,7 @@ async function searchConcept(name) {
   try {
     const p = filters();
     const where = p.get("where") || undefined;
-    const body = JSON.stringify({ terms: [{ concept: name }], where, k: 24, all: true });
+    const body = JSON.stringify({ terms: [{ concept: name }], where, k: 24, all: true, safe: $("safe").checked });
     const headers = { "content-type": "application/json" };
     const found = await call("/search", { method: "POST", headers, body });
     again = null;
@@ -341,7 +348,7 @@ function open(index) {
     element.src = hit.media_url;  // ends in #t=SECONDS: the player starts at the moment
   } else {
     element = document.createElement("img");
-    element.src = hit.thumbnail_url ? hit.thumbnail_url.replace(/thumbnail$/, "thumbnail?size=1600") : hit.media_url;
+    element.src = hit.thumbnail_url ? shown(hit.thumbnail_url.replace(/thumbnail$/, "thumbnail?size=1600")) : hit.media_url;
     element.alt = hit.uri;
   }
   player.replaceChildren(element);
@@ -542,7 +549,7 @@ async function searchPerson(p) {
   showQuery(null);
   try {
     const where = [`person = ${p.id}`, $("where").value.trim()].filter(Boolean).join(" and ");
-    const body = JSON.stringify({ terms: [{ item_id: p.best_item }], where, k: 24, all: true });
+    const body = JSON.stringify({ terms: [{ item_id: p.best_item }], where, k: 24, all: true, safe: $("safe").checked });
     const found = await call("/search", { method: "POST", headers: { "content-type": "application/json" }, body });
     show(found.hits, found.took_ms);
   } catch (e) { say(e.message, true); }
@@ -575,6 +582,7 @@ $("search").addEventListener("submit", searchText);
 $("again").addEventListener("click", searchAgain);
 $("teach").addEventListener("submit", (e) => { e.preventDefault(); teach($("conceptname").value.trim()); });
 $("boost").addEventListener("change", () => { if ($("q").value.trim()) $("search").requestSubmit(); });
+$("safe").addEventListener("change", () => { if ($("q").value.trim()) $("search").requestSubmit(); });
 conceptStrip();
 $("reindex").addEventListener("click", reindex);
 indexStatus();

@@ -19,6 +19,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from mmsearch.config import SearchSettings, Settings
 from mmsearch.encode import faces as face_finding
+from mmsearch.encode import safety
 from mmsearch.encode.factory import open_encoder, uses_kept_tower
 from mmsearch.encode.images import DecodedImage, decode_image
 from mmsearch.encode.query_tower import FOLDER as TOWER_FOLDER
@@ -66,6 +67,7 @@ FACE_SHARE = 0.2  # a query picture "of a face": its largest face this share of 
 # 9.1.1): the query, plus BETA times the liked items' mean, minus GAMMA times the disliked items' mean.
 ALPHA, BETA, GAMMA = 1.0, 0.75, 0.15
 WIDEN = 4  # candidates per hit asked for, where spreading picks among more than k
+SAFE = f"not {safety.FIELD} = true"  # what safe search keeps: all but the flagged (unchecked items too)
 
 
 class Engine:
@@ -144,6 +146,8 @@ class Engine:
         prefix = filters.path_prefix
         if prefix and not prefix.startswith("/") and "://" not in prefix:
             filters = replace(filters, path_prefix=self.common_root() + prefix)
+        if request.safe and safety.FIELD in self.fields():
+            filters = _narrowed(filters, SAFE)
         terms, pictures = list(request.terms), []
         for i, term in enumerate(terms):
             if isinstance(term.value, Picture):
@@ -537,6 +541,17 @@ class Engine:
         if vector is None:
             raise InvalidQueryError(f"item {item_id} has no picture")
         return vector
+
+    def segment_item(self, segment_id: int) -> int:
+        """The item a segment belongs to (NotFoundError for an unknown segment)."""
+        rows = self.store.catalog.hits([segment_id])
+        if segment_id not in rows:
+            raise NotFoundError(f"no segment {segment_id}")
+        return rows[segment_id].item_id
+
+    def flagged(self, item_id: int) -> bool:
+        """Whether safe search flagged the item at index time (its field `explicit`)."""
+        return bool((self.item(item_id).fields or {}).get(safety.FIELD))
 
     def hit_picture(self, hit: Hit, min_side: int | None = None) -> Image.Image | None:
         """The picture behind a hit (query/pictures.py): None for a recording, MediaError where its file

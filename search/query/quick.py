@@ -118,6 +118,8 @@ def search(query: Query, today: dt.date | None = None) -> SearchResult | None:
         return None
     try:
         with closing(_read_only(folder / CATALOG)) as db:
+            if _folds_or_hides(db):
+                return None
             understood = None if query.literal else _understood(db, query.text, today or dt.date.today())
             hits = _search(folder, db, model, tower, query, understood)
     except (sqlite3.Error, OSError, RuntimeError):  # an older schema, a cache being replaced, ...
@@ -126,6 +128,14 @@ def search(query: Query, today: dt.date | None = None) -> SearchResult | None:
         return None
     took = (time.perf_counter() - start) * 1000
     return SearchResult.of(query.text, query.k, hits, query.show_all, understood=understood, took_ms=took)
+
+
+def _folds_or_hides(db: sqlite3.Connection) -> bool:
+    """Whether the index keeps stacks or flagged explicit content: the full way folds stacks into one hit
+    and leaves the flagged out (Engine.search), which this path does not."""
+    stacked = db.execute("select 1 from state where key = 'stacks' and value = 1").fetchone()
+    flagged = db.execute("select 1 from item_fields where name = 'explicit' limit 1").fetchone()
+    return stacked is not None or flagged is not None
 
 
 def _manifest(folder: Path) -> dict | None:

@@ -94,7 +94,8 @@ class SearchRequest:
     `liked` and `disliked` are feedback on hits (item ids): the query moves toward the liked and away from
     the disliked (Rocchio), and the disliked are not shown again. `boost` ranks a concept's items first;
     `diverse` spreads the top hits (maximal marginal relevance, its weight of relevance from 0 to 1). A
-    stack of shots of one moment is one hit, its best shot, unless `every_shot`."""
+    stack of shots of one moment is one hit, its best shot, unless `every_shot`. What safe search flagged at
+    index time is left out unless not `safe`."""
 
     terms: tuple[Term, ...]
     k: int = DEFAULT_K
@@ -109,6 +110,7 @@ class SearchRequest:
     boost: str | None = None  # a concept's name
     diverse: float | None = None
     every_shot: bool = False  # every picture of a stack, not one hit per stack
+    safe: bool = True  # leave out what safe search flagged (the field `explicit`), where the index has it
 
     def __post_init__(self) -> None:
         both = sorted(set(self.liked) & set(self.disliked))
