@@ -324,12 +324,47 @@ def bench_extra_cmd(
     from mmsearch.api.bench.extras import bench_extra
 
     s = settings_from(None, model, pretrained, pretrained is None and not Path(model).exists())
-    what = {"ocr": "OCR", "faces": "faces found"}[extra]
+    what = {"ocr": "OCR", "faces": "faces found", "safety": "safe search"}[extra]
     with err.status(f"indexing with {what} off and on ..."):
         result = bench_extra(s, photos, extra, runs)
     title = (
         f"{result.photos} photos: with {what} {result.on_s} s / without {result.off_s} s = "
         f"[bold]{result.on_over_off}x[/]; the share of {what} {result.share:.0%}"
+    )
+    show(out, result, as_json, title)
+
+
+@app.command("safety")
+def bench_safety_cmd(
+    photos: Annotated[Path, typer.Argument(exists=True, file_okay=False, help="A folder of photos")],
+    model: Annotated[str, typer.Option("--model", "-m")] = "ViT-B-32",
+    pretrained: Pretrained = None,
+    runs: Annotated[int, typer.Option(min=1, help="Runs per side; each keeps its best")] = 2,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Index time with safe search (--safe-search) / without on the same photos, in one run, and its share."""
+    bench_extra_cmd(photos, "safety", model, pretrained, runs, as_json)
+
+
+@app.command("stacks")
+def bench_stacks_cmd(
+    photos: Annotated[Path, typer.Argument(exists=True, file_okay=False, help="A folder of photos")],
+    model: Annotated[str, typer.Option("--model", "-m")] = "ViT-B-32",
+    pretrained: Pretrained = None,
+    runs: Annotated[int, typer.Option(min=1, help="Runs per side; each keeps its best")] = 2,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """A picture's look (for the best shot) against its decoding, and index time keeping stacks against
+    not, in one run on the same photos."""
+    from mmsearch.api.bench.stacks import bench_stacks
+
+    s = settings_from(None, model, pretrained, pretrained is None and not Path(model).exists())
+    with err.status("decoding, measuring, indexing with stacks and without ..."):
+        result = bench_stacks(s, photos, runs)
+    title = (
+        f"{result.photos} photos: a look {result.look_ms} ms / a decode {result.decode_ms} ms = "
+        f"[bold]{result.look_over_decode}x[/]; index time keeping stacks / not = "
+        f"[bold]{result.stacked_over_plain}x[/] ({result.stacks} stacks)"
     )
     show(out, result, as_json, title)
 
