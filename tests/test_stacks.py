@@ -197,3 +197,32 @@ async def over_mcp_stacks(mcp, server) -> list[dict]:
     async with mcp.Client(server) as c:
         found = await c.call_tool("stacks", {})
         return json.loads(found.content[0].text)
+
+
+def test_keeping_stacks_later_measures_the_pictures_indexed_before(tmp_path, shapes_model: Path):
+    """An index made without stacks, whose pictures have no measured look (as before looks were
+    measured): keep_stacks reads them through the door, measures them and stacks them; a file gone since
+    is left alone."""
+    from sqlalchemy import update
+
+    from mmsearch.storage.schema import Item
+
+    for s, scene in enumerate(SCENES[:3]):
+        picture = Image.open(REAL / scene).convert("RGB")
+        picture.thumbnail((640, 640))
+        for f, frame in enumerate(burst(picture)):
+            save_taken(frame, tmp_path / f"{s}-{f}.jpg", START + dt.timedelta(seconds=20 * s + f))
+    settings = Settings(index_dir=tmp_path / "index", model={"name": str(shapes_model), "device": "cpu"})
+    engine = Engine.open(settings, create=True)
+    try:
+        engine.index(tmp_path)
+        assert engine.stacks.listed() == [] and not engine.stacks.keeping()
+        with engine.store.catalog.engine.begin() as conn:
+            conn.execute(update(Item).values(meta=None))
+        (tmp_path / "2-0.jpg").unlink()
+        assert engine.keep_stacks() == 3
+        stacks = engine.stacks.listed()
+        scenes = [{Path(engine.item(i).uri).name[0] for i in st.members} for st in stacks]
+        assert sorted(next(iter(s)) for s in scenes) == ["0", "1", "2"] and all(len(s) == 1 for s in scenes)
+    finally:
+        engine.close()

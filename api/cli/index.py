@@ -122,7 +122,7 @@ def index(
         s = s.model_copy(update={"safety": s.safety.model_copy(update={"enabled": safe_search})})
     engine = open_engine(s, create=True)
     if stacks:
-        engine.stacks.start()
+        engine.keep_stacks()
     columns = (TextColumn("indexing"), BarColumn(), MofNCompleteColumn(), RateColumn(), TimeRemainingColumn())
     with Progress(*columns, console=err, transient=True) as progress:
         task = progress.add_task("index", total=None)

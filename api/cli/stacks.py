@@ -17,7 +17,7 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, rich_markup_mode=N
 @app.command("start")
 def start(index_dir: IndexDir = None) -> None:
     """Keep stacks from now on, and stack the pictures indexed so far."""
-    n = open_engine(settings_from(index_dir)).stacks.start()
+    n = open_engine(settings_from(index_dir)).keep_stacks()
     err.print(f"{n} stacks; new files are stacked as they are indexed", markup=False, highlight=False)
 
 

@@ -73,6 +73,10 @@ def pick(request: Request, engine: EngineDep, stack_id: StackId, body: PickIn) -
     return stack_out(request, engine, engine.stacks.pick(stack_id, body.item_id))
 
 
-@router.post("/admin/stacks", summary="Keep stacks from now on, and stack the pictures indexed so far")
+@router.post(
+    "/admin/stacks",
+    summary="Keep stacks from now on, and stack the pictures indexed so far (those indexed before looks "
+    "were measured are read again)",
+)
 def start(engine: EngineDep) -> dict:
-    return {"stacks": engine.stacks.start()}
+    return {"stacks": engine.keep_stacks()}

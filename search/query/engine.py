@@ -649,6 +649,15 @@ class Engine:
         """The items a concept is least sure of, (id, probability): what to mark next."""
         return teaching.to_label(self.store.catalog, self.concepts, name, n)
 
+    def keep_stacks(self) -> int:
+        """Keep stacks from now on (search/storage/stacks.py): the pictures indexed before looks were
+        measured are measured from their files first, then all are stacked. How many stacks there are."""
+        from mmsearch.indexer.looks import measure_missing
+
+        indexer = (self.settings or Settings(index_dir=self.store.folder)).indexer
+        measure_missing(self.store, indexer, self.encoder.image_size)
+        return self.stacks.start()
+
     @property
     def stacks(self) -> Stacks:
         """The stacks of shots of one moment and copies (search/storage/stacks.py), each searched as one

@@ -26,6 +26,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from mmsearch.errors import InvalidQueryError, NotFoundError
+from mmsearch.hits import INDEXED
 from mmsearch.storage.schema import FaceRow, Item, ItemField, StackMember, StackRow, State
 
 WINDOW_S = 10.0  # seconds between two shots of one moment, at most
@@ -226,6 +227,22 @@ def _choose_best(s: Session, stack: int) -> None:
     looks = _looks(s, members)
     best = max(members, key=lambda i: (looks[i], -i))
     s.execute(update(StackRow).where(StackRow.id == stack).values(best_item=best, picked=False))
+
+
+def unmeasured(engine: Engine) -> list[tuple[int, str]]:
+    """Indexed pictures without a measured look (indexed before looks were measured): (id, path)."""
+    q = select(Item.id, Item.uri, Item.meta).where(Item.kind == "image", Item.status == INDEXED)
+    with Session(engine) as s:
+        return [(i, uri) for i, uri, meta in s.execute(q) if "look" not in (meta or {})]
+
+
+def measured(engine: Engine, looks: dict[int, dict]) -> None:
+    """Their looks, measured now, into their meta."""
+    with Session(engine) as s, s.begin():
+        for item_id, look_of in looks.items():
+            item = s.get(Item, item_id)
+            if item is not None:
+                item.meta = {**(item.meta or {}), "look": look_of}
 
 
 class Stacks:
