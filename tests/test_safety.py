@@ -25,6 +25,11 @@ from tests.conftest import serve
 pytest.importorskip("nudenet")
 FACES = Path(__file__).resolve().parents[1] / ".cache" / "real" / "faces"  # make real-data
 PORTRAITS = ("obama.jpg", "obama2.jpg", "biden.jpg")
+SHOWN_OBAMA = """() => {
+  const more = document.querySelector("#more");
+  if (!more.hidden) more.click();
+  return [...document.querySelectorAll("#results li .name")].some((n) => n.textContent.startsWith("obama"));
+}"""
 
 
 @pytest.fixture(scope="module")
@@ -116,3 +121,37 @@ def test_every_door_leaves_them_out_and_blurs_their_thumbnails(flagged):
         texts = [json.loads(c.text) for c in asyncio.run(over_mcp(safe)).content if c.type == "text"]
         assert names(texts[1:]) == expected[safe]
     assert quick.search(quick.Query("a photo", 40, settings.index_dir)) is None  # the full way decides
+
+
+def test_the_page_leaves_them_out_until_safe_search_is_turned_off(flagged, browser):
+    """The page's Safe search box: on, no portrait among the results; off, the search runs again with
+    them, their thumbnails asked for unblurred (safe=false); no 4xx, no console error."""
+    from mmsearch.api.app import create_app
+
+    _, settings, engine = flagged
+    with serve(create_app(settings, engine)) as url:
+        page = browser.new_page()
+        refused, console = [], []
+        page.on("response", lambda r: refused.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+        page.on("console", lambda m: console.append(m.text) if m.type in ("error", "warning") else None)
+        page.goto(url)
+        page.locator("#q").fill("a photo")
+        page.locator("#q").press("Enter")
+        page.wait_for_selector("#results li")
+
+        def shown() -> set[str]:
+            """Every result's file name, the weaker matches shown too."""
+            if page.locator("#more").is_visible():
+                page.locator("#more").click()
+            return {name.split(" ")[0] for name in page.locator("#results li .name").all_inner_texts()}
+
+        assert shown() and not set(PORTRAITS) & shown()
+        with page.expect_response(lambda r: "/search?" in r.url and "safe=false" in r.url):
+            page.get_by_label("Safe search").uncheck()
+        page.wait_for_function(SHOWN_OBAMA)  # the new results, their weaker matches shown
+        assert set(PORTRAITS) <= shown()
+        pictures = page.locator("#results li img").evaluate_all(
+            "imgs => imgs.map(i => i.getAttribute('src'))"
+        )
+        assert all(src.endswith("safe=false") for src in pictures)
+        assert refused == [] and console == []
