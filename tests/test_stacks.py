@@ -56,7 +56,7 @@ def bursts(tmp_path_factory):
             save_taken(frame, root / name, START + dt.timedelta(seconds=3 * s + f))  # bursts overlap
             truth[name] = (s, FRAMES[f])
     # A picture's look is measured as the indexer decodes it for the model: ViT-B-32's 224 pixels keep
-    # these 640-pixel frames whole, where the tiny shapes model's would take them at a quarter.
+    # these 640-pixel frames whole, where the tiny shapes model's 48 would take them at an eighth.
     model = {"name": "ViT-B-32", "random_weights": True, "device": "cpu"}
     settings = Settings(index_dir=root / "index", model=model)
     engine = Engine.open(settings, create=True)
