@@ -146,10 +146,18 @@ def build(engine: Engine, settings: Settings) -> MCPServer:
             if not terms:
                 raise ToolError("give text, image_path, image_base64 or concept")
             filters = Filters(kind=kind, path_prefix=path_prefix, min_score=min_score, where=where)
-            options = {"sort": sort, "literal": literal, "show_all": show_all, "boost": boost}
-            feedback = {"liked": tuple(liked or ()), "disliked": tuple(disliked or ()), "diverse": diverse}
-            feedback |= {"every_shot": every_shot, "safe": safe}
-            return reply(engine.search(SearchRequest(terms, k, filters, **options, **feedback)), safe)
+            options = {
+                "sort": sort,
+                "literal": literal,
+                "show_all": show_all,
+                "liked": tuple(liked or ()),
+                "disliked": tuple(disliked or ()),
+                "boost": boost,
+                "diverse": diverse,
+                "every_shot": every_shot,
+                "safe": safe,
+            }
+            return reply(engine.search(SearchRequest(terms, k, filters, **options)), safe)
 
         return run(work)
 

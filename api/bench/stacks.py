@@ -64,7 +64,7 @@ def bench_stacks(settings: Settings, photos: Path, runs: int = 2) -> StackBench:
                     Stacks(store.catalog.engine).start()
                 report = index_folder(photos, encoder, store, settings.indexer)
                 if kept:
-                    stacks = len(Stacks(store.catalog.engine).listed(None))
+                    stacks = Stacks(store.catalog.engine).count()
                 store.close()
             best[kept] = min(best.get(kept, float("inf")), report.seconds)
     n = len(files)

@@ -20,6 +20,13 @@ from mmsearch.api.cli.common import (
 from mmsearch.config import Backend, Settings
 from mmsearch.defaults import CANDIDATES
 
+# The options of the benchmarks that index a folder of photos with a stage on and off (ocr, people,
+# safety, stacks).
+Photos = Annotated[Path, typer.Argument(exists=True, file_okay=False, help="A folder of photos")]
+PhotoModel = Annotated[str, typer.Option("--model", "-m")]
+Runs = Annotated[int, typer.Option(min=1, help="Runs per side; each keeps its best")]
+AsJson = Annotated[bool, typer.Option("--json")]
+
 app = typer.Typer(no_args_is_help=True, help="Benchmarks that print measured ratios.", rich_markup_mode=None)
 
 
@@ -296,11 +303,11 @@ def bench_text_int8_cmd(
 
 @app.command("ocr")
 def bench_ocr_cmd(
-    photos: Annotated[Path, typer.Argument(exists=True, file_okay=False, help="A folder of photos")],
-    model: Annotated[str, typer.Option("--model", "-m")] = "ViT-B-32",
+    photos: Photos,
+    model: PhotoModel = "ViT-B-32",
     pretrained: Pretrained = None,
-    runs: Annotated[int, typer.Option(min=1, help="Runs per side; each keeps its best")] = 2,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    runs: Runs = 2,
+    as_json: AsJson = False,
 ) -> None:
     """Index time with OCR on / with it off on the same photos, in one run, and OCR's share."""
     bench_extra_cmd(photos, "ocr", model, pretrained, runs, as_json)
@@ -308,14 +315,19 @@ def bench_ocr_cmd(
 
 @app.command("people")
 def bench_people_cmd(
-    photos: Annotated[Path, typer.Argument(exists=True, file_okay=False, help="A folder of photos")],
-    model: Annotated[str, typer.Option("--model", "-m")] = "ViT-B-32",
+    photos: Photos,
+    model: PhotoModel = "ViT-B-32",
     pretrained: Pretrained = None,
-    runs: Annotated[int, typer.Option(min=1, help="Runs per side; each keeps its best")] = 2,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    runs: Runs = 2,
+    as_json: AsJson = False,
 ) -> None:
     """Index time with faces found (--faces) / without on the same photos, in one run, and their share."""
     bench_extra_cmd(photos, "faces", model, pretrained, runs, as_json)
+
+
+def photo_settings(model: str, pretrained: str | None) -> Settings:
+    """A photo benchmark's settings: the model named, with random weights unless a tag or folder is given."""
+    return settings_from(None, model, pretrained, pretrained is None and not Path(model).exists())
 
 
 def bench_extra_cmd(
@@ -323,7 +335,7 @@ def bench_extra_cmd(
 ) -> None:
     from mmsearch.api.bench.extras import bench_extra
 
-    s = settings_from(None, model, pretrained, pretrained is None and not Path(model).exists())
+    s = photo_settings(model, pretrained)
     what = {"ocr": "OCR", "faces": "faces found", "safety": "safe search"}[extra]
     with err.status(f"indexing with {what} off and on ..."):
         result = bench_extra(s, photos, extra, runs)
@@ -336,11 +348,11 @@ def bench_extra_cmd(
 
 @app.command("safety")
 def bench_safety_cmd(
-    photos: Annotated[Path, typer.Argument(exists=True, file_okay=False, help="A folder of photos")],
-    model: Annotated[str, typer.Option("--model", "-m")] = "ViT-B-32",
+    photos: Photos,
+    model: PhotoModel = "ViT-B-32",
     pretrained: Pretrained = None,
-    runs: Annotated[int, typer.Option(min=1, help="Runs per side; each keeps its best")] = 2,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    runs: Runs = 2,
+    as_json: AsJson = False,
 ) -> None:
     """Index time with safe search (--safe-search) / without on the same photos, in one run, and its share."""
     bench_extra_cmd(photos, "safety", model, pretrained, runs, as_json)
@@ -348,17 +360,17 @@ def bench_safety_cmd(
 
 @app.command("stacks")
 def bench_stacks_cmd(
-    photos: Annotated[Path, typer.Argument(exists=True, file_okay=False, help="A folder of photos")],
-    model: Annotated[str, typer.Option("--model", "-m")] = "ViT-B-32",
+    photos: Photos,
+    model: PhotoModel = "ViT-B-32",
     pretrained: Pretrained = None,
-    runs: Annotated[int, typer.Option(min=1, help="Runs per side; each keeps its best")] = 2,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    runs: Runs = 2,
+    as_json: AsJson = False,
 ) -> None:
     """A picture's look (for the best shot) against its decoding, and index time keeping stacks against
     not, in one run on the same photos."""
     from mmsearch.api.bench.stacks import bench_stacks
 
-    s = settings_from(None, model, pretrained, pretrained is None and not Path(model).exists())
+    s = photo_settings(model, pretrained)
     with err.status("decoding, measuring, indexing with stacks and without ..."):
         result = bench_stacks(s, photos, runs)
     title = (

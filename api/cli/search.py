@@ -98,8 +98,12 @@ def search(
         terms.append(Term(query, weight if terms else 1.0))
     terms += [Term(text, -not_weight) for text in negative or []]
     filters = Filters(kind, local_prefix(path_prefix), min_score, where)
-    options = {"collapse": collapse, "sort": sort, "hybrid": hybrid, "literal": literal, "show_all": show_all}
-    feedback = {
+    options = {
+        "collapse": collapse,
+        "sort": sort,
+        "hybrid": hybrid,
+        "literal": literal,
+        "show_all": show_all,
         "liked": tuple(liked or ()),
         "disliked": tuple(disliked or ()),
         "boost": boost,
@@ -107,7 +111,7 @@ def search(
         "every_shot": every_shot,
         "safe": not unsafe,
     }
-    request = SearchRequest(tuple(terms), k, filters, **options, **feedback)
+    request = SearchRequest(tuple(terms), k, filters, **options)
     result = open_engine(s).search(request)
     print_result(out, result, as_json, paths, err)
 

@@ -144,10 +144,10 @@ class SearchParams:
     collapse: float | None = None
     show_all: bool = False
     sort: str | None = None
-    feedback: SearchOptions | None = None
+    options: SearchOptions | None = None
 
     def request(self, *terms: Term, **more) -> SearchRequest:
-        options = {"show_all": self.show_all, **(self.feedback.options() if self.feedback else {})}
+        options = {"show_all": self.show_all, **(self.options.request_fields() if self.options else {})}
         return SearchRequest(terms, self.k, self.filters, self.collapse, self.sort, **options, **more)
 
 
@@ -171,7 +171,7 @@ class SearchOptions(BaseModel):
     every_shot: bool = Field(False, description=EVERY_SHOT_DOC)
     safe: bool = Field(True, description=SAFE_DOC)
 
-    def options(self) -> dict:
+    def request_fields(self) -> dict:
         return {
             "liked": tuple(self.liked),
             "disliked": tuple(self.disliked),
@@ -231,8 +231,9 @@ async def search_params(
 ) -> SearchParams:
     filters = Filters(kind=kind, path_prefix=path_prefix, min_score=min_score, where=where)
     options = {"boost": boost, "diverse": diverse, "every_shot": every_shot, "safe": safe}
-    feedback = SearchOptions(liked=liked, disliked=disliked, **options)
-    return SearchParams(k, filters, collapse, show_all, sort, feedback)
+    return SearchParams(
+        k, filters, collapse, show_all, sort, SearchOptions(liked=liked, disliked=disliked, **options)
+    )
 
 
 SearchParamsDep = Annotated[SearchParams, Depends(search_params)]
@@ -376,7 +377,7 @@ def search_composed(
     terms = tuple(Term(_term_value(t, settings.search.max_picture_bytes), t.weight) for t in body.terms)
     filters = Filters(body.kind, body.path_prefix, body.min_score, body.where)
     options = {"collapse": body.collapse, "sort": body.sort, "literal": body.literal, "show_all": body.all}
-    result = engine.search(SearchRequest(terms, body.k, filters, **options, **body.options()))
+    result = engine.search(SearchRequest(terms, body.k, filters, **options, **body.request_fields()))
     return SearchOut(**search_out(request, result))
 
 

@@ -274,12 +274,18 @@ class Stacks:
                 chunk = shots[start : start + CHUNK]
                 hashes = _hashes(s, [i for _, i, _ in chunk])
                 place(s, [Shot(i, when, hashes.get(i), digest) for when, i, digest in chunk])
-        return len(self.listed(limit=None))
+        return self.count()
 
     def keeping(self) -> bool:
         """Whether this index keeps stacks."""
         with Session(self.engine) as s:
             return stacking(s)
+
+    def count(self) -> int:
+        """How many stacks there are (of two shots or more)."""
+        sizes = select(StackMember.stack_id).group_by(StackMember.stack_id).having(func.count() >= 2)
+        with Session(self.engine) as s:
+            return s.scalar(select(func.count()).select_from(sizes.subquery())) or 0
 
     def listed(self, limit: int | None = 100) -> list[StackSummary]:
         """The stacks, largest first."""
