@@ -155,3 +155,16 @@ def test_the_page_leaves_them_out_until_safe_search_is_turned_off(flagged, brows
         )
         assert all(src.endswith("safe=false") for src in pictures)
         assert refused == [] and console == []
+
+
+def test_answers_never_cite_what_safe_search_flagged(flagged):
+    """An answer's evidence is a search (Engine.search): the flagged portraits are never among it."""
+    from mmsearch.answer.answerer import Answerer
+    from mmsearch.config import AnswerSettings
+
+    _, _, engine = flagged
+    answerer = Answerer(engine, AnswerSettings(min_relevance=-1.0, max_evidence=40))
+    unsafe = SearchRequest.words("a photo of a man", k=40, show_all=True, safe=False)
+    assert set(PORTRAITS) <= names(engine.search(unsafe).hits)  # they would be found
+    cited = {Path(e.hit.uri).name for e in answerer.evidence("a photo of a man")}
+    assert cited and not set(PORTRAITS) & cited
